@@ -1,0 +1,179 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Ordering says in which order a Subscription's events reach the subscriber.
+// +kubebuilder:validation:Enum=unordered;ordered;perKey
+type Ordering string
+
+const (
+	// OrderingUnordered delivers up to maxInFlight events in parallel, in no
+	// particular order. Highest throughput.
+	OrderingUnordered Ordering = "unordered"
+	// OrderingOrdered delivers one event at a time in the order the Topic
+	// stored them; a failing event blocks later ones until it is delivered or
+	// dead-lettered.
+	OrderingOrdered Ordering = "ordered"
+	// OrderingPerKey delivers events with the same partitionkey extension one
+	// at a time in order, and events of different keys in parallel (up to
+	// maxInFlight). Events without a partitionkey share one key.
+	OrderingPerKey Ordering = "perKey"
+)
+
+// RateLimit bounds how fast Herald delivers to a subscriber.
+type RateLimit struct {
+	// EventsPerSecond is the sustained delivery rate, attempts and retries together.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000000
+	EventsPerSecond int32 `json:"eventsPerSecond"`
+
+	// Burst is how many events may go above the rate at once. Default: equal
+	// to eventsPerSecond.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000000
+	Burst *int32 `json:"burst,omitempty"`
+}
+
+// SubscriptionSpec declares which events of a Topic go to which subscriber, and how.
+type SubscriptionSpec struct {
+	// Topic is the name of a Topic in the Subscription's namespace. It cannot
+	// change once the Subscription exists.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=52
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="topic cannot change once the Subscription exists; delete and recreate the Subscription to subscribe to another Topic"
+	Topic string `json:"topic"`
+
+	// Subscriber receives the events, as HTTP POSTs in CloudEvents binary mode.
+	Subscriber Destination `json:"subscriber"`
+
+	// Reply receives the CloudEvent a subscriber returns in a 200 response.
+	// Without it, such replies are dropped.
+	// +optional
+	Reply *Destination `json:"reply,omitempty"`
+
+	// Filters select the events the subscriber receives; all of them must
+	// match. No filters means every event.
+	// +optional
+	// +kubebuilder:validation:MaxItems=16
+	Filters []SubscriptionsAPIFilter `json:"filters,omitempty"`
+
+	// Delivery overrides the Topic's default delivery field by field.
+	// +optional
+	Delivery *DeliverySpec `json:"delivery,omitempty"`
+
+	// Ordering is unordered (default), ordered, or perKey (FIFO per
+	// partitionkey extension, parallel across keys).
+	// +optional
+	// +kubebuilder:default=unordered
+	Ordering Ordering `json:"ordering,omitempty"`
+
+	// MaxInFlight is how many deliveries may be under way at once for this
+	// Subscription in each dispatcher replica. Ignored with ordering ordered,
+	// which has one. Default 64.
+	// +optional
+	// +kubebuilder:default=64
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=10000
+	MaxInFlight int32 `json:"maxInFlight,omitempty"`
+
+	// RateLimit bounds the delivery rate.
+	// +optional
+	RateLimit *RateLimit `json:"rateLimit,omitempty"`
+
+	// StartPosition is where a new Subscription starts reading the Topic:
+	// latest (default, only events accepted from now on), earliest (every
+	// event the Topic still holds) or an RFC 3339 time such as
+	// 2026-01-02T15:04:05Z. It cannot change once the Subscription exists.
+	// +optional
+	// +kubebuilder:default=latest
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:XValidation:rule="self in ['latest', 'earliest'] || self.matches('^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}([.][0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})$')",message="startPosition is latest, earliest, or an RFC 3339 time such as 2026-01-02T15:04:05Z"
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="startPosition cannot change once the Subscription exists; delete and recreate the Subscription to start from another position"
+	StartPosition string `json:"startPosition,omitempty"`
+
+	// Paused stops delivery and keeps the Subscription's position; events
+	// accepted meanwhile are delivered when it is set back to false.
+	// +optional
+	Paused bool `json:"paused,omitempty"`
+}
+
+// ConsumerStatus is what JetStream last reported about a Subscription's consumer.
+type ConsumerStatus struct {
+	// Name of the durable JetStream consumer.
+	Name string `json:"name,omitempty"`
+	// Pending is the number of events not yet delivered: the Subscription's lag.
+	Pending uint64 `json:"pending"`
+	// AckPending is the number of deliveries under way or waiting for a retry.
+	AckPending int64 `json:"ackPending"`
+	// Redelivered is the number of events delivered more than once and not yet acknowledged.
+	Redelivered int64 `json:"redelivered"`
+}
+
+// SubscriptionStatus is the observed state of a Subscription.
+type SubscriptionStatus struct {
+	// ObservedGeneration is the generation the status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// Conditions: Ready, TopicReady, SubscriberResolved, ConsumerReady.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// SubscriberURI is the resolved address of spec.subscriber.
+	// +optional
+	SubscriberURI string `json:"subscriberUri,omitempty"`
+
+	// ReplyURI is the resolved address of spec.reply.
+	// +optional
+	ReplyURI string `json:"replyUri,omitempty"`
+
+	// DeadLetterSinkURI is the resolved address of the effective dead-letter sink.
+	// +optional
+	DeadLetterSinkURI string `json:"deadLetterSinkUri,omitempty"`
+
+	// Consumer is what JetStream reports about the Subscription's consumer.
+	// +optional
+	Consumer *ConsumerStatus `json:"consumer,omitempty"`
+}
+
+// Subscription delivers the events of a Topic that match its filters to a
+// subscriber, with retries, backoff, ordering and a dead-letter sink.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=hsub,categories=herald
+// +kubebuilder:printcolumn:name="Topic",type=string,JSONPath=`.spec.topic`
+// +kubebuilder:printcolumn:name="Subscriber",type=string,JSONPath=`.status.subscriberUri`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
+// +kubebuilder:printcolumn:name="Lag",type=integer,JSONPath=`.status.consumer.pending`,priority=1
+// +kubebuilder:printcolumn:name="Paused",type=boolean,JSONPath=`.spec.paused`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:validation:XValidation:rule="self.metadata.name.size() <= 63",message="Subscription names are at most 63 characters because they name a JetStream consumer"
+type Subscription struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// Spec declares the Subscription.
+	Spec SubscriptionSpec `json:"spec"`
+
+	// Status is the observed state.
+	// +optional
+	Status SubscriptionStatus `json:"status,omitempty"`
+}
+
+// SubscriptionList is a list of Subscriptions.
+// +kubebuilder:object:root=true
+type SubscriptionList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []Subscription `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&Subscription{}, &SubscriptionList{})
+}

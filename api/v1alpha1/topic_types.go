@@ -1,0 +1,192 @@
+package v1alpha1
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// StorageType is where JetStream keeps a Topic's events.
+// +kubebuilder:validation:Enum=file;memory
+type StorageType string
+
+const (
+	// StorageFile keeps events on disk; they survive a NATS restart.
+	StorageFile StorageType = "file"
+	// StorageMemory keeps events in memory; a NATS restart loses them.
+	StorageMemory StorageType = "memory"
+)
+
+// TopicRetention bounds how much a Topic keeps. The oldest events are removed
+// first when a limit is reached; events not yet delivered count as well, so a
+// subscriber that falls behind past a limit misses the removed events.
+// Unset fields mean no limit.
+type TopicRetention struct {
+	// MaxAge removes events older than this, for example P7D.
+	// +optional
+	MaxAge *Duration `json:"maxAge,omitempty"`
+
+	// MaxBytes bounds the stream's size in bytes.
+	// +optional
+	// +kubebuilder:validation:Minimum=1024
+	MaxBytes *int64 `json:"maxBytes,omitempty"`
+
+	// MaxMessages bounds the number of events kept.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	MaxMessages *int64 `json:"maxMessages,omitempty"`
+
+	// Discard says what happens when maxBytes or maxMessages is reached: old
+	// (default) removes the oldest events, delivered or not; new refuses new
+	// events with 429 and Retry-After until space frees up, so producers see
+	// backpressure instead of older events disappearing.
+	// +optional
+	// +kubebuilder:default=old
+	Discard DiscardPolicy `json:"discard,omitempty"`
+}
+
+// DiscardPolicy says which events make room when a Topic is full.
+// +kubebuilder:validation:Enum=old;new
+type DiscardPolicy string
+
+const (
+	// DiscardOld removes the oldest events to make room.
+	DiscardOld DiscardPolicy = "old"
+	// DiscardNew refuses new events while the Topic is full.
+	DiscardNew DiscardPolicy = "new"
+)
+
+// DispatcherSpec sizes the Deployment that serves a Topic's ingress and
+// delivers its events.
+type DispatcherSpec struct {
+	// Replicas of the dispatcher Deployment. Default 1.
+	// +optional
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=50
+	Replicas *int32 `json:"replicas,omitempty"`
+
+	// Resources of the dispatcher container.
+	// +optional
+	Resources *corev1.ResourceRequirements `json:"resources,omitempty"`
+}
+
+// TopicSpec declares a durable event stream.
+type TopicSpec struct {
+	// Storage is file (default, survives restarts) or memory. It cannot change
+	// once the Topic exists.
+	// +optional
+	// +kubebuilder:default=file
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="storage cannot change once the Topic exists; delete and recreate the Topic to change it"
+	Storage StorageType `json:"storage,omitempty"`
+
+	// Replicas is the number of NATS servers holding a copy of each event: 1,
+	// 3 or 5 (JetStream R1/R3/R5). Default 1. Producers get their 2xx only
+	// after this many servers stored the event.
+	// +optional
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:Enum=1;3;5
+	Replicas int32 `json:"replicas,omitempty"`
+
+	// Retention bounds the stream by age, size and count.
+	// +optional
+	Retention *TopicRetention `json:"retention,omitempty"`
+
+	// DuplicateWindow is how long Herald remembers the source and id of
+	// accepted events; an event with the same source and id inside the window
+	// is acknowledged but stored once. Default PT2M.
+	// +optional
+	DuplicateWindow *Duration `json:"duplicateWindow,omitempty"`
+
+	// MaxEventSize is the largest event Herald accepts, in bytes, attributes
+	// and data together. Larger events get 413. Default 1048576 (1 MiB).
+	// +optional
+	// +kubebuilder:default=1048576
+	// +kubebuilder:validation:Minimum=1024
+	// +kubebuilder:validation:Maximum=8388608
+	MaxEventSize int32 `json:"maxEventSize,omitempty"`
+
+	// Dispatcher sizes the Topic's dispatcher Deployment.
+	// +optional
+	Dispatcher *DispatcherSpec `json:"dispatcher,omitempty"`
+
+	// Delivery is the default delivery of the Topic's Subscriptions; a
+	// Subscription's own delivery fields override it field by field.
+	// +optional
+	Delivery *DeliverySpec `json:"delivery,omitempty"`
+}
+
+// StreamStatus is what JetStream last reported about a Topic's stream.
+type StreamStatus struct {
+	// Name of the JetStream stream.
+	Name string `json:"name,omitempty"`
+	// Messages currently stored.
+	Messages uint64 `json:"messages,omitempty"`
+	// Bytes currently stored.
+	Bytes uint64 `json:"bytes,omitempty"`
+	// LastSequence is the sequence number of the newest event.
+	LastSequence uint64 `json:"lastSequence,omitempty"`
+}
+
+// TopicStatus is the observed state of a Topic.
+type TopicStatus struct {
+	// ObservedGeneration is the generation the status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// Conditions: Ready, StreamReady, DispatcherAvailable, PlanPublished, Stalled.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// Address is where producers POST CloudEvents.
+	// +optional
+	Address *Addressable `json:"address,omitempty"`
+
+	// Stream is what JetStream reports about the Topic's stream.
+	// +optional
+	Stream *StreamStatus `json:"stream,omitempty"`
+
+	// Subscriptions is the number of Subscriptions in the Topic's plan.
+	// +optional
+	Subscriptions int32 `json:"subscriptions,omitempty"`
+}
+
+// Topic is a durable stream of CloudEvents. Producers POST events to
+// status.address.url; Herald stores each event in NATS JetStream before it
+// answers and delivers it to every matching Subscription.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=htopic,categories=herald
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
+// +kubebuilder:printcolumn:name="URL",type=string,JSONPath=`.status.address.url`
+// +kubebuilder:printcolumn:name="Messages",type=integer,JSONPath=`.status.stream.messages`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:validation:XValidation:rule="self.metadata.name.size() <= 52",message="Topic names are at most 52 characters so that the dispatcher's Service name (<name>-dispatcher) fits 63"
+// +kubebuilder:validation:XValidation:rule="self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",message="Topic names start with a letter and hold only lower-case letters, digits and '-', because they name a Service"
+type Topic struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// Spec declares the stream and its dispatcher.
+	// +optional
+	// +kubebuilder:default={}
+	Spec TopicSpec `json:"spec,omitempty"`
+
+	// Status is the observed state.
+	// +optional
+	Status TopicStatus `json:"status,omitempty"`
+}
+
+// TopicList is a list of Topics.
+// +kubebuilder:object:root=true
+type TopicList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []Topic `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&Topic{}, &TopicList{})
+}

@@ -1,0 +1,153 @@
+// Package plan is the contract between Herald's control plane (the operator,
+// or herald dev) and its data plane (the dispatcher). Compile turns a Topic
+// and its Subscriptions, with their Destinations already resolved to URIs,
+// into the JetStream stream and consumer configurations the control plane
+// ensures and the TopicPlan the dispatcher executes. Both control planes call
+// the same function, so they cannot drift apart.
+//
+// Plans travel through the JetStream key-value bucket KVBucket, one key per
+// Topic (Key), as JSON. Dispatchers watch the keys of the Topics they serve.
+package plan
+
+import (
+	"fmt"
+	"time"
+)
+
+// KVBucket is the JetStream key-value bucket holding one TopicPlan per Topic.
+const KVBucket = "herald-plans"
+
+// Version is the schema version of TopicPlan. A dispatcher refuses a plan
+// with a version it does not know instead of misreading it.
+const Version = 1
+
+// TopicPlan is everything a dispatcher needs to serve one Topic: where to
+// publish accepted events and how to deliver them to each Subscription.
+type TopicPlan struct {
+	// Version is the plan schema version (Version).
+	Version int `json:"version"`
+	// Namespace and Name identify the Topic.
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	// Stream is the JetStream stream holding the Topic's events.
+	Stream string `json:"stream"`
+	// Subject is the subject accepted events are published to.
+	Subject string `json:"subject"`
+	// MaxEventSize is the largest accepted event in bytes.
+	MaxEventSize int `json:"maxEventSize"`
+	// Subscriptions are delivered independently of each other.
+	Subscriptions []SubscriptionPlan `json:"subscriptions,omitempty"`
+}
+
+// SubscriptionPlan says how one Subscription's events are delivered.
+type SubscriptionPlan struct {
+	// Name of the Subscription (in the Topic's namespace).
+	Name string `json:"name"`
+	// Consumer is the durable JetStream consumer the dispatcher pulls from.
+	Consumer string `json:"consumer"`
+	// Generation of the Subscription this plan was compiled from.
+	Generation int64 `json:"generation,omitempty"`
+	// SubscriberURI receives the events.
+	SubscriberURI string `json:"subscriberUri"`
+	// ReplyURI receives CloudEvents returned in 200 responses; empty drops them.
+	ReplyURI string `json:"replyUri,omitempty"`
+	// DeadLetterURI receives events whose delivery failed for good; empty
+	// drops them (counted in metrics).
+	DeadLetterURI string `json:"deadLetterUri,omitempty"`
+	// Filters must all match for an event to be delivered.
+	Filters []Filter `json:"filters,omitempty"`
+	// Delivery is the effective retry policy.
+	Delivery Delivery `json:"delivery"`
+	// Ordering is unordered, ordered or perKey.
+	Ordering string `json:"ordering"`
+	// MaxInFlight bounds concurrent deliveries per dispatcher replica.
+	MaxInFlight int `json:"maxInFlight"`
+	// RateLimit bounds the delivery rate per dispatcher replica; nil means none.
+	RateLimit *RateLimit `json:"rateLimit,omitempty"`
+	// Paused stops delivery; the consumer keeps its position.
+	Paused bool `json:"paused,omitempty"`
+}
+
+// Delivery is a Subscription's effective delivery policy, defaults applied.
+type Delivery struct {
+	// Retry is the number of retries after the first attempt.
+	Retry int `json:"retry"`
+	// BackoffPolicy is linear or exponential.
+	BackoffPolicy string `json:"backoffPolicy"`
+	// BackoffDelay is the base wait between retries.
+	BackoffDelay Millis `json:"backoffDelayMs"`
+	// BackoffMax caps the wait between retries.
+	BackoffMax Millis `json:"backoffMaxMs"`
+	// Timeout bounds one attempt.
+	Timeout Millis `json:"timeoutMs"`
+	// RetryAfterMax caps an honoured Retry-After; negative means "up to BackoffMax".
+	RetryAfterMax Millis `json:"retryAfterMaxMs"`
+}
+
+// RateLimit is a token bucket.
+type RateLimit struct {
+	EventsPerSecond int `json:"eventsPerSecond"`
+	Burst           int `json:"burst"`
+}
+
+// Filter is one CloudEvents Subscriptions API filter expression. Exactly one
+// field is set.
+type Filter struct {
+	Exact  map[string]string `json:"exact,omitempty"`
+	Prefix map[string]string `json:"prefix,omitempty"`
+	Suffix map[string]string `json:"suffix,omitempty"`
+	CESQL  string            `json:"cesql,omitempty"`
+	All    []Filter          `json:"all,omitempty"`
+	Any    []Filter          `json:"any,omitempty"`
+	Not    *Filter           `json:"not,omitempty"`
+}
+
+// Millis is a duration carried as whole milliseconds in JSON.
+type Millis int64
+
+// Duration returns m as a time.Duration.
+func (m Millis) Duration() time.Duration { return time.Duration(m) * time.Millisecond }
+
+// ToMillis rounds d up to whole milliseconds.
+func ToMillis(d time.Duration) Millis {
+	return Millis((d + time.Millisecond - 1) / time.Millisecond)
+}
+
+// Key is the KVBucket key of a Topic's plan.
+func Key(namespace, topic string) string { return namespace + "." + topic }
+
+// StreamName is the JetStream stream of a Topic. Kubernetes names hold no
+// '_', so the mapping is one-to-one.
+func StreamName(namespace, topic string) string { return "herald_" + namespace + "_" + topic }
+
+// Subject is the subject a Topic's events are published to.
+func Subject(namespace, topic string) string { return "herald.events." + namespace + "." + topic }
+
+// ConsumerName is the durable consumer of a Subscription. Subscription names
+// may hold '.', which consumer names may not; Kubernetes names hold no '_', so
+// replacing one with the other is one-to-one.
+func ConsumerName(subscription string) string {
+	b := []byte(subscription)
+	for i, c := range b {
+		if c == '.' {
+			b[i] = '_'
+		}
+	}
+	return "sub_" + string(b)
+}
+
+// Validate checks what a dispatcher relies on.
+func (p *TopicPlan) Validate() error {
+	if p.Version != Version {
+		return fmt.Errorf("plan version %d is not supported (want %d)", p.Version, Version)
+	}
+	if p.Namespace == "" || p.Name == "" || p.Stream == "" || p.Subject == "" {
+		return fmt.Errorf("plan lacks namespace, name, stream or subject")
+	}
+	for _, s := range p.Subscriptions {
+		if s.Consumer == "" || s.SubscriberURI == "" {
+			return fmt.Errorf("subscription %q lacks a consumer or subscriber URI", s.Name)
+		}
+	}
+	return nil
+}
