@@ -1,0 +1,85 @@
+// Package natstest starts embedded NATS servers with JetStream for tests and
+// for herald dev. Servers listen on a random loopback port and store their
+// data in a directory of the caller's choosing.
+package natstest
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+)
+
+// Options configures an embedded server.
+type Options struct {
+	// StoreDir holds JetStream data. Required.
+	StoreDir string
+	// Host to listen on; default 127.0.0.1.
+	Host string
+	// Port to listen on; -1 (default when 0) picks a free port.
+	Port int
+	// MaxPayload is the largest message the server accepts; default 8 MiB so
+	// Topics may raise maxEventSize to the API's maximum.
+	MaxPayload int32
+}
+
+// Run starts an embedded JetStream server and waits until it accepts
+// connections.
+func Run(o Options) (*server.Server, error) {
+	if o.Host == "" {
+		o.Host = "127.0.0.1"
+	}
+	if o.Port == 0 {
+		o.Port = -1
+	}
+	if o.MaxPayload == 0 {
+		o.MaxPayload = 8 << 20
+	}
+	s, err := server.NewServer(&server.Options{
+		ServerName: "herald",
+		Host:       o.Host,
+		Port:       o.Port,
+		JetStream:  true,
+		StoreDir:   o.StoreDir,
+		MaxPayload: o.MaxPayload,
+		NoSigs:     true,
+		NoLog:      true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("nats server: %w", err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		s.Shutdown()
+		return nil, fmt.Errorf("nats server not ready after 10s")
+	}
+	return s, nil
+}
+
+// Start runs an embedded JetStream server for the test and shuts it down in
+// t.Cleanup.
+func Start(t testing.TB) *server.Server {
+	t.Helper()
+	s, err := Run(Options{StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		s.Shutdown()
+		s.WaitForShutdown()
+	})
+	return s
+}
+
+// Connect connects to s and closes the connection in t.Cleanup.
+func Connect(t testing.TB, s *server.Server) *nats.Conn {
+	t.Helper()
+	nc, err := nats.Connect(s.ClientURL(), nats.MaxReconnects(-1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}

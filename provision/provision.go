@@ -1,0 +1,397 @@
+// Package provision makes NATS JetStream match a compiled plan: it creates or
+// updates a Topic's stream and its Subscriptions' durable consumers, publishes
+// the Topic's plan to the plan bucket, and deletes what is no longer
+// declared. The operator and herald dev both use it, on top of the pure
+// plan.Compile.
+//
+// Every Ensure call compares the desired configuration with what the server
+// reports and writes only when they differ, so calling it on every reconcile
+// is cheap.
+package provision
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/herald-dev/herald/dispatcher/plan"
+)
+
+// ErrRefused wraps a configuration change JetStream refuses to apply to an
+// existing stream (for example a storage type change). Retrying does not
+// help; the spec must change or the Topic be recreated.
+var ErrRefused = errors.New("jetstream refused the change")
+
+// Provisioner applies plans through one JetStream context.
+type Provisioner struct {
+	js jetstream.JetStream
+	kv jetstream.KeyValue
+}
+
+// New returns a Provisioner, creating the plan bucket when it is missing.
+// replicas is the bucket's replica count (1 or 3 for a NATS cluster).
+func New(ctx context.Context, js jetstream.JetStream, replicas int) (*Provisioner, error) {
+	if replicas < 1 {
+		replicas = 1
+	}
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      plan.KVBucket,
+		Description: "Herald dispatch plans, one key per Topic",
+		History:     1,
+		Storage:     jetstream.FileStorage,
+		Replicas:    replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("plan bucket: %w", err)
+	}
+	return &Provisioner{js: js, kv: kv}, nil
+}
+
+// Apply ensures the stream, every consumer of res, the plan entry, and
+// deletes consumers of the stream that the plan no longer holds.
+func (p *Provisioner) Apply(ctx context.Context, res *plan.Result) error {
+	if _, err := p.EnsureStream(ctx, res.Stream); err != nil {
+		return err
+	}
+	keep := map[string]bool{}
+	for _, cc := range res.Consumers {
+		if _, err := p.EnsureConsumer(ctx, res.Stream.Name, cc); err != nil {
+			return err
+		}
+		keep[cc.Durable] = true
+	}
+	if err := p.PutPlan(ctx, &res.Plan); err != nil {
+		return err
+	}
+	return p.PruneConsumers(ctx, res.Stream.Name, keep)
+}
+
+// EnsureStream creates the stream or updates it when it differs from cfg.
+// A change the server refuses is returned wrapped in ErrRefused.
+func (p *Provisioner) EnsureStream(ctx context.Context, cfg jetstream.StreamConfig) (*jetstream.StreamInfo, error) {
+	s, err := p.js.Stream(ctx, cfg.Name)
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		s, err = p.js.CreateStream(ctx, cfg)
+		if err != nil {
+			return nil, fmt.Errorf("create stream %s: %w", cfg.Name, err)
+		}
+		return s.CachedInfo(), nil
+	case err != nil:
+		return nil, fmt.Errorf("get stream %s: %w", cfg.Name, err)
+	}
+	info := s.CachedInfo()
+	if StreamConfigEqual(info.Config, cfg) {
+		return info, nil
+	}
+	merged := cfg
+	merged.Metadata = mergeMetadata(info.Config.Metadata, cfg.Metadata)
+	s, err = p.js.UpdateStream(ctx, merged)
+	if err != nil {
+		var apiErr *jetstream.APIError
+		if errors.As(err, &apiErr) && refusedStreamUpdate(apiErr) {
+			return nil, fmt.Errorf("update stream %s: %w: %s", cfg.Name, ErrRefused, apiErr.Description)
+		}
+		return nil, fmt.Errorf("update stream %s: %w", cfg.Name, err)
+	}
+	return s.CachedInfo(), nil
+}
+
+// JetStream error codes of stream updates that retrying cannot fix.
+const (
+	errCodeStreamInvalidConfig  = 10052
+	errCodeStreamUpdate         = 10069
+	errCodeReplicasNotSupported = 10074
+)
+
+func refusedStreamUpdate(e *jetstream.APIError) bool {
+	switch e.ErrorCode {
+	case errCodeStreamInvalidConfig, errCodeStreamUpdate, errCodeReplicasNotSupported:
+		return true
+	}
+	return e.Code == 400
+}
+
+// StreamInfo returns the server's view of a stream, or nil when it does not exist.
+func (p *Provisioner) StreamInfo(ctx context.Context, name string) (*jetstream.StreamInfo, error) {
+	s, err := p.js.Stream(ctx, name)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return s.Info(ctx)
+}
+
+// StreamConfigEqual reports whether the server's stream configuration has
+// every setting of want. Settings the server defaults and Herald does not
+// declare are ignored.
+func StreamConfigEqual(have, want jetstream.StreamConfig) bool {
+	return slices.Equal(have.Subjects, want.Subjects) &&
+		have.Description == want.Description &&
+		have.Retention == want.Retention &&
+		have.Discard == want.Discard &&
+		have.Storage == want.Storage &&
+		have.Replicas == want.Replicas &&
+		have.MaxMsgs == want.MaxMsgs &&
+		have.MaxBytes == want.MaxBytes &&
+		have.MaxAge == want.MaxAge &&
+		have.MaxMsgSize == want.MaxMsgSize &&
+		have.Duplicates == want.Duplicates &&
+		metadataHas(have.Metadata, want.Metadata)
+}
+
+// EnsureConsumer creates the durable consumer or updates it when it differs
+// from cfg. The start position only applies at creation. A change the server
+// refuses to apply in place (such as a new ordering mode) recreates the
+// consumer at the position the old one had reached, so no event is skipped
+// or delivered again apart from those in flight.
+func (p *Provisioner) EnsureConsumer(ctx context.Context, stream string, cfg jetstream.ConsumerConfig) (*jetstream.ConsumerInfo, error) {
+	c, err := p.js.Consumer(ctx, stream, cfg.Durable)
+	switch {
+	case errors.Is(err, jetstream.ErrConsumerNotFound):
+		c, err = p.js.CreateConsumer(ctx, stream, cfg)
+		if err != nil {
+			return nil, fmt.Errorf("create consumer %s: %w", cfg.Durable, err)
+		}
+		return c.CachedInfo(), nil
+	case err != nil:
+		return nil, fmt.Errorf("get consumer %s: %w", cfg.Durable, err)
+	}
+	info := c.CachedInfo()
+	if ConsumerConfigEqual(info.Config, cfg) {
+		return info, nil
+	}
+	upd := cfg
+	// The start position is fixed at creation; keep the server's.
+	upd.DeliverPolicy = info.Config.DeliverPolicy
+	upd.OptStartSeq = info.Config.OptStartSeq
+	upd.OptStartTime = info.Config.OptStartTime
+	upd.Metadata = mergeMetadata(info.Config.Metadata, cfg.Metadata)
+	c, err = p.js.UpdateConsumer(ctx, stream, upd)
+	if err == nil {
+		if err := p.syncPause(ctx, stream, cfg, c.CachedInfo()); err != nil {
+			return nil, err
+		}
+		return c.Info(ctx)
+	}
+	var apiErr *jetstream.APIError
+	if !errors.As(err, &apiErr) || apiErr.Code != 400 {
+		return nil, fmt.Errorf("update consumer %s: %w", cfg.Durable, err)
+	}
+	// Recreate at the old consumer's ack floor.
+	fresh, ierr := c.Info(ctx)
+	if ierr != nil {
+		return nil, fmt.Errorf("update consumer %s: %w", cfg.Durable, err)
+	}
+	if derr := p.js.DeleteConsumer(ctx, stream, cfg.Durable); derr != nil && !errors.Is(derr, jetstream.ErrConsumerNotFound) {
+		return nil, fmt.Errorf("recreate consumer %s: %w", cfg.Durable, derr)
+	}
+	re := cfg
+	re.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
+	re.OptStartSeq = fresh.AckFloor.Stream + 1
+	re.OptStartTime = nil
+	c, err = p.js.CreateConsumer(ctx, stream, re)
+	if err != nil {
+		return nil, fmt.Errorf("recreate consumer %s: %w", cfg.Durable, err)
+	}
+	return c.CachedInfo(), nil
+}
+
+// syncPause pauses or resumes the consumer when an in-place update left its
+// pause state different from cfg's.
+func (p *Provisioner) syncPause(ctx context.Context, stream string, cfg jetstream.ConsumerConfig, info *jetstream.ConsumerInfo) error {
+	want := cfg.PauseUntil != nil && !cfg.PauseUntil.IsZero()
+	if want == info.Paused {
+		return nil
+	}
+	var err error
+	if want {
+		_, err = p.js.PauseConsumer(ctx, stream, cfg.Durable, *cfg.PauseUntil)
+	} else {
+		_, err = p.js.ResumeConsumer(ctx, stream, cfg.Durable)
+	}
+	if err != nil {
+		return fmt.Errorf("pause or resume consumer %s: %w", cfg.Durable, err)
+	}
+	return nil
+}
+
+// ConsumerConfigEqual reports whether the server's consumer configuration
+// has every setting of want that can change after creation.
+func ConsumerConfigEqual(have, want jetstream.ConsumerConfig) bool {
+	return have.Description == want.Description &&
+		have.AckPolicy == want.AckPolicy &&
+		have.AckWait == want.AckWait &&
+		have.MaxDeliver == want.MaxDeliver &&
+		have.FilterSubject == want.FilterSubject &&
+		have.MaxAckPending == want.MaxAckPending &&
+		have.PriorityPolicy == want.PriorityPolicy &&
+		slices.Equal(have.PriorityGroups, want.PriorityGroups) &&
+		(want.PriorityPolicy == jetstream.PriorityPolicyNone || have.PinnedTTL == want.PinnedTTL) &&
+		pauseEqual(have.PauseUntil, want.PauseUntil) &&
+		metadataHas(have.Metadata, want.Metadata)
+}
+
+func pauseEqual(a, b *time.Time) bool {
+	az := a == nil || a.IsZero()
+	bz := b == nil || b.IsZero()
+	if az || bz {
+		return az == bz
+	}
+	return a.Equal(*b)
+}
+
+// metadataHas reports whether have holds every entry of want. The server
+// adds keys of its own (prefixed _nats) which are not compared.
+func metadataHas(have, want map[string]string) bool {
+	for k, v := range want {
+		if have[k] != v {
+			return false
+		}
+	}
+	for k := range have {
+		if _, ok := want[k]; !ok && !strings.HasPrefix(k, "_nats") {
+			return false
+		}
+	}
+	return true
+}
+
+func mergeMetadata(have, want map[string]string) map[string]string {
+	out := maps.Clone(want)
+	if out == nil {
+		out = map[string]string{}
+	}
+	for k, v := range have {
+		if strings.HasPrefix(k, "_nats") {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// ConsumerInfo returns the server's view of a consumer, or nil when it does not exist.
+func (p *Provisioner) ConsumerInfo(ctx context.Context, stream, name string) (*jetstream.ConsumerInfo, error) {
+	c, err := p.js.Consumer(ctx, stream, name)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return c.Info(ctx)
+}
+
+// DeleteConsumer deletes a consumer; a missing consumer or stream is not an error.
+func (p *Provisioner) DeleteConsumer(ctx context.Context, stream, name string) error {
+	err := p.js.DeleteConsumer(ctx, stream, name)
+	if err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) && !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return fmt.Errorf("delete consumer %s: %w", name, err)
+	}
+	return nil
+}
+
+// PruneConsumers deletes the stream's Herald consumers whose names are not in keep.
+func (p *Provisioner) PruneConsumers(ctx context.Context, stream string, keep map[string]bool) error {
+	s, err := p.js.Stream(ctx, stream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("get stream %s: %w", stream, err)
+	}
+	names := s.ConsumerNames(ctx)
+	var stale []string
+	for n := range names.Name() {
+		if strings.HasPrefix(n, "sub_") && !keep[n] {
+			stale = append(stale, n)
+		}
+	}
+	if err := names.Err(); err != nil {
+		return fmt.Errorf("list consumers of %s: %w", stream, err)
+	}
+	for _, n := range stale {
+		if err := p.DeleteConsumer(ctx, stream, n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// DeleteStream deletes a stream with its events and consumers; a missing
+// stream is not an error.
+func (p *Provisioner) DeleteStream(ctx context.Context, name string) error {
+	err := p.js.DeleteStream(ctx, name)
+	if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return fmt.Errorf("delete stream %s: %w", name, err)
+	}
+	return nil
+}
+
+// PutPlan publishes a Topic's plan when it differs from the stored one.
+func (p *Provisioner) PutPlan(ctx context.Context, tp *plan.TopicPlan) error {
+	data, err := json.Marshal(tp)
+	if err != nil {
+		return fmt.Errorf("encode plan: %w", err)
+	}
+	key := plan.Key(tp.Namespace, tp.Name)
+	if e, err := p.kv.Get(ctx, key); err == nil && string(e.Value()) == string(data) {
+		return nil
+	}
+	if _, err := p.kv.Put(ctx, key, data); err != nil {
+		return fmt.Errorf("put plan %s: %w", key, err)
+	}
+	return nil
+}
+
+// GetPlan returns the stored plan of a Topic, or nil when there is none.
+func (p *Provisioner) GetPlan(ctx context.Context, namespace, topic string) (*plan.TopicPlan, error) {
+	e, err := p.kv.Get(ctx, plan.Key(namespace, topic))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get plan: %w", err)
+	}
+	var tp plan.TopicPlan
+	if err := json.Unmarshal(e.Value(), &tp); err != nil {
+		return nil, fmt.Errorf("decode plan: %w", err)
+	}
+	return &tp, nil
+}
+
+// DeletePlan removes a Topic's plan (purging its history); a missing key is
+// not an error. Dispatchers stop serving the Topic when they see it go.
+func (p *Provisioner) DeletePlan(ctx context.Context, namespace, topic string) error {
+	err := p.kv.Purge(ctx, plan.Key(namespace, topic))
+	if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return fmt.Errorf("delete plan: %w", err)
+	}
+	return nil
+}
+
+// DeleteTopic deletes the plan and the stream (with its consumers).
+func (p *Provisioner) DeleteTopic(ctx context.Context, namespace, topic string) error {
+	if err := p.DeletePlan(ctx, namespace, topic); err != nil {
+		return err
+	}
+	return p.DeleteStream(ctx, plan.StreamName(namespace, topic))
+}
+
+// Keys lists the Topics that have a stored plan, as plan keys.
+func (p *Provisioner) Keys(ctx context.Context) ([]string, error) {
+	keys, err := p.kv.Keys(ctx)
+	if errors.Is(err, jetstream.ErrNoKeysFound) {
+		return nil, nil
+	}
+	return keys, err
+}
