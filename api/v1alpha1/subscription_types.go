@@ -60,7 +60,8 @@ type SubscriptionSpec struct {
 	// +kubebuilder:validation:MaxItems=16
 	Filters []SubscriptionsAPIFilter `json:"filters,omitempty"`
 
-	// Delivery overrides the Topic's default delivery field by field.
+	// Delivery overrides the Topic's default delivery field by field. Field
+	// names and duration formats follow Knative's delivery spec.
 	// +optional
 	Delivery *DeliverySpec `json:"delivery,omitempty"`
 

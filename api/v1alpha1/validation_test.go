@@ -1,0 +1,165 @@
+package v1alpha1_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+)
+
+const (
+	topicHead = "apiVersion: eventing.herald.dev/v1alpha1\nkind: Topic\nmetadata:\n  name: %s\n"
+	subHead   = "apiVersion: eventing.herald.dev/v1alpha1\nkind: Subscription\nmetadata:\n  name: %s\n"
+	srcHead   = "apiVersion: eventing.herald.dev/v1alpha1\nkind: EventSource\nmetadata:\n  name: %s\n"
+
+	pingSink = "  sink:\n    uri: http://sink.example/\n"
+)
+
+func head(format, name string) string { return strings.Replace(format, "%s", name, 1) }
+
+// objects is the table of create requests: each is accepted (wantErr "") or
+// refused with a message containing wantErr.
+var objects = []struct {
+	name, yaml, wantErr string
+}{
+	// Topic
+	{"topic minimal", head(topicHead, "minimal"), ""},
+	{"topic memory R3", head(topicHead, "mem") + "spec:\n  storage: memory\n  replicas: 3\n", ""},
+	{"topic storage enum", head(topicHead, "disk") + "spec:\n  storage: disk\n", `Unsupported value: "disk"`},
+	{"topic replicas enum", head(topicHead, "r2") + "spec:\n  replicas: 2\n", "Unsupported value: 2"},
+	{"topic name too long", head(topicHead, strings.Repeat("a", 53)), "Topic names are at most 52 characters"},
+	{"topic name with dot", head(topicHead, "a.b"), "Topic names start with a letter"},
+	{"topic name starts with digit", head(topicHead, "1abc"), "Topic names start with a letter"},
+	{"topic duplicate window words", head(topicHead, "dw") + "spec:\n  duplicateWindow: 2 minutes\n", "must be an ISO-8601 duration"},
+	{"topic duplicate window bare P", head(topicHead, "dwp") + "spec:\n  duplicateWindow: P\n", "must be an ISO-8601 duration"},
+	{"topic max age months", head(topicHead, "age") + "spec:\n  retention:\n    maxAge: P1M\n", "must be an ISO-8601 duration"},
+	{"topic max age days and go duration", head(topicHead, "age2") + "spec:\n  duplicateWindow: 90s\n  retention:\n    maxAge: P7DT12H\n", ""},
+	{"topic max event size too small", head(topicHead, "small") + "spec:\n  maxEventSize: 100\n", "should be greater than or equal to 1024"},
+	{"topic max event size too large", head(topicHead, "large") + "spec:\n  maxEventSize: 9000000\n", "should be less than or equal to 8388608"},
+	{"topic discard enum", head(topicHead, "discard") + "spec:\n  retention:\n    discard: middle\n", `Unsupported value: "middle"`},
+	{"topic negative retry", head(topicHead, "retry") + "spec:\n  delivery:\n    retry: -1\n", "should be greater than or equal to 0"},
+	{"topic backoff policy enum", head(topicHead, "fib") + "spec:\n  delivery:\n    backoffPolicy: fibonacci\n", `Unsupported value: "fibonacci"`},
+	{"topic empty dead-letter sink", head(topicHead, "dls") + "spec:\n  delivery:\n    deadLetterSink: {}\n", "a destination needs a ref, a uri, or both"},
+	{"topic dispatcher replicas", head(topicHead, "disp") + "spec:\n  dispatcher:\n    replicas: 100\n", "should be less than or equal to 50"},
+
+	// Subscription
+	{"subscription minimal", head(subHead, "minimal") + "spec:\n  topic: orders\n  subscriber:\n    uri: http://sink.example/\n", ""},
+	{"subscription without subscriber", head(subHead, "nosub") + "spec:\n  topic: orders\n", "spec.subscriber: Required value"},
+	{"subscription without topic", head(subHead, "notopic") + "spec:\n  subscriber:\n    uri: http://sink.example/\n", "spec.topic: Required value"},
+	{"subscription empty subscriber", head(subHead, "empty") + "spec:\n  topic: orders\n  subscriber: {}\n", "a destination needs a ref, a uri, or both"},
+	{"subscription relative uri", head(subHead, "rel") + "spec:\n  topic: orders\n  subscriber:\n    uri: /events\n", "uri must be an absolute http:// or https:// URL"},
+	{"subscription ftp uri", head(subHead, "ftp") + "spec:\n  topic: orders\n  subscriber:\n    uri: ftp://files.example/\n", "uri must be an absolute http:// or https:// URL"},
+	{"subscription ref with absolute uri", head(subHead, "refabs") + "spec:\n  topic: orders\n  subscriber:\n    ref: {apiVersion: v1, kind: Service, name: inventory}\n    uri: http://x.example/y\n", "with a ref, uri must be a path"},
+	{"subscription ref with path", head(subHead, "refpath") + "spec:\n  topic: orders\n  subscriber:\n    ref: {apiVersion: v1, kind: Service, name: inventory}\n    uri: /events\n", ""},
+	{"subscription ref without name", head(subHead, "refnoname") + "spec:\n  topic: orders\n  subscriber:\n    ref: {apiVersion: v1, kind: Service}\n", "spec.subscriber.ref.name: Required value"},
+	{"subscription filter with two dialects", head(subHead, "twodialects") + "spec:\n  topic: orders\n  subscriber: {uri: 'http://s.example/'}\n  filters:\n  - exact: {type: a}\n    prefix: {source: /b}\n", "a filter sets exactly one of exact, prefix, suffix, cesql, all, any or not"},
+	{"subscription empty filter", head(subHead, "emptyfilter") + "spec:\n  topic: orders\n  subscriber: {uri: 'http://s.example/'}\n  filters:\n  - {}\n", "a filter sets exactly one of"},
+	{"subscription empty exact", head(subHead, "emptyexact") + "spec:\n  topic: orders\n  subscriber: {uri: 'http://s.example/'}\n  filters:\n  - exact: {}\n", "should have at least 1 properties"},
+	{"subscription four filter levels", head(subHead, "deep") + "spec:\n  topic: orders\n  subscriber: {uri: 'http://s.example/'}\n  filters:\n  - any:\n    - all:\n      - not:\n          exact: {type: a}\n      - suffix: {subject: .json}\n    - cesql: \"type = 'b'\"\n", ""},
+	{"subscription fifth filter level", head(subHead, "deeper") + "spec:\n  topic: orders\n  subscriber: {uri: 'http://s.example/'}\n  filters:\n  - any:\n    - all:\n      - not:\n          not:\n            exact: {type: a}\n", `unknown field "spec.filters[0].any[0].all[0].not.not"`},
+	{"subscription ordering enum", head(subHead, "ord") + "spec:\n  topic: orders\n  subscriber: {uri: 'http://s.example/'}\n  ordering: random\n", `Unsupported value: "random"`},
+	{"subscription max in flight zero", head(subHead, "mif") + "spec:\n  topic: orders\n  subscriber: {uri: 'http://s.example/'}\n  maxInFlight: 0\n", "should be greater than or equal to 1"},
+	{"subscription start position word", head(subHead, "sp") + "spec:\n  topic: orders\n  subscriber: {uri: 'http://s.example/'}\n  startPosition: yesterday\n", "startPosition is latest, earliest, or an RFC 3339 time"},
+	{"subscription start position time", head(subHead, "sptime") + "spec:\n  topic: orders\n  subscriber: {uri: 'http://s.example/'}\n  startPosition: \"2026-01-02T15:04:05Z\"\n", ""},
+	{"subscription rate limit zero", head(subHead, "rl") + "spec:\n  topic: orders\n  subscriber: {uri: 'http://s.example/'}\n  rateLimit: {eventsPerSecond: 0}\n", "should be greater than or equal to 1"},
+	{"subscription timeout without unit", head(subHead, "to") + "spec:\n  topic: orders\n  subscriber: {uri: 'http://s.example/'}\n  delivery: {timeout: '30'}\n", "must be an ISO-8601 duration"},
+	{"subscription name too long", head(subHead, strings.Repeat("s", 64)) + "spec:\n  topic: orders\n  subscriber: {uri: 'http://s.example/'}\n", "Subscription names are at most 63 characters"},
+
+	// EventSource
+	{"eventsource two kinds", head(srcHead, "two") + "spec:\n" + pingSink + "  ping: {schedule: '* * * * *'}\n  webhook: {}\n", "an EventSource sets exactly one of ping, apiServer, webhook or container"},
+	{"eventsource no kind", head(srcHead, "none") + "spec:\n" + pingSink, "an EventSource sets exactly one of ping, apiServer, webhook or container"},
+	{"eventsource ping without schedule", head(srcHead, "nosched") + "spec:\n" + pingSink + "  ping: {data: x}\n", "spec.ping.schedule: Required value"},
+	{"eventsource ping data twice", head(srcHead, "data2") + "spec:\n" + pingSink + "  ping: {schedule: '@hourly', data: x, dataBase64: eA==}\n", "set data or dataBase64, not both"},
+	{"eventsource apiserver no resources", head(srcHead, "nores") + "spec:\n" + pingSink + "  apiServer: {resources: []}\n", "should have at least 1 items"},
+	{"eventsource apiserver mode enum", head(srcHead, "mode") + "spec:\n" + pingSink + "  apiServer: {mode: Full, resources: [{apiVersion: v1, kind: Pod}]}\n", `Unsupported value: "Full"`},
+	{"eventsource hmac without header", head(srcHead, "hmac") + "spec:\n" + pingSink + "  webhook:\n    signature: {type: hmac, secretKeyRef: {name: s, key: k}}\n", "a signature of type hmac needs header"},
+	{"eventsource signature type enum", head(srcHead, "gitlab") + "spec:\n" + pingSink + "  webhook:\n    signature: {type: gitlab, secretKeyRef: {name: s, key: k}}\n", `Unsupported value: "gitlab"`},
+	{"eventsource bad extension name", head(srcHead, "ext") + "spec:\n" + pingSink + "  ping: {schedule: '@hourly'}\n  ceOverrides: {extensions: {Bad-Name: x}}\n", "extension names are 1 to 20 lower-case letters or digits"},
+	{"eventsource without sink", head(srcHead, "nosink") + "spec:\n  ping: {schedule: '@hourly'}\n", "spec.sink: Required value"},
+	{"eventsource relative sink", head(srcHead, "relsink") + "spec:\n  sink: {uri: /x}\n  ping: {schedule: '@hourly'}\n", "uri must be an absolute http:// or https:// URL"},
+	{"eventsource name too long", head(srcHead, strings.Repeat("e", 57)) + "spec:\n" + pingSink + "  ping: {schedule: '@hourly'}\n", "EventSource names are at most 56 characters"},
+}
+
+func decode(t *testing.T, doc string) *unstructured.Unstructured {
+	t.Helper()
+	u := &unstructured.Unstructured{}
+	if err := yaml.Unmarshal([]byte(doc), &u.Object); err != nil {
+		t.Fatalf("test YAML: %v", err)
+	}
+	u.SetNamespace(testNamespace)
+	return u
+}
+
+// strictDryRun creates like `kubectl apply --dry-run=server` does: unknown
+// fields are errors and nothing is stored.
+var strictDryRun = []client.CreateOption{client.DryRunAll, client.FieldValidation("Strict")}
+
+func TestCreateValidation(t *testing.T) {
+	for _, tc := range objects {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			err := k8s.Create(context.Background(), decode(t, tc.yaml), strictDryRun...)
+			switch {
+			case tc.wantErr == "" && err != nil:
+				t.Fatalf("refused, want accepted: %v", err)
+			case tc.wantErr != "" && err == nil:
+				t.Fatalf("accepted, want refused with %q", tc.wantErr)
+			case tc.wantErr != "" && !strings.Contains(err.Error(), tc.wantErr):
+				t.Fatalf("refused with\n  %v\nwant a message containing\n  %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+// TestSamplesAccepted applies every document in config/samples.
+func TestSamplesAccepted(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("..", "..", "config", "samples", "*", "*.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	top, _ := filepath.Glob(filepath.Join("..", "..", "config", "samples", "*.yaml"))
+	files = append(files, top...)
+	n := 0
+	for _, f := range files {
+		if filepath.Base(f) == "kustomization.yaml" {
+			continue
+		}
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := utilyaml.NewYAMLReader(bufioReader(data))
+		for {
+			doc, err := r.Read()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				t.Fatalf("%s: %v", f, err)
+			}
+			if len(bytes.TrimSpace(doc)) == 0 {
+				continue
+			}
+			u := decode(t, string(doc))
+			if u.GetAPIVersion() != "eventing.herald.dev/v1alpha1" {
+				continue
+			}
+			n++
+			if err := k8s.Create(context.Background(), u, strictDryRun...); err != nil {
+				t.Errorf("%s: %s %s refused: %v", f, u.GetKind(), u.GetName(), err)
+			}
+		}
+	}
+	if n < 6 {
+		t.Fatalf("found %d sample objects, want at least 6 (one per kind and source)", n)
+	}
+}
