@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	cesql "github.com/cloudevents/sdk-go/sql/v2"
 	cesqlparser "github.com/cloudevents/sdk-go/sql/v2/parser"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -414,7 +415,7 @@ func (f *Filter) Validate() error {
 		return fmt.Errorf("a filter sets exactly one of exact, prefix, suffix, cesql, all, any or not (this one sets %d)", n)
 	}
 	if f.CESQL != "" {
-		if _, err := cesqlparser.Parse(f.CESQL); err != nil {
+		if _, err := ParseCESQL(f.CESQL); err != nil {
 			return fmt.Errorf("cesql %q: %w", f.CESQL, err)
 		}
 	}
@@ -434,4 +435,20 @@ func (f *Filter) Validate() error {
 		}
 	}
 	return nil
+}
+
+// ParseCESQL parses a CloudEvents SQL expression. The sdk-go parser panics on
+// some incomplete expressions (such as "type = "); ParseCESQL turns that into
+// an error, so user input can never crash the operator or a dispatcher.
+func ParseCESQL(expr string) (e cesql.Expression, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			e, err = nil, fmt.Errorf("invalid expression: %v", r)
+		}
+	}()
+	e, err = cesqlparser.Parse(expr)
+	if err == nil && e == nil {
+		err = errors.New("invalid expression")
+	}
+	return e, err
 }

@@ -1,0 +1,202 @@
+package plan_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/herald-dev/herald/api/v1alpha1"
+	"github.com/herald-dev/herald/dispatcher/plan"
+)
+
+func ptr[T any](v T) *T { return &v }
+
+func topic(spec v1alpha1.TopicSpec) *v1alpha1.Topic {
+	return &v1alpha1.Topic{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "orders"}, Spec: spec}
+}
+
+func resolved(name string, spec v1alpha1.SubscriptionSpec) plan.ResolvedSubscription {
+	if spec.Topic == "" {
+		spec.Topic = "orders"
+	}
+	return plan.ResolvedSubscription{
+		Subscription:  &v1alpha1.Subscription{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: name, Generation: 3}, Spec: spec},
+		SubscriberURI: "http://inventory.shop.svc/events",
+	}
+}
+
+func TestStreamConfig(t *testing.T) {
+	cfg, err := plan.StreamConfig(topic(v1alpha1.TopicSpec{
+		Storage:         v1alpha1.StorageMemory,
+		Replicas:        3,
+		DuplicateWindow: ptr(v1alpha1.Duration("PT5M")),
+		MaxEventSize:    4096,
+		Retention: &v1alpha1.TopicRetention{
+			MaxAge: ptr(v1alpha1.Duration("PT1M")), MaxBytes: ptr(int64(1 << 30)), MaxMessages: ptr(int64(1000)),
+			Discard: v1alpha1.DiscardNew,
+		},
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Name != "herald_shop_orders" || cfg.Subjects[0] != "herald.events.shop.orders" {
+		t.Errorf("name/subject = %s %v", cfg.Name, cfg.Subjects)
+	}
+	if cfg.Storage != jetstream.MemoryStorage || cfg.Replicas != 3 || cfg.Discard != jetstream.DiscardNew {
+		t.Errorf("storage/replicas/discard = %v %d %v", cfg.Storage, cfg.Replicas, cfg.Discard)
+	}
+	if cfg.MaxAge != time.Minute || cfg.MaxBytes != 1<<30 || cfg.MaxMsgs != 1000 {
+		t.Errorf("limits = %v %d %d", cfg.MaxAge, cfg.MaxBytes, cfg.MaxMsgs)
+	}
+	// JetStream refuses a duplicate window longer than MaxAge.
+	if cfg.Duplicates != time.Minute {
+		t.Errorf("duplicates = %v, want capped at maxAge 1m", cfg.Duplicates)
+	}
+	if cfg.MaxMsgSize <= 4096 {
+		t.Errorf("max msg size %d leaves no room for headers", cfg.MaxMsgSize)
+	}
+
+	def, err := plan.StreamConfig(topic(v1alpha1.TopicSpec{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if def.Storage != jetstream.FileStorage || def.Replicas != 1 || def.Duplicates != plan.DefaultDuplicateWindow ||
+		def.MaxMsgs != -1 || def.MaxBytes != -1 || def.Discard != jetstream.DiscardOld {
+		t.Errorf("defaults = %+v", def)
+	}
+}
+
+func TestEffectiveDeliveryMergesFieldByField(t *testing.T) {
+	lin := v1alpha1.BackoffPolicyLinear
+	topicD := &v1alpha1.DeliverySpec{Retry: ptr(int32(7)), BackoffPolicy: &lin, Timeout: ptr(v1alpha1.Duration("PT10S"))}
+	subD := &v1alpha1.DeliverySpec{Retry: ptr(int32(0)), BackoffDelay: ptr(v1alpha1.Duration("1s")), RetryAfterMax: ptr(v1alpha1.Duration("PT0S"))}
+	d, err := plan.EffectiveDelivery(topicD, subD)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := plan.Delivery{Retry: 0, BackoffPolicy: "linear", BackoffDelay: 1000, BackoffMax: plan.ToMillis(plan.DefaultBackoffMax), Timeout: 10000, RetryAfterMax: 0}
+	if d != want {
+		t.Errorf("delivery = %+v, want %+v", d, want)
+	}
+	if d.RetryAfterCap() != 0 {
+		t.Errorf("PT0S retryAfterMax must ignore Retry-After, cap = %v", d.RetryAfterCap())
+	}
+	d, _ = plan.EffectiveDelivery(nil, nil)
+	if d.Retry != plan.DefaultRetry || d.RetryAfterCap() != plan.DefaultBackoffMax {
+		t.Errorf("defaults = %+v", d)
+	}
+	if _, err := plan.EffectiveDelivery(nil, &v1alpha1.DeliverySpec{Timeout: ptr(v1alpha1.Duration("0s"))}); err == nil {
+		t.Error("zero timeout accepted")
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	exp := plan.Delivery{BackoffPolicy: "exponential", BackoffDelay: 200, BackoffMax: 1000}
+	lin := plan.Delivery{BackoffPolicy: "linear", BackoffDelay: 200, BackoffMax: 1000}
+	for _, tc := range []struct {
+		d       plan.Delivery
+		attempt int
+		want    time.Duration
+	}{
+		{exp, 1, 200 * time.Millisecond},
+		{exp, 2, 400 * time.Millisecond},
+		{exp, 3, 800 * time.Millisecond},
+		{exp, 4, time.Second}, // capped
+		{exp, 200, time.Second},
+		{lin, 1, 200 * time.Millisecond},
+		{lin, 3, 600 * time.Millisecond},
+		{lin, 9, time.Second},
+	} {
+		if got := tc.d.Backoff(tc.attempt); got != tc.want {
+			t.Errorf("%s attempt %d = %v, want %v", tc.d.BackoffPolicy, tc.attempt, got, tc.want)
+		}
+	}
+}
+
+func TestConsumerConfigs(t *testing.T) {
+	start := "2026-01-02T15:04:05Z"
+	res, err := plan.Compile(topic(v1alpha1.TopicSpec{Dispatcher: &v1alpha1.DispatcherSpec{Replicas: ptr(int32(2))}}), []plan.ResolvedSubscription{
+		resolved("plain", v1alpha1.SubscriptionSpec{MaxInFlight: 10}),
+		resolved("fifo", v1alpha1.SubscriptionSpec{Ordering: v1alpha1.OrderingOrdered, MaxInFlight: 10, StartPosition: "earliest"}),
+		resolved("keyed.v2", v1alpha1.SubscriptionSpec{Ordering: v1alpha1.OrderingPerKey, MaxInFlight: 10, StartPosition: start, Paused: true}),
+		resolved("other-topic", v1alpha1.SubscriptionSpec{Topic: "payments"}),
+		resolved("bad-cesql", v1alpha1.SubscriptionSpec{Filters: []v1alpha1.SubscriptionsAPIFilter{{FilterAttributes: v1alpha1.FilterAttributes{CESQL: "type = "}}}}),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Plan.Subscriptions) != 3 || len(res.Consumers) != 3 {
+		t.Fatalf("compiled %d subscriptions, want 3 (other topic ignored, bad cesql left out)", len(res.Plan.Subscriptions))
+	}
+	if err := res.Errors["bad-cesql"]; err == nil || !strings.Contains(err.Error(), "filters[0]: cesql") {
+		t.Errorf("bad cesql error = %v", err)
+	}
+	plain := res.Consumers["plain"]
+	if plain.Durable != "sub_plain" || plain.MaxAckPending != 20 || plain.DeliverPolicy != jetstream.DeliverNewPolicy ||
+		plain.MaxDeliver != -1 || plain.AckWait != plan.DefaultTimeout+plan.AckWaitMargin || plain.PriorityPolicy != jetstream.PriorityPolicyNone {
+		t.Errorf("plain consumer = %+v", plain)
+	}
+	fifo := res.Consumers["fifo"]
+	if fifo.MaxAckPending != 1 || fifo.DeliverPolicy != jetstream.DeliverAllPolicy || fifo.PriorityPolicy != jetstream.PriorityPolicyPinned {
+		t.Errorf("ordered consumer = %+v", fifo)
+	}
+	keyed := res.Consumers["keyed.v2"]
+	if keyed.Durable != "sub_keyed_v2" || keyed.DeliverPolicy != jetstream.DeliverByStartTimePolicy ||
+		keyed.OptStartTime == nil || keyed.OptStartTime.Format(time.RFC3339) != start || keyed.PauseUntil == nil {
+		t.Errorf("perKey consumer = %+v", keyed)
+	}
+	for _, sp := range res.Plan.Subscriptions {
+		if sp.Name == "fifo" && sp.MaxInFlight != 1 {
+			t.Errorf("ordered plan max in flight = %d, want 1", sp.MaxInFlight)
+		}
+		if sp.Generation != 3 || sp.SubscriberURI == "" {
+			t.Errorf("plan entry %+v", sp)
+		}
+	}
+	if err := res.Plan.Validate(); err != nil {
+		t.Errorf("compiled plan invalid: %v", err)
+	}
+}
+
+func TestFromAPIKeepsNesting(t *testing.T) {
+	f := plan.FromAPI(&v1alpha1.SubscriptionsAPIFilter{Any: []v1alpha1.NestedFilter{
+		{All: []v1alpha1.InnerFilter{
+			{Not: &v1alpha1.LeafFilter{FilterAttributes: v1alpha1.FilterAttributes{Exact: map[string]string{"type": "a"}}}},
+			{FilterAttributes: v1alpha1.FilterAttributes{Suffix: map[string]string{"subject": ".json"}}},
+		}},
+		{FilterAttributes: v1alpha1.FilterAttributes{CESQL: "source LIKE '/shop/%'"}},
+	}})
+	if err := f.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if f.Any[0].All[0].Not.Exact["type"] != "a" || f.Any[0].All[1].Suffix["subject"] != ".json" || f.Any[1].CESQL == "" {
+		t.Errorf("filter = %+v", f)
+	}
+	two := plan.Filter{Exact: map[string]string{"a": "b"}, Prefix: map[string]string{"c": "d"}}
+	if two.Validate() == nil {
+		t.Error("filter with two dialects validated")
+	}
+}
+
+func TestConsumerNameIsOneToOne(t *testing.T) {
+	if plan.ConsumerName("a.b") == plan.ConsumerName("a-b") {
+		t.Error("a.b and a-b map to the same consumer")
+	}
+	if strings.ContainsAny(plan.ConsumerName("x.y.z"), ".*> /") {
+		t.Errorf("consumer name %q has characters JetStream refuses", plan.ConsumerName("x.y.z"))
+	}
+}
+
+func TestParseCESQLNeverPanics(t *testing.T) {
+	for _, expr := range []string{"type = ", "(", "AND", "type LIKE", "'unterminated", "1 +", "EXISTS"} {
+		if _, err := plan.ParseCESQL(expr); err == nil {
+			t.Errorf("ParseCESQL(%q) accepted", expr)
+		}
+	}
+	if _, err := plan.ParseCESQL("type = 'a' AND source LIKE '/shop/%'"); err != nil {
+		t.Errorf("valid expression refused: %v", err)
+	}
+}
