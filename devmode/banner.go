@@ -1,0 +1,260 @@
+package devmode
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/herald-dev/herald/dispatcher/plan"
+)
+
+// Endpoints are the addresses herald dev serves.
+type Endpoints struct {
+	// Ingress is the base URL of the Topics' ingress.
+	Ingress string
+	// Display is the built-in display sink's URL; empty when disabled.
+	Display string
+	// NATS is the embedded server's client URL.
+	NATS string
+	// DataDir holds the events.
+	DataDir string
+}
+
+// WriteBanner prints what herald dev serves: where to POST each Topic, a
+// curl example, what is subscribed, and every manifest error.
+func WriteBanner(w io.Writer, ep Endpoints, st *Status) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "\nherald dev: %d topic%s, %d subscription%s from %d file%s\n",
+		len(st.Topics), plural(len(st.Topics)), len(st.Subscriptions), plural(len(st.Subscriptions)), len(st.Files), plural(len(st.Files)))
+	fmt.Fprintf(&b, "  ingress  %s/<namespace>/<topic>\n", ep.Ingress)
+	if ep.Display != "" {
+		fmt.Fprintf(&b, "  display  %s  (built-in sink, prints events to stdout)\n", ep.Display)
+	}
+	fmt.Fprintf(&b, "  nats     %s  (data in %s)\n", ep.NATS, ep.DataDir)
+
+	if len(st.Topics) > 0 {
+		b.WriteString("\nTopics (POST CloudEvents to):\n")
+		width := 0
+		for _, t := range st.Topics {
+			width = max(width, len(t.Namespace)+1+len(t.Name))
+		}
+		for _, t := range st.Topics {
+			fmt.Fprintf(&b, "  %-*s  %s\n", width, t.Namespace+"/"+t.Name, t.URL)
+		}
+	}
+	if len(st.Subscriptions) > 0 {
+		b.WriteString("\nSubscriptions:\n")
+		for _, s := range st.Subscriptions {
+			fmt.Fprintf(&b, "  %s/%s: topic %s -> %s\n", s.Namespace, s.Name, s.Topic, s.Plan.SubscriberURI)
+			fmt.Fprintf(&b, "      filters: %s\n", FilterSummary(s.Plan.Filters))
+			if s.Plan.DeadLetterURI != "" {
+				fmt.Fprintf(&b, "      dead letters -> %s after %d retr%s\n", s.Plan.DeadLetterURI, s.Plan.Delivery.Retry, pluralY(s.Plan.Delivery.Retry))
+			}
+			if s.Plan.ReplyURI != "" {
+				fmt.Fprintf(&b, "      replies -> %s\n", s.Plan.ReplyURI)
+			}
+			if s.Plan.Paused {
+				b.WriteString("      paused\n")
+			}
+		}
+	}
+	if len(st.Foreign) > 0 {
+		fmt.Fprintf(&b, "\nAlso served from the data directory (declared by other manifests, left untouched): %s\n", strings.Join(st.Foreign, ", "))
+	}
+	if len(st.Topics) > 0 {
+		t := st.Topics[0]
+		b.WriteString("\nSend an event:\n")
+		fmt.Fprintf(&b, "  curl -i -X POST %s \\\n", t.URL)
+		b.WriteString("    -H 'ce-specversion: 1.0' -H 'ce-type: com.example.order.created' \\\n")
+		b.WriteString("    -H 'ce-source: /curl' -H 'ce-id: 1' \\\n")
+		b.WriteString("    -H 'content-type: application/json' -d '{\"id\":1}'\n")
+	}
+	writeProblems(&b, st)
+	b.WriteString("\n")
+	_, _ = io.WriteString(w, b.String())
+}
+
+func writeProblems(b *strings.Builder, st *Status) {
+	if len(st.Errors) > 0 {
+		fmt.Fprintf(b, "\n%d manifest error%s (these objects are not applied, or not in this version):\n", len(st.Errors), plural(len(st.Errors)))
+		for _, err := range st.Errors {
+			fmt.Fprintf(b, "  ! %s\n", strings.ReplaceAll(err.Error(), "\n", "\n    "))
+		}
+	}
+	for _, n := range st.Notes {
+		fmt.Fprintf(b, "  note: %s\n", n)
+	}
+}
+
+// FilterSummary renders filters in one line, for example
+// `type = "com.example.order.created" and source starts with "/shop"`.
+// No filters renders as "none (every event)".
+func FilterSummary(filters []plan.Filter) string {
+	if len(filters) == 0 {
+		return "none (every event)"
+	}
+	parts := make([]string, len(filters))
+	for i := range filters {
+		parts[i] = filterString(&filters[i], len(filters) > 1)
+	}
+	return strings.Join(parts, " and ")
+}
+
+func filterString(f *plan.Filter, nested bool) string {
+	var s string
+	switch {
+	case f.Exact != nil:
+		s = attrs(f.Exact, "=", nested)
+	case f.Prefix != nil:
+		s = attrs(f.Prefix, "starts with", nested)
+	case f.Suffix != nil:
+		s = attrs(f.Suffix, "ends with", nested)
+	case f.CESQL != "":
+		s = "cesql(" + f.CESQL + ")"
+	case f.All != nil:
+		s = join(f.All, " and ", nested)
+	case f.Any != nil:
+		s = join(f.Any, " or ", nested)
+	case f.Not != nil:
+		s = "not " + filterString(f.Not, true)
+	}
+	return s
+}
+
+func attrs(m map[string]string, op string, nested bool) string {
+	keys := slices.Sorted(maps.Keys(m))
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + " " + op + " " + strconv.Quote(m[k])
+	}
+	s := strings.Join(parts, " and ")
+	if nested && len(parts) > 1 {
+		s = "(" + s + ")"
+	}
+	return s
+}
+
+func join(fs []plan.Filter, sep string, nested bool) string {
+	parts := make([]string, len(fs))
+	for i := range fs {
+		parts[i] = filterString(&fs[i], len(fs) > 1)
+	}
+	s := strings.Join(parts, sep)
+	if nested && len(parts) > 1 {
+		s = "(" + s + ")"
+	}
+	return s
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}
+
+func pluralY(n int) string {
+	if n == 1 {
+		return "y"
+	}
+	return "ies"
+}
+
+// Changes lists, one line each, how cur differs from prev: Topics and
+// Subscriptions added, removed or changed (naming the changed plan fields),
+// and Topics deleted. prev nil means nothing was applied before.
+func Changes(prev, cur *Status) []string {
+	var out []string
+	before := map[string]TopicStatus{}
+	if prev != nil {
+		for _, t := range prev.Topics {
+			before[t.Namespace+"/"+t.Name] = t
+		}
+	}
+	after := map[string]TopicStatus{}
+	for _, t := range cur.Topics {
+		k := t.Namespace + "/" + t.Name
+		after[k] = t
+		old, ok := before[k]
+		if !ok {
+			out = append(out, "+ topic "+k+" at "+t.URL)
+			for _, s := range t.Plan.Subscriptions {
+				out = append(out, "+ subscription "+t.Namespace+"/"+s.Name+" -> "+s.SubscriberURI+", filters: "+FilterSummary(s.Filters))
+			}
+			continue
+		}
+		a, b := old.Plan, t.Plan
+		a.Subscriptions, b.Subscriptions = nil, nil
+		d := diffFields(a, b)
+		for _, f := range diffFields(old.Stream, t.Stream) {
+			d = append(d, "stream "+f)
+		}
+		if len(d) > 0 {
+			out = append(out, "~ topic "+k+": "+strings.Join(d, ", ")+" changed")
+		}
+		oldSubs := map[string]plan.SubscriptionPlan{}
+		for _, s := range old.Plan.Subscriptions {
+			oldSubs[s.Name] = s
+		}
+		for _, s := range t.Plan.Subscriptions {
+			name := t.Namespace + "/" + s.Name
+			o, ok := oldSubs[s.Name]
+			delete(oldSubs, s.Name)
+			if !ok {
+				out = append(out, "+ subscription "+name+" -> "+s.SubscriberURI+", filters: "+FilterSummary(s.Filters))
+				continue
+			}
+			if d := diffFields(o, s); len(d) > 0 {
+				line := "~ subscription " + name + ": " + strings.Join(d, ", ") + " changed"
+				if slices.Contains(d, "filters") {
+					line += "; filters now: " + FilterSummary(s.Filters)
+				}
+				out = append(out, line)
+			}
+		}
+		for _, n := range slices.Sorted(maps.Keys(oldSubs)) {
+			out = append(out, "- subscription "+t.Namespace+"/"+n)
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(before)) {
+		if _, ok := after[k]; !ok && !slices.Contains(cur.Deleted, k) {
+			out = append(out, "? topic "+k+" is no longer applied (see the errors)")
+		}
+	}
+	for _, k := range cur.Deleted {
+		out = append(out, "- topic "+k+" (deleted with its events)")
+	}
+	return out
+}
+
+// diffFields names the top-level JSON fields that differ between a and b.
+func diffFields(a, b any) []string {
+	var ma, mb map[string]any
+	ja, _ := json.Marshal(a)
+	jb, _ := json.Marshal(b)
+	_ = json.Unmarshal(ja, &ma)
+	_ = json.Unmarshal(jb, &mb)
+	var out []string
+	for _, k := range slices.Sorted(maps.Keys(mergeKeys(ma, mb))) {
+		if !reflect.DeepEqual(ma[k], mb[k]) {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+func mergeKeys(a, b map[string]any) map[string]bool {
+	out := map[string]bool{}
+	for k := range a {
+		out[k] = true
+	}
+	for k := range b {
+		out[k] = true
+	}
+	return out
+}

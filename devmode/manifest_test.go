@@ -1,0 +1,298 @@
+package devmode
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func writeFile(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestLoadFile(t *testing.T) {
+	tests := []struct {
+		name    string
+		file    string
+		content string
+		// objects as "kind ns/name", in order
+		want    []string
+		skipped []string // kinds
+		// errs holds substrings, one per expected error, in order
+		errs []string
+	}{
+		{
+			name: "multi-document with default namespace",
+			file: "a.yaml",
+			content: `# leading comment
+---
+apiVersion: eventing.herald.dev/v1alpha1
+kind: Topic
+metadata:
+  name: orders
+---
+apiVersion: eventing.herald.dev/v1alpha1
+kind: Subscription
+metadata:
+  name: display
+  namespace: shop
+spec:
+  topic: orders
+  subscriber:
+    uri: http://127.0.0.1:8081/
+---
+---
+apiVersion: eventing.herald.dev/v1alpha1
+kind: EventSource
+metadata: {name: tick}
+spec:
+  sink: {ref: {apiVersion: eventing.herald.dev/v1alpha1, kind: Topic, name: orders}}
+  ping: {schedule: "@every 10s"}
+`,
+			want: []string{"topic default/orders", "subscription shop/display", "eventsource default/tick"},
+		},
+		{
+			name:    "json file",
+			file:    "t.json",
+			content: `{"apiVersion":"eventing.herald.dev/v1alpha1","kind":"Topic","metadata":{"name":"orders","namespace":"x"},"spec":{"storage":"memory"}}`,
+			want:    []string{"topic x/orders"},
+		},
+		{
+			name: "unknown field names file, line, document and path",
+			file: "bad.yaml",
+			content: `apiVersion: eventing.herald.dev/v1alpha1
+kind: Topic
+metadata: {name: ok}
+---
+apiVersion: eventing.herald.dev/v1alpha1
+kind: Subscription
+metadata: {name: audit}
+spec:
+  topic: ok
+  subscriber: {uri: "http://x/"}
+  filter:
+  - exact: {type: a}
+`,
+			want: []string{"topic default/ok"},
+			errs: []string{`bad.yaml:5 (document 2): subscription default/audit: unknown field "spec.filter"`},
+		},
+		{
+			name: "duplicate field",
+			file: "dup.yaml",
+			content: `apiVersion: eventing.herald.dev/v1alpha1
+kind: Topic
+metadata: {name: a}
+spec: {storage: file, storage: memory}
+`,
+			errs: []string{`dup.yaml:1 (document 1)`},
+		},
+		{
+			name: "wrong apiVersion of the Herald group",
+			file: "v.yaml",
+			content: `apiVersion: eventing.herald.dev/v1
+kind: Topic
+metadata: {name: a}
+`,
+			errs: []string{`v.yaml:1 (document 1): topic default/a: apiVersion eventing.herald.dev/v1 is not served; use eventing.herald.dev/v1alpha1`},
+		},
+		{
+			name: "other kinds and groups are skipped",
+			file: "mixed.yaml",
+			content: `apiVersion: v1
+kind: Service
+metadata: {name: inventory}
+---
+apiVersion: serving.knative.dev/v1
+kind: Topic
+metadata: {name: foreign}
+---
+apiVersion: eventing.herald.dev/v1alpha1
+kind: Broker
+metadata: {name: b}
+---
+apiVersion: eventing.herald.dev/v1alpha1
+kind: Topic
+metadata: {name: mine}
+`,
+			want:    []string{"topic default/mine"},
+			skipped: []string{"Service", "Topic", "Broker"},
+		},
+		{
+			name: "v1 List items",
+			file: "list.yaml",
+			content: `apiVersion: v1
+kind: List
+items:
+- apiVersion: eventing.herald.dev/v1alpha1
+  kind: Topic
+  metadata: {name: a}
+- apiVersion: eventing.herald.dev/v1alpha1
+  kind: Topic
+  metadata: {name: b}
+  spec: {bogus: 1}
+`,
+			want: []string{"topic default/a"},
+			errs: []string{`items[1]: unknown field "spec.bogus"`},
+		},
+		{
+			name:    "yaml syntax error",
+			file:    "syntax.yaml",
+			content: "apiVersion: eventing.herald.dev/v1alpha1\nkind: Topic\nmetadata: {name: a\n",
+			errs:    []string{"syntax.yaml:1 (document 1): yaml:"},
+		},
+		{
+			name:    "missing kind",
+			file:    "nokind.yaml",
+			content: "apiVersion: eventing.herald.dev/v1alpha1\nmetadata: {name: a}\n",
+			errs:    []string{"apiVersion and kind are required"},
+		},
+		{
+			name:    "missing name",
+			file:    "noname.yaml",
+			content: "apiVersion: eventing.herald.dev/v1alpha1\nkind: Topic\nmetadata: {namespace: x}\n",
+			errs:    []string{"metadata.name is required"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			p := writeFile(t, dir, tt.file, tt.content)
+			fr := LoadFile(p)
+			var got []string
+			for _, o := range fr.Objects {
+				got = append(got, o.Key().String())
+				if o.Origin.File != p {
+					t.Errorf("origin file = %q, want %q", o.Origin.File, p)
+				}
+			}
+			if strings.Join(got, ",") != strings.Join(tt.want, ",") {
+				t.Errorf("objects = %v, want %v", got, tt.want)
+			}
+			var skipped []string
+			for _, s := range fr.Skipped {
+				skipped = append(skipped, s.Kind)
+			}
+			if strings.Join(skipped, ",") != strings.Join(tt.skipped, ",") {
+				t.Errorf("skipped = %v, want %v", skipped, tt.skipped)
+			}
+			if len(fr.Errors) != len(tt.errs) {
+				t.Fatalf("errors = %v, want %d matching %q", fr.Errors, len(tt.errs), tt.errs)
+			}
+			for i, e := range fr.Errors {
+				if !strings.Contains(e.Error(), tt.errs[i]) {
+					t.Errorf("error %d = %q, want it to contain %q", i, e, tt.errs[i])
+				}
+				if !strings.HasPrefix(e.Error(), p) {
+					t.Errorf("error %d = %q does not start with the file name", i, e)
+				}
+			}
+		})
+	}
+}
+
+func TestListFiles(t *testing.T) {
+	dir := t.TempDir()
+	for _, n := range []string{"b.yaml", "a.yml", "c.json", "notes.txt", ".hidden.yaml", "x.yaml~"} {
+		writeFile(t, dir, n, "")
+	}
+	if err := os.Mkdir(filepath.Join(dir, "sub.yaml"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	single := writeFile(t, t.TempDir(), "any.txt", "")
+	got, err := ListFiles([]string{dir, single, filepath.Join(dir, "b.yaml")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{filepath.Join(dir, "a.yml"), filepath.Join(dir, "b.yaml"), filepath.Join(dir, "c.json"), single}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("ListFiles = %v, want %v", got, want)
+	}
+	if _, err := ListFiles([]string{filepath.Join(dir, "missing")}); err == nil {
+		t.Error("a missing path is no error")
+	}
+}
+
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		name    string
+		content string
+		errs    []string // substrings; none means valid
+	}{
+		{"valid subscription", `
+apiVersion: eventing.herald.dev/v1alpha1
+kind: Subscription
+metadata: {name: s}
+spec:
+  topic: t
+  subscriber: {uri: "http://127.0.0.1:1/"}
+  filters: [{exact: {type: a}}, {any: [{prefix: {source: /x}}, {cesql: "subject = 'y'"}]}]
+  delivery: {retry: 2, backoffDelay: PT0.1S, deadLetterSink: {ref: {apiVersion: eventing.herald.dev/v1alpha1, kind: Topic, name: dlq}}}
+`, nil},
+		{"destination needs ref or uri", `
+apiVersion: eventing.herald.dev/v1alpha1
+kind: Subscription
+metadata: {name: s}
+spec: {topic: t, subscriber: {}}
+`, []string{"spec.subscriber: a destination needs a ref, a uri, or both"}},
+		{"relative uri without ref", `
+apiVersion: eventing.herald.dev/v1alpha1
+kind: Subscription
+metadata: {name: s}
+spec: {topic: t, subscriber: {uri: /x}}
+`, []string{"spec.subscriber.uri: uri must be an absolute http:// or https:// URL"}},
+		{"long names and bad filter", `
+apiVersion: eventing.herald.dev/v1alpha1
+kind: Subscription
+metadata: {name: ` + strings.Repeat("s", 64) + `}
+spec:
+  topic: t
+  subscriber: {uri: "http://x/"}
+  filters: [{exact: {type: a}, prefix: {type: b}}, {cesql: "type ="}]
+  delivery: {timeout: 5 minutes}
+`, []string{"at most 63 characters", "spec.filters[0]", "spec.filters[1]", "spec.delivery.timeout"}},
+		{"topic name rules", `
+apiVersion: eventing.herald.dev/v1alpha1
+kind: Topic
+metadata: {name: ` + "Orders_" + strings.Repeat("o", 50) + `}
+spec: {replicas: 2}
+`, []string{"at most 52 characters", "start with a letter", "spec.replicas"}},
+		{"eventsource sets one source", `
+apiVersion: eventing.herald.dev/v1alpha1
+kind: EventSource
+metadata: {name: e}
+spec:
+  sink: {uri: "http://x/"}
+  ping: {schedule: "@every 1s"}
+  webhook: {}
+`, []string{"exactly one of ping, apiServer, webhook or container"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fr := LoadFile(writeFile(t, t.TempDir(), "o.yaml", tt.content))
+			if len(fr.Errors) > 0 || len(fr.Objects) != 1 {
+				t.Fatalf("load: %v", fr.Errors)
+			}
+			err := Validate(fr.Objects[0])
+			if len(tt.errs) == 0 {
+				if err != nil {
+					t.Fatalf("Validate = %v, want nil", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("Validate = nil, want errors %q", tt.errs)
+			}
+			for _, want := range tt.errs {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("Validate = %q, want it to contain %q", err, want)
+				}
+			}
+		})
+	}
+}
