@@ -1,0 +1,111 @@
+# Herald Makefile (kubebuilder style). Run `make help` for the list of targets.
+#
+# Only Go (plus make, bash and git) is required: every tool is built from a
+# pinned nested module under hack/tools/ into ./bin/.
+
+# Setting SHELL to bash allows bash commands to be executed by recipes.
+# Options are set to exit when a recipe line exits non-zero or a piped command fails.
+SHELL = /usr/bin/env bash -o pipefail
+.SHELLFLAGS = -ec
+
+# Timeout for `make test`; envtest suites start a real kube-apiserver + etcd.
+TEST_TIMEOUT ?= 25m
+# Extra arguments for `go test`, e.g. `make test TEST_ARGS='-run TestFoo -v'`.
+TEST_ARGS ?=
+
+.PHONY: all
+all: build
+
+##@ General
+
+# The help target prints out all targets with their descriptions organized
+# beneath their categories. The categories are represented by '##@' and the
+# target descriptions by '##'. The awk command is responsible for reading the
+# entire set of makefiles included in this invocation, looking for lines of the
+# file as xyz: ## something, and then pretty-format the target and help. Then,
+# if there's a line with ##@ something, that gets pretty-printed as a category.
+# More info on the usage of ANSI control characters for terminal formatting:
+# https://en.wikipedia.org/wiki/ANSI_escape_code#SGR_parameters
+# More info on the awk command:
+# http://linuxcommand.org/lc3_adv_awk.php
+
+.PHONY: help
+help: ## Display this help.
+	@awk 'BEGIN {FS = ":.*##"; printf "\nUsage:\n  make \033[36m<target>\033[0m\n"} /^[a-zA-Z_0-9-]+:.*?##/ { printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) } ' $(MAKEFILE_LIST)
+
+##@ Development
+
+.PHONY: manifests
+manifests: controller-gen ## Generate CRDs, RBAC (ClusterRole herald-manager) and webhook configurations.
+	$(CONTROLLER_GEN) rbac:roleName=herald-manager crd webhook paths="./..." output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+
+.PHONY: generate
+generate: controller-gen ## Generate DeepCopy methods for the API types.
+	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./api/..."
+
+.PHONY: verify-generated
+verify-generated: generate manifests ## Fail if generated code or manifests in api/ and config/ are stale.
+	@if ! git diff --exit-code --stat -- api/ config/ \
+		|| [ -n "$$(git ls-files --others --exclude-standard -- api/ config/)" ]; then \
+		git ls-files --others --exclude-standard -- api/ config/ | sed 's/^/untracked: /' >&2; \
+		echo "generated files are stale; run make generate manifests" >&2; \
+		exit 1; \
+	fi
+
+.PHONY: fmt
+fmt: ## Run go fmt against code.
+	go fmt ./...
+
+.PHONY: vet
+vet: ## Run go vet against code.
+	go vet ./...
+
+.PHONY: test
+test: envtest ## Run all tests against a local kube-apiserver + etcd (envtest).
+	@assets="$$(hack/envtest-assets.sh)"; \
+	echo "KUBEBUILDER_ASSETS=$$assets"; \
+	KUBEBUILDER_ASSETS="$$assets" go test ./... -count=1 -timeout $(TEST_TIMEOUT) $(TEST_ARGS)
+
+##@ Build
+
+.PHONY: build
+build: ## Build the herald binary into bin/herald.
+	go build -o $(LOCALBIN)/herald ./cmd/herald
+
+.PHONY: run
+run: ## Run herald in dev mode against the sample configuration.
+	go run ./cmd/herald dev -f config/samples/dev
+
+.PHONY: clean
+clean: ## Remove build outputs (keeps the cached tools and envtest binaries in bin/).
+	rm -f $(LOCALBIN)/herald cover.out cover.html
+
+.PHONY: clean-tools
+clean-tools: ## Remove everything in bin/, including controller-gen and the envtest binaries.
+	rm -rf $(LOCALBIN)
+
+##@ Dependencies
+
+## Location to install dependencies to
+LOCALBIN ?= $(CURDIR)/bin
+$(LOCALBIN):
+	mkdir -p $(LOCALBIN)
+
+## Tool versions, read from the pinned nested modules in hack/tools/.
+CONTROLLER_TOOLS_VERSION ?= $(shell awk '$$1 == "require" && $$2 == "sigs.k8s.io/controller-tools" { print $$3 }' hack/tools/controller-gen/go.mod)
+
+## Tool binaries
+CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
+
+.PHONY: controller-gen
+controller-gen: $(CONTROLLER_GEN) ## Build controller-gen (pinned in hack/tools/controller-gen) if necessary.
+$(CONTROLLER_GEN): | $(LOCALBIN)
+	@test -n "$(CONTROLLER_TOOLS_VERSION)" || { echo "cannot read controller-tools version from hack/tools/controller-gen/go.mod" >&2; exit 1; }
+	cd hack/tools/controller-gen && GOWORK=off go build -trimpath -mod=readonly \
+		-ldflags "-X sigs.k8s.io/controller-tools/pkg/version.version=$(CONTROLLER_TOOLS_VERSION)" \
+		-o "$@.tmp" sigs.k8s.io/controller-tools/cmd/controller-gen
+	mv -f "$@.tmp" "$@"
+
+.PHONY: envtest
+envtest: ## Build kube-apiserver, etcd and kubectl for envtest if necessary; prints the KUBEBUILDER_ASSETS directory.
+	@hack/envtest-assets.sh
