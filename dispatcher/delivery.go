@@ -1,0 +1,339 @@
+package dispatcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/time/rate"
+
+	"github.com/herald-dev/herald/api/v1alpha1"
+	"github.com/herald-dev/herald/dispatcher/plan"
+)
+
+// Timing of a delivery loop.
+const (
+	// lagInterval is how often consumer lag is read for the metrics.
+	lagInterval = 5 * time.Second
+	// maxHeartbeat bounds the interval of InProgress calls for held
+	// messages; a third of the consumer's AckWait when that is shorter.
+	maxHeartbeat = 10 * time.Second
+)
+
+// subConfig is the part of a Subscription's plan a running delivery loop
+// takes live: filters, URIs, delivery policy and rate limit.
+type subConfig struct {
+	plan         plan.SubscriptionPlan
+	maxEventSize int
+	filter       matcher
+	limiter      *rate.Limiter
+}
+
+// compileSubscription prepares sp for delivery, keeping old's rate limiter
+// when the limit did not change.
+func compileSubscription(tp *plan.TopicPlan, sp *plan.SubscriptionPlan, old *subConfig) (*subConfig, error) {
+	f, err := compileFilters(sp.Filters)
+	if err != nil {
+		return nil, err
+	}
+	for _, u := range []struct{ field, uri string }{
+		{"subscriberUri", sp.SubscriberURI}, {"replyUri", sp.ReplyURI}, {"deadLetterUri", sp.DeadLetterURI},
+	} {
+		if u.uri == "" {
+			continue
+		}
+		pu, err := url.Parse(u.uri)
+		if err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
+			return nil, fmt.Errorf("%s %q is not an absolute http(s) URL", u.field, u.uri)
+		}
+	}
+	if sp.Delivery.Timeout <= 0 {
+		return nil, errors.New("delivery timeout must be positive")
+	}
+	cfg := &subConfig{plan: *sp, maxEventSize: tp.MaxEventSize, filter: f}
+	if rl := sp.RateLimit; rl != nil && rl.EventsPerSecond > 0 {
+		if old != nil && old.limiter != nil && old.plan.RateLimit != nil && *old.plan.RateLimit == *rl {
+			cfg.limiter = old.limiter
+		} else {
+			cfg.limiter = rate.NewLimiter(rate.Limit(rl.EventsPerSecond), max(rl.Burst, 1))
+		}
+	}
+	return cfg, nil
+}
+
+// subRunner is the delivery loop of one Subscription: it pulls from the
+// Subscription's durable consumer and hands messages to a fixed pool of
+// workers shaped by the ordering.
+type subRunner struct {
+	d                *Dispatcher
+	topicKey         string
+	ns, topic, name  string
+	stream, consumer string
+	ordering         string
+	maxInFlight      int
+	paused           bool
+	cfg              atomic.Pointer[subConfig]
+	m                *subMetrics
+	log              *slog.Logger
+	ctx              context.Context
+	cancel           context.CancelFunc
+	done             chan struct{}
+	prev             *subRunner
+	heartbeat        atomic.Int64
+	pinned           atomic.Bool
+}
+
+func (d *Dispatcher) newRunner(key string, p *plan.TopicPlan, sp *plan.SubscriptionPlan, cfg *subConfig, prev *subRunner) *subRunner {
+	ctx, cancel := context.WithCancel(d.runCtx)
+	r := &subRunner{
+		d: d, topicKey: key,
+		ns: p.Namespace, topic: p.Name, name: sp.Name,
+		stream: p.Stream, consumer: sp.Consumer,
+		ordering: sp.Ordering, maxInFlight: max(sp.MaxInFlight, 1), paused: sp.Paused,
+		m:   d.metrics.forSubscription(p.Namespace, p.Name, sp.Name),
+		log: d.log.With("topic", p.Namespace+"/"+p.Name, "subscription", sp.Name),
+		ctx: ctx, cancel: cancel,
+		done: make(chan struct{}),
+		prev: prev,
+	}
+	if r.ordering == "" {
+		r.ordering = string(v1alpha1.OrderingUnordered)
+	}
+	r.cfg.Store(cfg)
+	r.heartbeat.Store(int64(maxHeartbeat))
+	return r
+}
+
+// needsRestart reports whether taking sp requires a new loop.
+func (r *subRunner) needsRestart(p *plan.TopicPlan, sp *plan.SubscriptionPlan) bool {
+	ordering := sp.Ordering
+	if ordering == "" {
+		ordering = string(v1alpha1.OrderingUnordered)
+	}
+	return r.stream != p.Stream || r.consumer != sp.Consumer || r.ordering != ordering ||
+		r.maxInFlight != max(sp.MaxInFlight, 1) || r.paused != sp.Paused
+}
+
+// stop asks the loop to stop pulling; done closes once in-flight
+// deliveries finished.
+func (r *subRunner) stop() { r.cancel() }
+
+func (r *subRunner) pinnedOrdering() bool {
+	return r.ordering == string(v1alpha1.OrderingOrdered) || r.ordering == string(v1alpha1.OrderingPerKey)
+}
+
+func (r *subRunner) run() {
+	defer close(r.done)
+	if r.prev != nil {
+		select {
+		case <-r.prev.done:
+		case <-r.ctx.Done():
+			return
+		}
+	}
+	cons := r.lookup()
+	if cons == nil {
+		return
+	}
+	var aux sync.WaitGroup
+	aux.Add(1)
+	go func() {
+		defer aux.Done()
+		r.pollLag(cons)
+	}()
+	defer aux.Wait()
+	if r.paused {
+		r.log.Info("subscription paused; not pulling")
+		<-r.ctx.Done()
+		return
+	}
+	r.log.Info("delivering", "consumer", r.consumer, "ordering", r.ordering, "maxInFlight", r.maxInFlight)
+	p := r.newPool()
+	r.pull(cons, p)
+	p.closeAndWait()
+	r.unpin()
+}
+
+// lookup returns the Subscription's consumer, waiting until it exists;
+// nil once the loop is stopped.
+func (r *subRunner) lookup() jetstream.Consumer {
+	bo := newBackoff(100*time.Millisecond, 5*time.Second)
+	for r.ctx.Err() == nil {
+		ctx, cancel := context.WithTimeout(r.ctx, 5*time.Second)
+		cons, err := r.d.js.Consumer(ctx, r.stream, r.consumer)
+		cancel()
+		if err == nil {
+			if ci := cons.CachedInfo(); ci != nil && ci.Config.AckWait > 0 {
+				r.heartbeat.Store(int64(min(max(ci.Config.AckWait/3, 100*time.Millisecond), maxHeartbeat)))
+			}
+			return cons
+		}
+		if r.ctx.Err() != nil {
+			return nil
+		}
+		if bo.n == 0 {
+			r.log.Info("waiting for consumer", "stream", r.stream, "consumer", r.consumer, "error", err)
+		}
+		bo.wait(r.ctx)
+	}
+	return nil
+}
+
+func (r *subRunner) pollLag(cons jetstream.Consumer) {
+	t := time.NewTicker(lagInterval)
+	defer t.Stop()
+	for {
+		ctx, cancel := context.WithTimeout(r.ctx, 2*time.Second)
+		info, err := cons.Info(ctx)
+		cancel()
+		if err == nil {
+			r.m.lag(info.NumPending, info.NumAckPending)
+		}
+		select {
+		case <-r.ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (r *subRunner) pullOpts() []jetstream.PullMessagesOpt {
+	n := r.maxInFlight
+	switch r.ordering {
+	case string(v1alpha1.OrderingOrdered):
+		n = 1
+	case string(v1alpha1.OrderingPerKey):
+		n = 4 * r.maxInFlight
+	}
+	opts := []jetstream.PullMessagesOpt{jetstream.PullMaxMessages(n)}
+	if r.pinnedOrdering() {
+		opts = append(opts, jetstream.PullPriorityGroup(plan.PinnedGroup))
+	}
+	return opts
+}
+
+// pull feeds p from the consumer until the loop stops, starting over when
+// the consumer disappears.
+func (r *subRunner) pull(cons jetstream.Consumer, p pool) {
+	bo := newBackoff(100*time.Millisecond, 5*time.Second)
+	for {
+		it, err := cons.Messages(r.pullOpts()...)
+		if err == nil {
+			stopDrain := context.AfterFunc(r.ctx, it.Drain)
+			if r.feed(cons, it, p) {
+				bo.reset()
+			}
+			stopDrain()
+			it.Stop()
+		} else if r.ctx.Err() == nil {
+			r.log.Warn("cannot pull", "error", err)
+		}
+		if r.ctx.Err() != nil {
+			return
+		}
+		r.unpin()
+		bo.wait(r.ctx)
+		if cons = r.lookup(); cons == nil {
+			return
+		}
+	}
+}
+
+// feed hands messages to p until the iterator ends; it reports whether any
+// message came. Messages arriving once the loop is stopping are released
+// at once (Nak) for another dispatcher or a later run.
+func (r *subRunner) feed(cons jetstream.Consumer, it jetstream.MessagesContext, p pool) bool {
+	got := false
+	for {
+		msg, err := it.Next()
+		if err != nil {
+			switch {
+			case errors.Is(err, jetstream.ErrMsgIteratorClosed):
+				return got
+			case errors.Is(err, jetstream.ErrNoHeartbeat):
+				ctx, cancel := context.WithTimeout(r.ctx, 2*time.Second)
+				_, ierr := cons.Info(ctx)
+				cancel()
+				if errors.Is(ierr, jetstream.ErrConsumerNotFound) || errors.Is(ierr, jetstream.ErrStreamNotFound) {
+					r.log.Warn("consumer gone; waiting for it to return")
+					return got
+				}
+				continue
+			default:
+				if r.ctx.Err() == nil {
+					r.log.Warn("pull interrupted", "error", err)
+				}
+				return got
+			}
+		}
+		got = true
+		if r.ctx.Err() != nil {
+			_ = msg.Nak()
+			continue
+		}
+		if !r.pinned.Load() && msg.Headers().Get("Nats-Pin-Id") != "" {
+			r.pinned.Store(true)
+		}
+		if !p.submit(r.ctx, msg) {
+			_ = msg.Nak()
+		}
+	}
+}
+
+// unpin hands the pinned-client role of an ordered or perKey consumer to
+// the next puller at once instead of after the pin's TTL. It is called only
+// when this loop held the pin and none of its messages are in flight.
+func (r *subRunner) unpin() {
+	if !r.pinnedOrdering() || !r.pinned.Swap(false) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	s, err := r.d.js.Stream(ctx, r.stream)
+	if err == nil {
+		err = s.UnpinConsumer(ctx, r.consumer, plan.PinnedGroup)
+	}
+	if err != nil {
+		r.log.Debug("unpin", "error", err)
+	}
+}
+
+// hold waits d while keeping msg from being redelivered (InProgress every
+// heartbeat); false when the loop stopped meanwhile.
+func (r *subRunner) hold(msg jetstream.Msg, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return r.ctx.Err() == nil
+		}
+		if !sleep(r.ctx, min(left, time.Duration(r.heartbeat.Load()))) {
+			return false
+		}
+		if time.Until(deadline) > 0 {
+			_ = msg.InProgress()
+		}
+	}
+}
+
+// waitRate waits for the rate limiter; false when the loop stopped.
+func (r *subRunner) waitRate(cfg *subConfig, msg jetstream.Msg) bool {
+	if cfg.limiter == nil {
+		return true
+	}
+	res := cfg.limiter.Reserve()
+	if !res.OK() {
+		return true
+	}
+	if !r.hold(msg, res.Delay()) {
+		res.Cancel()
+		return false
+	}
+	return true
+}

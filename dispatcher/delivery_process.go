@@ -1,0 +1,111 @@
+package dispatcher
+
+import (
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// outcome says what becomes of a message after process.
+type outcome struct {
+	// done: the message was acknowledged (delivered, filtered out or
+	// dead-lettered).
+	done bool
+	// delay before the next attempt when not done.
+	delay time.Duration
+}
+
+// deliverOnce processes msg and leaves a retry to JetStream (NakWithDelay),
+// so retry state survives this process. The attempt number is the
+// message's delivery count.
+func (r *subRunner) deliverOnce(msg jetstream.Msg) {
+	out := r.process(msg, deliveryCount(msg))
+	if !out.done {
+		_ = msg.NakWithDelay(out.delay)
+	}
+}
+
+// deliverHeld processes msg and retries it in this process, keeping it
+// from redelivery meanwhile, so no later message of its key overtakes it.
+// When the loop stops during a wait, the message is released with the
+// remaining delay; its next delivery counts from the delivery count.
+func (r *subRunner) deliverHeld(msg jetstream.Msg) {
+	attempt := deliveryCount(msg)
+	for {
+		out := r.process(msg, attempt)
+		if out.done {
+			return
+		}
+		if !r.hold(msg, out.delay) {
+			_ = msg.NakWithDelay(out.delay)
+			return
+		}
+		attempt++
+	}
+}
+
+// deliveryCount is the attempt number of msg's current delivery.
+func deliveryCount(msg jetstream.Msg) int {
+	md, err := msg.Metadata()
+	if err != nil || md.NumDelivered == 0 {
+		return 1
+	}
+	return int(md.NumDelivered)
+}
+
+// process makes attempt number attempt at delivering msg: filter, rate
+// limit, POST to the subscriber, reply forwarding, dead letter. It acks msg
+// when done with it and otherwise returns the delay before a retry.
+func (r *subRunner) process(msg jetstream.Msg, attempt int) outcome {
+	cfg := r.cfg.Load()
+	h := msg.Headers()
+	view := eventView{h: h}
+	if !cfg.filter.match(&view) {
+		r.ack(msg)
+		r.m.filtered.Inc()
+		return outcome{done: true}
+	}
+	if !r.waitRate(cfg, msg) {
+		return outcome{}
+	}
+	cfg = r.cfg.Load()
+	start := time.Now()
+	hdr := deliveryHeader(h, 1)
+	hdr["Prefer"] = []string{"reply"}
+	res := r.d.post(cfg.plan.SubscriberURI, hdr, msg.Data(), cfg.plan.Delivery.Timeout.Duration(), cfg.maxEventSize)
+	r.m.observe(res.elapsed)
+	dest := cfg.plan.SubscriberURI
+	if res.verdict() == verdictSuccess && (res.reply != nil || res.replyErr != nil) {
+		r.keepAlive(msg, start)
+		res, dest = r.forwardReply(cfg, msg, &res)
+	}
+	switch res.verdict() {
+	case verdictSuccess:
+		r.ack(msg)
+		r.m.outcome(outcomeDelivered, res.codeClass())
+		return outcome{done: true}
+	case verdictRetry:
+		if attempt <= cfg.plan.Delivery.Retry {
+			r.m.outcome(outcomeRetried, res.codeClass())
+			delay := retryDelay(cfg.plan.Delivery, attempt, res.status, res.retryAfter, time.Now())
+			r.log.Debug("delivery failed; retrying", "destination", dest, "attempt", attempt, "result", res.describe(), "delay", delay)
+			return outcome{delay: delay}
+		}
+	}
+	r.keepAlive(msg, start)
+	return r.deadLetter(cfg, msg, dest, &res, attempt)
+}
+
+// keepAlive resets msg's AckWait when the attempt since start took longer
+// than a heartbeat, before a second request for the same message.
+func (r *subRunner) keepAlive(msg jetstream.Msg, start time.Time) {
+	if time.Since(start) > time.Duration(r.heartbeat.Load()) {
+		_ = msg.InProgress()
+	}
+}
+
+func (r *subRunner) ack(msg jetstream.Msg) {
+	if err := msg.Ack(); err != nil {
+		r.log.Debug("ack", "error", err)
+	}
+}

@@ -1,0 +1,277 @@
+// Package dispatcher is Herald's data plane. A Dispatcher accepts CloudEvents
+// over HTTP for the Topics it serves and stores them in each Topic's
+// JetStream stream (ServeHTTP), and delivers the stored events to every
+// Subscription of those Topics through the Subscription's durable pull
+// consumer (Run). What to serve comes from the dispatch plans in the
+// plan.KVBucket key-value bucket, which Run watches; changes apply live.
+//
+// The dispatcher never creates or deletes streams, consumers or the plan
+// bucket: the control plane owns them. It waits for whatever is missing.
+package dispatcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/herald-dev/herald/dispatcher/plan"
+)
+
+// Options configures a Dispatcher.
+type Options struct {
+	// Topics the dispatcher serves, as "namespace/name"; empty serves every
+	// plan in the bucket.
+	Topics []string
+	// Logger receives structured logs; nil discards them.
+	Logger *slog.Logger
+	// Registry receives the dispatcher's metrics; nil registers them in a
+	// private registry.
+	Registry prometheus.Registerer
+	// HTTPClient sends deliveries, replies and dead letters; nil uses a
+	// client with a keep-alive pool sized for many concurrent deliveries
+	// that does not follow redirects.
+	HTTPClient *http.Client
+}
+
+// Publishing limits of the ingress.
+const (
+	// publishAckTimeout bounds the wait for JetStream's acknowledgement of
+	// an accepted event; the producer gets 503 after it.
+	publishAckTimeout = 10 * time.Second
+	// maxPendingPublishes bounds publishes awaiting acknowledgement; more
+	// concurrent requests wait for a slot, then get 503.
+	maxPendingPublishes = 16384
+)
+
+// Dispatcher serves the ingress and the deliveries of a set of Topics.
+type Dispatcher struct {
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	log     *slog.Logger
+	client  *http.Client
+	metrics *metrics
+	// served holds the plan keys of Options.Topics; nil serves all.
+	served map[string]bool
+
+	// topics maps namespace → topic name → state; replaced, never mutated.
+	topics atomic.Pointer[map[string]map[string]*topicState]
+	loaded atomic.Bool
+	ran    atomic.Bool
+
+	mu      sync.Mutex
+	runCtx  context.Context
+	runners map[string]*subRunner
+	wg      sync.WaitGroup
+}
+
+// topicState is what the ingress needs of one Topic.
+type topicState struct {
+	plan    *plan.TopicPlan
+	key     string
+	metrics *topicMetrics
+}
+
+// New returns a Dispatcher using nc. It does not touch the network; Run and
+// ServeHTTP do.
+func New(nc *nats.Conn, opts Options) (*Dispatcher, error) {
+	if nc == nil {
+		return nil, errors.New("dispatcher: nil NATS connection")
+	}
+	js, err := jetstream.New(nc,
+		jetstream.WithPublishAsyncMaxPending(maxPendingPublishes),
+		jetstream.WithPublishAsyncTimeout(publishAckTimeout))
+	if err != nil {
+		return nil, fmt.Errorf("dispatcher: jetstream: %w", err)
+	}
+	d := &Dispatcher{
+		nc:      nc,
+		js:      js,
+		log:     opts.Logger,
+		client:  opts.HTTPClient,
+		runners: map[string]*subRunner{},
+	}
+	if d.log == nil {
+		d.log = slog.New(slog.DiscardHandler)
+	}
+	if d.client == nil {
+		d.client = defaultHTTPClient()
+	}
+	reg := opts.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	if d.metrics, err = newMetrics(reg); err != nil {
+		return nil, fmt.Errorf("dispatcher: %w", err)
+	}
+	if len(opts.Topics) > 0 {
+		d.served = map[string]bool{}
+		for _, t := range opts.Topics {
+			ns, name, ok := strings.Cut(t, "/")
+			if !ok || ns == "" || name == "" || strings.ContainsAny(t, ". *>") || strings.Contains(name, "/") {
+				return nil, fmt.Errorf("dispatcher: topic %q is not namespace/name", t)
+			}
+			d.served[plan.Key(ns, name)] = true
+		}
+	}
+	empty := map[string]map[string]*topicState{}
+	d.topics.Store(&empty)
+	return d, nil
+}
+
+func defaultHTTPClient() *http.Client {
+	return &http.Client{
+		Transport: &http.Transport{
+			Proxy:                 http.ProxyFromEnvironment,
+			DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			ForceAttemptHTTP2:     true,
+			MaxIdleConns:          0,
+			MaxIdleConnsPerHost:   1024,
+			IdleConnTimeout:       90 * time.Second,
+			TLSHandshakeTimeout:   10 * time.Second,
+			ExpectContinueTimeout: time.Second,
+		},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// Ready reports nil once NATS is connected and the plans of the served
+// Topics were loaded, and an error saying what is missing otherwise.
+func (d *Dispatcher) Ready() error {
+	if !d.nc.IsConnected() {
+		return errors.New("not connected to NATS")
+	}
+	if !d.loaded.Load() {
+		return errors.New("dispatch plans not loaded yet")
+	}
+	return nil
+}
+
+// Run watches the plans of the served Topics, runs one delivery loop per
+// Subscription and applies plan changes live. It waits for the plan bucket
+// and for consumers that do not exist yet. When ctx is done it stops
+// pulling, lets in-flight deliveries finish and returns nil. Run may be
+// called once.
+func (d *Dispatcher) Run(ctx context.Context) error {
+	if !d.ran.CompareAndSwap(false, true) {
+		return errors.New("dispatcher: Run called twice")
+	}
+	d.mu.Lock()
+	d.runCtx = ctx
+	d.mu.Unlock()
+	defer d.stopRunners()
+
+	bo := newBackoff(100*time.Millisecond, 5*time.Second)
+	for ctx.Err() == nil {
+		kv, err := d.js.KeyValue(ctx, plan.KVBucket)
+		if err != nil {
+			if ctx.Err() == nil {
+				d.logWait(bo, "waiting for the plan bucket", "bucket", plan.KVBucket, "error", err)
+			}
+			bo.wait(ctx)
+			continue
+		}
+		if err := d.watch(ctx, kv); err != nil && ctx.Err() == nil {
+			d.log.Warn("plan watch ended; restarting", "error", err)
+		}
+		bo.wait(ctx)
+	}
+	return nil
+}
+
+func (d *Dispatcher) logWait(bo *backoff, msg string, args ...any) {
+	if bo.n == 0 {
+		d.log.Info(msg, args...)
+	} else {
+		d.log.Debug(msg, args...)
+	}
+}
+
+// stopRunners stops every delivery loop and waits for them.
+func (d *Dispatcher) stopRunners() {
+	d.mu.Lock()
+	for _, r := range d.runners {
+		r.stop()
+	}
+	d.mu.Unlock()
+	d.wg.Wait()
+}
+
+// topic returns the state of a served Topic, nil when unknown.
+func (d *Dispatcher) topic(ns, name string) *topicState {
+	return (*d.topics.Load())[ns][name]
+}
+
+// setTopic replaces or (with ts nil) removes the Topic of a plan key.
+// d.mu must be held.
+func (d *Dispatcher) setTopic(ns, name string, ts *topicState) {
+	old := *d.topics.Load()
+	next := make(map[string]map[string]*topicState, len(old)+1)
+	for n, m := range old {
+		next[n] = m
+	}
+	inner := make(map[string]*topicState, len(old[ns])+1)
+	for k, v := range old[ns] {
+		inner[k] = v
+	}
+	if ts == nil {
+		delete(inner, name)
+	} else {
+		inner[name] = ts
+	}
+	if len(inner) == 0 {
+		delete(next, ns)
+	} else {
+		next[ns] = inner
+	}
+	d.topics.Store(&next)
+}
+
+// backoff is a capped doubling wait.
+type backoff struct {
+	min, max, cur time.Duration
+	n             int
+}
+
+func newBackoff(min, max time.Duration) *backoff {
+	return &backoff{min: min, max: max}
+}
+
+// wait sleeps the next interval or until ctx is done.
+func (b *backoff) wait(ctx context.Context) {
+	b.n++
+	switch {
+	case b.cur == 0:
+		b.cur = b.min
+	case b.cur < b.max:
+		b.cur = min(2*b.cur, b.max)
+	}
+	sleep(ctx, b.cur)
+}
+
+func (b *backoff) reset() { b.cur, b.n = 0, 0 }
+
+// sleep waits d or until ctx is done and reports whether it waited d.
+func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

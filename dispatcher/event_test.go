@@ -1,0 +1,73 @@
+package dispatcher
+
+import (
+	"net/http"
+	"testing"
+)
+
+func TestPercentEncoding(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		decoded, encoded string
+	}{
+		{"plain-ASCII_value.1~", "plain-ASCII_value.1~"},
+		{"a b", "a%20b"},
+		{`say "hi"`, "say%20%22hi%22"},
+		{"100%", "100%25"},
+		{"€", "%E2%82%AC"},
+		{"tab\there", "tab%09here"},
+		{"line\r\nbreak", "line%0D%0Abreak"},
+		{" lead and trail ", "%20lead%20and%20trail%20"},
+		{"\x7f", "%7F"},
+		{"", ""},
+	}
+	for _, tc := range tests {
+		if got := percentEncode(tc.decoded); got != tc.encoded {
+			t.Errorf("percentEncode(%q) = %q, want %q", tc.decoded, got, tc.encoded)
+		}
+		if got := percentDecode(tc.encoded); got != tc.decoded {
+			t.Errorf("percentDecode(%q) = %q, want %q", tc.encoded, got, tc.decoded)
+		}
+	}
+	// Decoding is lenient and once only.
+	for in, want := range map[string]string{
+		"100% sure": "100% sure",
+		"%zz":       "%zz",
+		"%2":        "%2",
+		"%2541":     "%41",
+		"%e2%82%ac": "€",
+	} {
+		if got := percentDecode(in); got != want {
+			t.Errorf("percentDecode(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestStoredRoundTrip: an event survives the stored-message form.
+func TestStoredRoundTrip(t *testing.T) {
+	t.Parallel()
+	h := http.Header{}
+	h.Set("Ce-Specversion", "1.0")
+	h.Set("Ce-Id", "id 1")
+	h.Set("Ce-Source", "/src")
+	h.Set("Ce-Type", "t")
+	h.Set("Ce-Ext", "%E2%82%AC x")
+	h.Set("Content-Type", "text/plain")
+	h.Set("Traceparent", "tp")
+	e, err := decodeBinary(h, []byte("data"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	back := eventFromHeader(e.header(), e.data)
+	for _, a := range e.attrs {
+		if v, ok := back.get(a.name); !ok || v != a.value {
+			t.Errorf("%s: got %q, want %q", a.name, v, a.value)
+		}
+	}
+	if back.contentType != "text/plain" || string(back.data) != "data" || back.traceParent != "tp" {
+		t.Errorf("round trip lost content type, data or trace: %+v", back)
+	}
+	if v, _ := back.get("ext"); v != "€ x" {
+		t.Errorf("ext = %q", v)
+	}
+}

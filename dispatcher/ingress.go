@@ -1,0 +1,252 @@
+package dispatcher
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Retry-After values the ingress sends, in seconds.
+const (
+	retryAfterFull        = "1"
+	retryAfterUnavailable = "2"
+)
+
+// ServeHTTP is the ingress: POST /<namespace>/<topic> with one CloudEvent in
+// binary or structured content mode, or a batch in batched mode (see
+// serveBatch), CloudEvents 1.0 or 0.3.
+//
+// It answers 202 once JetStream stored the event (a duplicate of source and
+// id inside the Topic's duplicate window is answered 202 and stored once).
+// Errors carry a JSON body {"error": "...", "attribute": "..."}: 400 for an
+// invalid event (attribute names the culprit), 404 for an unknown Topic, 405
+// for methods but POST (with Allow: POST), 413 above the Topic's
+// MaxEventSize, 415 for structured formats other than JSON, 429 with
+// Retry-After while the stream refuses events because it is full, 503 with
+// Retry-After while JetStream does not answer. Nothing is stored for a
+// request answered with an error.
+func (d *Dispatcher) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	ns, name, ok := splitTopicPath(r.URL.Path)
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		d.metrics.rejected.WithLabelValues("", "", reasonMethod).Inc()
+		writeError(w, http.StatusMethodNotAllowed, "only POST is allowed", "")
+		return
+	}
+	var t *topicState
+	if ok {
+		t = d.topic(ns, name)
+	}
+	if t == nil {
+		d.metrics.rejected.WithLabelValues("", "", reasonUnknownTopic).Inc()
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no topic at %q: POST to /<namespace>/<topic>", r.URL.Path), "")
+		return
+	}
+	mode, err := modeOf(r.Header.Get(headerContentType))
+	if err != nil {
+		t.metrics.reject(reasonUnsupported)
+		writeError(w, http.StatusUnsupportedMediaType, err.Error(), "")
+		return
+	}
+	limit := int64(t.plan.MaxEventSize)
+	if mode == modeBatch {
+		limit = batchBodyLimit(t.plan.MaxEventSize)
+	}
+	if r.ContentLength > limit {
+		t.metrics.reject(reasonTooLarge)
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body of %d bytes exceeds the limit of %d", r.ContentLength, limit), "")
+		return
+	}
+	body, err := readBody(r.Body, r.ContentLength, limit)
+	if err != nil {
+		if errors.Is(err, errTooLarge) {
+			t.metrics.reject(reasonTooLarge)
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body exceeds the limit of %d bytes", limit), "")
+			return
+		}
+		t.metrics.reject(reasonInvalid)
+		writeError(w, http.StatusBadRequest, "reading body: "+err.Error(), "")
+		return
+	}
+	if mode == modeBatch {
+		d.serveBatch(w, r, t, body, start)
+		return
+	}
+	var e *event
+	if mode == modeStructured {
+		e, err = decodeStructured(body)
+		if e != nil {
+			e.traceParent, e.traceState = r.Header.Get(headerTraceParent), r.Header.Get(headerTraceState)
+		}
+	} else {
+		e, err = decodeBinary(r.Header, body)
+	}
+	if err != nil {
+		t.metrics.reject(reasonInvalid)
+		writeEventError(w, err)
+		return
+	}
+	if e.size() > t.plan.MaxEventSize {
+		t.metrics.reject(reasonTooLarge)
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("event of %d bytes exceeds the limit of %d", e.size(), t.plan.MaxEventSize), "")
+		return
+	}
+	if !d.nc.IsConnected() {
+		t.metrics.reject(reasonUnavailable)
+		w.Header().Set("Retry-After", retryAfterUnavailable)
+		writeError(w, http.StatusServiceUnavailable, "event store unavailable", "")
+		return
+	}
+	paf, err := d.publishAsync(t, e)
+	if err == nil {
+		var dup bool
+		dup, err = awaitAck(r.Context(), paf)
+		if err == nil {
+			t.metrics.received.Inc()
+			if dup {
+				t.metrics.duplicates.Inc()
+			}
+			t.metrics.duration.Observe(time.Since(start).Seconds())
+			w.WriteHeader(http.StatusAccepted)
+			return
+		}
+	}
+	d.writePublishError(w, t, err)
+}
+
+// splitTopicPath splits "/<namespace>/<topic>" (a trailing slash allowed).
+func splitTopicPath(p string) (ns, name string, ok bool) {
+	p = strings.TrimPrefix(p, "/")
+	p = strings.TrimSuffix(p, "/")
+	ns, name, ok = strings.Cut(p, "/")
+	if !ok || ns == "" || name == "" || strings.IndexByte(name, '/') >= 0 {
+		return "", "", false
+	}
+	return ns, name, true
+}
+
+var errTooLarge = errors.New("body too large")
+
+// readBody reads at most limit bytes.
+func readBody(r io.Reader, contentLength, limit int64) ([]byte, error) {
+	if contentLength >= 0 {
+		b := make([]byte, contentLength)
+		if _, err := io.ReadFull(r, b); err != nil {
+			return nil, err
+		}
+		return b, nil
+	}
+	b, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, errTooLarge
+	}
+	return b, nil
+}
+
+// publishAsync starts storing e in the Topic's stream.
+func (d *Dispatcher) publishAsync(t *topicState, e *event) (jetstream.PubAckFuture, error) {
+	h := e.header()
+	h[jetstream.MsgIDHeader] = []string{e.msgID()}
+	h[jetstream.ExpectedStreamHeader] = []string{t.plan.Stream}
+	m := &nats.Msg{Subject: t.plan.Subject, Header: h, Data: e.data}
+	return d.js.PublishMsgAsync(m)
+}
+
+// awaitAck waits for JetStream's acknowledgement of a publish.
+func awaitAck(ctx context.Context, paf jetstream.PubAckFuture) (duplicate bool, err error) {
+	select {
+	case ack := <-paf.Ok():
+		return ack.Duplicate, nil
+	case err := <-paf.Err():
+		return false, err
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+}
+
+// publishStatus maps a failed publish to the status the producer gets.
+func publishStatus(err error) (status int, reason, retryAfter string) {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		switch {
+		case apiErr.ErrorCode == jetstream.JSErrCodeStreamMessageExceedsMaximum:
+			return http.StatusRequestEntityTooLarge, reasonTooLarge, ""
+		case strings.Contains(apiErr.Description, "maximum messages") || strings.Contains(apiErr.Description, "maximum bytes"):
+			return http.StatusTooManyRequests, reasonBackpressure, retryAfterFull
+		}
+		return http.StatusServiceUnavailable, reasonPublishFailed, retryAfterUnavailable
+	}
+	if errors.Is(err, nats.ErrMaxPayload) {
+		return http.StatusRequestEntityTooLarge, reasonTooLarge, ""
+	}
+	if errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
+		return http.StatusServiceUnavailable, reasonBackpressure, retryAfterFull
+	}
+	return http.StatusServiceUnavailable, reasonUnavailable, retryAfterUnavailable
+}
+
+func (d *Dispatcher) writePublishError(w http.ResponseWriter, t *topicState, err error) {
+	if errors.Is(err, context.Canceled) {
+		// The producer went away; nobody reads the answer.
+		t.metrics.reject(reasonUnavailable)
+		return
+	}
+	status, reason, ra := publishStatus(err)
+	t.metrics.reject(reason)
+	if status >= 500 {
+		d.log.Warn("publish failed", "topic", t.plan.Namespace+"/"+t.plan.Name, "error", err)
+	}
+	if ra != "" {
+		w.Header().Set("Retry-After", ra)
+	}
+	writeError(w, status, "storing the event: "+err.Error(), "")
+}
+
+// errorBody is the JSON body of an error answer.
+type errorBody struct {
+	Error     string `json:"error"`
+	Attribute string `json:"attribute,omitempty"`
+	// Index is the position of the offending event in a batch.
+	Index *int `json:"index,omitempty"`
+}
+
+func writeError(w http.ResponseWriter, status int, msg, attribute string) {
+	writeJSON(w, status, errorBody{Error: msg, Attribute: attribute})
+}
+
+// writeEventError answers a decoding error: 415 for an unsupported format,
+// 400 otherwise.
+func writeEventError(w http.ResponseWriter, err error) {
+	if errors.Is(err, errUnsupportedFormat) {
+		writeError(w, http.StatusUnsupportedMediaType, err.Error(), "")
+		return
+	}
+	body := errorBody{Error: err.Error()}
+	var ee *eventError
+	if errors.As(err, &ee) {
+		body.Attribute = ee.Attribute
+		if ee.Index >= 0 {
+			i := ee.Index
+			body.Index = &i
+		}
+	}
+	writeJSON(w, http.StatusBadRequest, body)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set(headerContentType, "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}

@@ -1,0 +1,123 @@
+package dispatcher
+
+import (
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Limits of batched mode.
+const (
+	// maxBatchEvents bounds the events of one batch.
+	maxBatchEvents = 1000
+	// batchSizeFactor times the Topic's MaxEventSize bounds a batch's body.
+	batchSizeFactor = 16
+)
+
+func batchBodyLimit(maxEventSize int) int64 { return int64(maxEventSize) * batchSizeFactor }
+
+// batchResult is one event's entry in the report of a partly failed batch.
+type batchResult struct {
+	Index  int    `json:"index"`
+	ID     string `json:"id"`
+	Status int    `json:"status"`
+	Error  string `json:"error,omitempty"`
+}
+
+// batchReport is the body of a partly failed batch's answer.
+type batchReport struct {
+	Error   string        `json:"error"`
+	Results []batchResult `json:"results"`
+}
+
+// serveBatch stores a batched-mode request (application/cloudevents-batch+json).
+//
+// Validation is all or nothing: when any event is invalid or too large the
+// whole batch is refused (400 or 413, with "index" naming the event) and
+// nothing is stored. Valid batches are published concurrently; once every
+// event is stored the answer is 202. If storing some events failed, the
+// answer is 503 (or 429 when the stream is full) with Retry-After and a
+// per-event report {"error", "results": [{"index", "id", "status",
+// "error"}]}; the events reported 202 are stored. Resending the whole batch
+// is safe: events are deduplicated on source and id within the Topic's
+// duplicate window. An empty batch is answered 202.
+func (d *Dispatcher) serveBatch(w http.ResponseWriter, r *http.Request, t *topicState, body []byte, start time.Time) {
+	events, err := decodeBatch(body)
+	if err != nil {
+		t.metrics.reject(reasonInvalid)
+		writeEventError(w, err)
+		return
+	}
+	if len(events) > maxBatchEvents {
+		t.metrics.reject(reasonTooLarge)
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("a batch holds at most %d events", maxBatchEvents), "")
+		return
+	}
+	for i, e := range events {
+		if e.size() > t.plan.MaxEventSize {
+			t.metrics.reject(reasonTooLarge)
+			writeJSON(w, http.StatusRequestEntityTooLarge, errorBody{
+				Error: fmt.Sprintf("event of %d bytes exceeds the limit of %d", e.size(), t.plan.MaxEventSize),
+				Index: &i,
+			})
+			return
+		}
+		e.traceParent, e.traceState = r.Header.Get(headerTraceParent), r.Header.Get(headerTraceState)
+	}
+	if !d.nc.IsConnected() {
+		t.metrics.reject(reasonUnavailable)
+		w.Header().Set("Retry-After", retryAfterUnavailable)
+		writeError(w, http.StatusServiceUnavailable, "event store unavailable", "")
+		return
+	}
+	pafs := make([]jetstream.PubAckFuture, len(events))
+	errs := make([]error, len(events))
+	for i, e := range events {
+		pafs[i], errs[i] = d.publishAsync(t, e)
+	}
+	failed := 0
+	for i := range events {
+		if errs[i] != nil {
+			failed++
+			continue
+		}
+		dup, err := awaitAck(r.Context(), pafs[i])
+		if err != nil {
+			errs[i] = err
+			failed++
+			continue
+		}
+		t.metrics.received.Inc()
+		if dup {
+			t.metrics.duplicates.Inc()
+		}
+	}
+	if failed == 0 {
+		t.metrics.duration.Observe(time.Since(start).Seconds())
+		w.WriteHeader(http.StatusAccepted)
+		return
+	}
+	report := batchReport{
+		Error:   fmt.Sprintf("%d of %d events were not stored; resend the batch", failed, len(events)),
+		Results: make([]batchResult, len(events)),
+	}
+	status, retryAfter := http.StatusTooManyRequests, retryAfterFull
+	for i, e := range events {
+		id, _ := e.get(attrID)
+		res := batchResult{Index: i, ID: id, Status: http.StatusAccepted}
+		if errs[i] != nil {
+			st, reason, _ := publishStatus(errs[i])
+			t.metrics.reject(reason)
+			res.Status, res.Error = st, errs[i].Error()
+			if st != http.StatusTooManyRequests {
+				status, retryAfter = http.StatusServiceUnavailable, retryAfterUnavailable
+			}
+		}
+		report.Results[i] = res
+	}
+	d.log.Warn("batch partly stored", "topic", t.plan.Namespace+"/"+t.plan.Name, "failed", failed, "events", len(events))
+	w.Header().Set("Retry-After", retryAfter)
+	writeJSON(w, status, report)
+}

@@ -1,0 +1,199 @@
+package dispatcher
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Values of the outcome label of herald_deliveries_total.
+const (
+	outcomeDelivered    = "delivered"
+	outcomeRetried      = "retried"
+	outcomeDeadLettered = "dead_lettered"
+	outcomeFiltered     = "filtered"
+)
+
+// Values of the reason label of herald_events_rejected_total.
+const (
+	reasonInvalid       = "invalid"
+	reasonTooLarge      = "too_large"
+	reasonUnsupported   = "unsupported_format"
+	reasonUnknownTopic  = "unknown_topic"
+	reasonMethod        = "method"
+	reasonBackpressure  = "backpressure"
+	reasonUnavailable   = "unavailable"
+	reasonPublishFailed = "publish_failed"
+)
+
+// Values of the outcome label of herald_replies_total.
+const (
+	replyForwarded     = "forwarded"
+	replyNoDestination = "dropped_no_destination"
+	replyHopLimit      = "dropped_hop_limit"
+	replyInvalid       = "dropped_invalid"
+	replyFailed        = "failed"
+)
+
+// metrics are the dispatcher's Prometheus collectors.
+type metrics struct {
+	received        *prometheus.CounterVec
+	duplicates      *prometheus.CounterVec
+	rejected        *prometheus.CounterVec
+	ingressDuration *prometheus.HistogramVec
+	deliveries      *prometheus.CounterVec
+	deadLetters     *prometheus.CounterVec
+	replies         *prometheus.CounterVec
+	duration        *prometheus.HistogramVec
+	pending         *prometheus.GaugeVec
+	ackPending      *prometheus.GaugeVec
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	topic := []string{"namespace", "topic"}
+	sub := []string{"namespace", "topic", "subscription"}
+	m := &metrics{
+		received: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_events_received_total",
+			Help: "Events accepted at the ingress (answered 2xx after JetStream stored them), duplicates included.",
+		}, topic),
+		duplicates: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_events_duplicate_total",
+			Help: "Accepted events JetStream recognised as duplicates of source and id inside the duplicate window.",
+		}, topic),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_events_rejected_total",
+			Help: "Ingress requests refused, by reason. Unknown topics are counted with empty namespace and topic.",
+		}, append(topic, "reason")),
+		ingressDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "herald_ingress_duration_seconds",
+			Help:    "Time from request to answer for accepted ingress requests, JetStream acknowledgement included.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}, topic),
+		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_deliveries_total",
+			Help: "Delivery outcomes per Subscription: delivered, retried, dead_lettered or filtered; code_class is 2xx..5xx, timeout, error or none.",
+		}, append(sub, "outcome", "code_class")),
+		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_dead_letters_total",
+			Help: "Events given up on per Subscription; sink is none when the event was dropped for lack of a dead-letter sink, failed when the sink refused it (it is retried), sink otherwise.",
+		}, append(sub, "sink")),
+		replies: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_replies_total",
+			Help: "CloudEvents returned by subscribers in 200 responses, by outcome.",
+		}, append(sub, "outcome")),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "herald_delivery_duration_seconds",
+			Help:    "Duration of one delivery attempt to a subscriber.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, sub),
+		pending: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "herald_consumer_pending",
+			Help: "Events not yet delivered to the Subscription (its lag), as JetStream last reported.",
+		}, sub),
+		ackPending: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "herald_consumer_ack_pending",
+			Help: "Deliveries under way or waiting for a retry, as JetStream last reported.",
+		}, sub),
+	}
+	for _, c := range []prometheus.Collector{m.received, m.duplicates, m.rejected, m.ingressDuration,
+		m.deliveries, m.deadLetters, m.replies, m.duration, m.pending, m.ackPending} {
+		if err := reg.Register(c); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if errors.As(err, &are) {
+				return nil, fmt.Errorf("register metrics: %w (use one registry per dispatcher)", err)
+			}
+			return nil, fmt.Errorf("register metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// forgetSubscription removes the series of a Subscription no longer served.
+func (m *metrics) forgetSubscription(ns, topic, sub string) {
+	l := prometheus.Labels{"namespace": ns, "topic": topic, "subscription": sub}
+	m.deliveries.DeletePartialMatch(l)
+	m.deadLetters.DeletePartialMatch(l)
+	m.replies.DeletePartialMatch(l)
+	m.duration.DeletePartialMatch(l)
+	m.pending.DeletePartialMatch(l)
+	m.ackPending.DeletePartialMatch(l)
+}
+
+// topicMetrics are the ingress series of one Topic, bound once.
+type topicMetrics struct {
+	received, duplicates prometheus.Counter
+	duration             prometheus.Observer
+	rejected             *prometheus.CounterVec
+	ns, topic            string
+}
+
+func (m *metrics) forTopic(ns, topic string) *topicMetrics {
+	return &topicMetrics{
+		received:   m.received.WithLabelValues(ns, topic),
+		duplicates: m.duplicates.WithLabelValues(ns, topic),
+		duration:   m.ingressDuration.WithLabelValues(ns, topic),
+		rejected:   m.rejected,
+		ns:         ns, topic: topic,
+	}
+}
+
+func (t *topicMetrics) reject(reason string) {
+	t.rejected.WithLabelValues(t.ns, t.topic, reason).Inc()
+}
+
+// subMetrics are the delivery series of one Subscription.
+type subMetrics struct {
+	m             *metrics
+	ns, topic, sb string
+	duration      prometheus.Observer
+	delivered2xx  prometheus.Counter
+	filtered      prometheus.Counter
+}
+
+func (m *metrics) forSubscription(ns, topic, sub string) *subMetrics {
+	return &subMetrics{
+		m: m, ns: ns, topic: topic, sb: sub,
+		duration:     m.duration.WithLabelValues(ns, topic, sub),
+		delivered2xx: m.deliveries.WithLabelValues(ns, topic, sub, outcomeDelivered, "2xx"),
+		filtered:     m.deliveries.WithLabelValues(ns, topic, sub, outcomeFiltered, "none"),
+	}
+}
+
+func (s *subMetrics) outcome(outcome, codeClass string) {
+	if outcome == outcomeDelivered && codeClass == "2xx" {
+		s.delivered2xx.Inc()
+		return
+	}
+	s.m.deliveries.WithLabelValues(s.ns, s.topic, s.sb, outcome, codeClass).Inc()
+}
+
+func (s *subMetrics) deadLetter(sink string) {
+	s.m.deadLetters.WithLabelValues(s.ns, s.topic, s.sb, sink).Inc()
+}
+
+func (s *subMetrics) reply(outcome string) {
+	s.m.replies.WithLabelValues(s.ns, s.topic, s.sb, outcome).Inc()
+}
+
+func (s *subMetrics) observe(d time.Duration) { s.duration.Observe(d.Seconds()) }
+
+func (s *subMetrics) lag(pending uint64, ackPending int) {
+	s.m.pending.WithLabelValues(s.ns, s.topic, s.sb).Set(float64(pending))
+	s.m.ackPending.WithLabelValues(s.ns, s.topic, s.sb).Set(float64(ackPending))
+}
+
+// codeClass is the code_class label of an attempt's result.
+func codeClass(status int, timedOut bool) string {
+	switch {
+	case timedOut:
+		return "timeout"
+	case status == 0:
+		return "error"
+	case status < 200 || status >= 600:
+		return "other"
+	}
+	return [...]string{"2xx", "3xx", "4xx", "5xx"}[status/100-2]
+}

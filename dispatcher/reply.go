@@ -1,0 +1,59 @@
+package dispatcher
+
+import (
+	"net/http"
+	"strconv"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// extHops counts how many replies led to an event. A reply to an event
+// with heraldhops n carries n+1; replies above maxReplyHops are dropped,
+// which ends reply loops.
+const (
+	extHops      = "heraldhops"
+	maxReplyHops = 8
+)
+
+// forwardReply sends the CloudEvent a subscriber returned in a 200 response
+// to the Subscription's reply destination. It returns the result that
+// decides msg's fate and the destination it concerns: the subscriber's own
+// result when nothing was forwarded (no reply destination, hop limit,
+// invalid reply: counted and dropped), else the reply POST's, so a failing
+// reply destination is retried, and dead-lettered, like a failing
+// subscriber.
+func (r *subRunner) forwardReply(cfg *subConfig, msg jetstream.Msg, res *result) (result, string) {
+	if res.replyErr != nil {
+		r.m.reply(replyInvalid)
+		r.log.Warn("dropping invalid reply", "error", res.replyErr)
+		return *res, cfg.plan.SubscriberURI
+	}
+	if cfg.plan.ReplyURI == "" {
+		r.m.reply(replyNoDestination)
+		return *res, cfg.plan.SubscriberURI
+	}
+	hops := 1
+	if v, ok := storedAttr(msg.Headers(), extHops); ok {
+		if n, err := strconv.Atoi(v); err == nil && n > 0 {
+			hops = n + 1
+		}
+	}
+	if hops > maxReplyHops {
+		r.m.reply(replyHopLimit)
+		r.log.Warn("dropping reply: hop limit reached", "hops", hops, "limit", maxReplyHops)
+		return *res, cfg.plan.SubscriberURI
+	}
+	rep := res.reply
+	rep.set(extHops, strconv.Itoa(hops))
+	if rep.traceParent == "" {
+		rep.traceParent = msg.Headers().Get(headerTraceParent)
+		rep.traceState = msg.Headers().Get(headerTraceState)
+	}
+	rr := r.d.post(cfg.plan.ReplyURI, http.Header(rep.header()), rep.data, cfg.plan.Delivery.Timeout.Duration(), 0)
+	if rr.verdict() == verdictSuccess {
+		r.m.reply(replyForwarded)
+	} else {
+		r.m.reply(replyFailed)
+	}
+	return rr, cfg.plan.ReplyURI
+}
