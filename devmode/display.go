@@ -151,6 +151,7 @@ func FormatEvent(b *strings.Builder, e *event.Event, mode string) {
 		b.WriteString(formatData(data, e.DataContentType()))
 		b.WriteString("\n")
 	}
+	b.WriteString("\n")
 }
 
 // formatData indents JSON, prints other text as it is and binary data as
