@@ -1,0 +1,369 @@
+package devmode
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"slices"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/herald-dev/herald/dispatcher"
+	"github.com/herald-dev/herald/internal/natstest"
+	"github.com/herald-dev/herald/provision"
+)
+
+// Config configures a Runtime.
+type Config struct {
+	// Paths are manifest files or directories. Required.
+	Paths []string
+	// DataDir holds JetStream's data and herald dev's state. Required.
+	DataDir string
+	// NATSHost and NATSPort are where the embedded NATS server listens for
+	// clients such as the nats CLI; NATSPort -1 picks a free port.
+	NATSHost string
+	NATSPort int
+	// Listen is the ingress address, host:port (port 0 picks a free one). Required.
+	Listen string
+	// DisplayListen is the built-in display sink's address; empty disables it.
+	DisplayListen string
+	// Debounce is the quiet time before a change of the manifests is
+	// loaded; zero means DefaultDebounce.
+	Debounce time.Duration
+	// Log receives herald dev's and the dispatcher's logs. Nil discards them.
+	Log *slog.Logger
+	// Banner receives the startup banner. Nil discards it.
+	Banner io.Writer
+	// DisplayOut receives the events the display sink prints. Nil discards them.
+	DisplayOut io.Writer
+	// Sources runs EventSources. Nil means LogSources.
+	Sources SourceRunner
+	// HTTPClient delivers events; nil means the dispatcher's default.
+	HTTPClient *http.Client
+}
+
+// Runtime is herald dev: an embedded NATS JetStream server, the plans of the
+// manifests applied to it and kept in step with the files, the dispatcher
+// serving every Topic, and the display sink.
+type Runtime struct {
+	cfg       Config
+	log       *slog.Logger
+	ns        *server.Server
+	nc        *nats.Conn
+	disp      *dispatcher.Dispatcher
+	loader    *loader
+	ingressLn net.Listener
+	displayLn net.Listener
+	ep        Endpoints
+	status    atomic.Pointer[Status]
+	ran       atomic.Bool
+}
+
+// New checks cfg, binds the listeners and starts the NATS server. Run does
+// the rest; if Run is never called, Close releases what New started.
+func New(cfg Config) (rt *Runtime, err error) {
+	if len(cfg.Paths) == 0 {
+		return nil, errors.New("no manifests: give at least one file or directory")
+	}
+	if cfg.DataDir == "" || cfg.Listen == "" {
+		return nil, errors.New("the data directory and the listen address are required")
+	}
+	if _, err := ListFiles(cfg.Paths); err != nil {
+		return nil, fmt.Errorf("manifests: %w", err)
+	}
+	if cfg.Debounce <= 0 {
+		cfg.Debounce = DefaultDebounce
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	for _, w := range []*io.Writer{&cfg.Banner, &cfg.DisplayOut} {
+		if *w == nil {
+			*w = io.Discard
+		}
+	}
+	if cfg.Sources == nil {
+		cfg.Sources = &LogSources{Log: cfg.Log}
+	}
+	if cfg.NATSHost == "" {
+		cfg.NATSHost = "127.0.0.1"
+	}
+	if cfg.NATSPort == 0 {
+		cfg.NATSPort = -1
+	}
+	rt = &Runtime{cfg: cfg, log: cfg.Log}
+	defer func() {
+		if err != nil {
+			rt.Close()
+			rt = nil
+		}
+	}()
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	state, err := loadState(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	if rt.ingressLn, err = net.Listen("tcp", cfg.Listen); err != nil {
+		return nil, fmt.Errorf("ingress listener: %w", err)
+	}
+	if cfg.DisplayListen != "" {
+		if rt.displayLn, err = net.Listen("tcp", cfg.DisplayListen); err != nil {
+			return nil, fmt.Errorf("display listener: %w (disable the built-in display sink with an empty --display-listen)", err)
+		}
+	}
+	if cfg.NATSPort > 0 {
+		// The server reports a busy port only after its start timeout; check first.
+		addr := net.JoinHostPort(cfg.NATSHost, strconv.Itoa(cfg.NATSPort))
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("nats listener: %w (another herald dev or NATS server? pick another port or use --nats-listen random)", err)
+		}
+		ln.Close()
+	}
+	if rt.ns, err = natstest.Run(natstest.Options{StoreDir: cfg.DataDir, Host: cfg.NATSHost, Port: cfg.NATSPort}); err != nil {
+		return nil, err
+	}
+	if rt.nc, err = nats.Connect("", nats.InProcessServer(rt.ns), nats.Name("herald dev")); err != nil {
+		return nil, fmt.Errorf("connect to nats: %w", err)
+	}
+	js, err := jetstream.New(rt.nc)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	prov, err := provision.New(ctx, js, 1)
+	if err != nil {
+		return nil, err
+	}
+	if rt.disp, err = dispatcher.New(rt.nc, dispatcher.Options{Logger: cfg.Log, HTTPClient: cfg.HTTPClient}); err != nil {
+		return nil, fmt.Errorf("dispatcher: %w", err)
+	}
+	rt.ep = Endpoints{
+		Ingress: "http://" + dialAddr(rt.ingressLn.Addr()),
+		NATS:    rt.ns.ClientURL(),
+		DataDir: cfg.DataDir,
+	}
+	if rt.displayLn != nil {
+		rt.ep.Display = "http://" + dialAddr(rt.displayLn.Addr()) + "/"
+	}
+	rt.loader = &loader{
+		paths:     cfg.Paths,
+		resolver:  func(topics map[string]bool) *Resolver { return &Resolver{IngressURL: rt.ep.Ingress, Topics: topics} },
+		prov:      prov,
+		dataDir:   cfg.DataDir,
+		lastGood:  map[string][]*Object{},
+		lastValid: map[Key]*Object{},
+		state:     state,
+	}
+	return rt, nil
+}
+
+// dialAddr is addr with an unspecified IP (0.0.0.0, ::) replaced by loopback,
+// so that it can be dialled.
+func dialAddr(addr net.Addr) string {
+	ta, ok := addr.(*net.TCPAddr)
+	if !ok {
+		return addr.String()
+	}
+	ip := ta.IP
+	if ip.IsUnspecified() {
+		if ip.To4() != nil {
+			ip = net.IPv4(127, 0, 0, 1)
+		} else {
+			ip = net.IPv6loopback
+		}
+	}
+	return net.JoinHostPort(ip.String(), strconv.Itoa(ta.Port))
+}
+
+// Endpoints returns where the runtime serves.
+func (rt *Runtime) Endpoints() Endpoints { return rt.ep }
+
+// Status returns the outcome of the latest load of the manifests, nil before the first.
+func (rt *Runtime) Status() *Status { return rt.status.Load() }
+
+// Ready reports whether the manifests are loaded and the dispatcher is ready.
+func (rt *Runtime) Ready() error {
+	if rt.status.Load() == nil {
+		return errors.New("manifests not loaded yet")
+	}
+	return rt.disp.Ready()
+}
+
+// Run loads and applies the manifests, serves ingress, delivery and the
+// display sink, and reloads the manifests when they change, until ctx is
+// done. Then it stops accepting events, lets the dispatcher finish the
+// deliveries under way, and shuts the NATS server down.
+func (rt *Runtime) Run(ctx context.Context) error {
+	if rt.ran.Swap(true) {
+		return errors.New("runtime already ran")
+	}
+	defer rt.Close()
+
+	w, err := newWatcher(rt.cfg.Paths, rt.log)
+	if err != nil {
+		return fmt.Errorf("watch manifests: %w", err)
+	}
+	st, err := rt.loader.load(ctx)
+	if err != nil {
+		w.fs.Close()
+		return err
+	}
+	rt.status.Store(st)
+
+	dctx, dcancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer dcancel()
+	dispDone := make(chan error, 1)
+	go func() { dispDone <- rt.disp.Run(dctx) }()
+
+	srvErr := make(chan error, 2)
+	serve := func(name string, srv *http.Server, ln net.Listener) {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			srvErr <- fmt.Errorf("%s server: %w", name, err)
+		}
+	}
+	var display *http.Server
+	if rt.displayLn != nil {
+		display = &http.Server{Handler: NewDisplay(rt.cfg.DisplayOut, rt.log), ReadHeaderTimeout: 10 * time.Second}
+		go serve("display", display, rt.displayLn)
+	}
+	ingress := &http.Server{Handler: rt.disp, ReadHeaderTimeout: 10 * time.Second}
+	go serve("ingress", ingress, rt.ingressLn)
+
+	rt.cfg.Sources.Sync(ctx, st.Sources)
+	wctx, wcancel := context.WithCancel(ctx)
+	defer wcancel()
+	changed := make(chan struct{}, 1)
+	go w.run(wctx, rt.cfg.Debounce, changed)
+
+	rt.waitReady(ctx)
+	for _, s := range st.Skipped {
+		rt.log.Info("skipped a manifest of another kind", "file", s.Origin.String(), "kind", s.Kind, "apiVersion", s.APIVersion, "name", s.Name)
+	}
+	WriteBanner(rt.cfg.Banner, rt.ep, st)
+
+	var runErr error
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case <-changed:
+			rt.reload(ctx)
+		case err := <-dispDone:
+			dispDone = nil
+			runErr = fmt.Errorf("dispatcher stopped: %w", err)
+			break loop
+		case err := <-srvErr:
+			runErr = err
+			break loop
+		}
+	}
+
+	rt.log.Info("herald dev: shutting down")
+	wcancel()
+	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer scancel()
+	if err := ingress.Shutdown(sctx); err != nil {
+		rt.log.Warn("ingress shutdown", "error", err)
+	}
+	rt.cfg.Sources.Stop()
+	dcancel()
+	if dispDone != nil {
+		if err := <-dispDone; err != nil && !errors.Is(err, context.Canceled) && runErr == nil {
+			runErr = fmt.Errorf("dispatcher: %w", err)
+		}
+	}
+	if display != nil {
+		if err := display.Shutdown(sctx); err != nil {
+			rt.log.Warn("display shutdown", "error", err)
+		}
+	}
+	return runErr
+}
+
+// waitReady waits, for a few seconds at most, until the dispatcher is
+// ready, so that the banner's curl works once it is printed.
+func (rt *Runtime) waitReady(ctx context.Context) {
+	deadline := time.Now().Add(10 * time.Second)
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		err := rt.disp.Ready()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			rt.log.Warn("the dispatcher is not ready yet", "error", err)
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// reload loads the manifests again, applies them and logs what changed.
+func (rt *Runtime) reload(ctx context.Context) {
+	prev := rt.status.Load()
+	st, err := rt.loader.load(ctx)
+	if err != nil {
+		rt.log.Error("reload: nothing changed", "error", err)
+		return
+	}
+	rt.status.Store(st)
+	changes := Changes(prev, st)
+	if len(changes) == 0 {
+		rt.log.Info("reload: nothing to change")
+	}
+	for _, c := range changes {
+		rt.log.Info("reload: " + c)
+	}
+	for _, s := range st.Skipped {
+		if !slices.ContainsFunc(prev.Skipped, func(p Skipped) bool { return p.Origin.File == s.Origin.File && p.Kind == s.Kind && p.Name == s.Name }) {
+			rt.log.Info("skipped a manifest of another kind", "file", s.Origin.String(), "kind", s.Kind, "apiVersion", s.APIVersion, "name", s.Name)
+		}
+	}
+	for _, err := range st.Errors {
+		rt.log.Warn("manifest error", "error", err)
+	}
+	for _, n := range st.Notes {
+		rt.log.Warn(n)
+	}
+	if len(st.Errors) == 0 && len(prev.Errors) > 0 {
+		rt.log.Info("reload: every manifest error is fixed")
+	}
+	rt.cfg.Sources.Sync(ctx, st.Sources)
+}
+
+// Close releases what New started: listeners, the NATS connection and
+// server. Run calls it on return.
+func (rt *Runtime) Close() {
+	for _, ln := range []net.Listener{rt.ingressLn, rt.displayLn} {
+		if ln != nil {
+			ln.Close()
+		}
+	}
+	if rt.nc != nil {
+		rt.nc.Close()
+	}
+	if rt.ns != nil {
+		rt.ns.Shutdown()
+		rt.ns.WaitForShutdown()
+	}
+}
