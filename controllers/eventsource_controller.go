@@ -1,0 +1,232 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/robfig/cron/v3"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/herald-dev/herald/api/v1alpha1"
+	"github.com/herald-dev/herald/controllers/resources"
+)
+
+// EventSourceReconciler resolves an EventSource's sink and runs its adapter
+// Deployment (and, for webhooks, its Service). The adapter objects are
+// owned by the EventSource and go with it; no finalizer is needed.
+type EventSourceReconciler struct {
+	Client   client.Client
+	Resolver *Resolver
+	Recorder events.EventRecorder
+	Config   Config
+}
+
+type eventSourceState struct {
+	conds    conditions
+	sinkOK   bool
+	configOK bool
+	stalled  []string
+	requeue  requeue
+}
+
+// Reconcile implements reconcile.Reconciler.
+func (r *EventSourceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+	s := &v1alpha1.EventSource{}
+	if err := r.Client.Get(ctx, req.NamespacedName, s); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !s.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, nil
+	}
+
+	orig := s.DeepCopy()
+	st := &eventSourceState{conds: conditions{list: &s.Status.Conditions, generation: s.Generation}}
+	defer func() {
+		st.conds.stalled(len(st.stalled) > 0, strings.Join(st.stalled, "; "))
+		st.conds.summarize(fmt.Sprintf("sending events to %s", s.Status.SinkURI),
+			v1alpha1.ConditionSinkResolved, v1alpha1.ConditionSourceConfigured, v1alpha1.ConditionDeploymentAvailable)
+		s.Status.ObservedGeneration = s.Generation
+		recordTransition(r.Recorder, s, orig.Status.Conditions, s.Status.Conditions)
+		if err := patchStatus(ctx, r.Client, orig, s, !equality.Semantic.DeepEqual(orig.Status, s.Status)); err != nil {
+			retErr = errors.Join(retErr, err)
+		}
+		if retErr == nil && st.requeue > 0 {
+			result.RequeueAfter = time.Duration(st.requeue)
+		}
+	}()
+
+	s.Status.Type = s.Spec.Type()
+	for _, step := range []func(context.Context, *v1alpha1.EventSource, *eventSourceState) error{
+		r.reconcileSink,
+		r.reconcileSourceConfig,
+		r.reconcileWorkload,
+	} {
+		if err := step(ctx, s, st); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	return ctrl.Result{}, nil
+}
+
+func (r *EventSourceReconciler) reconcileSink(ctx context.Context, s *v1alpha1.EventSource, st *eventSourceState) error {
+	uri, err := r.Resolver.Resolve(ctx, s.Namespace, &s.Spec.Sink)
+	var re *ResolveError
+	switch {
+	case errors.As(err, &re):
+		s.Status.SinkURI = ""
+		st.conds.setFalse(v1alpha1.ConditionSinkResolved, re.Reason, "sink: %s", re.Message)
+		st.requeue.after(r.Config.RefreshInterval)
+		return nil
+	case err != nil:
+		st.conds.setFalse(v1alpha1.ConditionSinkResolved, v1alpha1.ReasonProgressing, "sink: %v", err)
+		return err
+	}
+	s.Status.SinkURI = uri
+	st.sinkOK = true
+	st.conds.setTrue(v1alpha1.ConditionSinkResolved, "sink resolved to %s", uri)
+	return nil
+}
+
+// reconcileSourceConfig checks what can be checked without the adapter: a
+// ping source's schedule and timezone. (ServiceAccount permissions of
+// apiServer sources and webhook Secrets are checked by a later version.)
+func (r *EventSourceReconciler) reconcileSourceConfig(_ context.Context, s *v1alpha1.EventSource, st *eventSourceState) error {
+	if err := checkSource(&s.Spec); err != nil {
+		st.stalled = append(st.stalled, err.Error())
+		st.conds.setFalse(v1alpha1.ConditionSourceConfigured, v1alpha1.ReasonInvalidSpec, "%v", err)
+		return nil
+	}
+	st.configOK = true
+	st.conds.setTrue(v1alpha1.ConditionSourceConfigured, "%s source is configured", s.Spec.Type())
+	return nil
+}
+
+// checkSource validates what the API server's schema cannot.
+func checkSource(spec *v1alpha1.EventSourceSpec) error {
+	p := spec.Ping
+	if p == nil {
+		return nil
+	}
+	if _, err := cron.ParseStandard(p.Schedule); err != nil {
+		return fmt.Errorf("ping.schedule %q: %v", p.Schedule, err)
+	}
+	if p.Timezone != "" {
+		if _, err := time.LoadLocation(p.Timezone); err != nil {
+			return fmt.Errorf("ping.timezone %q is not an IANA time zone: %v", p.Timezone, err)
+		}
+	}
+	return nil
+}
+
+// reconcileWorkload applies the adapter Deployment (and a webhook's Service)
+// once the sink resolved and the source is configured.
+func (r *EventSourceReconciler) reconcileWorkload(ctx context.Context, s *v1alpha1.EventSource, st *eventSourceState) error {
+	switch {
+	case !st.sinkOK:
+		st.conds.setFalse(v1alpha1.ConditionDeploymentAvailable, v1alpha1.ReasonProgressing, "waiting for the sink to resolve")
+		return nil
+	case !st.configOK:
+		st.conds.setFalse(v1alpha1.ConditionDeploymentAvailable, v1alpha1.ReasonProgressing, "waiting for a valid source configuration")
+		return nil
+	}
+	desired, err := resources.AdapterDeployment(s, s.Status.SinkURI, r.Config.Adapter)
+	if err != nil {
+		st.stalled = append(st.stalled, err.Error())
+		st.conds.setFalse(v1alpha1.ConditionDeploymentAvailable, v1alpha1.ReasonInvalidSpec, "%v", err)
+		return nil
+	}
+	if s.Spec.Webhook != nil {
+		if err := apply(ctx, r.Client, resources.AdapterService(s), nil); err != nil {
+			st.conds.setFalse(v1alpha1.ConditionDeploymentAvailable, v1alpha1.ReasonProgressing, "%v", err)
+			return err
+		}
+		s.Status.Address = &v1alpha1.Addressable{URL: resources.WebhookAddress(s.Namespace, s.Name, r.Config.ClusterDomain)}
+	} else {
+		s.Status.Address = nil
+		if err := r.deleteStaleService(ctx, s); err != nil {
+			return err
+		}
+	}
+	var dep appsv1.Deployment
+	if err := apply(ctx, r.Client, desired, &dep); err != nil {
+		if apierrors.IsInvalid(err) {
+			// For example a container source's template the API server refuses.
+			st.stalled = append(st.stalled, err.Error())
+			st.conds.setFalse(v1alpha1.ConditionDeploymentAvailable, v1alpha1.ReasonInvalidSpec, "%v", err)
+			return nil
+		}
+		st.conds.setFalse(v1alpha1.ConditionDeploymentAvailable, v1alpha1.ReasonProgressing, "%v", err)
+		return err
+	}
+	if ok, reason, msg := deploymentAvailability(&dep); ok {
+		st.conds.setTrue(v1alpha1.ConditionDeploymentAvailable, "%s", msg)
+	} else {
+		st.conds.setFalse(v1alpha1.ConditionDeploymentAvailable, reason, "%s", msg)
+	}
+	return nil
+}
+
+// deleteStaleService deletes the Service of an EventSource that is no
+// longer a webhook.
+func (r *EventSourceReconciler) deleteStaleService(ctx context.Context, s *v1alpha1.EventSource) error {
+	var svc corev1.Service
+	err := r.Client.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: resources.AdapterName(s.Name)}, &svc)
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("get adapter service: %w", err)
+	}
+	if !metav1.IsControlledBy(&svc, s) {
+		return nil
+	}
+	if err := r.Client.Delete(ctx, &svc); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("delete adapter service: %w", err)
+	}
+	return nil
+}
+
+// SetupWithManager registers the reconciler: EventSources, their adapter
+// objects, and the Topics and Services their sinks refer to.
+func (r *EventSourceReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	mapRefs := func(kind string) handler.EventHandler {
+		return handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+			var list v1alpha1.EventSourceList
+			key := refKey(kind, o.GetNamespace(), o.GetName())
+			if err := r.Client.List(ctx, &list, client.MatchingFields{indexDestinations: key}); err != nil {
+				log.FromContext(ctx).Error(err, "list EventSources referring to", "ref", key)
+				return nil
+			}
+			reqs := make([]reconcile.Request, 0, len(list.Items))
+			for _, s := range list.Items {
+				reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: s.Namespace, Name: s.Name}})
+			}
+			return reqs
+		})
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("eventsource").
+		For(&v1alpha1.EventSource{}, builder.WithPredicates(specOrLifecycleChanged())).
+		Owns(&appsv1.Deployment{}).
+		Owns(&corev1.Service{}).
+		Watches(&v1alpha1.Topic{}, mapRefs("Topic")).
+		Watches(&corev1.Service{}, mapRefs("Service")).
+		WithOptions(controller.Options{MaxConcurrentReconciles: r.Config.Workers}).
+		Complete(r)
+}

@@ -1,0 +1,222 @@
+package resources
+
+import (
+	"fmt"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+
+	"github.com/herald-dev/herald/api/v1alpha1"
+)
+
+var apiVersion = v1alpha1.GroupVersion.String()
+
+// DispatcherAppName is the app.kubernetes.io/name of dispatcher objects.
+const DispatcherAppName = "herald-dispatcher"
+
+// Environment of the dispatcher container. The dispatcher reads the same
+// variables as the manager's NATS flags.
+const (
+	EnvNATSURL     = "NATS_URL"
+	EnvNATSCreds   = "NATS_CREDS"
+	EnvNATSTLSCA   = "NATS_TLS_CA"
+	EnvNATSTLSCert = "NATS_TLS_CERT"
+	EnvNATSTLSKey  = "NATS_TLS_KEY"
+)
+
+// Keys of the dispatcher NATS Secret (NATS.Secret) and where they are mounted.
+const (
+	NATSSecretKeyCreds   = "nats.creds"
+	NATSSecretKeyTLSCA   = "ca.crt"
+	NATSSecretKeyTLSCert = "tls.crt"
+	NATSSecretKeyTLSKey  = "tls.key"
+
+	natsSecretVolume = "nats"
+	natsSecretDir    = "/etc/herald/nats"
+)
+
+// NATS says how dispatchers reach NATS.
+//
+// A Secret cannot be referenced across namespaces, so credentials and TLS
+// files come from a Secret named Secret that must exist in each Topic's
+// namespace (for example copied there by the cluster's secret tooling), with
+// the keys nats.creds, ca.crt, tls.crt and tls.key as the flags below ask.
+// The Secret is mounted read-only at /etc/herald/nats; a missing Secret keeps
+// the dispatcher Pod from starting, which DispatcherAvailable reports.
+type NATS struct {
+	// URL of the NATS servers, comma-separated.
+	URL string
+	// Secret is the name of the Secret holding the files below, in the Topic's
+	// namespace. Empty when NATS needs neither credentials nor TLS files.
+	Secret string
+	// Creds mounts the key nats.creds as the credentials file.
+	Creds bool
+	// TLSCA mounts the key ca.crt as the CA bundle for the server's certificate.
+	TLSCA bool
+	// TLSClient mounts tls.crt and tls.key as the client certificate.
+	TLSClient bool
+}
+
+// DispatcherConfig is what the dispatcher workload needs besides its Topic.
+type DispatcherConfig struct {
+	// Image is Herald's image.
+	Image string
+	// NATS says how to reach NATS.
+	NATS NATS
+}
+
+// DispatcherName is the name of a Topic's dispatcher ServiceAccount,
+// Deployment and Service.
+func DispatcherName(topic string) string { return topic + "-dispatcher" }
+
+// DispatcherLabels are the labels of every dispatcher object of a Topic.
+func DispatcherLabels(topic string) map[string]string {
+	return map[string]string{
+		LabelName:      DispatcherAppName,
+		LabelInstance:  topic,
+		LabelComponent: "dispatcher",
+		LabelPartOf:    PartOf,
+		LabelManagedBy: ManagedBy,
+		LabelTopic:     topic,
+	}
+}
+
+// DispatcherSelector selects a Topic's dispatcher Pods. It is immutable on a
+// Deployment, so it holds only labels that never change.
+func DispatcherSelector(topic string) map[string]string {
+	return map[string]string{LabelName: DispatcherAppName, LabelTopic: topic}
+}
+
+// DispatcherAddress is where producers POST events to a Topic: the
+// dispatcher Service, path /<namespace>/<topic>.
+func DispatcherAddress(namespace, topic, clusterDomain string) string {
+	return fmt.Sprintf("http://%s.%s.svc.%s/%s/%s", DispatcherName(topic), namespace, clusterDomain, namespace, topic)
+}
+
+func dispatcherMeta(t *v1alpha1.Topic) metav1.ObjectMeta {
+	return metav1.ObjectMeta{
+		Name:            DispatcherName(t.Name),
+		Namespace:       t.Namespace,
+		Labels:          DispatcherLabels(t.Name),
+		OwnerReferences: []metav1.OwnerReference{ownerRef(t, "Topic")},
+	}
+}
+
+// DispatcherServiceAccount is the identity of a Topic's dispatcher Pods. The
+// dispatcher needs no Kubernetes API access, so no token is mounted and no
+// role is bound.
+func DispatcherServiceAccount(t *v1alpha1.Topic) *corev1.ServiceAccount {
+	return &corev1.ServiceAccount{
+		TypeMeta:                     metav1.TypeMeta{APIVersion: "v1", Kind: "ServiceAccount"},
+		ObjectMeta:                   dispatcherMeta(t),
+		AutomountServiceAccountToken: ptr.To(false),
+	}
+}
+
+// DispatcherService exposes a Topic's dispatcher: port 80 to the ingress,
+// 9090 to metrics.
+func DispatcherService(t *v1alpha1.Topic) *corev1.Service {
+	return &corev1.Service{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
+		ObjectMeta: dispatcherMeta(t),
+		Spec: corev1.ServiceSpec{
+			Type:     corev1.ServiceTypeClusterIP,
+			Selector: DispatcherSelector(t.Name),
+			Ports: []corev1.ServicePort{
+				{Name: PortNameHTTP, Protocol: corev1.ProtocolTCP, Port: ServicePort, TargetPort: intstrName(PortNameHTTP)},
+				{Name: PortNameMetrics, Protocol: corev1.ProtocolTCP, Port: MetricsPort, TargetPort: intstrName(PortNameMetrics)},
+			},
+		},
+	}
+}
+
+// DispatcherDeployment runs `herald dispatcher --topics <namespace>/<topic>`
+// with spec.dispatcher's replicas and resources, under the restricted Pod
+// Security Standard.
+func DispatcherDeployment(t *v1alpha1.Topic, cfg DispatcherConfig) *appsv1.Deployment {
+	replicas := int32(1)
+	var resources corev1.ResourceRequirements
+	if d := t.Spec.Dispatcher; d != nil {
+		if d.Replicas != nil {
+			replicas = *d.Replicas
+		}
+		if d.Resources != nil {
+			resources = *d.Resources.DeepCopy()
+		}
+	}
+	env, mounts, volumes := natsEnv(cfg.NATS)
+	container := corev1.Container{
+		Name:    "dispatcher",
+		Image:   cfg.Image,
+		Command: []string{Binary},
+		Args:    []string{"dispatcher", "--topics", t.Namespace + "/" + t.Name},
+		Env:     env,
+		Ports: []corev1.ContainerPort{
+			{Name: PortNameHTTP, ContainerPort: HTTPPort, Protocol: corev1.ProtocolTCP},
+			{Name: PortNameMetrics, ContainerPort: MetricsPort, Protocol: corev1.ProtocolTCP},
+		},
+		ReadinessProbe:  httpProbe(ReadinessPath, 5),
+		LivenessProbe:   httpProbe(LivenessPath, 10),
+		Resources:       resources,
+		SecurityContext: containerSecurityContext(),
+		VolumeMounts:    mounts,
+	}
+	meta := dispatcherMeta(t)
+	return &appsv1.Deployment{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
+		ObjectMeta: meta,
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To(replicas),
+			Selector: &metav1.LabelSelector{MatchLabels: DispatcherSelector(t.Name)},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: DispatcherLabels(t.Name)},
+				Spec: corev1.PodSpec{
+					ServiceAccountName:           DispatcherName(t.Name),
+					AutomountServiceAccountToken: ptr.To(false),
+					SecurityContext:              podSecurityContext(),
+					Containers:                   []corev1.Container{container},
+					Volumes:                      volumes,
+				},
+			},
+		},
+	}
+}
+
+// natsEnv is the dispatcher's NATS environment and the Secret volume
+// carrying its credentials and TLS files.
+func natsEnv(n NATS) ([]corev1.EnvVar, []corev1.VolumeMount, []corev1.Volume) {
+	env := []corev1.EnvVar{{Name: EnvNATSURL, Value: n.URL}}
+	if n.Secret == "" || !(n.Creds || n.TLSCA || n.TLSClient) {
+		return env, nil, nil
+	}
+	var items []corev1.KeyToPath
+	file := func(envName, key string) {
+		env = append(env, corev1.EnvVar{Name: envName, Value: natsSecretDir + "/" + key})
+		items = append(items, corev1.KeyToPath{Key: key, Path: key})
+	}
+	if n.Creds {
+		file(EnvNATSCreds, NATSSecretKeyCreds)
+	}
+	if n.TLSCA {
+		file(EnvNATSTLSCA, NATSSecretKeyTLSCA)
+	}
+	if n.TLSClient {
+		file(EnvNATSTLSCert, NATSSecretKeyTLSCert)
+		file(EnvNATSTLSKey, NATSSecretKeyTLSKey)
+	}
+	mounts := []corev1.VolumeMount{{Name: natsSecretVolume, MountPath: natsSecretDir, ReadOnly: true}}
+	volumes := []corev1.Volume{{
+		Name: natsSecretVolume,
+		VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+			SecretName:  n.Secret,
+			Items:       items,
+			DefaultMode: ptr.To[int32](0o440),
+		}},
+	}}
+	return env, mounts, volumes
+}
+
+func intstrName(name string) intstr.IntOrString { return intstr.FromString(name) }

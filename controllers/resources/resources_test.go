@@ -1,0 +1,314 @@
+package resources
+
+import (
+	"encoding/json"
+	"reflect"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	"github.com/herald-dev/herald/api/v1alpha1"
+)
+
+func topic() *v1alpha1.Topic {
+	return &v1alpha1.Topic{
+		ObjectMeta: metav1.ObjectMeta{Name: "orders", Namespace: "shop", UID: "uid-1"},
+	}
+}
+
+func envMap(c corev1.Container) map[string]corev1.EnvVar {
+	m := map[string]corev1.EnvVar{}
+	for _, e := range c.Env {
+		m[e.Name] = e
+	}
+	return m
+}
+
+func TestDispatcherDeployment(t *testing.T) {
+	withSpec := topic()
+	withSpec.Spec.Dispatcher = &v1alpha1.DispatcherSpec{
+		Replicas: ptr.To[int32](3),
+		Resources: &corev1.ResourceRequirements{
+			Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("256Mi")},
+		},
+	}
+	tests := []struct {
+		name         string
+		topic        *v1alpha1.Topic
+		nats         NATS
+		wantReplicas int32
+		wantMemory   string
+		wantEnv      map[string]string
+		wantVolume   bool
+	}{
+		{
+			name:         "defaults",
+			topic:        topic(),
+			nats:         NATS{URL: "nats://nats:4222"},
+			wantReplicas: 1,
+			wantEnv:      map[string]string{EnvNATSURL: "nats://nats:4222"},
+		},
+		{
+			name:         "dispatcher spec",
+			topic:        withSpec,
+			nats:         NATS{URL: "nats://nats:4222"},
+			wantReplicas: 3,
+			wantMemory:   "256Mi",
+			wantEnv:      map[string]string{EnvNATSURL: "nats://nats:4222"},
+		},
+		{
+			name:         "secret without files mounts nothing",
+			topic:        topic(),
+			nats:         NATS{URL: "nats://n", Secret: "nats-auth"},
+			wantReplicas: 1,
+			wantEnv:      map[string]string{EnvNATSURL: "nats://n"},
+		},
+		{
+			name:         "creds and tls from secret",
+			topic:        topic(),
+			nats:         NATS{URL: "tls://n", Secret: "nats-auth", Creds: true, TLSCA: true, TLSClient: true},
+			wantReplicas: 1,
+			wantEnv: map[string]string{
+				EnvNATSURL:     "tls://n",
+				EnvNATSCreds:   "/etc/herald/nats/nats.creds",
+				EnvNATSTLSCA:   "/etc/herald/nats/ca.crt",
+				EnvNATSTLSCert: "/etc/herald/nats/tls.crt",
+				EnvNATSTLSKey:  "/etc/herald/nats/tls.key",
+			},
+			wantVolume: true,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := DispatcherDeployment(tt.topic, DispatcherConfig{Image: "herald:dev", NATS: tt.nats})
+			if d.Name != "orders-dispatcher" || d.Namespace != "shop" {
+				t.Fatalf("name %s/%s", d.Namespace, d.Name)
+			}
+			if got := *d.Spec.Replicas; got != tt.wantReplicas {
+				t.Errorf("replicas %d, want %d", got, tt.wantReplicas)
+			}
+			if len(d.OwnerReferences) != 1 || d.OwnerReferences[0].Kind != "Topic" || !*d.OwnerReferences[0].Controller || d.OwnerReferences[0].UID != "uid-1" {
+				t.Errorf("owner references %+v", d.OwnerReferences)
+			}
+			sel := d.Spec.Selector.MatchLabels
+			for k, v := range sel {
+				if d.Spec.Template.Labels[k] != v {
+					t.Errorf("selector label %s=%s not on the pod template", k, v)
+				}
+			}
+			if d.Labels[LabelName] != "herald-dispatcher" || d.Labels[LabelTopic] != "orders" || d.Labels[LabelInstance] != "orders" {
+				t.Errorf("labels %v", d.Labels)
+			}
+			pod := d.Spec.Template.Spec
+			if pod.ServiceAccountName != "orders-dispatcher" || *pod.AutomountServiceAccountToken {
+				t.Errorf("service account %q automount %v", pod.ServiceAccountName, *pod.AutomountServiceAccountToken)
+			}
+			if !*pod.SecurityContext.RunAsNonRoot || pod.SecurityContext.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
+				t.Errorf("pod security context %+v", pod.SecurityContext)
+			}
+			c := pod.Containers[0]
+			if !reflect.DeepEqual(append(c.Command, c.Args...), []string{"herald", "dispatcher", "--topics", "shop/orders"}) {
+				t.Errorf("command %v %v", c.Command, c.Args)
+			}
+			sc := c.SecurityContext
+			if *sc.AllowPrivilegeEscalation || !*sc.ReadOnlyRootFilesystem || !reflect.DeepEqual(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) {
+				t.Errorf("container security context %+v", sc)
+			}
+			if c.ReadinessProbe.HTTPGet.Path != "/readyz" || c.LivenessProbe.HTTPGet.Path != "/healthz" {
+				t.Errorf("probes %+v %+v", c.ReadinessProbe, c.LivenessProbe)
+			}
+			if len(c.Ports) != 2 || c.Ports[0].ContainerPort != 8080 || c.Ports[1].ContainerPort != 9090 {
+				t.Errorf("ports %+v", c.Ports)
+			}
+			got := map[string]string{}
+			for k, e := range envMap(c) {
+				got[k] = e.Value
+			}
+			if !reflect.DeepEqual(got, tt.wantEnv) {
+				t.Errorf("env %v, want %v", got, tt.wantEnv)
+			}
+			if m := c.Resources.Limits.Memory(); tt.wantMemory != "" && m.String() != tt.wantMemory {
+				t.Errorf("memory limit %s, want %s", m, tt.wantMemory)
+			}
+			if hasVol := len(pod.Volumes) == 1 && len(c.VolumeMounts) == 1; hasVol != tt.wantVolume {
+				t.Errorf("volumes %+v mounts %+v", pod.Volumes, c.VolumeMounts)
+			}
+			if tt.wantVolume && (pod.Volumes[0].Secret.SecretName != "nats-auth" || len(pod.Volumes[0].Secret.Items) != 4) {
+				t.Errorf("secret volume %+v", pod.Volumes[0].Secret)
+			}
+		})
+	}
+}
+
+func TestDispatcherServiceAndAddress(t *testing.T) {
+	s := DispatcherService(topic())
+	if s.Name != "orders-dispatcher" || s.Spec.Ports[0].Port != 80 || s.Spec.Ports[0].TargetPort.StrVal != "http" {
+		t.Errorf("service %+v", s)
+	}
+	if !reflect.DeepEqual(s.Spec.Selector, DispatcherSelector("orders")) {
+		t.Errorf("selector %v", s.Spec.Selector)
+	}
+	sa := DispatcherServiceAccount(topic())
+	if sa.Name != "orders-dispatcher" || *sa.AutomountServiceAccountToken {
+		t.Errorf("service account %+v", sa)
+	}
+	if got, want := DispatcherAddress("shop", "orders", "cluster.local"), "http://orders-dispatcher.shop.svc.cluster.local/shop/orders"; got != want {
+		t.Errorf("address %s, want %s", got, want)
+	}
+}
+
+func source(spec v1alpha1.EventSourceSpec) *v1alpha1.EventSource {
+	return &v1alpha1.EventSource{
+		ObjectMeta: metav1.ObjectMeta{Name: "tick", Namespace: "shop", UID: "uid-2"},
+		Spec:       spec,
+	}
+}
+
+func TestAdapterDeployment(t *testing.T) {
+	overrides := &v1alpha1.CloudEventOverrides{Extensions: map[string]string{"team": "shop"}}
+	tests := []struct {
+		name        string
+		spec        v1alpha1.EventSourceSpec
+		wantType    string
+		wantSA      string
+		wantToken   bool
+		wantRecreat bool
+		wantSecret  bool
+	}{
+		{
+			name:        "ping",
+			spec:        v1alpha1.EventSourceSpec{Ping: &v1alpha1.PingSource{Schedule: "@every 10s", Data: `{"a":1}`}, CEOverrides: overrides},
+			wantType:    "ping",
+			wantRecreat: true,
+		},
+		{
+			name:      "apiServer default service account",
+			spec:      v1alpha1.EventSourceSpec{APIServer: &v1alpha1.APIServerSource{Resources: []v1alpha1.APIServerResource{{APIVersion: "v1", Kind: "ConfigMap"}}}},
+			wantType:  "apiServer",
+			wantSA:    "default",
+			wantToken: true,
+		},
+		{
+			name:      "apiServer service account",
+			spec:      v1alpha1.EventSourceSpec{APIServer: &v1alpha1.APIServerSource{ServiceAccountName: "watcher", Resources: []v1alpha1.APIServerResource{{APIVersion: "v1", Kind: "ConfigMap"}}}},
+			wantType:  "apiServer",
+			wantSA:    "watcher",
+			wantToken: true,
+		},
+		{
+			name: "webhook with signature",
+			spec: v1alpha1.EventSourceSpec{Webhook: &v1alpha1.WebhookSource{Signature: &v1alpha1.WebhookSignature{
+				Type:         v1alpha1.SignatureGitHub,
+				SecretKeyRef: corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "gh"}, Key: "secret"},
+			}}},
+			wantType:   "webhook",
+			wantSecret: true,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := source(tt.spec)
+			s.Spec.Sink = v1alpha1.Destination{URI: ptr.To("http://sink")}
+			d, err := AdapterDeployment(s, "http://sink.shop.svc/x", AdapterConfig{Image: "herald:dev"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.Name != "tick-source" || *d.Spec.Replicas != 1 {
+				t.Errorf("name %s replicas %d", d.Name, *d.Spec.Replicas)
+			}
+			if (d.Spec.Strategy.Type == appsv1.RecreateDeploymentStrategyType) != tt.wantRecreat {
+				t.Errorf("strategy %q", d.Spec.Strategy.Type)
+			}
+			pod := d.Spec.Template.Spec
+			if pod.ServiceAccountName != tt.wantSA || *pod.AutomountServiceAccountToken != tt.wantToken {
+				t.Errorf("service account %q token %v", pod.ServiceAccountName, *pod.AutomountServiceAccountToken)
+			}
+			c := pod.Containers[0]
+			if !reflect.DeepEqual(append(c.Command, c.Args...), []string{"herald", "adapter"}) {
+				t.Errorf("command %v %v", c.Command, c.Args)
+			}
+			env := envMap(c)
+			if env[EnvSink].Value != "http://sink.shop.svc/x" || env[EnvSourceType].Value != tt.wantType ||
+				env[EnvSourceNamespace].Value != "shop" || env[EnvSourceName].Value != "tick" {
+				t.Errorf("env %v", env)
+			}
+			wantOverrides := "{}"
+			if s.Spec.CEOverrides != nil {
+				wantOverrides = `{"extensions":{"team":"shop"}}`
+			}
+			if env[EnvCEOverrides].Value != wantOverrides {
+				t.Errorf("K_CE_OVERRIDES %s, want %s", env[EnvCEOverrides].Value, wantOverrides)
+			}
+			var spec map[string]any
+			if err := json.Unmarshal([]byte(env[EnvSourceSpec].Value), &spec); err != nil || len(spec) == 0 && tt.wantType != "webhook" {
+				t.Errorf("HERALD_SOURCE_SPEC %q: %v", env[EnvSourceSpec].Value, err)
+			}
+			sec, ok := env[EnvWebhookSecret]
+			if ok != tt.wantSecret || ok && (sec.ValueFrom.SecretKeyRef.Name != "gh" || sec.ValueFrom.SecretKeyRef.Key != "secret") {
+				t.Errorf("webhook secret %+v", sec)
+			}
+		})
+	}
+}
+
+func TestContainerSourceInjectsEverywhere(t *testing.T) {
+	s := source(v1alpha1.EventSourceSpec{
+		CEOverrides: &v1alpha1.CloudEventOverrides{Extensions: map[string]string{"a": "b"}},
+		Container: &v1alpha1.ContainerSource{Template: corev1.PodTemplateSpec{
+			ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "mine"}},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{
+				{Name: "one", Image: "one", Env: []corev1.EnvVar{
+					{Name: "BEFORE", Value: "1"},
+					{Name: EnvSink, Value: "http://stale"},
+					{Name: "AFTER", Value: "$(K_SINK)/x"},
+				}},
+				{Name: "two", Image: "two"},
+			}},
+		}},
+	})
+	d, err := AdapterDeployment(s, "http://new", AdapterConfig{Image: "unused"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Spec.Template.Labels["app"] != "mine" || d.Spec.Template.Labels[LabelEventSource] != "tick" {
+		t.Errorf("labels %v", d.Spec.Template.Labels)
+	}
+	one := d.Spec.Template.Spec.Containers[0].Env
+	wantOne := []corev1.EnvVar{
+		{Name: "BEFORE", Value: "1"},
+		{Name: EnvSink, Value: "http://new"},
+		{Name: "AFTER", Value: "$(K_SINK)/x"},
+		{Name: EnvCEOverrides, Value: `{"extensions":{"a":"b"}}`},
+	}
+	if !reflect.DeepEqual(one, wantOne) {
+		t.Errorf("container one env %v", one)
+	}
+	two := d.Spec.Template.Spec.Containers[1].Env
+	if len(two) != 2 || two[0].Value != "http://new" {
+		t.Errorf("container two env %v", two)
+	}
+	if s.Spec.Container.Template.Spec.Containers[0].Env[1].Value != "http://stale" {
+		t.Error("the builder modified the EventSource")
+	}
+}
+
+func TestAdapterService(t *testing.T) {
+	s := AdapterService(source(v1alpha1.EventSourceSpec{Webhook: &v1alpha1.WebhookSource{}}))
+	if s.Name != "tick-source" || s.Spec.Ports[0].Port != 80 || s.Spec.Ports[0].TargetPort.StrVal != "http" {
+		t.Errorf("service %+v", s)
+	}
+	if got := WebhookAddress("shop", "tick", "cluster.local"); got != "http://tick-source.shop.svc.cluster.local" {
+		t.Errorf("address %s", got)
+	}
+}
+
+func TestSetEnvDeduplicates(t *testing.T) {
+	got := setEnv([]corev1.EnvVar{{Name: "A", Value: "1"}, {Name: "A", Value: "2"}}, corev1.EnvVar{Name: "A", Value: "3"})
+	if !reflect.DeepEqual(got, []corev1.EnvVar{{Name: "A", Value: "3"}}) {
+		t.Errorf("got %v", got)
+	}
+}

@@ -1,0 +1,102 @@
+// Package controllers holds Herald's reconcilers: Topic (stream, dispatcher
+// workload, dispatch plan and consumers), Subscription (Destination
+// resolution and status) and EventSource (adapter workload).
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+
+	"github.com/herald-dev/herald/controllers/resources"
+	"github.com/herald-dev/herald/provision"
+)
+
+// Defaults of Config.
+const (
+	DefaultClusterDomain    = "cluster.local"
+	DefaultRefreshInterval  = 30 * time.Second
+	DefaultProgressInterval = 2 * time.Second
+	DefaultWorkers          = 4
+)
+
+// Config configures the reconcilers.
+type Config struct {
+	// ClusterDomain is the cluster's DNS domain, for Service URLs.
+	ClusterDomain string
+	// Dispatcher configures Topics' dispatcher Deployments.
+	Dispatcher resources.DispatcherConfig
+	// Adapter configures EventSources' adapter Deployments.
+	Adapter resources.AdapterConfig
+	// RefreshInterval is how often Ready objects are reconciled again to
+	// refresh what NATS reports (stream size, consumer lag) and re-resolve
+	// Destinations of kinds the reconcilers do not watch.
+	RefreshInterval time.Duration
+	// ProgressInterval is how soon a Subscription is looked at again while
+	// it waits for its Topic to publish it in the plan.
+	ProgressInterval time.Duration
+	// Workers is the number of concurrent reconciles per kind.
+	Workers int
+}
+
+func (c Config) withDefaults() Config {
+	if c.ClusterDomain == "" {
+		c.ClusterDomain = DefaultClusterDomain
+	}
+	if c.RefreshInterval <= 0 {
+		c.RefreshInterval = DefaultRefreshInterval
+	}
+	if c.ProgressInterval <= 0 {
+		c.ProgressInterval = DefaultProgressInterval
+	}
+	if c.Workers <= 0 {
+		c.Workers = DefaultWorkers
+	}
+	return c
+}
+
+// Setup registers the field indexes and the Topic, Subscription and
+// EventSource reconcilers with mgr.
+func Setup(ctx context.Context, mgr manager.Manager, prov *provision.Provisioner, cfg Config) error {
+	cfg = cfg.withDefaults()
+	if err := setupIndexes(ctx, mgr); err != nil {
+		return err
+	}
+	resolver := &Resolver{Reader: mgr.GetClient(), ClusterDomain: cfg.ClusterDomain}
+	recorder := mgr.GetEventRecorder(resources.ManagedBy)
+	if err := (&TopicReconciler{
+		Client: mgr.GetClient(), Provisioner: prov, Resolver: resolver, Recorder: recorder, Config: cfg,
+	}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("topic controller: %w", err)
+	}
+	if err := (&SubscriptionReconciler{
+		Client: mgr.GetClient(), Provisioner: prov, Resolver: resolver, Recorder: recorder, Config: cfg,
+	}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("subscription controller: %w", err)
+	}
+	if err := (&EventSourceReconciler{
+		Client: mgr.GetClient(), Resolver: resolver, Recorder: recorder, Config: cfg,
+	}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("eventsource controller: %w", err)
+	}
+	return nil
+}
+
+// CacheByObject limits the manager's cache of Deployments and
+// ServiceAccounts to those the operator manages, so a large cluster's
+// workloads are not held in memory. Services are cached in full: the
+// resolver reads any Service a Destination refers to.
+func CacheByObject() map[client.Object]cache.ByObject {
+	managed := labels.SelectorFromSet(labels.Set{resources.LabelManagedBy: resources.ManagedBy})
+	return map[client.Object]cache.ByObject{
+		&appsv1.Deployment{}:     {Label: managed},
+		&corev1.ServiceAccount{}: {Label: managed},
+	}
+}

@@ -1,0 +1,293 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/herald-dev/herald/api/v1alpha1"
+	"github.com/herald-dev/herald/dispatcher/plan"
+	"github.com/herald-dev/herald/provision"
+)
+
+// SubscriptionReconciler reports on a Subscription: its Topic, its resolved
+// Destinations, whether its consumer and plan entry exist at its current
+// generation, and its consumer's lag. The Topic reconciler writes the
+// consumer and the plan; the Subscription's changes reach it through its
+// watch on Subscriptions. On deletion it deletes the consumer; the deletion
+// makes the Topic republish its plan without the Subscription.
+type SubscriptionReconciler struct {
+	Client      client.Client
+	Provisioner *provision.Provisioner
+	Resolver    *Resolver
+	Recorder    events.EventRecorder
+	Config      Config
+}
+
+type subscriptionState struct {
+	conds conditions
+	topic *v1alpha1.Topic
+	rs    plan.ResolvedSubscription
+	// resolved is true when every Destination resolved.
+	resolved bool
+	stalled  string
+	requeue  requeue
+}
+
+// Reconcile implements reconcile.Reconciler.
+func (r *SubscriptionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+	s := &v1alpha1.Subscription{}
+	if err := r.Client.Get(ctx, req.NamespacedName, s); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !s.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, r.finalize(ctx, s)
+	}
+	if err := ensureFinalizer(ctx, r.Client, s); err != nil {
+		return ctrl.Result{}, err
+	}
+
+	orig := s.DeepCopy()
+	st := &subscriptionState{conds: conditions{list: &s.Status.Conditions, generation: s.Generation}}
+	defer func() {
+		st.conds.stalled(st.stalled != "", st.stalled)
+		st.conds.summarize(fmt.Sprintf("delivering to %s", s.Status.SubscriberURI),
+			v1alpha1.ConditionTopicReady, v1alpha1.ConditionSubscriberResolved, v1alpha1.ConditionConsumerReady)
+		s.Status.ObservedGeneration = s.Generation
+		recordTransition(r.Recorder, s, orig.Status.Conditions, s.Status.Conditions)
+		if err := patchStatus(ctx, r.Client, orig, s, !equality.Semantic.DeepEqual(orig.Status, s.Status)); err != nil {
+			retErr = errors.Join(retErr, err)
+		}
+		if retErr == nil && st.requeue > 0 {
+			result.RequeueAfter = time.Duration(st.requeue)
+		}
+	}()
+
+	for _, step := range []func(context.Context, *v1alpha1.Subscription, *subscriptionState) error{
+		r.reconcileTopic,
+		r.reconcileDestinations,
+		r.reconcileConsumer,
+	} {
+		if err := step(ctx, s, st); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	return ctrl.Result{}, nil
+}
+
+// reconcileTopic finds the Subscription's Topic and says whether it is Ready.
+func (r *SubscriptionReconciler) reconcileTopic(ctx context.Context, s *v1alpha1.Subscription, st *subscriptionState) error {
+	name := s.Namespace + "/" + s.Spec.Topic
+	t := &v1alpha1.Topic{}
+	err := r.Client.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: s.Spec.Topic}, t)
+	switch {
+	case apierrors.IsNotFound(err):
+		st.conds.setFalse(v1alpha1.ConditionTopicReady, v1alpha1.ReasonNotFound, "Topic %s not found", name)
+		return nil
+	case err != nil:
+		st.conds.setFalse(v1alpha1.ConditionTopicReady, v1alpha1.ReasonProgressing, "get Topic %s: %v", name, err)
+		return err
+	case !t.DeletionTimestamp.IsZero():
+		st.conds.setFalse(v1alpha1.ConditionTopicReady, v1alpha1.ReasonNotFound, "Topic %s is being deleted", name)
+		return nil
+	}
+	st.topic = t
+	ready := meta.FindStatusCondition(t.Status.Conditions, v1alpha1.ConditionReady)
+	switch {
+	case ready == nil || t.Status.ObservedGeneration != t.Generation:
+		st.conds.setFalse(v1alpha1.ConditionTopicReady, v1alpha1.ReasonNotReady, "Topic %s is not reconciled yet", name)
+	case ready.Status != metav1.ConditionTrue:
+		st.conds.setFalse(v1alpha1.ConditionTopicReady, v1alpha1.ReasonNotReady, "Topic %s is not ready: %s", name, ready.Message)
+	default:
+		st.conds.setTrue(v1alpha1.ConditionTopicReady, "Topic %s is ready", name)
+	}
+	return nil
+}
+
+// reconcileDestinations resolves the subscriber, reply and dead-letter sink.
+func (r *SubscriptionReconciler) reconcileDestinations(ctx context.Context, s *v1alpha1.Subscription, st *subscriptionState) error {
+	rs, err := r.Resolver.ResolveSubscription(ctx, st.topic, s)
+	st.rs = rs
+	s.Status.SubscriberURI = rs.SubscriberURI
+	s.Status.ReplyURI = rs.ReplyURI
+	s.Status.DeadLetterSinkURI = rs.DeadLetterURI
+	var re *ResolveError
+	switch {
+	case errors.As(err, &re):
+		st.conds.setFalse(v1alpha1.ConditionSubscriberResolved, re.Reason, "%s", re.Message)
+		// Services and Topics are watched; other kinds are not.
+		st.requeue.after(r.Config.RefreshInterval)
+		return nil
+	case err != nil:
+		st.conds.setFalse(v1alpha1.ConditionSubscriberResolved, v1alpha1.ReasonProgressing, "%v", err)
+		return err
+	}
+	st.resolved = true
+	st.conds.setTrue(v1alpha1.ConditionSubscriberResolved, "subscriber resolved to %s", rs.SubscriberURI)
+	return nil
+}
+
+// placeholderURI stands in for a Destination that does not resolve yet, so
+// that the rest of the spec is checked anyway.
+const placeholderURI = "http://unresolved.invalid"
+
+// reconcileConsumer checks that the spec compiles, then that the Topic has
+// created the consumer and published the current generation in its plan,
+// and records the consumer's lag.
+func (r *SubscriptionReconciler) reconcileConsumer(ctx context.Context, s *v1alpha1.Subscription, st *subscriptionState) error {
+	// The same pure compiler as the Topic's: an error here is the error
+	// that keeps the Subscription out of the plan.
+	topic := st.topic
+	if topic == nil {
+		topic = &v1alpha1.Topic{ObjectMeta: metav1.ObjectMeta{Namespace: s.Namespace, Name: s.Spec.Topic}}
+	}
+	rs := st.rs
+	if rs.SubscriberURI == "" {
+		rs.SubscriberURI = placeholderURI
+	}
+	if _, _, err := plan.CompileSubscription(topic, rs); err != nil {
+		st.stalled = err.Error()
+		st.conds.setFalse(v1alpha1.ConditionConsumerReady, v1alpha1.ReasonInvalidSpec, "%v", err)
+		return nil
+	}
+	if st.topic == nil {
+		st.conds.setFalse(v1alpha1.ConditionConsumerReady, v1alpha1.ReasonProgressing, "waiting for Topic %s/%s", s.Namespace, s.Spec.Topic)
+		s.Status.Consumer = nil
+		return nil
+	}
+	stream, consumer := plan.StreamName(s.Namespace, s.Spec.Topic), plan.ConsumerName(s.Name)
+	info, err := r.Provisioner.ConsumerInfo(ctx, stream, consumer)
+	if err != nil {
+		st.conds.setFalse(v1alpha1.ConditionConsumerReady, v1alpha1.ReasonNATSError, "consumer %s: %v", consumer, err)
+		return err
+	}
+	if info == nil {
+		s.Status.Consumer = nil
+	} else {
+		s.Status.Consumer = &v1alpha1.ConsumerStatus{
+			Name:        consumer,
+			Pending:     info.NumPending,
+			AckPending:  int64(info.NumAckPending),
+			Redelivered: int64(info.NumRedelivered),
+		}
+	}
+	if !st.resolved {
+		st.conds.setFalse(v1alpha1.ConditionConsumerReady, v1alpha1.ReasonProgressing, "left out of the plan until every destination resolves")
+		return nil
+	}
+	if info == nil {
+		st.conds.setFalse(v1alpha1.ConditionConsumerReady, v1alpha1.ReasonProgressing, "waiting for Topic %s/%s to create consumer %s", s.Namespace, s.Spec.Topic, consumer)
+		st.requeue.after(r.Config.ProgressInterval)
+		return nil
+	}
+	tp, err := r.Provisioner.GetPlan(ctx, s.Namespace, s.Spec.Topic)
+	if err != nil {
+		st.conds.setFalse(v1alpha1.ConditionConsumerReady, v1alpha1.ReasonNATSError, "%v", err)
+		return err
+	}
+	if !planHas(tp, s) {
+		st.conds.setFalse(v1alpha1.ConditionConsumerReady, v1alpha1.ReasonProgressing,
+			"waiting for Topic %s/%s to publish generation %d in its plan", s.Namespace, s.Spec.Topic, s.Generation)
+		st.requeue.after(r.Config.ProgressInterval)
+		return nil
+	}
+	st.conds.setTrue(v1alpha1.ConditionConsumerReady, "consumer %s is in the plan", consumer)
+	// Refresh the lag now and then.
+	st.requeue.after(r.Config.RefreshInterval)
+	return nil
+}
+
+// planHas reports whether tp delivers s at its current generation and URIs.
+func planHas(tp *plan.TopicPlan, s *v1alpha1.Subscription) bool {
+	if tp == nil {
+		return false
+	}
+	for _, sp := range tp.Subscriptions {
+		if sp.Name == s.Name {
+			return sp.Generation == s.Generation &&
+				sp.SubscriberURI == s.Status.SubscriberURI &&
+				sp.ReplyURI == s.Status.ReplyURI &&
+				sp.DeadLetterURI == s.Status.DeadLetterSinkURI
+		}
+	}
+	return false
+}
+
+// finalize deletes the Subscription's consumer. The Topic reconciler sees
+// the deletion through its watch and publishes the plan without it.
+func (r *SubscriptionReconciler) finalize(ctx context.Context, s *v1alpha1.Subscription) error {
+	if !controllerutil.ContainsFinalizer(s, v1alpha1.Finalizer) {
+		return nil
+	}
+	if err := r.Provisioner.DeleteConsumer(ctx, plan.StreamName(s.Namespace, s.Spec.Topic), plan.ConsumerName(s.Name)); err != nil {
+		return err
+	}
+	log.FromContext(ctx).V(1).Info("deleted consumer", "consumer", plan.ConsumerName(s.Name))
+	return removeFinalizer(ctx, r.Client, s)
+}
+
+// SetupWithManager registers the reconciler: Subscriptions, and the Topics
+// and Services their Destinations (or their Topic's dead-letter sink) refer to.
+func (r *SubscriptionReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	c := mgr.GetClient()
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("subscription").
+		For(&v1alpha1.Subscription{}, builder.WithPredicates(specOrLifecycleChanged())).
+		Watches(&v1alpha1.Topic{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+			reqs, err := subscriptionsOfTopic(ctx, c, o.GetNamespace(), o.GetName())
+			if err != nil {
+				log.FromContext(ctx).Error(err, "map Topic to Subscriptions")
+			}
+			return append(reqs, r.referring(ctx, refKey("Topic", o.GetNamespace(), o.GetName()))...)
+		})).
+		Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+			return r.referring(ctx, refKey("Service", o.GetNamespace(), o.GetName()))
+		})).
+		WithOptions(controller.Options{MaxConcurrentReconciles: r.Config.Workers}).
+		Complete(r)
+}
+
+// referring lists the Subscriptions whose Destinations refer to key, and
+// those of Topics whose dead-letter sink refers to it.
+func (r *SubscriptionReconciler) referring(ctx context.Context, key string) []reconcile.Request {
+	logger := log.FromContext(ctx)
+	var subs v1alpha1.SubscriptionList
+	if err := r.Client.List(ctx, &subs, client.MatchingFields{indexDestinations: key}); err != nil {
+		logger.Error(err, "list Subscriptions referring to", "ref", key)
+		return nil
+	}
+	var reqs []reconcile.Request
+	for _, s := range subs.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: s.Namespace, Name: s.Name}})
+	}
+	var topics v1alpha1.TopicList
+	if err := r.Client.List(ctx, &topics, client.MatchingFields{indexDestinations: key}); err != nil {
+		logger.Error(err, "list Topics referring to", "ref", key)
+		return reqs
+	}
+	for _, t := range topics.Items {
+		more, err := subscriptionsOfTopic(ctx, r.Client, t.Namespace, t.Name)
+		if err != nil {
+			logger.Error(err, "map Topic to Subscriptions", "topic", t.Name)
+		}
+		reqs = append(reqs, more...)
+	}
+	return reqs
+}
