@@ -71,7 +71,7 @@ type Runtime struct {
 
 // New checks cfg, binds the listeners and starts the NATS server. Run does
 // the rest; if Run is never called, Close releases what New started.
-func New(cfg Config) (rt *Runtime, err error) {
+func New(cfg Config) (_ *Runtime, err error) {
 	if len(cfg.Paths) == 0 {
 		return nil, errors.New("no manifests: give at least one file or directory")
 	}
@@ -101,11 +101,10 @@ func New(cfg Config) (rt *Runtime, err error) {
 	if cfg.NATSPort == 0 {
 		cfg.NATSPort = -1
 	}
-	rt = &Runtime{cfg: cfg, log: cfg.Log}
+	rt := &Runtime{cfg: cfg, log: cfg.Log}
 	defer func() {
 		if err != nil {
 			rt.Close()
-			rt = nil
 		}
 	}()
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
@@ -116,7 +115,7 @@ func New(cfg Config) (rt *Runtime, err error) {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
 	if rt.ingressLn, err = net.Listen("tcp", cfg.Listen); err != nil {
-		return nil, fmt.Errorf("ingress listener: %w", err)
+		return nil, fmt.Errorf("ingress listener: %w (another herald dev? pick another address with --listen)", err)
 	}
 	if cfg.DisplayListen != "" {
 		if rt.displayLn, err = net.Listen("tcp", cfg.DisplayListen); err != nil {

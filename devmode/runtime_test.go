@@ -435,3 +435,14 @@ func TestDevSampleLoadsWithoutErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestNewFailsCleanlyOnBusyPorts(t *testing.T) {
+	d := startDev(t, []string{filepath.Join("..", "config", "samples", "dev")}, t.TempDir())
+	_, err := New(Config{Paths: []string{"."}, DataDir: t.TempDir(), Listen: strings.TrimPrefix(d.rt.Endpoints().Ingress, "http://")})
+	if err == nil || !strings.Contains(err.Error(), "ingress listener") {
+		t.Errorf("New on a busy port: %v, want an ingress listener error", err)
+	}
+	if _, err := New(Config{Paths: []string{"missing"}, DataDir: t.TempDir(), Listen: "127.0.0.1:0"}); err == nil {
+		t.Error("New with a missing manifest path: no error")
+	}
+}
