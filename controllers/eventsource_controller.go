@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/robfig/cron/v3"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -25,6 +24,7 @@ import (
 
 	"github.com/herald-dev/herald/api/v1alpha1"
 	"github.com/herald-dev/herald/controllers/resources"
+	"github.com/herald-dev/herald/sources"
 )
 
 // EventSourceReconciler resolves an EventSource's sink and runs its adapter
@@ -104,7 +104,7 @@ func (r *EventSourceReconciler) reconcileSink(ctx context.Context, s *v1alpha1.E
 }
 
 // reconcileSourceConfig checks what can be checked without the adapter: a
-// ping source's schedule and timezone. (ServiceAccount permissions of
+// ping source's schedule, timezone and data. (ServiceAccount permissions of
 // apiServer sources and webhook Secrets are checked by a later version.)
 func (r *EventSourceReconciler) reconcileSourceConfig(_ context.Context, s *v1alpha1.EventSource, st *eventSourceState) error {
 	if err := checkSource(&s.Spec); err != nil {
@@ -117,18 +117,12 @@ func (r *EventSourceReconciler) reconcileSourceConfig(_ context.Context, s *v1al
 	return nil
 }
 
-// checkSource validates what the API server's schema cannot.
+// checkSource validates what the API server's schema cannot, with the
+// adapter's own checks, so a spec the adapter would refuse never reaches it.
 func checkSource(spec *v1alpha1.EventSourceSpec) error {
-	p := spec.Ping
-	if p == nil {
-		return nil
-	}
-	if _, err := cron.ParseStandard(p.Schedule); err != nil {
-		return fmt.Errorf("ping.schedule %q: %v", p.Schedule, err)
-	}
-	if p.Timezone != "" {
-		if _, err := time.LoadLocation(p.Timezone); err != nil {
-			return fmt.Errorf("ping.timezone %q is not an IANA time zone: %v", p.Timezone, err)
+	if p := spec.Ping; p != nil {
+		if err := sources.ValidatePing(p); err != nil {
+			return fmt.Errorf("ping: %w", err)
 		}
 	}
 	return nil

@@ -10,13 +10,15 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/herald-dev/herald/api/v1alpha1"
+	"github.com/herald-dev/herald/sources"
 )
 
 // AdapterAppName is the app.kubernetes.io/name of adapter objects.
 const AdapterAppName = "herald-adapter"
 
 // The adapter's environment, the contract between the operator and
-// `herald adapter` (ping, apiServer and webhook sources):
+// `herald adapter` (ping, apiServer and webhook sources), defined and
+// documented by package sources:
 //
 //	K_SINK                   URL every event is POSTed to (the resolved spec.sink).
 //	K_CE_OVERRIDES           JSON {"extensions":{"name":"value"}} set on every event; {} for none.
@@ -31,15 +33,16 @@ const AdapterAppName = "herald-adapter"
 // requests) on HTTPPort and metrics on MetricsPort.
 //
 // A container source gets only K_SINK and K_CE_OVERRIDES, in every
-// container of its template, replacing any value the template sets.
+// container and init container of its template, replacing any value the
+// template sets (sources.InjectSinkEnv).
 const (
-	EnvSink            = "K_SINK"
-	EnvCEOverrides     = "K_CE_OVERRIDES"
-	EnvSourceType      = "HERALD_SOURCE_TYPE"
-	EnvSourceNamespace = "HERALD_SOURCE_NAMESPACE"
-	EnvSourceName      = "HERALD_SOURCE_NAME"
-	EnvSourceSpec      = "HERALD_SOURCE_SPEC"
-	EnvWebhookSecret   = "HERALD_WEBHOOK_SECRET"
+	EnvSink            = sources.EnvSink
+	EnvCEOverrides     = sources.EnvCEOverrides
+	EnvSourceType      = sources.EnvSourceType
+	EnvSourceNamespace = sources.EnvSourceNamespace
+	EnvSourceName      = sources.EnvSourceName
+	EnvSourceSpec      = sources.EnvSourceSpec
+	EnvWebhookSecret   = sources.EnvWebhookSecret
 )
 
 // AdapterConfig is what adapter workloads need besides their EventSource.
@@ -199,44 +202,12 @@ func adapterPod(s *v1alpha1.EventSource, typ v1alpha1.EventSourceType, sinkURI, 
 }
 
 // containerPod is the user's template with Herald's labels added and K_SINK
-// and K_CE_OVERRIDES set in every container, replacing any value the
-// template gives them.
+// and K_CE_OVERRIDES set in every container.
 func containerPod(s *v1alpha1.EventSource, sinkURI, overrides string) corev1.PodTemplateSpec {
 	pod := *s.Spec.Container.Template.DeepCopy()
 	pod.Labels = merge(pod.Labels, AdapterLabels(s.Name))
-	for i := range pod.Spec.Containers {
-		c := &pod.Spec.Containers[i]
-		c.Env = setEnv(c.Env, corev1.EnvVar{Name: EnvSink, Value: sinkURI}, corev1.EnvVar{Name: EnvCEOverrides, Value: overrides})
-	}
+	sources.InjectSinkEnv(&pod.Spec, sinkURI, overrides)
 	return pod
-}
-
-// setEnv returns env with each of vars set: an existing variable of the same
-// name is replaced in place (keeping the order later variables may depend
-// on through $(NAME) references), a missing one appended.
-func setEnv(env []corev1.EnvVar, vars ...corev1.EnvVar) []corev1.EnvVar {
-	out := make([]corev1.EnvVar, 0, len(env)+len(vars))
-	set := map[string]corev1.EnvVar{}
-	for _, v := range vars {
-		set[v.Name] = v
-	}
-	done := map[string]bool{}
-	for _, e := range env {
-		if v, ok := set[e.Name]; ok {
-			if !done[e.Name] {
-				out = append(out, v)
-				done[e.Name] = true
-			}
-			continue
-		}
-		out = append(out, e)
-	}
-	for _, v := range vars {
-		if !done[v.Name] {
-			out = append(out, v)
-		}
-	}
-	return out
 }
 
 // AdapterService exposes a webhook source: port 80 to the adapter's HTTPPort.

@@ -267,7 +267,7 @@ func TestContainerSourceInjectsEverywhere(t *testing.T) {
 					{Name: "AFTER", Value: "$(K_SINK)/x"},
 				}},
 				{Name: "two", Image: "two"},
-			}},
+			}, InitContainers: []corev1.Container{{Name: "init", Image: "init"}}},
 		}},
 	})
 	d, err := AdapterDeployment(s, "http://new", AdapterConfig{Image: "unused"})
@@ -291,6 +291,9 @@ func TestContainerSourceInjectsEverywhere(t *testing.T) {
 	if len(two) != 2 || two[0].Value != "http://new" {
 		t.Errorf("container two env %v", two)
 	}
+	if init := d.Spec.Template.Spec.InitContainers[0].Env; len(init) != 2 || init[0].Value != "http://new" {
+		t.Errorf("init container env %v", init)
+	}
 	if s.Spec.Container.Template.Spec.Containers[0].Env[1].Value != "http://stale" {
 		t.Error("the builder modified the EventSource")
 	}
@@ -303,12 +306,5 @@ func TestAdapterService(t *testing.T) {
 	}
 	if got := WebhookAddress("shop", "tick", "cluster.local"); got != "http://tick-source.shop.svc.cluster.local" {
 		t.Errorf("address %s", got)
-	}
-}
-
-func TestSetEnvDeduplicates(t *testing.T) {
-	got := setEnv([]corev1.EnvVar{{Name: "A", Value: "1"}, {Name: "A", Value: "2"}}, corev1.EnvVar{Name: "A", Value: "3"})
-	if !reflect.DeepEqual(got, []corev1.EnvVar{{Name: "A", Value: "3"}}) {
-		t.Errorf("got %v", got)
 	}
 }

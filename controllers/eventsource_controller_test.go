@@ -1,0 +1,265 @@
+package controllers_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
+
+	"github.com/herald-dev/herald/api/v1alpha1"
+)
+
+func topicSink(name string) v1alpha1.Destination {
+	return v1alpha1.Destination{Ref: &v1alpha1.KReference{APIVersion: "eventing.herald.dev/v1alpha1", Kind: "Topic", Name: name}}
+}
+
+func newEventSource(ns, name string, spec v1alpha1.EventSourceSpec) *v1alpha1.EventSource {
+	return &v1alpha1.EventSource{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: spec}
+}
+
+// adapterDeployment waits for an EventSource's Deployment.
+func adapterDeployment(t *testing.T, ns, source string) *appsv1.Deployment {
+	t.Helper()
+	d := &appsv1.Deployment{}
+	eventually(t, func() error {
+		return k8s.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: source + "-source"}, d)
+	})
+	return d
+}
+
+func containerEnv(c corev1.Container) map[string]corev1.EnvVar {
+	m := map[string]corev1.EnvVar{}
+	for _, e := range c.Env {
+		m[e.Name] = e
+	}
+	return m
+}
+
+func TestEventSourcePing(t *testing.T) {
+	t.Parallel()
+	ns := namespace(t)
+	topic := readyTopic(t, ns, "ticks")
+	src := newEventSource(ns, "tick", v1alpha1.EventSourceSpec{
+		Sink:        topicSink("ticks"),
+		CEOverrides: &v1alpha1.CloudEventOverrides{Extensions: map[string]string{"team": "shop"}},
+		Ping:        &v1alpha1.PingSource{Schedule: "*/5 * * * *", Data: `{"hello":"world"}`},
+	})
+	create(t, src)
+	d := adapterDeployment(t, ns, "tick")
+
+	if *d.Spec.Replicas != 1 || d.Spec.Strategy.Type != appsv1.RecreateDeploymentStrategyType {
+		t.Errorf("replicas %d strategy %s", *d.Spec.Replicas, d.Spec.Strategy.Type)
+	}
+	c := d.Spec.Template.Spec.Containers[0]
+	if c.Image != image || !slices.Equal(append(c.Command, c.Args...), []string{"herald", "adapter"}) {
+		t.Errorf("container %s %v %v", c.Image, c.Command, c.Args)
+	}
+	env := containerEnv(c)
+	if env["K_SINK"].Value != topic.Status.Address.URL {
+		t.Errorf("K_SINK %q, want %q", env["K_SINK"].Value, topic.Status.Address.URL)
+	}
+	if env["K_CE_OVERRIDES"].Value != `{"extensions":{"team":"shop"}}` {
+		t.Errorf("K_CE_OVERRIDES %q", env["K_CE_OVERRIDES"].Value)
+	}
+	if env["HERALD_SOURCE_TYPE"].Value != "ping" || env["HERALD_SOURCE_NAMESPACE"].Value != ns || env["HERALD_SOURCE_NAME"].Value != "tick" {
+		t.Errorf("source env %v", env)
+	}
+	var spec v1alpha1.PingSource
+	if err := json.Unmarshal([]byte(env["HERALD_SOURCE_SPEC"].Value), &spec); err != nil || spec.Schedule != "*/5 * * * *" {
+		t.Errorf("HERALD_SOURCE_SPEC %q: %v", env["HERALD_SOURCE_SPEC"].Value, err)
+	}
+	if len(d.OwnerReferences) != 1 || d.OwnerReferences[0].Kind != "EventSource" {
+		t.Errorf("owner references %+v", d.OwnerReferences)
+	}
+
+	eventually(t, func() error {
+		if err := get(src); err != nil {
+			return err
+		}
+		if src.Status.SinkURI != topic.Status.Address.URL || src.Status.Type != v1alpha1.EventSourceTypePing {
+			return fmt.Errorf("status sinkUri %q type %q", src.Status.SinkURI, src.Status.Type)
+		}
+		return wantCondition(src.Status.Conditions, v1alpha1.ConditionDeploymentAvailable, metav1.ConditionFalse, v1alpha1.ReasonProgressing, "")
+	})
+	if got := kstatus(t, src); got != status.InProgressStatus {
+		t.Errorf("kstatus %s, want InProgress", got)
+	}
+	makeAvailable(t, ns, "tick-source")
+	wantKStatus(t, src, status.CurrentStatus)
+	if src.Status.Address != nil {
+		t.Errorf("a ping source has an address: %+v", src.Status.Address)
+	}
+
+	// An invalid schedule stalls the source and leaves the Deployment as it was.
+	update(t, src, func(s *v1alpha1.EventSource) { s.Spec.Ping.Schedule = "every minute" })
+	eventually(t, func() error {
+		if err := get(src); err != nil {
+			return err
+		}
+		return wantCondition(src.Status.Conditions, v1alpha1.ConditionSourceConfigured, metav1.ConditionFalse, v1alpha1.ReasonInvalidSpec, "every minute")
+	})
+	if got := kstatus(t, src); got != status.FailedStatus {
+		t.Errorf("kstatus %s, want Failed", got)
+	}
+}
+
+func TestEventSourceWebhook(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	ns := namespace(t)
+	create(t, newService(ns, "sink", 8080))
+	src := newEventSource(ns, "hook", v1alpha1.EventSourceSpec{
+		Sink: v1alpha1.Destination{Ref: serviceRef("sink"), URI: ptr.To("/events")},
+		Webhook: &v1alpha1.WebhookSource{Signature: &v1alpha1.WebhookSignature{
+			Type:         v1alpha1.SignatureGitHub,
+			SecretKeyRef: corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "gh"}, Key: "token"},
+		}},
+	})
+	create(t, src)
+	d := adapterDeployment(t, ns, "hook")
+	env := containerEnv(d.Spec.Template.Spec.Containers[0])
+	wantSink := fmt.Sprintf("http://sink.%s.svc.cluster.local:8080/events", ns)
+	if env["K_SINK"].Value != wantSink || env["HERALD_SOURCE_TYPE"].Value != "webhook" {
+		t.Errorf("env %v", env)
+	}
+	if ref := env["HERALD_WEBHOOK_SECRET"].ValueFrom; ref == nil || ref.SecretKeyRef.Name != "gh" || ref.SecretKeyRef.Key != "token" {
+		t.Errorf("webhook secret %+v", env["HERALD_WEBHOOK_SECRET"])
+	}
+	svc := &corev1.Service{}
+	if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "hook-source"}, svc); err != nil {
+		t.Fatal(err)
+	}
+	if svc.Spec.Ports[0].Port != 80 || svc.Spec.Ports[0].TargetPort.StrVal != "http" {
+		t.Errorf("service ports %+v", svc.Spec.Ports)
+	}
+	makeAvailable(t, ns, "hook-source")
+	wantKStatus(t, src, status.CurrentStatus)
+	wantAddr := fmt.Sprintf("http://hook-source.%s.svc.cluster.local", ns)
+	if src.Status.Address == nil || src.Status.Address.URL != wantAddr {
+		t.Errorf("address %+v, want %s", src.Status.Address, wantAddr)
+	}
+
+	// Turned into a ping source, it loses its Service and address.
+	update(t, src, func(s *v1alpha1.EventSource) {
+		s.Spec.Webhook = nil
+		s.Spec.Ping = &v1alpha1.PingSource{Schedule: "@every 1m"}
+	})
+	eventually(t, func() error {
+		if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "hook-source"}, svc); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("service still there: %v", err)
+		}
+		if err := get(src); err != nil {
+			return err
+		}
+		if src.Status.Address != nil || src.Status.Type != v1alpha1.EventSourceTypePing {
+			return fmt.Errorf("status address %+v type %s", src.Status.Address, src.Status.Type)
+		}
+		return nil
+	})
+}
+
+func TestEventSourceAPIServer(t *testing.T) {
+	t.Parallel()
+	ns := namespace(t)
+	for _, tt := range []struct{ name, sa, want string }{
+		{"default-sa", "", "default"},
+		{"own-sa", "watcher", "watcher"},
+	} {
+		create(t, newEventSource(ns, tt.name, v1alpha1.EventSourceSpec{
+			Sink: v1alpha1.Destination{URI: ptr.To("http://sink.example")},
+			APIServer: &v1alpha1.APIServerSource{
+				ServiceAccountName: tt.sa,
+				Resources:          []v1alpha1.APIServerResource{{APIVersion: "v1", Kind: "ConfigMap"}},
+			},
+		}))
+		d := adapterDeployment(t, ns, tt.name)
+		pod := d.Spec.Template.Spec
+		if pod.ServiceAccountName != tt.want || !*pod.AutomountServiceAccountToken {
+			t.Errorf("%s: service account %q token %v", tt.name, pod.ServiceAccountName, *pod.AutomountServiceAccountToken)
+		}
+		if env := containerEnv(pod.Containers[0]); env["HERALD_SOURCE_TYPE"].Value != "apiServer" || env["K_SINK"].Value != "http://sink.example" {
+			t.Errorf("%s: env %v", tt.name, env)
+		}
+	}
+}
+
+func TestEventSourceContainer(t *testing.T) {
+	t.Parallel()
+	ns := namespace(t)
+	src := newEventSource(ns, "custom", v1alpha1.EventSourceSpec{
+		Sink: v1alpha1.Destination{URI: ptr.To("http://sink.example/in")},
+		Container: &v1alpha1.ContainerSource{Template: corev1.PodTemplateSpec{
+			ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "custom"}},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{
+				{Name: "main", Image: "example/source:1", Env: []corev1.EnvVar{{Name: "K_SINK", Value: "http://stale"}, {Name: "OTHER", Value: "x"}}},
+				{Name: "sidecar", Image: "example/sidecar:1"},
+			}},
+		}},
+	})
+	create(t, src)
+	d := adapterDeployment(t, ns, "custom")
+	if d.Spec.Template.Labels["app"] != "custom" || d.Spec.Template.Labels["eventing.herald.dev/eventsource"] != "custom" {
+		t.Errorf("labels %v", d.Spec.Template.Labels)
+	}
+	for _, c := range d.Spec.Template.Spec.Containers {
+		env := containerEnv(c)
+		if env["K_SINK"].Value != "http://sink.example/in" || env["K_CE_OVERRIDES"].Value != "{}" {
+			t.Errorf("container %s env %v", c.Name, c.Env)
+		}
+	}
+	if env := containerEnv(d.Spec.Template.Spec.Containers[0]); env["OTHER"].Value != "x" || len(d.Spec.Template.Spec.Containers[0].Env) != 3 {
+		t.Errorf("main env %v", d.Spec.Template.Spec.Containers[0].Env)
+	}
+	makeAvailable(t, ns, "custom-source")
+	wantKStatus(t, src, status.CurrentStatus)
+
+	// A template the API server refuses stalls the source.
+	bad := newEventSource(ns, "bad", v1alpha1.EventSourceSpec{
+		Sink: v1alpha1.Destination{URI: ptr.To("http://sink.example/in")},
+		Container: &v1alpha1.ContainerSource{Template: corev1.PodTemplateSpec{
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "no-image"}}},
+		}},
+	})
+	create(t, bad)
+	eventually(t, func() error {
+		if err := get(bad); err != nil {
+			return err
+		}
+		return wantCondition(bad.Status.Conditions, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonInvalidSpec, "image")
+	})
+}
+
+func TestEventSourceSinkResolution(t *testing.T) {
+	t.Parallel()
+	ns := namespace(t)
+	src := newEventSource(ns, "waiting", v1alpha1.EventSourceSpec{
+		Sink: v1alpha1.Destination{Ref: serviceRef("later")},
+		Ping: &v1alpha1.PingSource{Schedule: "@hourly"},
+	})
+	create(t, src)
+	eventually(t, func() error {
+		if err := get(src); err != nil {
+			return err
+		}
+		return wantCondition(src.Status.Conditions, v1alpha1.ConditionSinkResolved, metav1.ConditionFalse, v1alpha1.ReasonNotFound,
+			fmt.Sprintf("Service %s/later not found", ns))
+	})
+	// No Deployment without a sink.
+	if err := k8s.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: "waiting-source"}, &appsv1.Deployment{}); !apierrors.IsNotFound(err) {
+		t.Errorf("deployment before the sink resolved: %v", err)
+	}
+	create(t, newService(ns, "later", 80))
+	d := adapterDeployment(t, ns, "waiting")
+	if got, want := containerEnv(d.Spec.Template.Spec.Containers[0])["K_SINK"].Value, fmt.Sprintf("http://later.%s.svc.cluster.local", ns); got != want {
+		t.Errorf("K_SINK %q, want %q", got, want)
+	}
+}
