@@ -1,0 +1,294 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap/zapcore"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/herald-dev/herald/api/v1alpha1"
+	"github.com/herald-dev/herald/controllers"
+	"github.com/herald-dev/herald/controllers/resources"
+	"github.com/herald-dev/herald/provision"
+)
+
+func init() {
+	commands["manager"] = runManager
+}
+
+// managerConfig is herald manager's validated configuration.
+type managerConfig struct {
+	// NATSURL, NATSCreds, NATSTLSCA, NATSTLSCert and NATSTLSKey are how the
+	// manager reaches NATS.
+	NATSURL, NATSCreds, NATSTLSCA, NATSTLSCert, NATSTLSKey string
+	// DispatcherNATSSecret names the Secret, in each Topic's namespace,
+	// holding the dispatchers' copies of the NATS files (resources.NATS).
+	DispatcherNATSSecret string
+	// Image is Herald's image, run by dispatcher and adapter Deployments.
+	Image string
+	// ClusterDomain is the cluster's DNS domain.
+	ClusterDomain string
+	// Namespaces to watch; empty means all.
+	Namespaces []string
+	// LeaderElect enables leader election, in LeaderElectionNamespace
+	// (default: the manager's own namespace when in a cluster).
+	LeaderElect             bool
+	LeaderElectionNamespace string
+	// MetricsBindAddress and HealthProbeBindAddress serve /metrics and
+	// /healthz, /readyz; "0" disables.
+	MetricsBindAddress     string
+	HealthProbeBindAddress string
+	// PlanReplicas is the replica count of the plan bucket.
+	PlanReplicas int
+	// LogLevel is debug, info or error, or a number (higher is more verbose).
+	LogLevel zapcore.Level
+}
+
+const managerUsage = `Usage: herald manager [flags]
+
+Runs the Herald operator: reconciles Topics, Subscriptions and EventSources
+into JetStream streams, consumers and dispatch plans, and dispatcher and
+adapter Deployments. Flags default to the environment variables named.
+
+Flags:
+`
+
+// parseManagerConfig reads the flags in args, with defaults from getenv,
+// and validates them.
+func parseManagerConfig(args []string, getenv func(string) string) (managerConfig, error) {
+	fs := flag.NewFlagSet("manager", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), managerUsage)
+		fs.PrintDefaults()
+	}
+	envOr := func(name, def string) string {
+		if v := getenv(name); v != "" {
+			return v
+		}
+		return def
+	}
+	var (
+		c          managerConfig
+		namespaces string
+		logLevel   string
+	)
+	fs.StringVar(&c.NATSURL, "nats-url", getenv("NATS_URL"), "NATS server URLs, comma-separated ($NATS_URL)")
+	fs.StringVar(&c.NATSCreds, "nats-creds", getenv("NATS_CREDS"), "NATS credentials file ($NATS_CREDS)")
+	fs.StringVar(&c.NATSTLSCA, "nats-tls-ca", getenv("NATS_TLS_CA"), "CA bundle for the NATS servers' certificates ($NATS_TLS_CA)")
+	fs.StringVar(&c.NATSTLSCert, "nats-tls-cert", getenv("NATS_TLS_CERT"), "client certificate for NATS ($NATS_TLS_CERT)")
+	fs.StringVar(&c.NATSTLSKey, "nats-tls-key", getenv("NATS_TLS_KEY"), "client key for NATS ($NATS_TLS_KEY)")
+	fs.StringVar(&c.DispatcherNATSSecret, "dispatcher-nats-secret", getenv("HERALD_DISPATCHER_NATS_SECRET"),
+		"Secret in each Topic's namespace with the dispatchers' NATS files: keys nats.creds, ca.crt, tls.crt, tls.key, "+
+			"as the manager's own --nats-* flags ask ($HERALD_DISPATCHER_NATS_SECRET)")
+	fs.StringVar(&c.Image, "image", getenv("HERALD_IMAGE"), "Herald image for dispatcher and adapter Deployments ($HERALD_IMAGE)")
+	fs.StringVar(&c.ClusterDomain, "cluster-domain", envOr("HERALD_CLUSTER_DOMAIN", controllers.DefaultClusterDomain), "cluster DNS domain ($HERALD_CLUSTER_DOMAIN)")
+	fs.StringVar(&namespaces, "namespaces", getenv("HERALD_NAMESPACES"), "namespaces to watch, comma-separated; empty for all ($HERALD_NAMESPACES)")
+	fs.BoolVar(&c.LeaderElect, "leader-elect", false, "elect a leader, for running several manager replicas")
+	fs.StringVar(&c.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader election Lease (default: the manager's own, in a cluster)")
+	fs.StringVar(&c.MetricsBindAddress, "metrics-bind-address", ":9090", `address of /metrics; "0" disables`)
+	fs.StringVar(&c.HealthProbeBindAddress, "health-probe-bind-address", ":8081", `address of /healthz and /readyz; "0" disables`)
+	fs.IntVar(&c.PlanReplicas, "plan-replicas", 1, "replicas of the plan key-value bucket (1, 3 or 5)")
+	fs.StringVar(&logLevel, "log-level", envOr("HERALD_LOG_LEVEL", "info"), "debug, info or error, or a verbosity number ($HERALD_LOG_LEVEL)")
+	if err := fs.Parse(args); err != nil {
+		return managerConfig{}, err
+	}
+	if fs.NArg() > 0 {
+		return managerConfig{}, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	for _, ns := range strings.Split(namespaces, ",") {
+		if ns = strings.TrimSpace(ns); ns != "" {
+			c.Namespaces = append(c.Namespaces, ns)
+		}
+	}
+	lvl, err := parseLogLevel(logLevel)
+	if err != nil {
+		return managerConfig{}, err
+	}
+	c.LogLevel = lvl
+	return c, c.validate()
+}
+
+func parseLogLevel(s string) (zapcore.Level, error) {
+	if n, err := strconv.Atoi(s); err == nil {
+		return zapcore.Level(-n), nil
+	}
+	var l zapcore.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("--log-level %q: want debug, info, error or a number", s)
+	}
+	return l, nil
+}
+
+func (c managerConfig) validate() error {
+	var errs []error
+	if c.NATSURL == "" {
+		errs = append(errs, errors.New("--nats-url (or NATS_URL) is required"))
+	}
+	if c.Image == "" {
+		errs = append(errs, errors.New("--image (or HERALD_IMAGE) is required: the image dispatcher and adapter Deployments run"))
+	}
+	if c.ClusterDomain == "" {
+		errs = append(errs, errors.New("--cluster-domain must not be empty"))
+	}
+	if (c.NATSTLSCert == "") != (c.NATSTLSKey == "") {
+		errs = append(errs, errors.New("--nats-tls-cert and --nats-tls-key go together"))
+	}
+	if (c.NATSCreds != "" || c.NATSTLSCA != "" || c.NATSTLSCert != "") && c.DispatcherNATSSecret == "" {
+		errs = append(errs, errors.New("with NATS credentials or TLS files, --dispatcher-nats-secret must name the Secret dispatchers read theirs from"))
+	}
+	switch c.PlanReplicas {
+	case 1, 3, 5:
+	default:
+		errs = append(errs, fmt.Errorf("--plan-replicas %d: want 1, 3 or 5", c.PlanReplicas))
+	}
+	return errors.Join(errs...)
+}
+
+// controllersConfig is the reconcilers' share of the configuration.
+func (c managerConfig) controllersConfig() controllers.Config {
+	return controllers.Config{
+		ClusterDomain: c.ClusterDomain,
+		Dispatcher: resources.DispatcherConfig{
+			Image: c.Image,
+			NATS: resources.NATS{
+				URL:       c.NATSURL,
+				Secret:    c.DispatcherNATSSecret,
+				Creds:     c.NATSCreds != "",
+				TLSCA:     c.NATSTLSCA != "",
+				TLSClient: c.NATSTLSCert != "",
+			},
+		},
+		Adapter: resources.AdapterConfig{Image: c.Image},
+	}
+}
+
+// natsOptions are the manager's NATS connection options.
+func (c managerConfig) natsOptions() []nats.Option {
+	opts := []nats.Option{
+		nats.Name("herald-manager"),
+		nats.MaxReconnects(-1),
+		nats.RetryOnFailedConnect(true),
+	}
+	if c.NATSCreds != "" {
+		opts = append(opts, nats.UserCredentials(c.NATSCreds))
+	}
+	if c.NATSTLSCA != "" {
+		opts = append(opts, nats.RootCAs(c.NATSTLSCA))
+	}
+	if c.NATSTLSCert != "" {
+		opts = append(opts, nats.ClientCert(c.NATSTLSCert, c.NATSTLSKey))
+	}
+	return opts
+}
+
+func runManager(ctx context.Context, args []string) error {
+	cfg, err := parseManagerConfig(args, os.Getenv)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	ctrl.SetLogger(zap.New(zap.Level(cfg.LogLevel)))
+	logger := ctrl.Log.WithName("manager")
+
+	nc, err := nats.Connect(cfg.NATSURL, cfg.natsOptions()...)
+	if err != nil {
+		return fmt.Errorf("connect to NATS: %w", err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	prov, err := newProvisioner(ctx, js, cfg.PlanReplicas, func(err error) {
+		logger.Error(err, "waiting for NATS JetStream", "url", cfg.NATSURL)
+	})
+	if err != nil {
+		return err
+	}
+
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return err
+	}
+	if err := v1alpha1.AddToScheme(scheme); err != nil {
+		return err
+	}
+	cacheOpts := cache.Options{ByObject: controllers.CacheByObject()}
+	if len(cfg.Namespaces) > 0 {
+		cacheOpts.DefaultNamespaces = map[string]cache.Config{}
+		for _, ns := range cfg.Namespaces {
+			cacheOpts.DefaultNamespaces[ns] = cache.Config{}
+		}
+	}
+	restCfg, err := ctrl.GetConfig()
+	if err != nil {
+		return fmt.Errorf("kubernetes client config: %w", err)
+	}
+	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
+		Scheme:                        scheme,
+		Cache:                         cacheOpts,
+		Metrics:                       metricsserver.Options{BindAddress: cfg.MetricsBindAddress},
+		HealthProbeBindAddress:        cfg.HealthProbeBindAddress,
+		LeaderElection:                cfg.LeaderElect,
+		LeaderElectionID:              "herald-manager.eventing.herald.dev",
+		LeaderElectionNamespace:       cfg.LeaderElectionNamespace,
+		LeaderElectionReleaseOnCancel: true,
+	})
+	if err != nil {
+		return fmt.Errorf("create manager: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("nats", func(*http.Request) error {
+		if !nc.IsConnected() {
+			return fmt.Errorf("NATS is %s", nc.Status())
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	if err := controllers.Setup(ctx, mgr, prov, cfg.controllersConfig()); err != nil {
+		return err
+	}
+	logger.Info("starting", "nats", cfg.NATSURL, "image", cfg.Image, "namespaces", cfg.Namespaces, "leaderElect", cfg.LeaderElect)
+	return mgr.Start(ctx)
+}
+
+// newProvisioner creates the plan bucket, retrying while NATS is not yet
+// reachable (a manager often starts before NATS does), until ctx ends.
+func newProvisioner(ctx context.Context, js jetstream.JetStream, replicas int, onRetry func(error)) (*provision.Provisioner, error) {
+	const wait = 2 * time.Second
+	for {
+		attempt, cancel := context.WithTimeout(ctx, 10*time.Second)
+		prov, err := provision.New(attempt, js, replicas)
+		cancel()
+		if err == nil {
+			return prov, nil
+		}
+		onRetry(err)
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("plan bucket: %w", err)
+		case <-time.After(wait):
+		}
+	}
+}

@@ -1,0 +1,90 @@
+package main
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"go.uber.org/zap/zapcore"
+)
+
+func TestParseManagerConfig(t *testing.T) {
+	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+	base := map[string]string{"NATS_URL": "nats://nats:4222", "HERALD_IMAGE": "herald:1"}
+	tests := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		wantErr string
+		check   func(t *testing.T, c managerConfig)
+	}{
+		{
+			name: "defaults from env",
+			env:  base,
+			check: func(t *testing.T, c managerConfig) {
+				if c.NATSURL != "nats://nats:4222" || c.Image != "herald:1" || c.ClusterDomain != "cluster.local" ||
+					c.PlanReplicas != 1 || c.Namespaces != nil || c.LogLevel != zapcore.InfoLevel || c.LeaderElect {
+					t.Errorf("config %+v", c)
+				}
+				cc := c.controllersConfig()
+				if cc.Dispatcher.NATS.URL != "nats://nats:4222" || cc.Dispatcher.NATS.Secret != "" || cc.Adapter.Image != "herald:1" {
+					t.Errorf("controllers config %+v", cc)
+				}
+			},
+		},
+		{
+			name: "flags win over env",
+			args: []string{"--nats-url", "nats://other:4222", "--namespaces", " a, b ,", "--leader-elect", "--cluster-domain", "corp.local",
+				"--plan-replicas", "3", "--log-level", "debug"},
+			env: base,
+			check: func(t *testing.T, c managerConfig) {
+				if c.NATSURL != "nats://other:4222" || !slices.Equal(c.Namespaces, []string{"a", "b"}) || !c.LeaderElect ||
+					c.ClusterDomain != "corp.local" || c.PlanReplicas != 3 || c.LogLevel != zapcore.DebugLevel {
+					t.Errorf("config %+v", c)
+				}
+			},
+		},
+		{
+			name: "credentials for dispatchers",
+			args: []string{"--nats-creds", "/etc/nats/nats.creds", "--nats-tls-ca", "/etc/nats/ca.crt", "--dispatcher-nats-secret", "nats-auth"},
+			env:  base,
+			check: func(t *testing.T, c managerConfig) {
+				n := c.controllersConfig().Dispatcher.NATS
+				if n.Secret != "nats-auth" || !n.Creds || !n.TLSCA || n.TLSClient {
+					t.Errorf("dispatcher NATS %+v", n)
+				}
+				if len(c.natsOptions()) != 5 {
+					t.Errorf("nats options %d", len(c.natsOptions()))
+				}
+			},
+		},
+		{name: "verbosity number", args: []string{"--log-level", "2"}, env: base,
+			check: func(t *testing.T, c managerConfig) {
+				if c.LogLevel != zapcore.Level(-2) {
+					t.Errorf("level %v", c.LogLevel)
+				}
+			}},
+		{name: "missing url and image", env: map[string]string{}, wantErr: "--nats-url"},
+		{name: "missing image", env: map[string]string{"NATS_URL": "nats://n"}, wantErr: "--image"},
+		{name: "creds without dispatcher secret", args: []string{"--nats-creds", "/x"}, env: base, wantErr: "--dispatcher-nats-secret"},
+		{name: "cert without key", args: []string{"--nats-tls-cert", "/c", "--dispatcher-nats-secret", "s"}, env: base, wantErr: "go together"},
+		{name: "bad replicas", args: []string{"--plan-replicas", "2"}, env: base, wantErr: "want 1, 3 or 5"},
+		{name: "bad log level", args: []string{"--log-level", "loud"}, env: base, wantErr: "--log-level"},
+		{name: "stray argument", args: []string{"extra"}, env: base, wantErr: "unexpected arguments"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := parseManagerConfig(tt.args, env(tt.env))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, c)
+		})
+	}
+}
