@@ -6,7 +6,6 @@ import (
 	"time"
 
 	cesql "github.com/cloudevents/sdk-go/sql/v2"
-	cesqlparser "github.com/cloudevents/sdk-go/sql/v2/parser"
 	ceevent "github.com/cloudevents/sdk-go/v2/event"
 	"github.com/nats-io/nats.go"
 
@@ -102,7 +101,7 @@ func compileFilter(f *plan.Filter) (matcher, error) {
 	case f.Suffix != nil:
 		return newAttrMatcher(f.Suffix, strings.HasSuffix), nil
 	case f.CESQL != "":
-		expr, err := cesqlparser.Parse(f.CESQL)
+		expr, err := plan.ParseCESQL(f.CESQL)
 		if err != nil {
 			return nil, fmt.Errorf("cesql %q: %w", f.CESQL, err)
 		}
@@ -196,10 +195,16 @@ type not struct{ m matcher }
 func (n not) match(v *eventView) bool { return !n.m.match(v) }
 
 // cesqlMatcher matches when the expression evaluates to true; an evaluation
-// error (a missing attribute, a failed cast) does not match, as in Knative.
+// error (a missing attribute, a failed cast) does not match, as in Knative;
+// neither does a panic of the SDK's evaluator.
 type cesqlMatcher struct{ expr cesql.Expression }
 
-func (c cesqlMatcher) match(v *eventView) bool {
+func (c cesqlMatcher) match(v *eventView) (ok bool) {
+	defer func() {
+		if recover() != nil {
+			ok = false
+		}
+	}()
 	res, err := c.expr.Evaluate(v.sdkEvent())
 	if err != nil {
 		return false
