@@ -84,6 +84,92 @@ clean: ## Remove build outputs (keeps the cached tools and envtest binaries in b
 clean-tools: ## Remove everything in bin/, including controller-gen and the envtest binaries.
 	rm -rf $(LOCALBIN)
 
+##@ Image
+
+# The herald image: operator, dispatchers and adapters all run it.
+VERSION ?= $(shell awk '$$1 == "appVersion:" { gsub(/"/, "", $$2); print $$2 }' charts/herald/Chart.yaml)
+IMG_REPO ?= ghcr.io/herald-dev/herald
+IMG ?= $(IMG_REPO):$(VERSION)
+# The image config/default and the chart refer to by default.
+DEFAULT_IMG := ghcr.io/herald-dev/herald:$(VERSION)
+CONTAINER_TOOL ?= docker
+
+.PHONY: docker-build
+docker-build: ## Build the herald image $(IMG) from the Dockerfile.
+	$(CONTAINER_TOOL) build -t $(IMG) .
+
+.PHONY: docker-push
+docker-push: ## Push the herald image $(IMG).
+	$(CONTAINER_TOOL) push $(IMG)
+
+##@ Deployment
+
+# kubectl of the current context (override, e.g. KUBECTL="kubectl --context kind-herald").
+KUBECTL ?= kubectl
+# How long undeploy and uninstall wait for the operator to finalize Herald's objects.
+FINALIZE_TIMEOUT ?= 2m
+
+# delete-herald-objects deletes every Topic, Subscription and EventSource while
+# the operator still runs, so its finalizers delete the JetStream streams and
+# consumers; deleting the CRDs or the operator first would leave the objects
+# stuck on their finalizers.
+define delete-herald-objects
+	if $(KUBECTL) get crd topics.eventing.herald.dev >/dev/null 2>&1; then \
+		$(KUBECTL) delete eventsources.eventing.herald.dev,subscriptions.eventing.herald.dev,topics.eventing.herald.dev \
+			--all --all-namespaces --wait --timeout=$(FINALIZE_TIMEOUT); \
+	fi
+endef
+
+.PHONY: install
+install: ## Install the CRDs into the cluster of the current kubectl context.
+	$(KUBECTL) apply --server-side -f config/crd/bases
+
+.PHONY: uninstall
+uninstall: ## Delete all Herald objects (streams included), then the CRDs.
+	@$(delete-herald-objects)
+	$(KUBECTL) delete --ignore-not-found -f config/crd/bases
+
+.PHONY: deploy
+deploy: ## Deploy CRDs, RBAC, the operator and a single-node NATS into herald-system (kubectl apply --server-side -k config/default); IMG overrides the image.
+	@if [ "$(IMG)" = "$(DEFAULT_IMG)" ]; then \
+		echo "$(KUBECTL) apply --server-side -k config/default"; \
+		$(KUBECTL) apply --server-side -k config/default; \
+	else \
+		echo "$(KUBECTL) kustomize config/default | (image $(IMG)) | $(KUBECTL) apply --server-side -f -"; \
+		$(KUBECTL) kustomize config/default | sed 's|$(DEFAULT_IMG)|$(IMG)|g' | $(KUBECTL) apply --server-side -f -; \
+	fi
+
+.PHONY: undeploy
+undeploy: ## Delete all Herald objects (streams included) while the operator runs, then everything deploy created. NATS's PVC stays.
+	@$(delete-herald-objects)
+	$(KUBECTL) delete --ignore-not-found -k config/default
+
+##@ Helm chart
+
+CHART_DIR := charts/herald
+
+.PHONY: helm-sync
+helm-sync: helm-crds helm-rbac ## Copy the generated CRDs and ClusterRole rules into the chart.
+
+.PHONY: helm-crds
+helm-crds: ## Copy config/crd/bases into charts/herald/crds (the packaging test fails when they differ).
+	rm -f $(CHART_DIR)/crds/*.yaml
+	cp config/crd/bases/*.yaml $(CHART_DIR)/crds/
+
+.PHONY: helm-rbac
+helm-rbac: ## Copy config/rbac/role.yaml into the chart, whose ClusterRole takes its rules from it.
+	cp config/rbac/role.yaml $(CHART_DIR)/files/manager-role.yaml
+
+.PHONY: helm-lint
+helm-lint: helm ## helm lint --strict the chart with the default, HA and external-NATS values.
+	$(HELM) lint --strict $(CHART_DIR)
+	$(HELM) lint --strict $(CHART_DIR) -f $(CHART_DIR)/ci/ha-values.yaml
+	$(HELM) lint --strict $(CHART_DIR) -f $(CHART_DIR)/ci/external-nats-values.yaml
+
+.PHONY: helm-package
+helm-package: helm helm-sync ## Package the chart into bin/charts/.
+	$(HELM) package $(CHART_DIR) --destination $(LOCALBIN)/charts
+
 ##@ Dependencies
 
 ## Location to install dependencies to
@@ -109,3 +195,20 @@ $(CONTROLLER_GEN): | $(LOCALBIN)
 .PHONY: envtest
 envtest: ## Build kube-apiserver, etcd and kubectl for envtest if necessary; prints the KUBEBUILDER_ASSETS directory.
 	@hack/envtest-assets.sh
+
+HELM_VERSION ?= $(shell awk '$$1 == "require" && $$2 == "helm.sh/helm/v3" { print $$3 }' hack/tools/helm/go.mod)
+# The Kubernetes minor version helm assumes without a cluster (helm template,
+# helm lint): that of the client-go it is built with, as helm's own Makefile does.
+HELM_K8S_MINOR ?= $(shell awk '$$1 == "k8s.io/client-go" { split($$2, v, "."); print v[2] }' hack/tools/helm/go.mod)
+HELM ?= $(LOCALBIN)/helm-$(HELM_VERSION)
+
+.PHONY: helm
+helm: $(HELM) ## Build helm (pinned in hack/tools/helm) if necessary.
+$(HELM): | $(LOCALBIN)
+	@test -n "$(HELM_VERSION)" -a -n "$(HELM_K8S_MINOR)" || { echo "cannot read helm or client-go version from hack/tools/helm/go.mod" >&2; exit 1; }
+	cd hack/tools/helm && GOWORK=off CGO_ENABLED=0 go build -trimpath -mod=readonly \
+		-ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION) -X helm.sh/helm/v3/internal/version.gitTreeState=clean \
+		-X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$(HELM_K8S_MINOR) \
+		-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$(HELM_K8S_MINOR)" \
+		-o "$@.tmp" helm.sh/helm/v3/cmd/helm
+	mv -f "$@.tmp" "$@"
