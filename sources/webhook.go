@@ -30,6 +30,11 @@ const GitHubEventTypePrefix = "com.github."
 // retryAfterDefault is the Retry-After of a 503 when the sink sent none.
 const retryAfterDefault = 5 * time.Second
 
+// WebhookSendBudget bounds the time a webhook request spends sending its
+// event, retries included, so that callers with a short timeout (GitHub
+// waits 10s) get a 503 rather than a timeout.
+const WebhookSendBudget = 8 * time.Second
+
 // Webhook turns HTTP POSTs into CloudEvents sent to the sink.
 //
 // A request that is a CloudEvent (binary mode: it has ce-specversion;
@@ -49,7 +54,8 @@ const retryAfterDefault = 5 * time.Second
 // for a malformed CloudEvent; 405 for any method but POST; 413 for a body
 // over the limit; 415 for a structured format other than JSON; 502 when the
 // sink refused the event (4xx); 503 with Retry-After when the sink stayed
-// down or overloaded through every attempt, so the caller retries.
+// down or overloaded through every attempt (or WebhookSendBudget), so the
+// caller retries.
 type Webhook struct {
 	eventType, source string
 	verifier          *verifier
@@ -268,6 +274,8 @@ func firstHeader(h http.Header, names ...string) string {
 
 // forward sends m and maps the outcome to the answer.
 func (w *Webhook) forward(ctx context.Context, m Message) (int, string, map[string]string) {
+	ctx, cancel := context.WithTimeout(ctx, WebhookSendBudget)
+	defer cancel()
 	err := w.sender.SendMessage(ctx, m)
 	if err == nil {
 		return http.StatusAccepted, "", nil
