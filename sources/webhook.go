@@ -40,7 +40,8 @@ const WebhookSendBudget = 8 * time.Second
 // A request that is a CloudEvent (binary mode: it has ce-specversion;
 // structured or batched JSON: Content-Type application/cloudevents+json or
 // application/cloudevents-batch+json) is forwarded unchanged, but for the
-// ceOverrides extensions. Any other request becomes an event with
+// ceOverrides extensions. Any other request becomes an event with the
+// following attributes (traceparent and tracestate are forwarded either way):
 //
 //	type    spec.eventType, else the request's Ce-Type or X-Event-Type header,
 //	        else com.github.<X-GitHub-Event>, else dev.herald.webhook;
@@ -225,6 +226,11 @@ func (w *Webhook) handle(rw http.ResponseWriter, r *http.Request) (int, string, 
 		m, err = EncodeBinary(w.event(r, body))
 		if err != nil {
 			return http.StatusBadRequest, err.Error(), nil
+		}
+	}
+	for _, h := range []string{"Traceparent", "Tracestate"} {
+		if v := r.Header.Get(h); v != "" {
+			m.Header.Set(h, v)
 		}
 	}
 	return w.forward(r.Context(), m)

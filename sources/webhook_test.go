@@ -212,6 +212,7 @@ func TestWebhookCloudEventPassThrough(t *testing.T) {
 		"Ce-Myext":       {"v"},
 		"Content-Type":   {"application/xml"},
 		"X-Other":        {"dropped"},
+		"Traceparent":    {"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},
 	}
 	if resp := ws.post(t, binary, "<a/>"); resp.StatusCode != 202 {
 		t.Fatalf("binary: status %d", resp.StatusCode)
