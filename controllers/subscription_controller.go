@@ -192,9 +192,15 @@ func (r *SubscriptionReconciler) reconcileConsumer(ctx context.Context, s *v1alp
 		st.conds.setFalse(v1alpha1.ConditionConsumerReady, v1alpha1.ReasonProgressing, "left out of the plan until every destination resolves")
 		return nil
 	}
+	// Only a Ready Topic is polled: a Topic turning Ready triggers this
+	// reconcile through the watch on Topics, a Topic that is not Ready
+	// would be polled in vain.
+	poll := meta.IsStatusConditionTrue(s.Status.Conditions, v1alpha1.ConditionTopicReady)
 	if info == nil {
 		st.conds.setFalse(v1alpha1.ConditionConsumerReady, v1alpha1.ReasonProgressing, "waiting for Topic %s/%s to create consumer %s", s.Namespace, s.Spec.Topic, consumer)
-		st.requeue.after(r.Config.ProgressInterval)
+		if poll {
+			st.requeue.after(r.Config.ProgressInterval)
+		}
 		return nil
 	}
 	tp, err := r.Provisioner.GetPlan(ctx, s.Namespace, s.Spec.Topic)
@@ -205,7 +211,9 @@ func (r *SubscriptionReconciler) reconcileConsumer(ctx context.Context, s *v1alp
 	if !planHas(tp, s) {
 		st.conds.setFalse(v1alpha1.ConditionConsumerReady, v1alpha1.ReasonProgressing,
 			"waiting for Topic %s/%s to publish generation %d in its plan", s.Namespace, s.Spec.Topic, s.Generation)
-		st.requeue.after(r.Config.ProgressInterval)
+		if poll {
+			st.requeue.after(r.Config.ProgressInterval)
+		}
 		return nil
 	}
 	st.conds.setTrue(v1alpha1.ConditionConsumerReady, "consumer %s is in the plan", consumer)
