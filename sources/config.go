@@ -11,6 +11,9 @@ import (
 	"regexp"
 	"strings"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
 	"github.com/herald-dev/herald/api/v1alpha1"
 )
 
@@ -209,7 +212,7 @@ func (c *Config) Validate() error {
 	case v1alpha1.EventSourceTypeAPIServer:
 		if c.APIServer == nil {
 			errs = append(errs, errors.New("type apiServer without an apiServer spec"))
-		} else if err := validateAPIServer(c.APIServer); err != nil {
+		} else if err := ValidateAPIServer(c.APIServer); err != nil {
 			errs = append(errs, err)
 		}
 	case v1alpha1.EventSourceTypeWebhook:
@@ -224,13 +227,24 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-func validateAPIServer(s *v1alpha1.APIServerSource) error {
+// ValidateAPIServer checks an apiServer spec without a cluster: resources
+// present, apiVersions that parse, label selectors that convert, a known
+// mode. Whether the kinds exist is RequiredAccess's (sources/apiserver) to say.
+func ValidateAPIServer(s *v1alpha1.APIServerSource) error {
 	if len(s.Resources) == 0 {
 		return errors.New("apiServer: resources is empty")
 	}
 	for i, r := range s.Resources {
 		if r.APIVersion == "" || r.Kind == "" {
 			return fmt.Errorf("apiServer: resources[%d] needs apiVersion and kind", i)
+		}
+		if _, err := schema.ParseGroupVersion(r.APIVersion); err != nil {
+			return fmt.Errorf("apiServer: resources[%d].apiVersion: %w", i, err)
+		}
+		if r.Selector != nil {
+			if _, err := metav1.LabelSelectorAsSelector(r.Selector); err != nil {
+				return fmt.Errorf("apiServer: resources[%d].selector: %w", i, err)
+			}
 		}
 	}
 	switch s.Mode {

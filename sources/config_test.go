@@ -72,6 +72,8 @@ func TestParseConfigErrors(t *testing.T) {
 		{"webhook secret missing", map[string]string{EnvSourceType: "webhook", EnvSourceSpec: `{"signature":{"type":"github","secretKeyRef":{"name":"s","key":"k"}}}`}, nil, "HMAC key is empty"},
 		{"hmac without header", map[string]string{EnvSourceType: "webhook", EnvWebhookSecret: "k", EnvSourceSpec: `{"signature":{"type":"hmac","secretKeyRef":{"name":"s","key":"k"}}}`}, nil, "needs header"},
 		{"apiServer without resources", map[string]string{EnvSourceType: "apiServer", EnvSourceSpec: `{"resources":[]}`}, nil, "resources is empty"},
+		{"apiServer bad selector", map[string]string{EnvSourceType: "apiServer", EnvSourceSpec: `{"resources":[{"apiVersion":"v1","kind":"Pod","selector":{"matchExpressions":[{"key":"a","operator":"Near"}]}}]}`}, nil, `"Near" is not a valid label selector operator`},
+		{"apiServer bad apiVersion", map[string]string{EnvSourceType: "apiServer", EnvSourceSpec: `{"resources":[{"apiVersion":"a/b/c","kind":"Pod"}]}`}, nil, "resources[0].apiVersion"},
 		{"bad log level", nil, []string{"--log-level=loud"}, "--log-level"},
 		{"stray argument", nil, []string{"extra"}, "unexpected arguments: extra"},
 	}
