@@ -72,21 +72,34 @@ func SourcePath(namespace, name string) string {
 	return "/apis/" + v1alpha1.GroupVersion.String() + "/namespaces/" + namespace + "/eventsources/" + name
 }
 
-// ParseConfig reads the adapter's flags from args, with getenv supplying
-// the defaults of those in the contract, and validates the result.
+// ParseConfig reads the adapter's flags from args; a contract flag not
+// given takes its value from the environment variable getenv returns. The
+// result is validated.
 func ParseConfig(args []string, getenv func(string) string) (Config, error) {
-	fs := flag.NewFlagSet("adapter", flag.ContinueOnError)
+	fs := flag.NewFlagSet("herald adapter", flag.ContinueOnError)
 	var (
 		sink, overrides, typ, ns, name, spec, secret, level string
 		cfg                                                 Config
 	)
-	fs.StringVar(&sink, "sink", getenv(EnvSink), "URL events are sent to ($"+EnvSink+")")
-	fs.StringVar(&overrides, "ce-overrides", getenv(EnvCEOverrides), `JSON {"extensions":{...}} set on every event ($`+EnvCEOverrides+")")
-	fs.StringVar(&typ, "source-type", getenv(EnvSourceType), "ping, apiServer or webhook ($"+EnvSourceType+")")
-	fs.StringVar(&ns, "source-namespace", getenv(EnvSourceNamespace), "namespace of the EventSource ($"+EnvSourceNamespace+")")
-	fs.StringVar(&name, "source-name", getenv(EnvSourceName), "name of the EventSource ($"+EnvSourceName+")")
-	fs.StringVar(&spec, "source-spec", getenv(EnvSourceSpec), "JSON of the source's spec ($"+EnvSourceSpec+")")
-	fs.StringVar(&secret, "webhook-secret", getenv(EnvWebhookSecret), "HMAC key of a signed webhook ($"+EnvWebhookSecret+")")
+	fromEnv := map[string]struct {
+		dst *string
+		env string
+	}{
+		"sink":             {&sink, EnvSink},
+		"ce-overrides":     {&overrides, EnvCEOverrides},
+		"source-type":      {&typ, EnvSourceType},
+		"source-namespace": {&ns, EnvSourceNamespace},
+		"source-name":      {&name, EnvSourceName},
+		"source-spec":      {&spec, EnvSourceSpec},
+		"webhook-secret":   {&secret, EnvWebhookSecret},
+	}
+	fs.StringVar(&sink, "sink", "", "URL events are sent to (default $"+EnvSink+")")
+	fs.StringVar(&overrides, "ce-overrides", "", `JSON {"extensions":{...}} set on every event (default $`+EnvCEOverrides+")")
+	fs.StringVar(&typ, "source-type", "", "ping, apiServer or webhook (default $"+EnvSourceType+")")
+	fs.StringVar(&ns, "source-namespace", "", "namespace of the EventSource (default $"+EnvSourceNamespace+")")
+	fs.StringVar(&name, "source-name", "", "name of the EventSource (default $"+EnvSourceName+")")
+	fs.StringVar(&spec, "source-spec", "", "JSON of the source's spec (default $"+EnvSourceSpec+")")
+	fs.StringVar(&secret, "webhook-secret", "", "HMAC key of a signed webhook (default $"+EnvWebhookSecret+")")
 	fs.StringVar(&cfg.Listen, "listen", DefaultListen, "address of the HTTP server (webhook requests, /healthz, /readyz)")
 	fs.StringVar(&cfg.MetricsListen, "metrics-listen", DefaultMetricsListen, "address of /metrics, /healthz and /readyz")
 	fs.IntVar(&cfg.MaxAttempts, "max-attempts", DefaultMaxAttempts, "send attempts per event")
@@ -97,6 +110,13 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	}
 	if fs.NArg() > 0 {
 		return Config{}, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	for flagName, v := range fromEnv {
+		if !given[flagName] {
+			*v.dst = getenv(v.env)
+		}
 	}
 	if err := cfg.LogLevel.UnmarshalText([]byte(level)); err != nil {
 		return Config{}, fmt.Errorf("--log-level: %w", err)
