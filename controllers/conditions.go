@@ -85,9 +85,9 @@ func (c conditions) summarize(message string, types ...string) {
 
 // recordTransition records an Event when Ready changes: a Warning with the
 // condition's reason when it turns False (or stays False for a new reason),
-// except for Progressing, which is not a problem; a Normal Ready when it
-// turns True, or Recovered when a Warning preceded it. Nothing is recorded
-// while nothing changes.
+// except for waiting reasons (quiet); a Normal Ready when it turns True, or
+// Recovered when a Warning preceded it. Nothing is recorded while nothing
+// changes.
 func recordTransition(rec events.EventRecorder, obj runtime.Object, before, after []metav1.Condition) {
 	if rec == nil {
 		return
@@ -97,7 +97,7 @@ func recordTransition(rec events.EventRecorder, obj runtime.Object, before, afte
 	if cur == nil {
 		return
 	}
-	wasProblem := old != nil && old.Status == metav1.ConditionFalse && old.Reason != v1alpha1.ReasonProgressing
+	wasProblem := old != nil && old.Status == metav1.ConditionFalse && !quietReasons[old.Reason]
 	switch cur.Status {
 	case metav1.ConditionTrue:
 		if old != nil && old.Status == metav1.ConditionTrue {
@@ -109,11 +109,19 @@ func recordTransition(rec events.EventRecorder, obj runtime.Object, before, afte
 		}
 		rec.Eventf(obj, nil, corev1.EventTypeNormal, reason, eventAction, "%s", cur.Message)
 	case metav1.ConditionFalse:
-		if cur.Reason == v1alpha1.ReasonProgressing || (wasProblem && old.Reason == cur.Reason) {
+		if quietReasons[cur.Reason] || (wasProblem && old.Reason == cur.Reason) {
 			return
 		}
 		rec.Eventf(obj, nil, corev1.EventTypeWarning, cur.Reason, eventAction, "%s", cur.Message)
 	}
+}
+
+// quietReasons are the reasons of a Ready False that record no Warning:
+// work under way, or waiting for a referenced object that reports its own
+// problem.
+var quietReasons = map[string]bool{
+	v1alpha1.ReasonProgressing: true,
+	v1alpha1.ReasonNotReady:    true,
 }
 
 // deploymentAvailability says whether a Deployment has its minimum

@@ -156,6 +156,9 @@ func TestRecordTransition(t *testing.T) {
 		want          []recordedEvent
 	}{
 		{"first reconcile, progressing", nil, ready(metav1.ConditionFalse, v1alpha1.ReasonProgressing), nil},
+		{"waits for a referent", ready(metav1.ConditionFalse, v1alpha1.ReasonProgressing), ready(metav1.ConditionFalse, v1alpha1.ReasonNotReady), nil},
+		{"ready after waiting", ready(metav1.ConditionFalse, v1alpha1.ReasonNotReady), ready(metav1.ConditionTrue, v1alpha1.ReasonSucceeded),
+			[]recordedEvent{{corev1.EventTypeNormal, EventReasonReady}}},
 		{"first ready", ready(metav1.ConditionFalse, v1alpha1.ReasonProgressing), ready(metav1.ConditionTrue, v1alpha1.ReasonSucceeded),
 			[]recordedEvent{{corev1.EventTypeNormal, EventReasonReady}}},
 		{"stays ready", ready(metav1.ConditionTrue, v1alpha1.ReasonSucceeded), ready(metav1.ConditionTrue, v1alpha1.ReasonSucceeded), nil},
