@@ -1,6 +1,26 @@
-// Package controllers holds Herald's reconcilers: Topic (stream, dispatcher
-// workload, dispatch plan and consumers), Subscription (Destination
-// resolution and status) and EventSource (adapter workload).
+// Package controllers holds Herald's reconcilers.
+//
+//   - Topic: the JetStream stream, the dispatcher ServiceAccount, Deployment
+//     and Service, and the Topic's dispatch plan and consumers. It is the
+//     only writer of the plan key and of the consumers of its Subscriptions.
+//   - Subscription: resolves its Destinations, checks that its spec compiles,
+//     reports whether the Topic published its current generation, and its
+//     consumer's lag; its finalizer deletes the consumer.
+//   - EventSource: resolves its sink and runs the adapter Deployment (and a
+//     webhook's Service).
+//
+// Each reconcile follows one shape: get, deletion branch, finalizer, ordered
+// steps that each own a condition, then one status patch with
+// observedGeneration and Ready (kstatus-compatible). A spec that cannot be
+// carried out sets Stalled and is not retried until it changes; a waiting
+// step requeues or relies on a watch; a failure to reach NATS or the API
+// server returns an error and is retried with backoff.
+//
+// Watches: Topics watch their Subscriptions (creation, deletion, generation,
+// resolved URIs); Subscriptions watch Topics and Services they or their
+// Topic's dead-letter sink refer to (field indexes); EventSources watch the
+// Topics and Services their sink refers to. Owned Deployments, Services and
+// ServiceAccounts are watched, so drift is repaired at once.
 package controllers
 
 import (
