@@ -1,0 +1,291 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/herald-dev/herald/dispatcher"
+)
+
+func init() {
+	commands["dispatcher"] = runDispatcher
+}
+
+// dispatcherConfig is herald dispatcher's validated configuration.
+type dispatcherConfig struct {
+	// NATSURL, NATSCreds, NATSTLSCA, NATSTLSCert and NATSTLSKey are how the
+	// dispatcher reaches NATS.
+	NATSURL, NATSCreds, NATSTLSCA, NATSTLSCert, NATSTLSKey string
+	// Topics served, as namespace/name; empty serves every plan.
+	Topics []string
+	// Listen is the ingress address; it also serves /healthz and /readyz.
+	Listen string
+	// MetricsListen serves /metrics, /healthz and /readyz; empty disables.
+	MetricsListen string
+	// LogLevel is the lowest level logged.
+	LogLevel slog.Level
+	// ShutdownTimeout bounds the graceful shutdown.
+	ShutdownTimeout time.Duration
+}
+
+const dispatcherUsage = `Usage: herald dispatcher [flags]
+
+Serves the ingress of Herald Topics (POST /<namespace>/<topic>) and delivers
+their events to the Topics' Subscriptions, following the dispatch plans the
+control plane publishes in NATS. Flags default to the environment variables
+named.
+
+Flags:
+`
+
+// parseDispatcherConfig reads the flags in args, with defaults from getenv,
+// and validates them.
+func parseDispatcherConfig(args []string, getenv func(string) string) (dispatcherConfig, error) {
+	fs := flag.NewFlagSet("dispatcher", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), dispatcherUsage)
+		fs.PrintDefaults()
+	}
+	envOr := func(name, def string) string {
+		if v := getenv(name); v != "" {
+			return v
+		}
+		return def
+	}
+	var (
+		c        dispatcherConfig
+		topics   string
+		logLevel string
+	)
+	fs.StringVar(&c.NATSURL, "nats-url", getenv("NATS_URL"), "NATS server URLs, comma-separated ($NATS_URL)")
+	fs.StringVar(&c.NATSCreds, "nats-creds", getenv("NATS_CREDS"), "NATS credentials file ($NATS_CREDS)")
+	fs.StringVar(&c.NATSTLSCA, "nats-tls-ca", getenv("NATS_TLS_CA"), "CA bundle for the NATS servers' certificates ($NATS_TLS_CA)")
+	fs.StringVar(&c.NATSTLSCert, "nats-tls-cert", getenv("NATS_TLS_CERT"), "client certificate for NATS ($NATS_TLS_CERT)")
+	fs.StringVar(&c.NATSTLSKey, "nats-tls-key", getenv("NATS_TLS_KEY"), "client key for NATS ($NATS_TLS_KEY)")
+	fs.StringVar(&topics, "topics", getenv("HERALD_TOPICS"), "Topics to serve as namespace/name, comma-separated; empty serves all ($HERALD_TOPICS)")
+	fs.StringVar(&c.Listen, "listen", envOr("HERALD_LISTEN", ":8080"), "ingress address, also serving /healthz and /readyz ($HERALD_LISTEN)")
+	fs.StringVar(&c.MetricsListen, "metrics-listen", envOr("HERALD_METRICS_LISTEN", ":9090"), `address of /metrics, /healthz and /readyz; "" disables ($HERALD_METRICS_LISTEN)`)
+	fs.StringVar(&logLevel, "log-level", envOr("HERALD_LOG_LEVEL", "info"), "debug, info, warn or error ($HERALD_LOG_LEVEL)")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "bound on the graceful shutdown after SIGTERM")
+	if err := fs.Parse(args); err != nil {
+		return dispatcherConfig{}, err
+	}
+	if fs.NArg() > 0 {
+		return dispatcherConfig{}, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	for _, t := range strings.Split(topics, ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			c.Topics = append(c.Topics, t)
+		}
+	}
+	if err := c.LogLevel.UnmarshalText([]byte(logLevel)); err != nil {
+		return dispatcherConfig{}, fmt.Errorf("--log-level %q: want debug, info, warn or error", logLevel)
+	}
+	return c, c.validate()
+}
+
+func (c dispatcherConfig) validate() error {
+	var errs []error
+	if c.NATSURL == "" {
+		errs = append(errs, errors.New("--nats-url (or NATS_URL) is required"))
+	}
+	if (c.NATSTLSCert == "") != (c.NATSTLSKey == "") {
+		errs = append(errs, errors.New("--nats-tls-cert and --nats-tls-key go together"))
+	}
+	for _, t := range c.Topics {
+		ns, name, ok := strings.Cut(t, "/")
+		if !ok || ns == "" || name == "" || strings.Contains(name, "/") {
+			errs = append(errs, fmt.Errorf("--topics: %q is not namespace/name", t))
+		}
+	}
+	for flagName, addr := range map[string]string{"--listen": c.Listen, "--metrics-listen": c.MetricsListen} {
+		if addr == "" && flagName == "--metrics-listen" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			errs = append(errs, fmt.Errorf("%s %q: %v", flagName, addr, err))
+		}
+	}
+	if c.Listen != "" && c.Listen == c.MetricsListen {
+		errs = append(errs, errors.New("--listen and --metrics-listen must differ"))
+	}
+	if c.ShutdownTimeout <= 0 {
+		errs = append(errs, errors.New("--shutdown-timeout must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
+// natsOptions are the dispatcher's NATS connection options. The connection
+// starts even while NATS is unreachable and reconnects forever; readiness
+// reports the outage meanwhile.
+func (c dispatcherConfig) natsOptions(log *slog.Logger) []nats.Option {
+	opts := []nats.Option{
+		nats.Name("herald-dispatcher"),
+		nats.MaxReconnects(-1),
+		nats.RetryOnFailedConnect(true),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			log.Warn("disconnected from NATS", "error", err)
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			log.Info("reconnected to NATS", "url", nc.ConnectedUrlRedacted())
+		}),
+	}
+	if c.NATSCreds != "" {
+		opts = append(opts, nats.UserCredentials(c.NATSCreds))
+	}
+	if c.NATSTLSCA != "" {
+		opts = append(opts, nats.RootCAs(c.NATSTLSCA))
+	}
+	if c.NATSTLSCert != "" {
+		opts = append(opts, nats.ClientCert(c.NATSTLSCert, c.NATSTLSKey))
+	}
+	return opts
+}
+
+// healthHandler answers /healthz (the process serves) and /readyz (NATS
+// connected and plans loaded).
+func healthHandler(d *dispatcher.Dispatcher) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if err := d.Ready(); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	return mux
+}
+
+// ingressHandler serves GET /healthz and /readyz, and everything else as
+// the ingress.
+func ingressHandler(d *dispatcher.Dispatcher) http.Handler {
+	health := healthHandler(d)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && (r.URL.Path == "/healthz" || r.URL.Path == "/readyz") {
+			health.ServeHTTP(w, r)
+			return
+		}
+		d.ServeHTTP(w, r)
+	})
+}
+
+func runDispatcher(ctx context.Context, args []string) error {
+	cfg, err := parseDispatcherConfig(args, os.Getenv)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+
+	nc, err := nats.Connect(cfg.NATSURL, cfg.natsOptions(log)...)
+	if err != nil {
+		return fmt.Errorf("connect to NATS: %w", err)
+	}
+	defer nc.Close()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	d, err := dispatcher.New(nc, dispatcher.Options{Topics: cfg.Topics, Logger: log, Registry: reg})
+	if err != nil {
+		return err
+	}
+
+	ingress := &http.Server{Addr: cfg.Listen, Handler: ingressHandler(d), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	var metrics *http.Server
+	if cfg.MetricsListen != "" {
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+		mux.Handle("/", healthHandler(d))
+		metrics = &http.Server{Addr: cfg.MetricsListen, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	}
+	servers := []*http.Server{ingress}
+	if metrics != nil {
+		servers = append(servers, metrics)
+	}
+	serveErr := make(chan error, len(servers))
+	for _, s := range servers {
+		ln, err := net.Listen("tcp", s.Addr)
+		if err != nil {
+			return fmt.Errorf("listen %s: %w", s.Addr, err)
+		}
+		go func() {
+			if err := s.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+				serveErr <- fmt.Errorf("serve %s: %w", s.Addr, err)
+			}
+		}()
+	}
+
+	runCtx, stopRun := context.WithCancel(context.Background())
+	defer stopRun()
+	runDone := make(chan error, 1)
+	go func() { runDone <- d.Run(runCtx) }()
+	log.Info("dispatcher started", "listen", cfg.Listen, "metrics", cfg.MetricsListen, "topics", cfg.Topics, "nats", cfg.NATSURL)
+
+	var failed error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case failed = <-serveErr:
+		log.Error("server failed; shutting down", "error", failed)
+	case failed = <-runDone:
+		log.Error("dispatcher stopped unexpectedly", "error", failed)
+	}
+	return errors.Join(failed, shutdownDispatcher(cfg.ShutdownTimeout, log, ingress, metrics, stopRun, runDone, nc))
+}
+
+// shutdownDispatcher stops accepting events (finishing accepted requests),
+// stops pulling and waits for in-flight deliveries, drains the NATS
+// connection, then stops the metrics server, all within timeout.
+func shutdownDispatcher(timeout time.Duration, log *slog.Logger, ingress, metrics *http.Server,
+	stopRun context.CancelFunc, runDone <-chan error, nc *nats.Conn) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var errs []error
+	if err := ingress.Shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("ingress shutdown: %w", err))
+	}
+	stopRun()
+	select {
+	case err := <-runDone:
+		if err != nil {
+			errs = append(errs, err)
+		}
+	case <-ctx.Done():
+		errs = append(errs, errors.New("in-flight deliveries did not finish in time; JetStream redelivers them"))
+	}
+	closed := make(chan struct{})
+	nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
+	if err := nc.Drain(); err == nil {
+		select {
+		case <-closed:
+		case <-ctx.Done():
+			errs = append(errs, errors.New("NATS drain did not finish in time"))
+		}
+	}
+	if metrics != nil {
+		if err := metrics.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("metrics shutdown: %w", err))
+		}
+	}
+	if len(errs) == 0 {
+		log.Info("stopped")
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,178 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/herald-dev/herald/api/v1alpha1"
+	"github.com/herald-dev/herald/dispatcher/plan"
+	"github.com/herald-dev/herald/internal/natstest"
+)
+
+func TestParseDispatcherConfig(t *testing.T) {
+	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+	base := map[string]string{"NATS_URL": "nats://nats:4222"}
+	tests := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		wantErr string
+		check   func(t *testing.T, c dispatcherConfig)
+	}{
+		{
+			name: "defaults",
+			env:  base,
+			check: func(t *testing.T, c dispatcherConfig) {
+				if c.NATSURL != "nats://nats:4222" || c.Listen != ":8080" || c.MetricsListen != ":9090" ||
+					c.Topics != nil || c.LogLevel != slog.LevelInfo || c.ShutdownTimeout != 30*time.Second {
+					t.Errorf("config %+v", c)
+				}
+			},
+		},
+		{
+			name: "topics from env",
+			env:  map[string]string{"NATS_URL": "nats://n", "HERALD_TOPICS": " shop/orders, shop/returns ,"},
+			check: func(t *testing.T, c dispatcherConfig) {
+				if !slices.Equal(c.Topics, []string{"shop/orders", "shop/returns"}) {
+					t.Errorf("topics %q", c.Topics)
+				}
+			},
+		},
+		{
+			name: "flags win over env",
+			args: []string{"--nats-url", "nats://other", "--topics", "a/b", "--listen", "127.0.0.1:18080", "--metrics-listen", "",
+				"--log-level", "debug", "--nats-creds", "/c", "--nats-tls-cert", "/crt", "--nats-tls-key", "/key"},
+			env: base,
+			check: func(t *testing.T, c dispatcherConfig) {
+				if c.NATSURL != "nats://other" || !slices.Equal(c.Topics, []string{"a/b"}) || c.Listen != "127.0.0.1:18080" ||
+					c.MetricsListen != "" || c.LogLevel != slog.LevelDebug {
+					t.Errorf("config %+v", c)
+				}
+				if n := len(c.natsOptions(slog.New(slog.DiscardHandler))); n != 7 {
+					t.Errorf("nats options: %d", n)
+				}
+			},
+		},
+		{name: "no NATS URL", wantErr: "--nats-url"},
+		{name: "bad topic", args: []string{"--topics", "orders"}, env: base, wantErr: `"orders" is not namespace/name`},
+		{name: "bad listen", args: []string{"--listen", "8080"}, env: base, wantErr: "--listen"},
+		{name: "same ports", args: []string{"--listen", ":1", "--metrics-listen", ":1"}, env: base, wantErr: "must differ"},
+		{name: "half a client cert", args: []string{"--nats-tls-cert", "/crt"}, env: base, wantErr: "go together"},
+		{name: "bad log level", args: []string{"--log-level", "loud"}, env: base, wantErr: "--log-level"},
+		{name: "extra argument", args: []string{"extra"}, env: base, wantErr: "unexpected arguments"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := parseDispatcherConfig(tc.args, env(tc.env))
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error %v, want one containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.check(t, c)
+		})
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// TestRunDispatcher starts herald dispatcher against an embedded NATS, sends
+// an event through it and shuts it down as SIGTERM would.
+func TestRunDispatcher(t *testing.T) {
+	srv := natstest.Start(t)
+	nc := natstest.Connect(t, srv)
+	js, _ := jetstream.New(nc)
+	ctx := context.Background()
+	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: plan.KVBucket})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := plan.Compile(&v1alpha1.Topic{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "orders"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.CreateStream(ctx, res.Stream); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(res.Plan)
+	if _, err := kv.Put(ctx, plan.Key("shop", "orders"), b); err != nil {
+		t.Fatal(err)
+	}
+
+	listen, metricsListen := freeAddr(t), freeAddr(t)
+	t.Setenv("NATS_URL", srv.ClientURL())
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- runDispatcher(runCtx, []string{"--topics", "shop/orders", "--listen", listen, "--metrics-listen", metricsListen, "--log-level", "error"})
+	}()
+	get := func(url string) (int, string) {
+		resp, err := http.Get(url)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if code, _ := get("http://" + listen + "/readyz"); code == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("dispatcher not ready")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if code, _ := get("http://" + metricsListen + "/healthz"); code != http.StatusOK {
+		t.Errorf("/healthz on the metrics port: %d", code)
+	}
+	req, _ := http.NewRequest(http.MethodPost, "http://"+listen+"/shop/orders", strings.NewReader("{}"))
+	for k, v := range map[string]string{"Ce-Specversion": "1.0", "Ce-Id": "1", "Ce-Source": "/t", "Ce-Type": "t", "Content-Type": "application/json"} {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("ingress: %d", resp.StatusCode)
+	}
+	if code, body := get("http://" + metricsListen + "/metrics"); code != http.StatusOK || !strings.Contains(body, `herald_events_received_total{namespace="shop",topic="orders"} 1`) {
+		t.Errorf("/metrics: %d\n%s", code, body)
+	}
+	stop()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("dispatcher did not shut down")
+	}
+}
