@@ -113,13 +113,15 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func newNamespace(t *testing.T, name string) string {
+// newNamespace creates a namespace named prefix plus a random suffix.
+func newNamespace(t *testing.T, prefix string) string {
 	t.Helper()
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
-	if _, err := kube.CoreV1().Namespaces().Create(context.Background(), ns, metav1.CreateOptions{}); err != nil {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: prefix + "-"}}
+	ns, err := kube.CoreV1().Namespaces().Create(context.Background(), ns, metav1.CreateOptions{})
+	if err != nil {
 		t.Fatal(err)
 	}
-	return name
+	return ns.Name
 }
 
 // start runs an apiServer source in namespace ns until the test ends.
@@ -195,17 +197,17 @@ func TestConfigMapReferenceEvents(t *testing.T) {
 			t.Errorf("event %d: type %q, want %q", i, e.Type, wantTypes[i])
 		}
 		h := e.Header
-		if e.Subject != "/api/v1/namespaces/ref/configmaps/cm1" ||
-			h.Get("Ce-Source") != "/apis/eventing.herald.dev/v1alpha1/namespaces/ref/eventsources/watcher" ||
+		if e.Subject != "/api/v1/namespaces/"+ns+"/configmaps/cm1" ||
+			h.Get("Ce-Source") != "/apis/eventing.herald.dev/v1alpha1/namespaces/"+ns+"/eventsources/watcher" ||
 			h.Get("Ce-Specversion") != "1.0" || h.Get("Ce-Time") == "" || h.Get("Content-Type") != "application/json" ||
-			h.Get("Ce-Kind") != "ConfigMap" || h.Get("Ce-Apiversion") != "v1" || h.Get("Ce-Namespace") != "ref" || h.Get("Ce-Team") != "a" {
+			h.Get("Ce-Kind") != "ConfigMap" || h.Get("Ce-Apiversion") != "v1" || h.Get("Ce-Namespace") != ns || h.Get("Ce-Team") != "a" {
 			t.Errorf("event %d: headers %v", i, h)
 		}
 		var ref Reference
 		if err := json.Unmarshal(e.Data, &ref); err != nil {
 			t.Fatalf("event %d: data %s: %v", i, e.Data, err)
 		}
-		if ref.APIVersion != "v1" || ref.Kind != "ConfigMap" || ref.Namespace != "ref" || ref.Name != "cm1" || ref.UID != string(created.UID) {
+		if ref.APIVersion != "v1" || ref.Kind != "ConfigMap" || ref.Namespace != ns || ref.Name != "cm1" || ref.UID != string(created.UID) {
 			t.Errorf("event %d: reference %+v", i, ref)
 		}
 		if e.ID != string(created.UID)+"/"+ref.ResourceVersion+"/"+[]string{"add", "update", "delete"}[i] {
