@@ -33,7 +33,8 @@
 //
 // The adapter exits non-zero on an invalid configuration, so a Pod with a
 // bad spec crash-loops with the reason in its log; the controller should
-// refuse such a spec earlier with ValidatePing and the CRD's rules.
+// refuse such a spec earlier with ValidatePing, ValidateAPIServer and the
+// CRD's rules.
 //
 // # Sending
 //
@@ -59,6 +60,6 @@
 // Ping events have source /apis/eventing.herald.dev/v1alpha1/namespaces/<ns>/eventsources/<name>,
 // id <name>-<unix seconds of the scheduled tick> (so a tick sent twice is
 // deduplicated by the Topic) and time the scheduled tick. Webhook and
-// apiServer attributes are documented on NewWebhook and in package
+// apiServer attributes are documented on type Webhook and in package
 // sources/apiserver.
 package sources
