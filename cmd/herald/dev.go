@@ -1,0 +1,140 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/herald-dev/herald/devmode"
+)
+
+func init() {
+	commands["dev"] = runDev
+}
+
+// stringList is a flag that may repeat.
+type stringList []string
+
+func (s *stringList) String() string     { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
+
+const devUsage = `Usage: herald dev -f DIR|FILE [-f ...] [flags]
+
+Runs Herald on this machine without a cluster: an embedded NATS JetStream
+server, the Topics, Subscriptions and EventSources of the manifests (reloaded
+when the files change), ingress at http://<listen>/<namespace>/<topic>, and a
+display sink that prints the events it receives.
+
+Flags:
+`
+
+// parseDevFlags turns herald dev's command line into a devmode.Config.
+func parseDevFlags(args []string, stderr io.Writer) (devmode.Config, slog.Level, error) {
+	fs := flag.NewFlagSet("herald dev", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var files stringList
+	fs.Var(&files, "f", "manifest file or directory (*.yaml, *.yml, *.json); may repeat")
+	fs.Var(&files, "filename", "same as -f")
+	dataDir := fs.String("data-dir", ".herald", "directory holding the events (kept across restarts) and herald dev's state")
+	natsListen := fs.String("nats-listen", "127.0.0.1:4222", "host:port of the embedded NATS server for clients such as the nats CLI; random (or -1) picks a free port")
+	listen := fs.String("listen", "127.0.0.1:8080", "host:port of the ingress")
+	displayListen := fs.String("display-listen", "127.0.0.1:8081", "host:port of the built-in display sink, which prints events to stdout; empty disables it")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, devUsage)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return devmode.Config{}, 0, err
+	}
+	if fs.NArg() > 0 {
+		return devmode.Config{}, 0, fmt.Errorf("unexpected argument %q: name manifests with -f", fs.Arg(0))
+	}
+	if len(files) == 0 {
+		fs.Usage()
+		return devmode.Config{}, 0, errors.New("no manifests: give -f DIR or -f FILE")
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return devmode.Config{}, 0, fmt.Errorf("--log-level: %w", err)
+	}
+	host, port, err := parseNATSListen(*natsListen)
+	if err != nil {
+		return devmode.Config{}, 0, err
+	}
+	return devmode.Config{
+		Paths:         files,
+		DataDir:       *dataDir,
+		NATSHost:      host,
+		NATSPort:      port,
+		Listen:        *listen,
+		DisplayListen: *displayListen,
+	}, level, nil
+}
+
+// parseNATSListen reads --nats-listen: host:port, or random / -1 for a free
+// port on 127.0.0.1.
+func parseNATSListen(s string) (string, int, error) {
+	switch s {
+	case "random", "-1", "":
+		return "127.0.0.1", -1, nil
+	}
+	host, p, err := net.SplitHostPort(s)
+	if err != nil {
+		return "", 0, fmt.Errorf("--nats-listen %q: want host:port, or random", s)
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port < -1 || port > 65535 {
+		return "", 0, fmt.Errorf("--nats-listen %q: bad port", s)
+	}
+	if port == 0 {
+		port = -1
+	}
+	if host == "" {
+		host = "0.0.0.0"
+	}
+	return host, port, nil
+}
+
+func runDev(ctx context.Context, args []string) error {
+	go func() {
+		// ctx ends on the first Ctrl-C or SIGTERM; a second one does not
+		// wait for the deliveries under way.
+		<-ctx.Done()
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+		<-sig
+		fmt.Fprintln(os.Stderr, "herald dev: second signal, exiting at once")
+		os.Exit(130)
+	}()
+	return devMain(ctx, args, os.Stdout, os.Stderr)
+}
+
+// devMain runs herald dev until ctx is done: displayed events go to stdout,
+// the banner and logs to stderr.
+func devMain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, level, err := parseDevFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	cfg.Log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	cfg.Banner = stderr
+	cfg.DisplayOut = stdout
+	rt, err := devmode.New(cfg)
+	if err != nil {
+		return err
+	}
+	return rt.Run(ctx)
+}
