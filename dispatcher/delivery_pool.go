@@ -13,7 +13,7 @@ import (
 // pool runs a fixed set of workers over submitted messages.
 type pool interface {
 	// submit hands msg to a worker, waiting while all are busy; false when
-	// ctx ended first (msg was not taken).
+	// ctx ended first (msg was not taken). One goroutine calls submit.
 	submit(ctx context.Context, msg jetstream.Msg) bool
 	// closeAndWait stops taking messages and returns once the workers
 	// finished the ones they hold.
@@ -26,25 +26,28 @@ type pool interface {
 // in JetStream); perKey runs maxInFlight FIFO queues, one worker each,
 // chosen by the partitionkey extension.
 func (r *subRunner) newPool() pool {
+	heartbeat := func() time.Duration { return time.Duration(r.heartbeat.Load()) }
 	switch r.ordering {
 	case string(v1alpha1.OrderingOrdered):
-		return newSharedPool(1, r.deliverOnce)
+		return newSharedPool(1, r.deliverOnce, heartbeat)
 	case string(v1alpha1.OrderingPerKey):
-		return newKeyedPool(r.ctx, r.maxInFlight, 4*r.maxInFlight, r.deliverHeld, func() time.Duration {
-			return time.Duration(r.heartbeat.Load())
-		})
+		return newKeyedPool(r.ctx, r.maxInFlight, 4*r.maxInFlight, r.deliverHeld, heartbeat)
 	}
-	return newSharedPool(r.maxInFlight, r.deliverOnce)
+	return newSharedPool(r.maxInFlight, r.deliverOnce, heartbeat)
 }
 
-// sharedPool is n workers reading one unbuffered channel.
+// sharedPool is n workers reading one unbuffered channel. A message waiting
+// for a free worker gets InProgress every heartbeat.
 type sharedPool struct {
-	ch chan jetstream.Msg
-	wg sync.WaitGroup
+	ch        chan jetstream.Msg
+	wg        sync.WaitGroup
+	heartbeat func() time.Duration
+	// timer is the feeder's heartbeat timer; submit has one caller.
+	timer *time.Timer
 }
 
-func newSharedPool(n int, work func(jetstream.Msg)) *sharedPool {
-	p := &sharedPool{ch: make(chan jetstream.Msg)}
+func newSharedPool(n int, work func(jetstream.Msg), heartbeat func() time.Duration) *sharedPool {
+	p := &sharedPool{ch: make(chan jetstream.Msg), heartbeat: heartbeat}
 	p.wg.Add(n)
 	for range n {
 		go func() {
@@ -61,8 +64,25 @@ func (p *sharedPool) submit(ctx context.Context, m jetstream.Msg) bool {
 	select {
 	case p.ch <- m:
 		return true
-	case <-ctx.Done():
-		return false
+	default:
+	}
+	hb := p.heartbeat()
+	if p.timer == nil {
+		p.timer = time.NewTimer(hb)
+	} else {
+		p.timer.Reset(hb)
+	}
+	defer p.timer.Stop()
+	for {
+		select {
+		case p.ch <- m:
+			return true
+		case <-ctx.Done():
+			return false
+		case <-p.timer.C:
+			_ = m.InProgress()
+			p.timer.Reset(hb)
+		}
 	}
 }
 

@@ -9,8 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/herald-dev/herald/api/v1alpha1"
 	"github.com/herald-dev/herald/dispatcher/plan"
+	"github.com/herald-dev/herald/internal/natstest"
 )
 
 // TestRateLimit: deliveries never go faster than the limit.
@@ -201,4 +204,68 @@ func TestServedTopics(t *testing.T) {
 	if _, err := New(e.nc, Options{Topics: []string{"no-slash"}}); err == nil {
 		t.Error("accepted a topic without a namespace")
 	}
+}
+
+// TestRunWaitsForBucket: Run waits for the control plane to create the plan
+// bucket; the dispatcher is not ready meanwhile.
+func TestRunWaitsForBucket(t *testing.T) {
+	t.Parallel()
+	srv := natstest.Start(t)
+	nc := natstest.Connect(t, srv)
+	d, err := New(nc, Options{Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	time.Sleep(300 * time.Millisecond) // Run must keep waiting, not fail
+	if d.Ready() == nil {
+		t.Fatal("ready without a plan bucket")
+	}
+	js, _ := jetstream.New(nc)
+	if _, err := js.CreateKeyValue(context.Background(), jetstream.KeyValueConfig{Bucket: plan.KVBucket}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, func() bool { return d.Ready() == nil }, "ready once the bucket exists")
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRestartKeepsPinnedDelivery: a change that restarts a perKey loop
+// (maxInFlight) hands the pinned-client role to the new loop at once.
+func TestRestartKeepsPinnedDelivery(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	sub := newSink(t, nil)
+	topic := newTopic("pinned")
+	perKey := func(n int32) func(*v1alpha1.SubscriptionSpec) {
+		return func(s *v1alpha1.SubscriptionSpec) {
+			s.Ordering = v1alpha1.OrderingPerKey
+			s.MaxInFlight = n
+		}
+	}
+	res := e.provision(topic, []subscription{{name: "s", uri: sub.url(), spec: perKey(8)}}, nil)
+	r := e.start(nil, Options{})
+	r.waitDelivering(t, &res.Plan)
+	u := r.url + "/default/pinned"
+	sendOK(t, u, "k1-0", "Ce-Partitionkey", "k1")
+	eventually(t, 5*time.Second, func() bool { return sub.count() == 1 }, "first delivery")
+	r.d.mu.Lock()
+	before := r.d.runners["default.pinned/s"]
+	r.d.mu.Unlock()
+
+	res = e.provision(topic, []subscription{{name: "s", uri: sub.url(), spec: perKey(4)}}, nil)
+	eventually(t, 5*time.Second, func() bool {
+		r.d.mu.Lock()
+		defer r.d.mu.Unlock()
+		rn := r.d.runners["default.pinned/s"]
+		return rn != before && rn.maxInFlight == 4
+	}, "loop restarted")
+	sendOK(t, u, "k1-1", "Ce-Partitionkey", "k1")
+	// The pin's TTL is two minutes; delivery within seconds means the old
+	// loop handed it over.
+	eventually(t, 10*time.Second, func() bool { return sub.count() == 2 }, "delivery after the restart")
 }
