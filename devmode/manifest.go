@@ -223,6 +223,12 @@ func (r *FileResult) decodeDocument(origin Origin, doc []byte) {
 		return
 	}
 	herald := tm.Kind == KindTopic || tm.Kind == KindSubscription || tm.Kind == KindEventSource
+	if gv.Group == "" && herald {
+		// The core group has no such kinds: the group was left out.
+		r.Errors = append(r.Errors, &ManifestError{Origin: origin, Object: strings.ToLower(tm.Kind) + " " + tm.Metadata.Name,
+			Err: fmt.Errorf("apiVersion %s has no %s; use %s", tm.APIVersion, tm.Kind, v1alpha1.GroupVersion)})
+		return
+	}
 	if gv.Group != v1alpha1.GroupVersion.Group || !herald {
 		r.Skipped = append(r.Skipped, Skipped{Origin: origin, APIVersion: tm.APIVersion, Kind: tm.Kind, Name: tm.Metadata.Name})
 		return

@@ -102,6 +102,15 @@ metadata: {name: a}
 			errs: []string{`v.yaml:1 (document 1): topic default/a: apiVersion eventing.herald.dev/v1 is not served; use eventing.herald.dev/v1alpha1`},
 		},
 		{
+			name: "a Herald kind without the group",
+			file: "nogroup.yaml",
+			content: `apiVersion: v1alpha1
+kind: Subscription
+metadata: {name: s}
+`,
+			errs: []string{`nogroup.yaml:1 (document 1): subscription s: apiVersion v1alpha1 has no Subscription; use eventing.herald.dev/v1alpha1`},
+		},
+		{
 			name: "other kinds and groups are skipped",
 			file: "mixed.yaml",
 			content: `apiVersion: v1

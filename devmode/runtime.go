@@ -55,6 +55,16 @@ type Config struct {
 // Runtime is herald dev: an embedded NATS JetStream server, the plans of the
 // manifests applied to it and kept in step with the files, the dispatcher
 // serving every Topic, and the display sink.
+//
+// The manifests are the desired state, as objects applied with kubectl are
+// for the operator, with two differences. A file or object with errors is
+// reported and its last good version keeps running, as the API server keeps
+// the old object when an apply is refused. And a Topic is deleted, with its
+// stream and events, only when herald dev created it (it records each Topic
+// it applied, and the file that declared it, in herald-dev-state.json in the
+// data directory) and that file is among the paths given, was read without
+// errors and no longer declares it. Topics of other manifests sharing the
+// data directory are served but never deleted.
 type Runtime struct {
 	cfg       Config
 	log       *slog.Logger
