@@ -63,6 +63,8 @@ type Dispatcher struct {
 	metrics *metrics
 	// served holds the plan keys of Options.Topics; nil serves all.
 	served map[string]bool
+	// publishErrLog samples logs of failed publishes.
+	publishErrLog sampler
 
 	// topics maps namespace → topic name → state; replaced, never mutated.
 	topics atomic.Pointer[map[string]map[string]*topicState]

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -205,13 +206,21 @@ func (d *Dispatcher) writePublishError(w http.ResponseWriter, t *topicState, err
 	}
 	status, reason, ra := publishStatus(err)
 	t.metrics.reject(reason)
-	if status >= 500 {
-		d.log.Warn("publish failed", "topic", t.plan.Namespace+"/"+t.plan.Name, "error", err)
+	if status >= 500 && d.publishErrLog.allow(time.Now()) {
+		d.log.Warn("publish failed (logged at most once a second)", "topic", t.plan.Namespace+"/"+t.plan.Name, "error", err)
 	}
 	if ra != "" {
 		w.Header().Set("Retry-After", ra)
 	}
 	writeError(w, status, "storing the event: "+err.Error(), "")
+}
+
+// sampler lets one event through per second, for logs that could flood.
+type sampler struct{ last atomic.Int64 }
+
+func (s *sampler) allow(now time.Time) bool {
+	last := s.last.Load()
+	return now.UnixNano()-last >= int64(time.Second) && s.last.CompareAndSwap(last, now.UnixNano())
 }
 
 // errorBody is the JSON body of an error answer.
