@@ -1,0 +1,92 @@
+package packaging_test
+
+import (
+	"bytes"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+)
+
+// TestManagerAcceptsDeployedConfig builds the herald binary and gives it
+// the command line and environment of the operator container of each chart
+// value set and of config/default:
+//
+//   - with -h appended, every flag must be one `herald manager` defines;
+//   - run as is (bundled NATS only: the external set names certificate
+//     files that exist only in the pod), the manager must get past parsing
+//     and validating its configuration and be waiting for NATS, not exit.
+func TestManagerAcceptsDeployedConfig(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "herald")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/herald")
+	build.Dir = repoRoot
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/herald: %v\n%s", err, out)
+	}
+
+	cases := []struct {
+		name string
+		objs []*unstructured.Unstructured
+		run  bool
+	}{
+		{"chart default", mustRender(t, defaultValues, "herald-system").objs, true},
+		{"chart ha", mustRender(t, haValues, "herald-system").objs, true},
+		{"chart external", mustRender(t, externalValues, "herald-system").objs, false},
+		{"config/default", buildDefault(t), true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var d appsv1.Deployment
+			mustConvert(t, tc.objs, "Deployment", "herald-manager", &d)
+			c := d.Spec.Template.Spec.Containers[0]
+			if len(c.Command) != 1 || c.Command[0] != "herald" || len(c.Args) == 0 || c.Args[0] != "manager" {
+				t.Fatalf("container runs %q %q, want herald manager …", c.Command, c.Args)
+			}
+			env := []string{"PATH=/usr/bin:/bin", "HOME=" + t.TempDir()}
+			for _, e := range c.Env {
+				if e.ValueFrom != nil {
+					t.Fatalf("env %s comes from %v; this test gives only values", e.Name, e.ValueFrom)
+				}
+				env = append(env, e.Name+"="+e.Value)
+			}
+
+			help := exec.Command(bin, append(append([]string{}, c.Args...), "-h")...)
+			help.Env = env
+			if out, err := help.CombinedOutput(); err != nil {
+				t.Errorf("herald %s -h: %v\n%s", strings.Join(c.Args, " "), err, lastLines(out, 5))
+			}
+			if !tc.run {
+				return
+			}
+
+			var out bytes.Buffer
+			cmd := exec.Command(bin, c.Args...)
+			cmd.Env = env
+			cmd.Stdout, cmd.Stderr = &out, &out
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			select {
+			case err := <-done:
+				t.Errorf("herald %s exited (%v) instead of waiting for NATS:\n%s", strings.Join(c.Args, " "), err, lastLines(out.Bytes(), 10))
+			case <-time.After(2 * time.Second):
+				_ = cmd.Process.Kill()
+				<-done
+			}
+		})
+	}
+}
+
+func lastLines(b []byte, n int) string {
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
