@@ -26,8 +26,10 @@ const (
 	// AckWaitMargin is added to a Subscription's timeout to form its
 	// consumer's AckWait: an attempt always ends (and is acked or nakked)
 	// before JetStream would redeliver. Dispatchers send InProgress for
-	// messages they hold longer, for example behind a rate limit.
-	AckWaitMargin = 30 * time.Second
+	// messages they hold longer, for example behind a rate limit. AckWait is
+	// also how long the events a crashed dispatcher held wait before
+	// JetStream redelivers them, so the margin is kept short.
+	AckWaitMargin = 5 * time.Second
 
 	// headerAllowance is room for message headers on top of MaxEventSize in
 	// the stream's MaxMsgSize.

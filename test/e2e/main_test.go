@@ -1,0 +1,198 @@
+// Package e2e tests Herald end to end: a real kube-apiserver and etcd
+// (envtest), the operator as a process (herald manager), an embedded NATS
+// JetStream server, and a runner standing in for a kubelet that starts the
+// dispatcher and adapter processes the operator's Deployments describe.
+// Subscribers are local HTTP servers reached through uri subscriptions.
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/herald-dev/herald/api/v1alpha1"
+	"github.com/herald-dev/herald/internal/natstest"
+)
+
+// image is the image name the operator puts in Deployments; the runner runs
+// the freshly built binary for it.
+const image = "herald:e2e"
+
+var (
+	k8s        client.Client
+	js         jetstream.JetStream
+	run        *runner
+	kubeconfig string
+	kubectlBin string
+	workDir    string
+)
+
+func TestMain(m *testing.M) { os.Exit(setup(m)) }
+
+func setup(m *testing.M) int {
+	assets := os.Getenv("KUBEBUILDER_ASSETS")
+	if assets == "" {
+		fmt.Fprintln(os.Stderr, "KUBEBUILDER_ASSETS is not set: run the tests with `make test`, which builds kube-apiserver and etcd into bin/")
+		return 1
+	}
+	kubectlBin = filepath.Join(assets, "kubectl")
+	var err error
+	workDir, err = os.MkdirTemp("", "herald-e2e")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(workDir)
+
+	bin := filepath.Join(workDir, "herald")
+	build := exec.Command("go", "build", "-o", bin, "../../cmd/herald")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build herald:", err)
+		return 1
+	}
+
+	env := &envtest.Environment{
+		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},
+		ErrorIfCRDPathMissing: true,
+	}
+	cfg, err := env.Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "start envtest:", err)
+		return 1
+	}
+	defer func() { _ = env.Stop() }()
+	kubeconfig = filepath.Join(workDir, "kubeconfig")
+	if err := os.WriteFile(kubeconfig, env.KubeConfig, 0o600); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	scheme := runtime.NewScheme()
+	_ = clientgoscheme.AddToScheme(scheme)
+	_ = v1alpha1.AddToScheme(scheme)
+	if k8s, err = client.New(cfg, client.Options{Scheme: scheme}); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+
+	ns, err := natstest.Run(natstest.Options{StoreDir: filepath.Join(workDir, "nats")})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer ns.Shutdown()
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer nc.Close()
+	if js, err = jetstream.New(nc); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	// The operator, as a process with its own flags, like in its Deployment.
+	healthAddr := freeAddr()
+	mgrLog, err := os.Create(filepath.Join(workDir, "manager.log"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	mgr := exec.Command(bin, "manager", "--nats-url", ns.ClientURL(), "--image", image,
+		"--metrics-bind-address", "0", "--health-probe-bind-address", healthAddr)
+	mgr.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
+	mgr.Stdout, mgr.Stderr = mgrLog, mgrLog
+	if err := mgr.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, "start manager:", err)
+		return 1
+	}
+	defer func() {
+		_ = mgr.Process.Signal(os.Interrupt)
+		_ = mgr.Wait()
+	}()
+	if err := waitHTTP("http://"+healthAddr+"/readyz", 60*time.Second); err != nil {
+		fmt.Fprintln(os.Stderr, "manager not ready:", err)
+		dump(mgrLog.Name())
+		return 1
+	}
+
+	run = newRunner(bin, image, workDir, kubeconfig, k8s)
+	runDone := make(chan struct{})
+	go func() { run.run(ctx); close(runDone) }()
+	defer func() { cancel(); <-runDone }()
+
+	code := m.Run()
+	if code != 0 {
+		dump(mgrLog.Name())
+	}
+	return code
+}
+
+func waitHTTP(url string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			err = fmt.Errorf("status %d", resp.StatusCode)
+		}
+		if time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func dump(path string) {
+	b, _ := os.ReadFile(path)
+	if len(b) > 20000 {
+		b = b[len(b)-20000:]
+	}
+	fmt.Fprintf(os.Stderr, "---- %s\n%s\n", filepath.Base(path), b)
+}
+
+// newNamespace creates a namespace for one test.
+func newNamespace(t *testing.T, name string) string {
+	t.Helper()
+	if err := k8s.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}); err != nil {
+		t.Fatal(err)
+	}
+	return name
+}
+
+// kubectl runs the kubectl built next to kube-apiserver against the test
+// cluster, with stdin when given.
+func kubectl(t *testing.T, stdin string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(kubectlBin, append([]string{"--kubeconfig", kubeconfig}, args...)...)
+	if stdin != "" {
+		cmd.Stdin = stringsReader(stdin)
+	}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("kubectl %v: %v\n%s", args, err, out)
+	}
+	return string(out)
+}
