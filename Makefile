@@ -170,6 +170,28 @@ helm-lint: helm ## helm lint --strict the chart with the default, HA and externa
 helm-package: helm helm-sync ## Package the chart into bin/charts/.
 	$(HELM) package $(CHART_DIR) --destination $(LOCALBIN)/charts
 
+##@ GitOps
+
+ARGOCD_DIR := config/argocd
+
+.PHONY: argocd-cm
+argocd-cm: ## Regenerate config/argocd/argocd-cm.yaml (the argocd-cm keys) from config/argocd/health.lua.
+	@{ \
+		echo "# Argo CD health checks for Herald's kinds, to merge into the argocd-cm ConfigMap:"; \
+		echo "#   kubectl -n argocd patch configmap argocd-cm --type merge --patch-file $(ARGOCD_DIR)/argocd-cm.yaml"; \
+		echo "# Generated from health.lua by make argocd-cm; edit health.lua, not this file."; \
+		echo "apiVersion: v1"; \
+		echo "kind: ConfigMap"; \
+		echo "metadata:"; \
+		echo "  name: argocd-cm"; \
+		echo "  namespace: argocd"; \
+		echo "data:"; \
+		for kind in Topic Subscription EventSource; do \
+			echo "  resource.customizations.health.eventing.herald.dev_$$kind: |"; \
+			sed 's/^./    &/' $(ARGOCD_DIR)/health.lua; \
+		done; \
+	} > $(ARGOCD_DIR)/argocd-cm.yaml
+
 ##@ Dependencies
 
 ## Location to install dependencies to
