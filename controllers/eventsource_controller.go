@@ -18,8 +18,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/herald-dev/herald/api/v1alpha1"
@@ -104,13 +106,21 @@ func (r *EventSourceReconciler) reconcileSink(ctx context.Context, s *v1alpha1.E
 }
 
 // reconcileSourceConfig checks what can be checked without the adapter: a
-// ping source's schedule, timezone and data. (ServiceAccount permissions of
-// apiServer sources and webhook Secrets are checked by a later version.)
-func (r *EventSourceReconciler) reconcileSourceConfig(_ context.Context, s *v1alpha1.EventSource, st *eventSourceState) error {
+// ping source's schedule, timezone and data, an apiServer source's spec
+// (these stall the source until the spec changes), and the ServiceAccount
+// of an apiServer source and its access to the watched resources (see
+// checkAPIServerAccess). The adapter Deployment is applied only once all
+// pass. (Webhook Secrets are checked by a later version.)
+func (r *EventSourceReconciler) reconcileSourceConfig(ctx context.Context, s *v1alpha1.EventSource, st *eventSourceState) error {
 	if err := checkSource(&s.Spec); err != nil {
 		st.stalled = append(st.stalled, err.Error())
 		st.conds.setFalse(v1alpha1.ConditionSourceConfigured, v1alpha1.ReasonInvalidSpec, "%v", err)
 		return nil
+	}
+	if s.Spec.APIServer != nil {
+		if ok, err := r.checkAPIServerAccess(ctx, s, st); !ok {
+			return err
+		}
 	}
 	st.configOK = true
 	st.conds.setTrue(v1alpha1.ConditionSourceConfigured, "%s source is configured", s.Spec.Type())
@@ -125,6 +135,12 @@ func checkSource(spec *v1alpha1.EventSourceSpec) error {
 			return fmt.Errorf("ping: %w", err)
 		}
 	}
+	if a := spec.APIServer; a != nil {
+		// Its errors start with "apiServer: ".
+		if err := sources.ValidateAPIServer(a); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -136,7 +152,7 @@ func (r *EventSourceReconciler) reconcileWorkload(ctx context.Context, s *v1alph
 		st.conds.setFalse(v1alpha1.ConditionDeploymentAvailable, v1alpha1.ReasonProgressing, "waiting for the sink to resolve")
 		return nil
 	case !st.configOK:
-		st.conds.setFalse(v1alpha1.ConditionDeploymentAvailable, v1alpha1.ReasonProgressing, "waiting for a valid source configuration")
+		st.conds.setFalse(v1alpha1.ConditionDeploymentAvailable, v1alpha1.ReasonProgressing, "waiting for the source to be configured")
 		return nil
 	}
 	desired, err := resources.AdapterDeployment(s, s.Status.SinkURI, r.Config.Adapter)
@@ -197,7 +213,8 @@ func (r *EventSourceReconciler) deleteStaleService(ctx context.Context, s *v1alp
 }
 
 // SetupWithManager registers the reconciler: EventSources, their adapter
-// objects, and the Topics and Services their sinks refer to.
+// objects, the Topics and Services their sinks refer to, and the
+// ServiceAccounts apiServer sources run as.
 func (r *EventSourceReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	mapRefs := func(kind string) handler.EventHandler {
 		return handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
@@ -214,6 +231,24 @@ func (r *EventSourceReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			return reqs
 		})
 	}
+	// A ServiceAccount created or deleted reconciles the apiServer sources
+	// running as it; its updates do not change whether it exists.
+	mapServiceAccount := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+		var list v1alpha1.EventSourceList
+		if err := r.Client.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{indexServiceAccount: o.GetName()}); err != nil {
+			log.FromContext(ctx).Error(err, "list EventSources running as", "serviceAccount", o.GetNamespace()+"/"+o.GetName())
+			return nil
+		}
+		reqs := make([]reconcile.Request, 0, len(list.Items))
+		for _, s := range list.Items {
+			reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: s.Namespace, Name: s.Name}})
+		}
+		return reqs
+	})
+	createdOrDeleted := predicate.Funcs{
+		UpdateFunc:  func(event.UpdateEvent) bool { return false },
+		GenericFunc: func(event.GenericEvent) bool { return false },
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("eventsource").
 		For(&v1alpha1.EventSource{}, builder.WithPredicates(specOrLifecycleChanged())).
@@ -221,6 +256,7 @@ func (r *EventSourceReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&corev1.Service{}).
 		Watches(&v1alpha1.Topic{}, mapRefs("Topic")).
 		Watches(&corev1.Service{}, mapRefs("Service")).
+		Watches(&corev1.ServiceAccount{}, mapServiceAccount, builder.WithPredicates(createdOrDeleted)).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.Config.Workers}).
 		Complete(r)
 }

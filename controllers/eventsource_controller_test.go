@@ -9,6 +9,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -167,9 +168,35 @@ func TestEventSourceWebhook(t *testing.T) {
 	})
 }
 
+// serviceAccount creates ServiceAccount ns/name (envtest runs no
+// controller-manager, so not even "default" exists).
+func serviceAccount(t *testing.T, ns, name string) {
+	t.Helper()
+	create(t, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}})
+}
+
+// configMapReader creates Role ns/name granting verbs on ConfigMaps, bound
+// to the ServiceAccounts of ns named sas.
+func configMapReader(t *testing.T, ns, name string, verbs []string, sas ...string) *rbacv1.Role {
+	t.Helper()
+	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: verbs}}}
+	create(t, role)
+	rb := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: name}}
+	for _, sa := range sas {
+		rb.Subjects = append(rb.Subjects, rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Name: sa, Namespace: ns})
+	}
+	create(t, rb)
+	return role
+}
+
 func TestEventSourceAPIServer(t *testing.T) {
 	t.Parallel()
 	ns := namespace(t)
+	serviceAccount(t, ns, "default")
+	serviceAccount(t, ns, "watcher")
+	configMapReader(t, ns, "configmap-reader", []string{"get", "list", "watch"}, "default", "watcher")
 	for _, tt := range []struct{ name, sa, want string }{
 		{"default-sa", "", "default"},
 		{"own-sa", "watcher", "watcher"},
@@ -188,6 +215,125 @@ func TestEventSourceAPIServer(t *testing.T) {
 		}
 		if env := containerEnv(pod.Containers[0]); env["HERALD_SOURCE_TYPE"].Value != "apiServer" || env["K_SINK"].Value != "http://sink.example" {
 			t.Errorf("%s: env %v", tt.name, env)
+		}
+	}
+}
+
+// TestEventSourceAPIServerAccess follows an apiServer source from a missing
+// ServiceAccount, through denied access, to Ready. Nothing but the
+// ServiceAccount watch and the Forbidden requeue reconciles it on the way.
+func TestEventSourceAPIServerAccess(t *testing.T) {
+	t.Parallel()
+	ns := namespace(t)
+	src := newEventSource(ns, "cms", v1alpha1.EventSourceSpec{
+		Sink: v1alpha1.Destination{URI: ptr.To("http://sink.example")},
+		APIServer: &v1alpha1.APIServerSource{
+			ServiceAccountName: "watcher",
+			Resources:          []v1alpha1.APIServerResource{{APIVersion: "v1", Kind: "ConfigMap"}},
+		},
+	})
+	create(t, src)
+	waitSourceConfigured := func(st metav1.ConditionStatus, reason, msg string) {
+		t.Helper()
+		eventually(t, func() error {
+			if err := get(src); err != nil {
+				return err
+			}
+			if src.Status.ObservedGeneration != src.Generation {
+				return fmt.Errorf("observedGeneration %d, generation %d", src.Status.ObservedGeneration, src.Generation)
+			}
+			if err := wantCondition(src.Status.Conditions, v1alpha1.ConditionSourceConfigured, st, reason, msg); err != nil {
+				return err
+			}
+			if st != metav1.ConditionTrue {
+				// Ready reports the same problem; it is not one the spec
+				// must change for.
+				if err := wantCondition(src.Status.Conditions, v1alpha1.ConditionReady, metav1.ConditionFalse, reason, msg); err != nil {
+					return err
+				}
+				if c := condition(src.Status.Conditions, v1alpha1.ConditionStalled); c.Status == metav1.ConditionTrue {
+					return fmt.Errorf("stalled: %s", c.Message)
+				}
+			}
+			return nil
+		})
+	}
+	noDeployment := func() {
+		t.Helper()
+		if err := k8s.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: "cms-source"}, &appsv1.Deployment{}); !apierrors.IsNotFound(err) {
+			t.Fatalf("adapter Deployment before the source is configured: %v", err)
+		}
+	}
+
+	waitSourceConfigured(metav1.ConditionFalse, v1alpha1.ReasonNotFound, fmt.Sprintf("ServiceAccount %s/watcher not found", ns))
+	if got := kstatus(t, src); got != status.InProgressStatus {
+		t.Errorf("kstatus %s, want InProgress", got)
+	}
+	noDeployment()
+
+	// Created, the ServiceAccount is found at once, but may do nothing.
+	serviceAccount(t, ns, "watcher")
+	waitSourceConfigured(metav1.ConditionFalse, v1alpha1.ReasonForbidden,
+		fmt.Sprintf("ServiceAccount %s/watcher may not get, list or watch configmaps in namespace %s; bind a Role granting get, list and watch", ns, ns))
+	noDeployment()
+
+	// A Role without watch is not enough.
+	role := configMapReader(t, ns, "configmap-reader", []string{"get", "list"}, "watcher")
+	waitSourceConfigured(metav1.ConditionFalse, v1alpha1.ReasonForbidden,
+		fmt.Sprintf("ServiceAccount %s/watcher may not watch configmaps in namespace %s; bind a Role granting get, list and watch", ns, ns))
+	noDeployment()
+
+	update(t, role, func(r *rbacv1.Role) { r.Rules[0].Verbs = []string{"get", "list", "watch"} })
+	waitSourceConfigured(metav1.ConditionTrue, v1alpha1.ReasonSucceeded, "apiServer source is configured")
+	d := adapterDeployment(t, ns, "cms")
+	if sa := d.Spec.Template.Spec.ServiceAccountName; sa != "watcher" {
+		t.Errorf("adapter runs as %q", sa)
+	}
+	makeAvailable(t, ns, "cms-source")
+	wantKStatus(t, src, status.CurrentStatus)
+	if err := wantCondition(src.Status.Conditions, v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonSucceeded, ""); err != nil {
+		t.Error(err)
+	}
+
+	// Deleting the ServiceAccount is noticed at once too.
+	if err := k8s.Delete(context.Background(), &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "watcher"}}); err != nil {
+		t.Fatal(err)
+	}
+	waitSourceConfigured(metav1.ConditionFalse, v1alpha1.ReasonNotFound, fmt.Sprintf("ServiceAccount %s/watcher not found", ns))
+}
+
+// TestEventSourceAPIServerInvalid: an apiVersion that does not parse stalls
+// the source; an unknown kind is InvalidSpec too, but not Stalled, since
+// installing its CRD fixes it without a spec change.
+func TestEventSourceAPIServerInvalid(t *testing.T) {
+	t.Parallel()
+	ns := namespace(t)
+	serviceAccount(t, ns, "default")
+	for _, tt := range []struct {
+		name, apiVersion, kind string
+		want                   status.Status
+		msg                    string
+	}{
+		{"unknown-kind", "example.com/v1", "Widget", status.InProgressStatus, "example.com/v1 Widget"},
+		{"unknown-core-kind", "v1", "Nope", status.InProgressStatus, "v1 Nope"},
+		{"bad-api-version", "a/b/c", "Widget", status.FailedStatus, "apiServer: resources[0].apiVersion"},
+	} {
+		src := newEventSource(ns, tt.name, v1alpha1.EventSourceSpec{
+			Sink:      v1alpha1.Destination{URI: ptr.To("http://sink.example")},
+			APIServer: &v1alpha1.APIServerSource{Resources: []v1alpha1.APIServerResource{{APIVersion: tt.apiVersion, Kind: tt.kind}}},
+		})
+		create(t, src)
+		eventually(t, func() error {
+			if err := get(src); err != nil {
+				return err
+			}
+			if err := wantCondition(src.Status.Conditions, v1alpha1.ConditionSourceConfigured, metav1.ConditionFalse, v1alpha1.ReasonInvalidSpec, tt.msg); err != nil {
+				return err
+			}
+			return wantCondition(src.Status.Conditions, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonInvalidSpec, tt.msg)
+		})
+		if got := kstatus(t, src); got != tt.want {
+			t.Errorf("%s: kstatus %s, want %s", tt.name, got, tt.want)
 		}
 	}
 }

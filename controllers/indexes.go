@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/herald-dev/herald/api/v1alpha1"
+	"github.com/herald-dev/herald/controllers/resources"
 )
 
 // Field indexes of the manager's cache.
@@ -20,6 +21,9 @@ const (
 	// indexDestinations indexes Subscriptions, EventSources and Topics by the
 	// Services and Topics their Destinations refer to, as refKey values.
 	indexDestinations = ".destinations"
+	// indexServiceAccount indexes apiServer EventSources by the name of the
+	// ServiceAccount they run as (in their own namespace).
+	indexServiceAccount = ".spec.apiServer.serviceAccountName"
 )
 
 // refKey is the index value of a reference to a Service or a Topic.
@@ -89,6 +93,14 @@ func setupIndexes(ctx context.Context, mgr manager.Manager) error {
 		return refKeys(s.Namespace, &s.Spec.Sink)
 	}); err != nil {
 		return fmt.Errorf("index eventsources by destination: %w", err)
+	}
+	if err := idx.IndexField(ctx, &v1alpha1.EventSource{}, indexServiceAccount, func(o client.Object) []string {
+		if a := o.(*v1alpha1.EventSource).Spec.APIServer; a != nil {
+			return []string{resources.APIServerServiceAccount(a)}
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("index eventsources by service account: %w", err)
 	}
 	return nil
 }

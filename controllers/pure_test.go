@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -213,4 +214,38 @@ func findReady(list []metav1.Condition) metav1.Condition {
 		}
 	}
 	return metav1.Condition{}
+}
+
+func TestForbiddenMessage(t *testing.T) {
+	ra := func(ns, group, resource string, verbs ...string) []authorizationv1.ResourceAttributes {
+		var out []authorizationv1.ResourceAttributes
+		for _, v := range verbs {
+			out = append(out, authorizationv1.ResourceAttributes{Namespace: ns, Verb: v, Group: group, Version: "v1", Resource: resource})
+		}
+		return out
+	}
+	tests := []struct {
+		denied []authorizationv1.ResourceAttributes
+		want   string
+	}{
+		{ra("shop", "", "configmaps", "watch"),
+			"ServiceAccount shop/watcher may not watch configmaps in namespace shop; bind a Role granting get, list and watch"},
+		{ra("shop", "", "configmaps", "get", "list", "watch"),
+			"ServiceAccount shop/watcher may not get, list or watch configmaps in namespace shop; bind a Role granting get, list and watch"},
+		{append(ra("a", "apps", "deployments", "list", "watch"), ra("", "", "namespaces", "get")...),
+			"ServiceAccount shop/watcher may not list or watch deployments.apps in namespace a, nor get namespaces cluster-wide; " +
+				"bind a ClusterRole granting get, list and watch with a ClusterRoleBinding"},
+	}
+	for _, tt := range tests {
+		if got := forbiddenMessage("shop", "watcher", tt.denied); got != tt.want {
+			t.Errorf("forbiddenMessage =\n%s\nwant\n%s", got, tt.want)
+		}
+	}
+	var many []authorizationv1.ResourceAttributes
+	for i := range 7 {
+		many = append(many, ra(fmt.Sprintf("ns%d", i), "", "configmaps", "watch")...)
+	}
+	if got := forbiddenMessage("shop", "watcher", many); !strings.Contains(got, "watch configmaps in namespace ns4, nor 2 more;") || strings.Contains(got, "ns5") {
+		t.Errorf("many: %s", got)
+	}
 }

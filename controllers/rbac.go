@@ -7,6 +7,9 @@ package controllers
 //   - Deployments, Services and ServiceAccounts: the dispatcher and adapter
 //     objects it applies; Services are also read by the resolver.
 //   - Events (events.k8s.io): recorded on transitions.
+//   - SubjectAccessReviews: whether an apiServer source's ServiceAccount may
+//     get, list and watch the resources it watches. Creating one grants
+//     nothing; it only asks the API server's authorizer.
 //
 // Leader election's Leases are granted by a namespaced Role in the manager's
 // namespace only (config/rbac/leader_election_role.yaml).
@@ -26,3 +29,4 @@ package controllers
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=services;serviceaccounts,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups=authorization.k8s.io,resources=subjectaccessreviews,verbs=create

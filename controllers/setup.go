@@ -19,8 +19,12 @@
 // Watches: Topics watch their Subscriptions (creation, deletion, generation,
 // resolved URIs); Subscriptions watch Topics and Services they or their
 // Topic's dead-letter sink refer to (field indexes); EventSources watch the
-// Topics and Services their sink refers to. Owned Deployments, Services and
-// ServiceAccounts are watched, so drift is repaired at once.
+// Topics and Services their sink refers to and, for apiServer sources, the
+// creation and deletion of the ServiceAccount they run as (field index).
+// Owned Deployments, Services and ServiceAccounts are watched, so drift is
+// repaired at once. RBAC is not watched: an apiServer source whose
+// ServiceAccount is denied access (SubjectAccessReview) is checked again
+// every RefreshInterval.
 package controllers
 
 import (
@@ -57,7 +61,10 @@ type Config struct {
 	Adapter resources.AdapterConfig
 	// RefreshInterval is how often Ready objects are reconciled again to
 	// refresh what NATS reports (stream size, consumer lag) and re-resolve
-	// Destinations of kinds the reconcilers do not watch.
+	// Destinations of kinds the reconcilers do not watch; and how often an
+	// apiServer source whose ServiceAccount may not watch its resources, or
+	// that names an unknown kind, is checked again (RBAC objects and CRDs
+	// are not watched).
 	RefreshInterval time.Duration
 	// ProgressInterval is how soon a Subscription is looked at again while
 	// it waits for its Topic to publish it in the plan.
@@ -109,14 +116,17 @@ func Setup(ctx context.Context, mgr manager.Manager, prov *provision.Provisioner
 	return nil
 }
 
-// CacheByObject limits the manager's cache of Deployments and
-// ServiceAccounts to those the operator manages, so a large cluster's
-// workloads are not held in memory. Services are cached in full: the
-// resolver reads any Service a Destination refers to.
+// CacheByObject limits the manager's cache of Deployments to those the
+// operator manages, so a large cluster's workloads are not held in memory.
+// Services are cached in full: the resolver reads any Service a Destination
+// refers to. ServiceAccounts are cached in full too, without their
+// managedFields: apiServer sources run as a ServiceAccount the user
+// creates, whose creation the EventSource reconciler watches. They are small
+// and few next to Deployments.
 func CacheByObject() map[client.Object]cache.ByObject {
 	managed := labels.SelectorFromSet(labels.Set{resources.LabelManagedBy: resources.ManagedBy})
 	return map[client.Object]cache.ByObject{
 		&appsv1.Deployment{}:     {Label: managed},
-		&corev1.ServiceAccount{}: {Label: managed},
+		&corev1.ServiceAccount{}: {Transform: cache.TransformStripManagedFields()},
 	}
 }

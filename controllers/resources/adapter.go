@@ -72,6 +72,15 @@ func AdapterSelector(source string) map[string]string {
 	return map[string]string{LabelName: AdapterAppName, LabelEventSource: source}
 }
 
+// APIServerServiceAccount is the ServiceAccount an apiServer source's
+// adapter runs as: spec.serviceAccountName, default "default".
+func APIServerServiceAccount(spec *v1alpha1.APIServerSource) string {
+	if spec == nil || spec.ServiceAccountName == "" {
+		return "default"
+	}
+	return spec.ServiceAccountName
+}
+
 // WebhookAddress is where a webhook source receives requests.
 func WebhookAddress(namespace, source, clusterDomain string) string {
 	return fmt.Sprintf("http://%s.%s.svc.%s", AdapterName(source), namespace, clusterDomain)
@@ -172,11 +181,7 @@ func adapterPod(s *v1alpha1.EventSource, typ v1alpha1.EventSourceType, sinkURI, 
 	}
 	switch typ {
 	case v1alpha1.EventSourceTypeAPIServer:
-		sa := s.Spec.APIServer.ServiceAccountName
-		if sa == "" {
-			sa = "default"
-		}
-		podSpec.ServiceAccountName = sa
+		podSpec.ServiceAccountName = APIServerServiceAccount(s.Spec.APIServer)
 		podSpec.AutomountServiceAccountToken = ptr.To(true)
 	case v1alpha1.EventSourceTypeWebhook:
 		if sig := s.Spec.Webhook.Signature; sig != nil {
