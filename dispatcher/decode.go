@@ -88,7 +88,7 @@ func decodeMessage(h http.Header, body []byte) (*event, error) {
 		if err != nil {
 			return nil, err
 		}
-		e.traceParent, e.traceState = h.Get(headerTraceParent), h.Get(headerTraceState)
+		e.setTrace(h)
 		return e, nil
 	case modeBatch:
 		return nil, attrErr("", "a batch holds several events; one was expected")
@@ -128,11 +128,28 @@ func decodeBinary(h http.Header, body []byte) (*event, error) {
 	if len(body) > 0 {
 		e.data = body
 	}
-	e.traceParent, e.traceState = h.Get(headerTraceParent), h.Get(headerTraceState)
+	e.setTrace(h)
 	if err := validate(e); err != nil {
 		return nil, err
 	}
 	return e, nil
+}
+
+// setTrace keeps the W3C trace context headers of h; values that are not
+// printable ASCII (invalid trace context) are dropped.
+func (e *event) setTrace(h http.Header) {
+	e.traceParent = printable(h.Get(headerTraceParent))
+	e.traceState = printable(h.Get(headerTraceState))
+}
+
+// printable returns s if it holds only printable ASCII and spaces, else "".
+func printable(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7E {
+			return ""
+		}
+	}
+	return s
 }
 
 // headerAttrName maps a ce- header key to its attribute name.

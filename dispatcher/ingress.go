@@ -86,7 +86,7 @@ func (d *Dispatcher) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if mode == modeStructured {
 		e, err = decodeStructured(body)
 		if e != nil {
-			e.traceParent, e.traceState = r.Header.Get(headerTraceParent), r.Header.Get(headerTraceState)
+			e.setTrace(r.Header)
 		}
 	} else {
 		e, err = decodeBinary(r.Header, body)

@@ -64,7 +64,7 @@ func (d *Dispatcher) serveBatch(w http.ResponseWriter, r *http.Request, t *topic
 			})
 			return
 		}
-		e.traceParent, e.traceState = r.Header.Get(headerTraceParent), r.Header.Get(headerTraceState)
+		e.setTrace(r.Header)
 	}
 	if !d.nc.IsConnected() {
 		t.metrics.reject(reasonUnavailable)
