@@ -1,0 +1,163 @@
+#!/usr/bin/env bash
+# Measures Herald end to end beside its peers in one run, on loopback.
+#
+# Each round runs the peers' scenarios of the shared benchmark harness
+# (direct HTTP, a minimal hand-written HTTP -> JetStream -> HTTP path, and
+# Knative's in-memory channel) and then Herald: `herald dev` with one Topic
+# and FANOUT Subscriptions, driven by the harness's `url` scenario, which
+# sends 1 KiB CloudEvents with C connections and counts at its own sink. With
+# FANOUT > 1, one Subscription delivers to the measuring sink and the others
+# to a second sink, so the figures are those one subscriber sees while Herald
+# fans out. Prints every result line, then per-round ratios to `direct` and
+# their medians. Absolute rates vary between machines: compare within a run.
+#
+# Usage: [N=20000] [C=32] [S=1024] [ROUNDS=3] [FANOUT=1] [FAIL=0]
+#        [PEERS="direct jetstream-http knative-imc"] [PEERS_BENCH=dir]
+#        hack/bench/run.sh [extra flags for every scenario, e.g. -rate 5000]
+#
+# PEERS_BENCH is the harness's source directory (default: ../shared/bench
+# beside the repository). FAIL makes the sinks answer that fraction of
+# requests with 500, for Herald and the peers alike.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+PEERS_BENCH=${PEERS_BENCH:-$root/../shared/bench}
+N=${N:-20000} C=${C:-32} S=${S:-1024} ROUNDS=${ROUNDS:-3} WARMUP=${WARMUP:-2000}
+FANOUT=${FANOUT:-1} FAIL=${FAIL:-0}
+PEERS=${PEERS-"direct jetstream-http knative-imc"}
+
+mkdir -p "$root/bin"
+bench="$root/bin/bench-peers"
+herald="$root/bin/herald"
+echo "# building the harness from $PEERS_BENCH and herald" >&2
+(cd "$PEERS_BENCH" && go build -ldflags="-s -w" -o "$bench" .)
+(cd "$root" && go build -ldflags="-s -w" -o "$herald" ./cmd/herald)
+
+work=$(mktemp -d)
+results="$work/results"
+herald_pid=""
+sink_pid=""
+cleanup() {
+  [ -n "$herald_pid" ] && kill "$herald_pid" 2>/dev/null && wait "$herald_pid" 2>/dev/null
+  [ -n "$sink_pid" ] && kill "$sink_pid" 2>/dev/null && wait "$sink_pid" 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# manifests writes a Topic and FANOUT Subscriptions into $1.
+manifests() {
+  local dir=$1 sink=$2 other=$3
+  mkdir -p "$dir"
+  cat >"$dir/bench.yaml" <<YAML
+apiVersion: eventing.herald.dev/v1alpha1
+kind: Topic
+metadata:
+  name: bench
+spec:
+  duplicateWindow: PT2M
+---
+apiVersion: eventing.herald.dev/v1alpha1
+kind: Subscription
+metadata:
+  name: measured
+spec:
+  topic: bench
+  subscriber:
+    uri: http://$sink/
+  maxInFlight: 64
+  delivery:
+    retry: 10
+    backoffDelay: PT0.05S
+    backoffMax: PT1S
+YAML
+  for i in $(seq 2 "$FANOUT"); do
+    cat >>"$dir/bench.yaml" <<YAML
+---
+apiVersion: eventing.herald.dev/v1alpha1
+kind: Subscription
+metadata:
+  name: fanout-$i
+spec:
+  topic: bench
+  subscriber:
+    uri: http://$other/
+  maxInFlight: 64
+  delivery:
+    retry: 10
+    backoffDelay: PT0.05S
+    backoffMax: PT1S
+YAML
+  done
+}
+
+run_herald() {
+  local listen sink other dir
+  listen=127.0.0.1:$(free_port)
+  sink=127.0.0.1:$(free_port)
+  other=127.0.0.1:$(free_port)
+  dir="$work/round-$1"
+  manifests "$dir/manifests" "$sink" "$other"
+  if [ "$FANOUT" -gt 1 ]; then
+    "$bench" sink -sink-addr "$other" -fail "$FAIL" >"$dir/other-sink.log" 2>&1 &
+    sink_pid=$!
+  fi
+  "$herald" dev -f "$dir/manifests" --data-dir "$dir/data" --listen "$listen" \
+    --nats-listen random --display-listen "" --webhook-listen "" >"$dir/herald.log" 2>&1 &
+  herald_pid=$!
+  for _ in $(seq 1 100); do
+    # 400 (not a CloudEvent) means the Topic is served.
+    [ "$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://$listen/default/bench" || true)" = 400 ] && break
+    sleep 0.1
+  done
+  "$bench" url -target "http://$listen/default/bench" -sink-addr "$sink" -fail "$FAIL" \
+    -pids "$herald_pid" -label "herald-fanout$FANOUT" -n "$N" -c "$C" -size "$S" -warmup "$WARMUP" "${extra[@]}"
+  kill "$herald_pid"; wait "$herald_pid" 2>/dev/null || true; herald_pid=""
+  if [ -n "$sink_pid" ]; then kill "$sink_pid"; wait "$sink_pid" 2>/dev/null || true; sink_pid=""; fi
+}
+
+extra=("$@")
+echo "# start: $(uptime)"
+echo "# nproc=$(nproc) N=$N C=$C S=$S WARMUP=$WARMUP ROUNDS=$ROUNDS FANOUT=$FANOUT FAIL=$FAIL"
+for r in $(seq 1 "$ROUNDS"); do
+  for s in $PEERS; do
+    line=$("$bench" "$s" -n "$N" -c "$C" -size "$S" -warmup "$WARMUP" -fail "$FAIL" "${extra[@]}")
+    echo "$line"; echo "round=$r $line" >>"$results"
+  done
+  line=$(run_herald "$r" | grep '^scenario=')
+  echo "$line"; echo "round=$r $line" >>"$results"
+done
+echo "# end: $(uptime)"
+
+awk '
+function kv(line, arr,   i, n, f, p) {
+  n = split(line, f, " ")
+  for (i = 1; i <= n; i++) { p = index(f[i], "="); if (p) arr[substr(f[i], 1, p - 1)] = substr(f[i], p + 1) }
+}
+function median(list,   a, n, i, j, t) {
+  n = split(list, a, " ")
+  for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
+  return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+}
+{
+  delete m; kv($0, m); r = m["round"]; s = m["scenario"]
+  if (!(s in seen)) { seen[s] = 1; order[++ns] = s }
+  for (k in m) v[r, s, k] = m[k]
+  rounds[r] = 1
+}
+END {
+  for (i = 1; i <= ns; i++) {
+    s = order[i]; I = ""; E = ""; P5 = ""; P9 = ""; RI = ""; RE = ""
+    for (r in rounds) {
+      if (!((r, s, "e2e_eps") in v)) continue
+      I = I " " v[r, s, "ingress_eps"]; E = E " " v[r, s, "e2e_eps"]; P5 = P5 " " v[r, s, "p50_ms"]; P9 = P9 " " v[r, s, "p99_ms"]
+      if (((r, "direct", "e2e_eps") in v) && v[r, "direct", "e2e_eps"] > 0) {
+        RI = RI " " v[r, s, "ingress_eps"] / v[r, "direct", "ingress_eps"]; RE = RE " " v[r, s, "e2e_eps"] / v[r, "direct", "e2e_eps"]
+      }
+    }
+    printf "median scenario=%s ingress_eps=%.0f e2e_eps=%.0f p50_ms=%.3f p99_ms=%.3f", s, median(I), median(E), median(P5), median(P9)
+    if (RE != "") printf " ingress_vs_direct=%.3f e2e_vs_direct=%.3f", median(RI), median(RE)
+    print ""
+  }
+}' "$results"
