@@ -3,7 +3,6 @@ package packaging_test
 import (
 	"bytes"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -12,7 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
-// TestManagerAcceptsDeployedConfig builds the herald binary and gives it
+// TestManagerAcceptsDeployedConfig gives the herald binary (heraldBinary)
 // the command line and environment of the operator container of each chart
 // value set and of config/default:
 //
@@ -21,12 +20,7 @@ import (
 //     files that exist only in the pod), the manager must get past parsing
 //     and validating its configuration and be waiting for NATS, not exit.
 func TestManagerAcceptsDeployedConfig(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "herald")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/herald")
-	build.Dir = repoRoot
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/herald: %v\n%s", err, out)
-	}
+	bin := heraldBinary(t)
 
 	cases := []struct {
 		name string

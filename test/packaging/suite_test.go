@@ -40,6 +40,8 @@ var (
 	repoRoot string
 	// assetsDir holds kube-apiserver, etcd and kubectl (KUBEBUILDER_ASSETS).
 	assetsDir string
+	// workDir is a temporary directory for the whole run.
+	workDir string
 )
 
 // fieldOwner is the server-side apply field manager of every apply.
@@ -66,6 +68,13 @@ func run(m *testing.M) int {
 		assetsDir = filepath.Dir(dirs[len(dirs)-1])
 		os.Setenv("KUBEBUILDER_ASSETS", assetsDir)
 	}
+	var err error
+	if workDir, err = os.MkdirTemp("", "herald-packaging-"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(workDir)
+
 	if testing.Verbose() {
 		log.SetLogger(zap.New(zap.UseDevMode(true), zap.WriteTo(os.Stderr)))
 	} else {
