@@ -1,6 +1,7 @@
 package devmode
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,7 +11,9 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/herald-dev/herald/api/v1alpha1"
 	"github.com/herald-dev/herald/dispatcher/plan"
+	"github.com/herald-dev/herald/sources"
 )
 
 // Endpoints are the addresses herald dev serves.
@@ -19,6 +22,9 @@ type Endpoints struct {
 	Ingress string
 	// Display is the built-in display sink's URL; empty when disabled.
 	Display string
+	// Webhooks is the base URL of the webhook listener, without a trailing
+	// slash; empty when disabled.
+	Webhooks string
 	// NATS is the embedded server's client URL.
 	NATS string
 	// DataDir holds the events.
@@ -26,14 +32,19 @@ type Endpoints struct {
 }
 
 // WriteBanner prints what herald dev serves: where to POST each Topic, a
-// curl example, what is subscribed, and every manifest error.
+// curl example, what is subscribed, the sources running, and every manifest
+// error.
 func WriteBanner(w io.Writer, ep Endpoints, st *Status) {
 	var b strings.Builder
-	fmt.Fprintf(&b, "\nherald dev: %d topic%s, %d subscription%s from %d file%s\n",
-		len(st.Topics), plural(len(st.Topics)), len(st.Subscriptions), plural(len(st.Subscriptions)), len(st.Files), plural(len(st.Files)))
+	fmt.Fprintf(&b, "\nherald dev: %d topic%s, %d subscription%s, %d source%s from %d file%s\n",
+		len(st.Topics), plural(len(st.Topics)), len(st.Subscriptions), plural(len(st.Subscriptions)),
+		len(st.Sources), plural(len(st.Sources)), len(st.Files), plural(len(st.Files)))
 	fmt.Fprintf(&b, "  ingress  %s/<namespace>/<topic>\n", ep.Ingress)
 	if ep.Display != "" {
 		fmt.Fprintf(&b, "  display  %s  (built-in sink, prints events to stdout)\n", ep.Display)
+	}
+	if ep.Webhooks != "" {
+		fmt.Fprintf(&b, "  webhooks %s/<namespace>/<eventsource>\n", ep.Webhooks)
 	}
 	fmt.Fprintf(&b, "  nats     %s  (data in %s)\n", ep.NATS, ep.DataDir)
 
@@ -63,6 +74,12 @@ func WriteBanner(w io.Writer, ep Endpoints, st *Status) {
 			}
 		}
 	}
+	if len(st.Sources) > 0 {
+		b.WriteString("\nSources:\n")
+		for _, rs := range st.Sources {
+			fmt.Fprintf(&b, "  %s\n", SourceSummary(ep, rs))
+		}
+	}
 	if len(st.Foreign) > 0 {
 		fmt.Fprintf(&b, "\nAlso served from the data directory (declared by other manifests, left untouched): %s\n", strings.Join(st.Foreign, ", "))
 	}
@@ -77,6 +94,33 @@ func WriteBanner(w io.Writer, ep Endpoints, st *Status) {
 	writeProblems(&b, st)
 	b.WriteString("\n")
 	_, _ = io.WriteString(w, b.String())
+}
+
+// SourceSummary renders a running source in one line: a webhook as
+// `webhook default/github  POST http://127.0.0.1:8082/default/github`, a
+// ping as `ping default/heartbeat  "* * * * *" -> http://127.0.0.1:8080/default/orders`.
+func SourceSummary(ep Endpoints, rs ResolvedSource) string {
+	spec := rs.Source.Spec
+	head := string(spec.Type()) + " " + rs.Key() + "  "
+	switch {
+	case spec.Webhook != nil:
+		s := head + "POST " + ep.Webhooks + sources.WebhookPath(rs.Source.Namespace, rs.Source.Name) + " -> " + rs.SinkURI
+		if sig := spec.Webhook.Signature; sig != nil {
+			s += ", signed (" + string(sig.Type)
+			if sig.Type == v1alpha1.SignatureHMAC {
+				s += " in " + sig.Header
+			}
+			s += ")"
+		}
+		return s
+	case spec.Ping != nil:
+		s := head + strconv.Quote(spec.Ping.Schedule)
+		if spec.Ping.Timezone != "" {
+			s += " " + spec.Ping.Timezone
+		}
+		return s + " -> " + rs.SinkURI
+	}
+	return head + "-> " + rs.SinkURI
 }
 
 func writeProblems(b *strings.Builder, st *Status) {
@@ -167,7 +211,8 @@ func pluralY(n int) string {
 
 // Changes lists, one line each, how cur differs from prev: Topics and
 // Subscriptions added, removed or changed (naming the changed plan fields),
-// and Topics deleted. prev nil means nothing was applied before.
+// Topics deleted, and EventSources started, restarted (naming what changed,
+// never a key) and stopped. prev nil means nothing was applied before.
 func Changes(prev, cur *Status) []string {
 	var out []string
 	before := map[string]TopicStatus{}
@@ -229,7 +274,56 @@ func Changes(prev, cur *Status) []string {
 	for _, k := range cur.Deleted {
 		out = append(out, "- topic "+k+" (deleted with its events)")
 	}
+	return append(out, sourceChanges(prev, cur)...)
+}
+
+// sourceChanges lists the sources started, restarted and stopped.
+func sourceChanges(prev, cur *Status) []string {
+	var out []string
+	before := map[string]ResolvedSource{}
+	if prev != nil {
+		for _, rs := range prev.Sources {
+			before[rs.Key()] = rs
+		}
+	}
+	for _, rs := range cur.Sources {
+		k := rs.Key()
+		old, ok := before[k]
+		delete(before, k)
+		if !ok {
+			out = append(out, "+ eventsource "+k+": "+sourceLine(rs))
+			continue
+		}
+		d := diffFields(old.Source.Spec, rs.Source.Spec)
+		for i := range d {
+			d[i] = "spec." + d[i]
+		}
+		if old.SinkURI != rs.SinkURI && !slices.Contains(d, "spec.sink") {
+			d = append(d, "sink URI")
+		}
+		if !bytes.Equal(old.WebhookSecret, rs.WebhookSecret) {
+			d = append(d, "signature key")
+		}
+		if len(d) > 0 {
+			out = append(out, "~ eventsource "+k+": "+strings.Join(d, ", ")+" changed, restarted: "+sourceLine(rs))
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(before)) {
+		out = append(out, "- eventsource "+k+" stopped")
+	}
 	return out
+}
+
+// sourceLine is what a source does, for the reload log.
+func sourceLine(rs ResolvedSource) string {
+	spec := rs.Source.Spec
+	switch {
+	case spec.Webhook != nil:
+		return "webhook at " + sources.WebhookPath(rs.Source.Namespace, rs.Source.Name) + " -> " + rs.SinkURI
+	case spec.Ping != nil:
+		return "ping " + strconv.Quote(spec.Ping.Schedule) + " -> " + rs.SinkURI
+	}
+	return string(spec.Type()) + " -> " + rs.SinkURI
 }
 
 // diffFields names the top-level JSON fields that differ between a and b.

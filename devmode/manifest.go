@@ -1,12 +1,15 @@
 // Package devmode runs Herald without a cluster: it reads Topic,
 // Subscription and EventSource manifests from files, compiles them with the
 // operator's plan compiler, applies them to an embedded NATS JetStream server
-// and serves ingress and delivery with the dispatcher in the same process.
-// It backs the herald dev command.
+// and serves ingress and delivery with the dispatcher in the same process,
+// and runs the ping and webhook EventSources in-process too. v1 Secrets in
+// the same files hold the webhooks' signature keys. It backs the herald dev
+// command.
 package devmode
 
 import (
 	"bytes"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"os"
@@ -16,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
@@ -32,6 +36,10 @@ const (
 	KindSubscription = "Subscription"
 	KindEventSource  = "EventSource"
 )
+
+// KindSecret is the kind of the core v1 Secrets herald dev reads, only to
+// find the keys webhook EventSources name in signature.secretKeyRef.
+const KindSecret = "Secret"
 
 // manifestExts are the file name extensions Load reads in a directory.
 var manifestExts = []string{".yaml", ".yml", ".json"}
@@ -67,13 +75,16 @@ func (k Key) String() string {
 	return strings.ToLower(k.Kind) + " " + k.Namespace + "/" + k.Name
 }
 
-// Object is a decoded Herald manifest: exactly one of Topic, Subscription
-// and EventSource is set.
+// Object is a decoded manifest: exactly one of Topic, Subscription,
+// EventSource and Secret is set.
 type Object struct {
 	Origin       Origin
 	Topic        *v1alpha1.Topic
 	Subscription *v1alpha1.Subscription
 	EventSource  *v1alpha1.EventSource
+	// Secret is a v1 Secret, its stringData merged into data as the API
+	// server does. Its values are never printed.
+	Secret *corev1.Secret
 }
 
 // Key returns the object's kind, namespace and name.
@@ -85,6 +96,8 @@ func (o *Object) Key() Key {
 		return Key{KindSubscription, o.Subscription.Namespace, o.Subscription.Name}
 	case o.EventSource != nil:
 		return Key{KindEventSource, o.EventSource.Namespace, o.EventSource.Name}
+	case o.Secret != nil:
+		return Key{KindSecret, o.Secret.Namespace, o.Secret.Name}
 	}
 	return Key{}
 }
@@ -163,8 +176,8 @@ func ListFiles(paths []string) ([]string, error) {
 // LoadFile reads every document of a manifest file. Documents of other API
 // groups or kinds are skipped; documents of eventing.herald.dev are decoded
 // strictly (an unknown or duplicate field is an error) into the v1alpha1
-// types, with the namespace defaulted to DefaultNamespace. A v1 List is read
-// item by item. An error reading the file is returned as the only entry of
+// types, and v1 Secrets into corev1.Secret, with the namespace defaulted to
+// DefaultNamespace. A v1 List is read item by item. An error reading the file is returned as the only entry of
 // Errors.
 func LoadFile(file string) *FileResult {
 	res := &FileResult{File: file}
@@ -220,6 +233,10 @@ func (r *FileResult) decodeDocument(origin Origin, doc []byte) {
 	gv, err := schema.ParseGroupVersion(tm.APIVersion)
 	if err != nil {
 		r.Errors = append(r.Errors, &ManifestError{Origin: origin, Err: fmt.Errorf("apiVersion %q: %w", tm.APIVersion, err)})
+		return
+	}
+	if tm.APIVersion == "v1" && tm.Kind == KindSecret {
+		r.decodeSecret(origin, j, tm)
 		return
 	}
 	herald := tm.Kind == KindTopic || tm.Kind == KindSubscription || tm.Kind == KindEventSource
@@ -281,6 +298,50 @@ func (r *FileResult) decodeDocument(origin Origin, doc []byte) {
 		obj.EventSource.Namespace = ns
 	}
 	r.Objects = append(r.Objects, obj)
+}
+
+// decodeSecret reads a v1 Secret strictly, as the API server would. Error
+// messages name fields, never values.
+func (r *FileResult) decodeSecret(origin Origin, j []byte, tm typeMeta) {
+	ns := tm.Metadata.Namespace
+	if ns == "" {
+		ns = DefaultNamespace
+	}
+	name := Key{KindSecret, ns, tm.Metadata.Name}.String()
+	sec := &corev1.Secret{}
+	strict, err := kjson.UnmarshalStrict(j, sec, kjson.DisallowDuplicateFields, kjson.DisallowUnknownFields)
+	if err == nil && len(strict) > 0 {
+		msgs := make([]string, len(strict))
+		for i, e := range strict {
+			msgs[i] = e.Error()
+		}
+		err = errors.New(strings.Join(msgs, "; "))
+	}
+	if err != nil {
+		// A bad base64 value makes encoding/json quote nothing of it, but
+		// keep the message generic in case a decoder ever does.
+		var ce base64.CorruptInputError
+		if errors.As(err, &ce) {
+			err = fmt.Errorf("data: a value is not valid base64 (at byte %d); put plain text in stringData instead", int64(ce))
+		}
+		r.Errors = append(r.Errors, &ManifestError{Origin: origin, Object: name, Err: err})
+		return
+	}
+	if tm.Metadata.Name == "" {
+		r.Errors = append(r.Errors, &ManifestError{Origin: origin, Object: "secret", Err: errors.New("metadata.name is required")})
+		return
+	}
+	sec.Namespace = ns
+	if len(sec.StringData) > 0 {
+		if sec.Data == nil {
+			sec.Data = map[string][]byte{}
+		}
+		for k, v := range sec.StringData {
+			sec.Data[k] = []byte(v)
+		}
+		sec.StringData = nil
+	}
+	r.Objects = append(r.Objects, &Object{Origin: origin, Secret: sec})
 }
 
 // decodeList reads the items of a v1 List, as kubectl does.

@@ -150,6 +150,33 @@ items:
 			errs: []string{`items[1]: unknown field "spec.bogus"`},
 		},
 		{
+			name: "v1 Secrets are read, other v1 kinds skipped",
+			file: "secret.yaml",
+			content: `apiVersion: v1
+kind: Secret
+metadata: {name: hooks, namespace: shop}
+stringData: {key: value}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: c}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: bad}
+strngData: {key: value}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: bad64}
+data: {key: "%%%"}
+`,
+			want:    []string{"secret shop/hooks"},
+			skipped: []string{"ConfigMap"},
+			errs: []string{`secret.yaml:10 (document 3): secret default/bad: unknown field "strngData"`,
+				`secret.yaml:15 (document 4): secret default/bad64: data: a value is not valid base64 (at byte 0); put plain text in stringData instead`},
+		},
+		{
 			name:    "yaml syntax error",
 			file:    "syntax.yaml",
 			content: "apiVersion: eventing.herald.dev/v1alpha1\nkind: Topic\nmetadata: {name: a\n",
@@ -227,6 +254,26 @@ func TestListFiles(t *testing.T) {
 	}
 }
 
+func TestLoadSecretMergesStringData(t *testing.T) {
+	fr := LoadFile(writeFile(t, t.TempDir(), "s.yaml", `apiVersion: v1
+kind: Secret
+metadata: {name: s}
+data: {a: YQ==, b: Yg==}
+stringData: {b: from-string-data, c: c}
+`))
+	if len(fr.Errors) != 0 || len(fr.Objects) != 1 {
+		t.Fatalf("objects %d, errors %v", len(fr.Objects), fr.Errors)
+	}
+	sec := fr.Objects[0].Secret
+	got := map[string]string{}
+	for k, v := range sec.Data {
+		got[k] = string(v)
+	}
+	if len(got) != 3 || got["a"] != "a" || got["b"] != "from-string-data" || got["c"] != "c" || sec.StringData != nil || sec.Namespace != "default" {
+		t.Errorf("data = %v, stringData %v, namespace %q", got, sec.StringData, sec.Namespace)
+	}
+}
+
 func TestValidate(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -280,6 +327,37 @@ spec:
   ping: {schedule: "@every 1s"}
   webhook: {}
 `, []string{"exactly one of ping, apiServer, webhook or container"}},
+		{"ping schedule, timezone and overrides as the operator checks them", `
+apiVersion: eventing.herald.dev/v1alpha1
+kind: EventSource
+metadata: {name: e}
+spec:
+  sink: {uri: "http://x/"}
+  ping: {schedule: "61 * * * *", timezone: Mars/Olympus}
+  ceOverrides: {extensions: {Team: x}}
+`, []string{`spec.ping: timezone "Mars/Olympus"`, `spec.ceOverrides: ceOverrides extension "Team"`}},
+		{"webhook signature", `
+apiVersion: eventing.herald.dev/v1alpha1
+kind: EventSource
+metadata: {name: e}
+spec:
+  sink: {uri: "http://x/"}
+  webhook:
+    signature: {type: hmac, algorithm: md5, encoding: base32, secretKeyRef: {name: s}}
+`, []string{"spec.webhook.signature: a signature of type hmac needs header", `spec.webhook.signature.algorithm: "md5"`,
+			`spec.webhook.signature.encoding: "base32"`, "spec.webhook.signature.secretKeyRef: name and key are required"}},
+		{"valid secret", `
+apiVersion: v1
+kind: Secret
+metadata: {name: github-webhook.v2}
+stringData: {secret: x, .dot_key-1: z}
+`, nil},
+		{"secret name and keys", `
+apiVersion: v1
+kind: Secret
+metadata: {name: Hooks, namespace: "a_b"}
+stringData: {"bad key": x}
+`, []string{"metadata.namespace", "metadata.name", `data: key "bad key"`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/nats-io/nats.go/jetstream"
+	corev1 "k8s.io/api/core/v1"
 
 	"github.com/herald-dev/herald/api/v1alpha1"
 	"github.com/herald-dev/herald/dispatcher/plan"
@@ -25,7 +26,9 @@ type Status struct {
 	Topics []TopicStatus
 	// Subscriptions are the Subscriptions in the applied plans, sorted.
 	Subscriptions []SubscriptionStatus
-	// Sources are the EventSources handed to the SourceRunner.
+	// Sources are the EventSources running: handed to the SourceRunner,
+	// which started them. Sources herald dev does not run are in Notes;
+	// sources that could not start are in Errors.
 	Sources []ResolvedSource
 	// Skipped are documents of other kinds.
 	Skipped []Skipped
@@ -69,6 +72,8 @@ type loader struct {
 	resolver func(topics map[string]bool) *Resolver
 	prov     *provision.Provisioner
 	dataDir  string
+	// webhooks is whether webhook EventSources are served.
+	webhooks bool
 
 	lastGood  map[string][]*Object // by absolute file path
 	lastValid map[Key]*Object
@@ -257,20 +262,63 @@ func (l *loader) load(ctx context.Context) (*Status, error) {
 	}
 	slices.Sort(st.Foreign)
 
-	// EventSources.
+	// EventSources: the ones herald dev runs, with their sinks and keys.
 	for _, k := range sortedKeys(valid) {
 		o := valid[k]
-		if o.EventSource == nil {
+		es := o.EventSource
+		if es == nil {
 			continue
 		}
-		sink, err := res.Resolve(&o.EventSource.Spec.Sink, o.EventSource.Namespace)
+		key := es.Namespace + "/" + es.Name
+		switch typ := es.Spec.Type(); typ {
+		case v1alpha1.EventSourceTypePing:
+		case v1alpha1.EventSourceTypeWebhook:
+			if !l.webhooks {
+				st.Notes = append(st.Notes, fmt.Sprintf("eventsource %s: not served: the webhook listener is disabled (--webhook-listen is empty)", key))
+				continue
+			}
+		default:
+			st.Notes = append(st.Notes, fmt.Sprintf("eventsource %s: %s sources need a cluster; herald dev runs ping and webhook", key, typ))
+			continue
+		}
+		sink, err := res.Resolve(&es.Spec.Sink, es.Namespace)
 		if err != nil {
 			st.Errors = append(st.Errors, &ManifestError{Origin: o.Origin, Object: k.String(), Err: fmt.Errorf("sink: %w", err)})
 			continue
 		}
-		st.Sources = append(st.Sources, ResolvedSource{Source: o.EventSource, SinkURI: sink})
+		rs := ResolvedSource{Source: es, SinkURI: sink, Origin: o.Origin}
+		if w := es.Spec.Webhook; w != nil && w.Signature != nil {
+			if rs.WebhookSecret, err = secretKey(valid, declared, es.Namespace, w.Signature.SecretKeyRef); err != nil {
+				st.Errors = append(st.Errors, &ManifestError{Origin: o.Origin, Object: k.String(),
+					Err: fmt.Errorf("spec.webhook.signature.secretKeyRef: %w", err)})
+				continue
+			}
+		}
+		st.Sources = append(st.Sources, rs)
 	}
 	return st, nil
+}
+
+// secretKey returns the value of ref's key in a Secret of the manifests in
+// namespace. Errors name the Secret and key, never a value.
+func secretKey(valid, declared map[Key]*Object, namespace string, ref corev1.SecretKeySelector) ([]byte, error) {
+	k := Key{KindSecret, namespace, ref.Name}
+	o, ok := valid[k]
+	if !ok {
+		if _, d := declared[k]; d {
+			return nil, fmt.Errorf("secret %s/%s has errors", namespace, ref.Name)
+		}
+		return nil, fmt.Errorf("secret %s/%s is not declared in the manifests (herald dev reads v1 Secrets from the same files; give it key %q in data or stringData)",
+			namespace, ref.Name, ref.Key)
+	}
+	v, ok := o.Secret.Data[ref.Key]
+	if !ok {
+		return nil, fmt.Errorf("secret %s/%s has no key %q", namespace, ref.Name, ref.Key)
+	}
+	if len(v) == 0 {
+		return nil, fmt.Errorf("key %q of secret %s/%s is empty", ref.Key, namespace, ref.Name)
+	}
+	return v, nil
 }
 
 // resolveSubscription resolves a Subscription's subscriber, reply and

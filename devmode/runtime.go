@@ -37,6 +37,10 @@ type Config struct {
 	Listen string
 	// DisplayListen is the built-in display sink's address; empty disables it.
 	DisplayListen string
+	// WebhookListen is the address serving the webhook EventSources at
+	// /<namespace>/<name>; empty disables it, and webhook EventSources are
+	// not run.
+	WebhookListen string
 	// Debounce is the quiet time before a change of the manifests is
 	// loaded; zero means DefaultDebounce.
 	Debounce time.Duration
@@ -46,15 +50,21 @@ type Config struct {
 	Banner io.Writer
 	// DisplayOut receives the events the display sink prints. Nil discards them.
 	DisplayOut io.Writer
-	// Sources runs EventSources. Nil means LogSources.
+	// Sources runs EventSources. Nil means a GroupSources, which runs ping
+	// and webhook sources in-process.
 	Sources SourceRunner
-	// HTTPClient delivers events; nil means the dispatcher's default.
+	// HTTPClient delivers events; nil means the dispatcher's default. The
+	// sources of the default runner send with their own client.
 	HTTPClient *http.Client
 }
 
 // Runtime is herald dev: an embedded NATS JetStream server, the plans of the
 // manifests applied to it and kept in step with the files, the dispatcher
 // serving every Topic, and the display sink.
+//
+// Ping and webhook EventSources run in-process (see SourceRunner), webhooks
+// served on their own listener; v1 Secrets in the manifests provide the
+// webhooks' signature keys.
 //
 // The manifests are the desired state, as objects applied with kubectl are
 // for the operator, with two differences. A file or object with errors is
@@ -74,6 +84,7 @@ type Runtime struct {
 	loader    *loader
 	ingressLn net.Listener
 	displayLn net.Listener
+	webhookLn net.Listener
 	ep        Endpoints
 	status    atomic.Pointer[Status]
 	ran       atomic.Bool
@@ -103,7 +114,7 @@ func New(cfg Config) (_ *Runtime, err error) {
 		}
 	}
 	if cfg.Sources == nil {
-		cfg.Sources = &LogSources{Log: cfg.Log}
+		cfg.Sources = NewGroupSources(cfg.Log, nil)
 	}
 	if cfg.NATSHost == "" {
 		cfg.NATSHost = "127.0.0.1"
@@ -130,6 +141,11 @@ func New(cfg Config) (_ *Runtime, err error) {
 	if cfg.DisplayListen != "" {
 		if rt.displayLn, err = net.Listen("tcp", cfg.DisplayListen); err != nil {
 			return nil, fmt.Errorf("display listener: %w (disable the built-in display sink with an empty --display-listen)", err)
+		}
+	}
+	if cfg.WebhookListen != "" {
+		if rt.webhookLn, err = net.Listen("tcp", cfg.WebhookListen); err != nil {
+			return nil, fmt.Errorf("webhook listener: %w (pick another address with --webhook-listen, or disable webhook sources with an empty one)", err)
 		}
 	}
 	if cfg.NATSPort > 0 {
@@ -168,11 +184,15 @@ func New(cfg Config) (_ *Runtime, err error) {
 	if rt.displayLn != nil {
 		rt.ep.Display = "http://" + dialAddr(rt.displayLn.Addr()) + "/"
 	}
+	if rt.webhookLn != nil {
+		rt.ep.Webhooks = "http://" + dialAddr(rt.webhookLn.Addr())
+	}
 	rt.loader = &loader{
 		paths:     cfg.Paths,
 		resolver:  func(topics map[string]bool) *Resolver { return &Resolver{IngressURL: rt.ep.Ingress, Topics: topics} },
 		prov:      prov,
 		dataDir:   cfg.DataDir,
+		webhooks:  rt.webhookLn != nil,
 		lastGood:  map[string][]*Object{},
 		lastValid: map[Key]*Object{},
 		state:     state,
@@ -212,9 +232,10 @@ func (rt *Runtime) Ready() error {
 	return rt.disp.Ready()
 }
 
-// Run loads and applies the manifests, serves ingress, delivery and the
-// display sink, and reloads the manifests when they change, until ctx is
-// done. Then it stops accepting events, lets the dispatcher finish the
+// Run loads and applies the manifests, serves ingress, delivery, the
+// display sink and the webhooks, runs the sources, and reloads the
+// manifests when they change, until ctx is done. Then it stops the webhooks
+// and the sources, stops accepting events, lets the dispatcher finish the
 // deliveries under way, and shuts the NATS server down.
 func (rt *Runtime) Run(ctx context.Context) error {
 	if rt.ran.Swap(true) {
@@ -231,14 +252,13 @@ func (rt *Runtime) Run(ctx context.Context) error {
 		w.fs.Close()
 		return err
 	}
-	rt.status.Store(st)
 
 	dctx, dcancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer dcancel()
 	dispDone := make(chan error, 1)
 	go func() { dispDone <- rt.disp.Run(dctx) }()
 
-	srvErr := make(chan error, 2)
+	srvErr := make(chan error, 3)
 	serve := func(name string, srv *http.Server, ln net.Listener) {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			srvErr <- fmt.Errorf("%s server: %w", name, err)
@@ -251,14 +271,25 @@ func (rt *Runtime) Run(ctx context.Context) error {
 	}
 	ingress := &http.Server{Handler: rt.disp, ReadHeaderTimeout: 10 * time.Second}
 	go serve("ingress", ingress, rt.ingressLn)
+	var webhooks *http.Server
+	if rt.webhookLn != nil {
+		h := rt.cfg.Sources.Handler()
+		if h == nil {
+			h = http.NotFoundHandler()
+		}
+		webhooks = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+		go serve("webhook", webhooks, rt.webhookLn)
+	}
 
-	rt.cfg.Sources.Sync(ctx, st.Sources)
 	wctx, wcancel := context.WithCancel(ctx)
 	defer wcancel()
 	changed := make(chan struct{}, 1)
 	go w.run(wctx, rt.cfg.Debounce, changed)
 
+	// The sources start once the dispatcher serves the Topics they send to.
 	rt.waitReady(ctx)
+	rt.syncSources(ctx, st)
+	rt.status.Store(st)
 	for _, s := range st.Skipped {
 		rt.log.Info("skipped a manifest of another kind", "file", s.Origin.String(), "kind", s.Kind, "apiVersion", s.APIVersion, "name", s.Name)
 	}
@@ -286,10 +317,17 @@ loop:
 	wcancel()
 	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer scancel()
+	// Webhook requests under way and the sources' events in flight still
+	// reach the ingress; then it stops.
+	if webhooks != nil {
+		if err := webhooks.Shutdown(sctx); err != nil {
+			rt.log.Warn("webhook shutdown", "error", err)
+		}
+	}
+	rt.cfg.Sources.Stop()
 	if err := ingress.Shutdown(sctx); err != nil {
 		rt.log.Warn("ingress shutdown", "error", err)
 	}
-	rt.cfg.Sources.Stop()
 	dcancel()
 	if dispDone != nil {
 		if err := <-dispDone; err != nil && !errors.Is(err, context.Canceled) && runErr == nil {
@@ -327,7 +365,26 @@ func (rt *Runtime) waitReady(ctx context.Context) {
 	}
 }
 
-// reload loads the manifests again, applies them and logs what changed.
+// syncSources hands st.Sources to the SourceRunner and moves the sources
+// it could not start from st.Sources to st.Errors.
+func (rt *Runtime) syncSources(ctx context.Context, st *Status) {
+	errs := rt.cfg.Sources.Sync(ctx, st.Sources)
+	if len(errs) == 0 {
+		return
+	}
+	var running []ResolvedSource
+	for _, rs := range st.Sources {
+		if err, failed := errs[rs.Key()]; failed {
+			st.Errors = append(st.Errors, &ManifestError{Origin: rs.Origin, Object: "eventsource " + rs.Key(), Err: err})
+			continue
+		}
+		running = append(running, rs)
+	}
+	st.Sources = running
+}
+
+// reload loads the manifests again, applies them, restarts the sources
+// that changed and logs what changed.
 func (rt *Runtime) reload(ctx context.Context) {
 	prev := rt.status.Load()
 	st, err := rt.loader.load(ctx)
@@ -335,6 +392,7 @@ func (rt *Runtime) reload(ctx context.Context) {
 		rt.log.Error("reload: nothing changed", "error", err)
 		return
 	}
+	rt.syncSources(ctx, st)
 	rt.status.Store(st)
 	changes := Changes(prev, st)
 	if len(changes) == 0 {
@@ -357,13 +415,12 @@ func (rt *Runtime) reload(ctx context.Context) {
 	if len(st.Errors) == 0 && len(prev.Errors) > 0 {
 		rt.log.Info("reload: every manifest error is fixed")
 	}
-	rt.cfg.Sources.Sync(ctx, st.Sources)
 }
 
 // Close releases what New started: listeners, the NATS connection and
 // server. Run calls it on return.
 func (rt *Runtime) Close() {
-	for _, ln := range []net.Listener{rt.ingressLn, rt.displayLn} {
+	for _, ln := range []net.Listener{rt.ingressLn, rt.displayLn, rt.webhookLn} {
 		if ln != nil {
 			ln.Close()
 		}

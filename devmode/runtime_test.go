@@ -103,14 +103,26 @@ type runningDev struct {
 // startDev runs a Runtime on free ports until the test ends or stop is called.
 func startDev(t *testing.T, paths []string, dataDir string) *runningDev {
 	t.Helper()
-	rt, err := New(Config{
-		Paths:    paths,
-		DataDir:  dataDir,
-		NATSPort: -1,
-		Listen:   "127.0.0.1:0",
-		Debounce: 50 * time.Millisecond,
-		Log:      testLogger(t),
-	})
+	return startDevConfig(t, Config{Paths: paths, DataDir: dataDir})
+}
+
+// startDevConfig is startDev with cfg: free ports for the NATS server and
+// the ingress, a short debounce and the test logger unless cfg sets them.
+func startDevConfig(t *testing.T, cfg Config) *runningDev {
+	t.Helper()
+	if cfg.NATSPort == 0 {
+		cfg.NATSPort = -1
+	}
+	if cfg.Listen == "" {
+		cfg.Listen = "127.0.0.1:0"
+	}
+	if cfg.Debounce == 0 {
+		cfg.Debounce = 50 * time.Millisecond
+	}
+	if cfg.Log == nil {
+		cfg.Log = testLogger(t)
+	}
+	rt, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

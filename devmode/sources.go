@@ -2,50 +2,84 @@ package devmode
 
 import (
 	"context"
-	"encoding/json"
 	"log/slog"
+	"net/http"
 
 	"github.com/herald-dev/herald/api/v1alpha1"
+	"github.com/herald-dev/herald/sources"
 )
 
-// ResolvedSource is an EventSource with its sink resolved to a URI.
+// ResolvedSource is an EventSource herald dev runs, with its sink resolved
+// to a URI.
 type ResolvedSource struct {
 	Source  *v1alpha1.EventSource
 	SinkURI string
+	Origin  Origin
+	// WebhookSecret is the HMAC key of a webhook with a signature, read
+	// from a Secret of the manifests. It is never printed.
+	WebhookSecret []byte
 }
 
+// Key is the EventSource's namespace/name.
+func (rs *ResolvedSource) Key() string { return rs.Source.Namespace + "/" + rs.Source.Name }
+
 // SourceRunner runs EventSources inside herald dev. The runtime calls Sync
-// after every load with every valid EventSource whose sink resolved, and
-// Stop once at shutdown, before the dispatcher stops; never concurrently.
-// A runner starts, restarts and stops its sources to match, and reports
-// sources it cannot run through its own logging.
+// after every load with every ping and webhook EventSource whose sink (and
+// signature key) resolved, and Stop once at shutdown, before the ingress and
+// the dispatcher stop; never concurrently. Handler may be called at any time.
 type SourceRunner interface {
-	Sync(ctx context.Context, want []ResolvedSource)
+	// Sync starts, restarts and stops sources to run exactly want. It
+	// returns, keyed namespace/name, the sources it could not start; they
+	// do not run.
+	Sync(ctx context.Context, want []ResolvedSource) map[string]error
+	// Handler serves the webhooks at sources.WebhookPath(namespace, name);
+	// nil when the runner serves none.
+	Handler() http.Handler
+	// Stop stops every source and waits for them.
 	Stop()
 }
 
-// LogSources is the SourceRunner of herald dev until the source adapters
-// exist: it runs nothing and logs, once per new or changed EventSource, that
-// its type is not run yet.
-type LogSources struct {
-	Log  *slog.Logger
-	seen map[string]string
+// GroupSources is herald dev's SourceRunner: ping and webhook sources run
+// in-process in a sources.Group, exactly as the adapter runs them in a
+// cluster, sending to the local ingress (or any uri).
+type GroupSources struct {
+	g *sources.Group
 }
 
-// Sync logs every EventSource that is new or changed since the last call.
-func (l *LogSources) Sync(_ context.Context, want []ResolvedSource) {
-	next := map[string]string{}
+var _ SourceRunner = (*GroupSources)(nil)
+
+// NewGroupSources returns a GroupSources whose sources log to log (nil
+// discards) and send with client (nil: the sender's own).
+func NewGroupSources(log *slog.Logger, client *http.Client) *GroupSources {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &GroupSources{g: sources.NewGroup(sources.Options{Log: log, Client: client})}
+}
+
+// Sync implements SourceRunner.
+func (s *GroupSources) Sync(ctx context.Context, want []ResolvedSource) map[string]error {
+	errs := map[string]error{}
+	cfgs := make([]sources.Config, 0, len(want))
 	for _, rs := range want {
-		key := rs.Source.Namespace + "/" + rs.Source.Name
-		spec, _ := json.Marshal(rs.Source.Spec)
-		next[key] = string(spec) + rs.SinkURI
-		if l.seen[key] == next[key] {
+		cfg, err := sources.ConfigFor(rs.Source, rs.SinkURI, rs.WebhookSecret)
+		if err != nil {
+			errs[rs.Key()] = err
 			continue
 		}
-		l.Log.Info("eventsource " + key + ": type " + string(rs.Source.Spec.Type()) + " is not run by herald dev yet")
+		cfgs = append(cfgs, cfg)
 	}
-	l.seen = next
+	for k, err := range s.g.Sync(ctx, cfgs) {
+		errs[k] = err
+	}
+	return errs
 }
 
-// Stop does nothing: no source runs.
-func (l *LogSources) Stop() {}
+// Handler implements SourceRunner.
+func (s *GroupSources) Handler() http.Handler { return s.g.Handler() }
+
+// Running lists the namespace/name of every running source, sorted.
+func (s *GroupSources) Running() []string { return s.g.Running() }
+
+// Stop implements SourceRunner.
+func (s *GroupSources) Stop() { s.g.Stop() }

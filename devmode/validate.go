@@ -3,11 +3,14 @@ package devmode
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/herald-dev/herald/api/v1alpha1"
 	"github.com/herald-dev/herald/dispatcher/plan"
+	"github.com/herald-dev/herald/sources"
 )
 
 // Without an API server, herald dev checks here the rules the CRDs' schema
@@ -35,8 +38,27 @@ func Validate(o *Object) error {
 		return validateSubscription(o.Subscription)
 	case o.EventSource != nil:
 		return validateEventSource(o.EventSource)
+	case o.Secret != nil:
+		return validateSecret(o.Secret.Namespace, o.Secret.Name, o.Secret.Data)
 	}
 	return errors.New("empty object")
+}
+
+// secretKeyRE is the API server's rule for the keys of a Secret's data.
+var secretKeyRE = regexp.MustCompile(`^[-._a-zA-Z0-9]+$`)
+
+func validateSecret(ns, name string, data map[string][]byte) error {
+	var e errs
+	validateNamespace(&e, ns)
+	if len(name) > 253 || !dnsSubdomainRE.MatchString(name) {
+		e.addf("metadata.name: must be lower-case letters, digits, '-' and '.', starting and ending with a letter or digit")
+	}
+	for _, k := range slices.Sorted(maps.Keys(data)) {
+		if len(k) > 253 || !secretKeyRE.MatchString(k) {
+			e.addf("data: key %q: keys are letters, digits, '-', '_' and '.'", k)
+		}
+	}
+	return e.err()
 }
 
 type errs []error
@@ -179,14 +201,45 @@ func validateEventSource(src *v1alpha1.EventSource) error {
 		e.addf("spec: an EventSource sets exactly one of ping, apiServer, webhook or container")
 	}
 	if p := s.Ping; p != nil {
-		if p.Schedule == "" {
+		switch {
+		case p.Schedule == "":
 			e.addf("spec.ping.schedule: required")
-		}
-		if p.Data != "" && p.DataBase64 != "" {
+		case p.Data != "" && p.DataBase64 != "":
 			e.addf("spec.ping: set data or dataBase64, not both")
+		default:
+			// What the operator reports in the EventSource's status.
+			e.add("spec.ping", sources.ValidatePing(p))
 		}
 	}
+	if w := s.Webhook; w != nil && w.Signature != nil {
+		validateSignature(&e, w.Signature)
+	}
+	if o := s.CEOverrides; o != nil {
+		e.add("spec.ceOverrides", sources.ValidateExtensions(o.Extensions))
+	}
 	return e.err()
+}
+
+func validateSignature(e *errs, sig *v1alpha1.WebhookSignature) {
+	const f = "spec.webhook.signature"
+	switch sig.Type {
+	case v1alpha1.SignatureGitHub:
+	case v1alpha1.SignatureHMAC:
+		if sig.Header == "" {
+			e.addf("%s: a signature of type hmac needs header, the name of the HTTP header carrying the signature", f)
+		}
+	default:
+		e.addf("%s.type: %q is not one of github, hmac", f, sig.Type)
+	}
+	if a := sig.Algorithm; a != "" && a != "sha1" && a != "sha256" && a != "sha512" {
+		e.addf("%s.algorithm: %q is not one of sha1, sha256, sha512", f, a)
+	}
+	if enc := sig.Encoding; enc != "" && enc != "hex" && enc != "base64" {
+		e.addf("%s.encoding: %q is not one of hex, base64", f, enc)
+	}
+	if sig.SecretKeyRef.Name == "" || sig.SecretKeyRef.Key == "" {
+		e.addf("%s.secretKeyRef: name and key are required", f)
+	}
 }
 
 func validateDestination(e *errs, field string, d *v1alpha1.Destination) {

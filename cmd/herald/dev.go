@@ -32,7 +32,10 @@ const devUsage = `Usage: herald dev -f DIR|FILE [-f ...] [flags]
 Runs Herald on this machine without a cluster: an embedded NATS JetStream
 server, the Topics, Subscriptions and EventSources of the manifests (reloaded
 when the files change), ingress at http://<listen>/<namespace>/<topic>, and a
-display sink that prints the events it receives.
+display sink that prints the events it receives. Ping and webhook
+EventSources run in-process, webhooks at
+http://<webhook-listen>/<namespace>/<name>; v1 Secrets in the manifests hold
+their signature keys. apiServer and container sources need a cluster.
 
 Flags:
 `
@@ -48,6 +51,7 @@ func parseDevFlags(args []string, stderr io.Writer) (devmode.Config, slog.Level,
 	natsListen := fs.String("nats-listen", "127.0.0.1:4222", "host:port of the embedded NATS server for clients such as the nats CLI; random (or -1) picks a free port")
 	listen := fs.String("listen", "127.0.0.1:8080", "host:port of the ingress")
 	displayListen := fs.String("display-listen", "127.0.0.1:8081", "host:port of the built-in display sink, which prints events to stdout; empty disables it")
+	webhookListen := fs.String("webhook-listen", "127.0.0.1:8082", "host:port serving the webhook EventSources at /<namespace>/<name>; empty disables them")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, devUsage)
@@ -78,6 +82,7 @@ func parseDevFlags(args []string, stderr io.Writer) (devmode.Config, slog.Level,
 		NATSPort:      port,
 		Listen:        *listen,
 		DisplayListen: *displayListen,
+		WebhookListen: *webhookListen,
 	}, level, nil
 }
 

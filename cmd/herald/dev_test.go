@@ -42,7 +42,7 @@ func TestDevRunsTheSample(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- devMain(ctx, []string{"-f", dir, "--data-dir", t.TempDir(), "--listen", listen,
-			"--display-listen", display, "--nats-listen", "random"}, &stdout, &stderr)
+			"--display-listen", display, "--webhook-listen", "", "--nats-listen", "random"}, &stdout, &stderr)
 	}()
 	defer func() {
 		cancel()
