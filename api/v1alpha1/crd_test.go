@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -74,14 +75,35 @@ func kubectl(t *testing.T, args ...string) string {
 	return string(out)
 }
 
+// explain runs kubectl explain, retrying while the API server has not yet
+// published the CRDs' OpenAPI schema (it does so shortly after they are
+// established).
+func explain(t *testing.T, field string) string {
+	t.Helper()
+	bin := filepath.Join(assetsDir, "kubectl")
+	if _, err := os.Stat(bin); err != nil {
+		t.Skipf("no kubectl in KUBEBUILDER_ASSETS (%v)", err)
+	}
+	var out []byte
+	var err error
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
+		cmd := exec.Command(bin, "--kubeconfig", kubeconfig, "--cache-dir", t.TempDir(), "explain", field)
+		if out, err = cmd.CombinedOutput(); err == nil {
+			return string(out)
+		}
+	}
+	t.Fatalf("kubectl explain %s: %v\n%s", field, err, out)
+	return ""
+}
+
 func TestKubectlExplainShowsDocs(t *testing.T) {
-	out := kubectl(t, "explain", "topic.spec")
+	out := explain(t, "topic.spec")
 	for _, want := range []string{"storage", "Storage is file (default, survives restarts) or memory", "duplicateWindow", "delivery"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("kubectl explain topic.spec lacks %q:\n%s", want, out)
 		}
 	}
-	out = kubectl(t, "explain", "subscription.spec.delivery")
+	out = explain(t, "subscription.spec.delivery")
 	for _, want := range []string{"backoffPolicy", "retryAfterMax", "deadLetterSink", "Knative's delivery spec"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("kubectl explain subscription.spec.delivery lacks %q:\n%s", want, out)
