@@ -31,6 +31,14 @@ const (
 	// JetStream redelivers them, so the margin is kept short.
 	AckWaitMargin = 5 * time.Second
 
+	// RetryBacklog is how many events of an unordered Subscription may wait
+	// for a retry (nakked with a delay, still pending in JetStream) per
+	// dispatcher replica, on top of the maxInFlight being delivered. Without
+	// it a few failing deliveries would fill MaxAckPending with waiting
+	// retries and starve new events; a subscriber that fails for good still
+	// stops new deliveries once the backlog is full.
+	RetryBacklog = 1000
+
 	// headerAllowance is room for message headers on top of MaxEventSize in
 	// the stream's MaxMsgSize.
 	headerAllowance = 64 << 10
@@ -239,7 +247,7 @@ func consumerConfig(topic *v1alpha1.Topic, s *v1alpha1.Subscription, sp Subscrip
 		MaxDeliver:    -1,
 		FilterSubject: Subject(topic.Namespace, topic.Name),
 		ReplayPolicy:  jetstream.ReplayInstantPolicy,
-		MaxAckPending: sp.MaxInFlight * replicas,
+		MaxAckPending: (sp.MaxInFlight + RetryBacklog) * replicas,
 		Metadata: map[string]string{
 			"herald.dev/subscription": s.Namespace + "/" + s.Name,
 		},

@@ -135,7 +135,7 @@ func TestConsumerConfigs(t *testing.T) {
 		t.Errorf("bad cesql error = %v", err)
 	}
 	plain := res.Consumers["plain"]
-	if plain.Durable != "sub_plain" || plain.MaxAckPending != 20 || plain.DeliverPolicy != jetstream.DeliverNewPolicy ||
+	if plain.Durable != "sub_plain" || plain.MaxAckPending != (10+plan.RetryBacklog)*2 || plain.DeliverPolicy != jetstream.DeliverNewPolicy ||
 		plain.MaxDeliver != -1 || plain.AckWait != plan.DefaultTimeout+plan.AckWaitMargin || plain.PriorityPolicy != jetstream.PriorityPolicyNone {
 		t.Errorf("plain consumer = %+v", plain)
 	}
