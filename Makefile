@@ -160,6 +160,16 @@ helm-crds: ## Copy config/crd/bases into charts/herald/crds (the packaging test 
 helm-rbac: ## Copy config/rbac/role.yaml into the chart, whose ClusterRole takes its rules from it.
 	cp config/rbac/role.yaml $(CHART_DIR)/files/manager-role.yaml
 
+.PHONY: crd-baseline
+crd-baseline: ## Snapshot config/crd/bases as the released CRDs the packaging test checks upgrades against (at a release, or to accept a breaking change).
+	rm -rf test/packaging/testdata/crd-baseline/$(VERSION)
+	mkdir -p test/packaging/testdata/crd-baseline/$(VERSION)
+	cp config/crd/bases/*.yaml test/packaging/testdata/crd-baseline/$(VERSION)/
+
+.PHONY: helm-docs
+helm-docs: envtest ## Regenerate the table of docs/helm-values.md from the chart's values.schema.json and values.yaml.
+	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" go test ./test/packaging -count=1 -run '^TestHelmValuesDoc$$' -args -update
+
 .PHONY: helm-lint
 helm-lint: helm ## helm lint --strict the chart with the default, HA and external-NATS values.
 	$(HELM) lint --strict $(CHART_DIR)
