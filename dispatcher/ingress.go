@@ -22,8 +22,8 @@ const (
 )
 
 // ServeHTTP is the ingress: POST /<namespace>/<topic> with one CloudEvent in
-// binary or structured content mode, or a batch in batched mode (see
-// serveBatch), CloudEvents 1.0 or 0.3.
+// binary or structured (application/cloudevents+json) content mode, or a
+// batch (application/cloudevents-batch+json), CloudEvents 1.0 or 0.3.
 //
 // It answers 202 once JetStream stored the event (a duplicate of source and
 // id inside the Topic's duplicate window is answered 202 and stored once).
@@ -34,6 +34,11 @@ const (
 // Retry-After while the stream refuses events because it is full, 503 with
 // Retry-After while JetStream does not answer. Nothing is stored for a
 // request answered with an error.
+//
+// A batch is validated as a whole: one invalid event refuses it all (400
+// with "index"). If storing some events of a valid batch fails, the answer
+// is 503 (429 when the stream is full) with a per-event report; resending
+// the batch is safe thanks to deduplication.
 func (d *Dispatcher) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	ns, name, ok := splitTopicPath(r.URL.Path)
