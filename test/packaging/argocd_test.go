@@ -168,14 +168,14 @@ func TestArgoCDHealth(t *testing.T) {
 // tested on are ones the CRDs admit.
 func TestArgoCDHealthFixturesAreValid(t *testing.T) {
 	ctx := context.Background()
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}}
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "argocd-fixtures-"}}
 	if err := k8s.Create(ctx, ns); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = k8s.Delete(ctx, ns) })
 	for _, tc := range healthCases {
 		fixture := readFixture(t, tc.file)
 		obj := fixture.DeepCopy()
+		obj.SetNamespace(ns.Name)
 		for _, f := range []string{"generation", "deletionTimestamp", "finalizers"} {
 			unstructured.RemoveNestedField(obj.Object, "metadata", f)
 		}

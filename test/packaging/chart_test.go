@@ -30,9 +30,7 @@ func TestChartLint(t *testing.T) {
 func TestChartAppliesToAPIServer(t *testing.T) {
 	for _, v := range valueSets {
 		t.Run(v.name, func(t *testing.T) {
-			ns := "chart-" + v.name
-			restrictedNamespace(t, ns)
-			r := mustRender(t, v, ns)
+			r := mustRender(t, v, restrictedNamespace(t, "chart-"+v.name))
 			t.Logf("%d objects: %s", len(r.objs), kinds(r.objs))
 			dryRunApply(t, r.objs)
 			checkPodsAdmitted(t, r.objs)

@@ -23,8 +23,7 @@ import (
 // the restricted profile. Container sources run the user's pod template
 // and are the user's to secure.
 func TestOperatorWorkloadsAdmitted(t *testing.T) {
-	const ns = "operator-workloads"
-	restrictedNamespace(t, ns)
+	ns := restrictedNamespace(t, "operator-workloads")
 	image := "ghcr.io/herald-dev/herald:" + appVersion(t)
 
 	var objs []*unstructured.Unstructured

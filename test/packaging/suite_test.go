@@ -157,21 +157,23 @@ func newWarningClient(t *testing.T) *warningClient {
 	return w
 }
 
-// restrictedNamespace creates a namespace that enforces, and warns about,
-// the restricted Pod Security Standard, and deletes it when the test ends.
-func restrictedNamespace(t *testing.T, name string) {
+// restrictedNamespace creates a namespace named prefix-<random> that
+// enforces, and warns about, the restricted Pod Security Standard, and
+// returns its name. (envtest runs no namespace controller: a deleted
+// namespace would stay Terminating, so fresh names let -count=N work.)
+func restrictedNamespace(t *testing.T, prefix string) string {
 	t.Helper()
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
-		Name: name,
+		GenerateName: prefix + "-",
 		Labels: map[string]string{
 			"pod-security.kubernetes.io/enforce": "restricted",
 			"pod-security.kubernetes.io/warn":    "restricted",
 		},
 	}}
 	if err := k8s.Create(context.Background(), ns); err != nil {
-		t.Fatalf("create namespace %s: %v", name, err)
+		t.Fatalf("create namespace %s-…: %v", prefix, err)
 	}
-	t.Cleanup(func() { _ = k8s.Delete(context.Background(), ns) })
+	return ns.Name
 }
 
 // dryRunApply applies every object with server-side apply and dry-run, so
@@ -195,15 +197,13 @@ func dryRunApply(t *testing.T, objs []*unstructured.Unstructured) {
 	}
 }
 
-// apply applies obj for real (server-side apply) and removes it when the test ends.
+// apply applies obj for real (server-side apply) and leaves it.
 func apply(t *testing.T, o *unstructured.Unstructured) {
 	t.Helper()
-	ctx := context.Background()
-	if err := k8s.Apply(ctx, client.ApplyConfigurationFromUnstructured(o.DeepCopy()),
+	if err := k8s.Apply(context.Background(), client.ApplyConfigurationFromUnstructured(o.DeepCopy()),
 		client.FieldOwner(fieldOwner), client.ForceOwnership); err != nil {
 		t.Fatalf("apply %s: %v", describe(o), err)
 	}
-	t.Cleanup(func() { _ = k8s.Delete(context.Background(), o.DeepCopy()) })
 }
 
 // checkPodsAdmitted creates, with dry-run, one Pod from each workload's pod
