@@ -23,12 +23,10 @@ const (
 	DefaultMaxEventSize    = 1 << 20
 	DefaultMaxInFlight     = 64
 
-	// AckWaitMargin is added to a Subscription's timeout to form its
-	// consumer's AckWait: an attempt always ends (and is acked or nakked)
-	// before JetStream would redeliver. Dispatchers send InProgress for
-	// messages they hold longer, for example behind a rate limit. AckWait is
-	// also how long the events a crashed dispatcher held wait before
-	// JetStream redelivers them, so the margin is kept short.
+	// AckWaitMargin is added to twice a Subscription's timeout to form its
+	// consumer's AckWait (see AckWait). AckWait is also how long the events
+	// a crashed dispatcher held wait before JetStream redelivers them, so the
+	// margin is kept short.
 	AckWaitMargin = 5 * time.Second
 
 	// RetryBacklog is how many events of an unordered Subscription may wait
@@ -222,6 +220,13 @@ func CompileSubscription(topic *v1alpha1.Topic, rs ResolvedSubscription) (Subscr
 	return sp, cc, nil
 }
 
+// AckWait is the consumer AckWait for a per-attempt timeout: a message the
+// dispatcher prefetched may wait up to one timeout for a worker that is busy
+// with a slow subscriber, then its own attempt takes up to one timeout, and
+// it must be acked or nakked before JetStream redelivers it. Dispatchers send
+// InProgress for messages they hold longer, for example behind a rate limit.
+func AckWait(timeout time.Duration) time.Duration { return 2*timeout + AckWaitMargin }
+
 // PausedUntil is the pause deadline of a paused Subscription's consumer: far
 // enough away to mean "until resumed".
 var PausedUntil = time.Date(2999, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -241,7 +246,7 @@ func consumerConfig(topic *v1alpha1.Topic, s *v1alpha1.Subscription, sp Subscrip
 		Description:   fmt.Sprintf("Herald Subscription %s/%s", s.Namespace, s.Name),
 		DeliverPolicy: jetstream.DeliverNewPolicy,
 		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       sp.Delivery.Timeout.Duration() + AckWaitMargin,
+		AckWait:       AckWait(sp.Delivery.Timeout.Duration()),
 		// Unlimited: the dispatcher counts attempts and dead-letters the
 		// event itself, so a message is never stranded by MaxDeliver.
 		MaxDeliver:    -1,

@@ -136,7 +136,7 @@ func TestConsumerConfigs(t *testing.T) {
 	}
 	plain := res.Consumers["plain"]
 	if plain.Durable != "sub_plain" || plain.MaxAckPending != (10+plan.RetryBacklog)*2 || plain.DeliverPolicy != jetstream.DeliverNewPolicy ||
-		plain.MaxDeliver != -1 || plain.AckWait != plan.DefaultTimeout+plan.AckWaitMargin || plain.PriorityPolicy != jetstream.PriorityPolicyNone {
+		plain.MaxDeliver != -1 || plain.AckWait != 2*plan.DefaultTimeout+plan.AckWaitMargin || plain.PriorityPolicy != jetstream.PriorityPolicyNone {
 		t.Errorf("plain consumer = %+v", plain)
 	}
 	fifo := res.Consumers["fifo"]
