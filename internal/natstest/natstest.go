@@ -20,8 +20,9 @@ type Options struct {
 	Host string
 	// Port to listen on; -1 (default when 0) picks a free port.
 	Port int
-	// MaxPayload is the largest message the server accepts; default 8 MiB so
-	// Topics may raise maxEventSize to the API's maximum.
+	// MaxPayload is the largest message the server accepts; default 9 MiB so
+	// Topics may raise maxEventSize to the API's maximum of 8 MiB and still
+	// have room for the headers.
 	MaxPayload int32
 }
 
@@ -35,7 +36,7 @@ func Run(o Options) (*server.Server, error) {
 		o.Port = -1
 	}
 	if o.MaxPayload == 0 {
-		o.MaxPayload = 8 << 20
+		o.MaxPayload = 9 << 20
 	}
 	s, err := server.NewServer(&server.Options{
 		ServerName: "herald",
