@@ -56,6 +56,10 @@ type Config struct {
 	// HTTPClient delivers events; nil means the dispatcher's default. The
 	// sources of the default runner send with their own client.
 	HTTPClient *http.Client
+	// NATSOverTCP connects the dispatcher to the embedded server over
+	// loopback TCP, as a deployed dispatcher connects, instead of
+	// in-process.
+	NATSOverTCP bool
 }
 
 // Runtime is herald dev: an embedded NATS JetStream server, the plans of the
@@ -160,7 +164,11 @@ func New(cfg Config) (_ *Runtime, err error) {
 	if rt.ns, err = natstest.Run(natstest.Options{StoreDir: cfg.DataDir, Host: cfg.NATSHost, Port: cfg.NATSPort}); err != nil {
 		return nil, err
 	}
-	if rt.nc, err = nats.Connect("", nats.InProcessServer(rt.ns), nats.Name("herald dev")); err != nil {
+	connect := []nats.Option{nats.Name("herald dev")}
+	if !cfg.NATSOverTCP {
+		connect = append(connect, nats.InProcessServer(rt.ns))
+	}
+	if rt.nc, err = nats.Connect(rt.ns.ClientURL(), connect...); err != nil {
 		return nil, fmt.Errorf("connect to nats: %w", err)
 	}
 	js, err := jetstream.New(rt.nc)

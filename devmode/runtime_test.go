@@ -458,3 +458,18 @@ func TestNewFailsCleanlyOnBusyPorts(t *testing.T) {
 		t.Error("New with a missing manifest path: no error")
 	}
 }
+
+// TestDevRuntimeNATSOverTCP: with NATSOverTCP the dispatcher reaches the
+// embedded server over loopback TCP, as a deployed one does, and events
+// flow as in-process.
+func TestDevRuntimeNATSOverTCP(t *testing.T) {
+	sub := newRecorder(t)
+	dir := t.TempDir()
+	writeFile(t, dir, "orders.yaml", fmt.Sprintf(topicYAML, "orders")+"---\n"+subscriptionYAML("audit", "orders", sub.srv.URL, ""))
+	d := startDevConfig(t, Config{Paths: []string{dir}, DataDir: t.TempDir(), NATSOverTCP: true})
+	if got := d.rt.nc.ConnectedUrl(); !strings.HasPrefix(got, "nats://127.0.0.1:") {
+		t.Errorf("dispatcher connected to %q, want loopback TCP", got)
+	}
+	send(t, d.rt.Endpoints().Ingress+"/default/orders", "tcp-1", "com.example.a")
+	eventually(t, 5*time.Second, func() bool { return sub.byID("tcp-1") != nil }, "event not delivered over TCP")
+}

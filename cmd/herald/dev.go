@@ -8,11 +8,14 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/herald-dev/herald/devmode"
 )
@@ -40,8 +43,15 @@ their signature keys. apiServer and container sources need a cluster.
 Flags:
 `
 
+// devOptions are herald dev's flags that are not the runtime's.
+type devOptions struct {
+	level slog.Level
+	// pprofListen serves net/http/pprof; empty (the default) disables it.
+	pprofListen string
+}
+
 // parseDevFlags turns herald dev's command line into a devmode.Config.
-func parseDevFlags(args []string, stderr io.Writer) (devmode.Config, slog.Level, error) {
+func parseDevFlags(args []string, stderr io.Writer) (devmode.Config, devOptions, error) {
 	fs := flag.NewFlagSet("herald dev", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var files stringList
@@ -53,27 +63,29 @@ func parseDevFlags(args []string, stderr io.Writer) (devmode.Config, slog.Level,
 	displayListen := fs.String("display-listen", "127.0.0.1:8081", "host:port of the built-in display sink, which prints events to stdout; empty disables it")
 	webhookListen := fs.String("webhook-listen", "127.0.0.1:8082", "host:port serving the webhook EventSources at /<namespace>/<name>; empty disables them")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	pprofListen := fs.String("pprof-listen", "", "host:port serving Go's profiler at /debug/pprof/; empty (the default) disables it")
+	natsInProcess := fs.Bool("nats-in-process", true, "connect the dispatcher to the embedded NATS server in-process; false connects over loopback TCP, as a deployed dispatcher does")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, devUsage)
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
-		return devmode.Config{}, 0, err
+		return devmode.Config{}, devOptions{}, err
 	}
 	if fs.NArg() > 0 {
-		return devmode.Config{}, 0, fmt.Errorf("unexpected argument %q: name manifests with -f", fs.Arg(0))
+		return devmode.Config{}, devOptions{}, fmt.Errorf("unexpected argument %q: name manifests with -f", fs.Arg(0))
 	}
 	if len(files) == 0 {
 		fs.Usage()
-		return devmode.Config{}, 0, errors.New("no manifests: give -f DIR or -f FILE")
+		return devmode.Config{}, devOptions{}, errors.New("no manifests: give -f DIR or -f FILE")
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		return devmode.Config{}, 0, fmt.Errorf("--log-level: %w", err)
+		return devmode.Config{}, devOptions{}, fmt.Errorf("--log-level: %w", err)
 	}
 	host, port, err := parseNATSListen(*natsListen)
 	if err != nil {
-		return devmode.Config{}, 0, err
+		return devmode.Config{}, devOptions{}, err
 	}
 	return devmode.Config{
 		Paths:         files,
@@ -83,7 +95,8 @@ func parseDevFlags(args []string, stderr io.Writer) (devmode.Config, slog.Level,
 		Listen:        *listen,
 		DisplayListen: *displayListen,
 		WebhookListen: *webhookListen,
-	}, level, nil
+		NATSOverTCP:   !*natsInProcess,
+	}, devOptions{level: level, pprofListen: *pprofListen}, nil
 }
 
 // parseNATSListen reads --nats-listen: host:port, or random / -1 for a free
@@ -127,14 +140,24 @@ func runDev(ctx context.Context, args []string) error {
 // devMain runs herald dev until ctx is done: displayed events go to stdout,
 // the banner and logs to stderr.
 func devMain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	cfg, level, err := parseDevFlags(args, stderr)
+	cfg, o, err := parseDevFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	cfg.Log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	cfg.Log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: o.level}))
+	if o.pprofListen != "" {
+		ln, err := net.Listen("tcp", o.pprofListen)
+		if err != nil {
+			return fmt.Errorf("--pprof-listen: %w", err)
+		}
+		srv := &http.Server{Handler: pprofMux(), ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = srv.Serve(ln) }()
+		defer srv.Close()
+		cfg.Log.Info("serving the profiler", "url", "http://"+ln.Addr().String()+"/debug/pprof/")
+	}
 	cfg.Banner = stderr
 	cfg.DisplayOut = stdout
 	rt, err := devmode.New(cfg)
@@ -142,4 +165,16 @@ func devMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	return rt.Run(ctx)
+}
+
+// pprofMux serves net/http/pprof without registering it on
+// http.DefaultServeMux.
+func pprofMux() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
 }

@@ -194,3 +194,14 @@ func TestDevWebhookListenFlag(t *testing.T) {
 		}
 	}
 }
+
+func TestDevNATSInProcessAndPprofFlags(t *testing.T) {
+	cfg, o, err := parseDevFlags([]string{"-f", "d"}, io.Discard)
+	if err != nil || cfg.NATSOverTCP || o.pprofListen != "" {
+		t.Errorf("defaults: NATSOverTCP %v, pprof %q, %v; want in-process, no profiler", cfg.NATSOverTCP, o.pprofListen, err)
+	}
+	cfg, o, err = parseDevFlags([]string{"-f", "d", "--nats-in-process=false", "--pprof-listen", "127.0.0.1:6060"}, io.Discard)
+	if err != nil || !cfg.NATSOverTCP || o.pprofListen != "127.0.0.1:6060" {
+		t.Errorf("NATSOverTCP %v, pprof %q, %v; want TCP and 127.0.0.1:6060", cfg.NATSOverTCP, o.pprofListen, err)
+	}
+}

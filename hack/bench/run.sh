@@ -8,12 +8,20 @@
 # sends 1 KiB CloudEvents with C connections and counts at its own sink. With
 # FANOUT > 1, one Subscription delivers to the measuring sink and the others
 # to a second sink, so the figures are those one subscriber sees while Herald
-# fans out. Prints every result line, then per-round ratios to `direct` and
-# their medians. Absolute rates vary between machines: compare within a run.
+# fans out. Prints every result line, then the medians of each scenario's
+# figures and of its per-round ratios to `direct` and to the peers. Absolute
+# rates vary between machines: compare within a run.
 #
 # Usage: [N=20000] [C=32] [S=1024] [ROUNDS=3] [FANOUT=1] [FAIL=0]
 #        [PEERS="direct jetstream-http knative-imc"] [PEERS_BENCH=dir]
+#        [NATS="inprocess tcp"]
 #        hack/bench/run.sh [extra flags for every scenario, e.g. -rate 5000]
+#
+# NATS lists how Herald's dispatcher reaches the embedded NATS server, one
+# Herald run per entry and round: inprocess (herald dev's default, labelled
+# herald-fanoutN) or tcp (loopback TCP, as a deployed dispatcher and the
+# jetstream-http peer connect; --nats-in-process=false, labelled
+# herald-tcp-fanoutN).
 #
 # PEERS_BENCH is the harness's source directory (default: ../shared/bench
 # beside the repository). FAIL makes the sinks answer that fraction of
@@ -25,6 +33,7 @@ PEERS_BENCH=${PEERS_BENCH:-$root/../shared/bench}
 N=${N:-20000} C=${C:-32} S=${S:-1024} ROUNDS=${ROUNDS:-3} WARMUP=${WARMUP:-2000}
 FANOUT=${FANOUT:-1} FAIL=${FAIL:-0}
 PEERS=${PEERS-"direct jetstream-http knative-imc"}
+NATS=${NATS:-"inprocess tcp"}
 
 mkdir -p "$root/bin"
 bench="$root/bin/bench-peers"
@@ -93,18 +102,20 @@ YAML
 }
 
 run_herald() {
-  local listen sink other dir
+  local listen sink other dir label=herald inproc=true
+  if [ "$2" = tcp ]; then label=herald-tcp inproc=false; fi
   listen=127.0.0.1:$(free_port)
   sink=127.0.0.1:$(free_port)
   other=127.0.0.1:$(free_port)
-  dir="$work/round-$1"
+  dir="$work/round-$1-$2"
   manifests "$dir/manifests" "$sink" "$other"
   if [ "$FANOUT" -gt 1 ]; then
     "$bench" sink -sink-addr "$other" -fail "$FAIL" >"$dir/other-sink.log" 2>&1 &
     sink_pid=$!
   fi
   "$herald" dev -f "$dir/manifests" --data-dir "$dir/data" --listen "$listen" \
-    --nats-listen random --display-listen "" --webhook-listen "" >"$dir/herald.log" 2>&1 &
+    --nats-listen random --display-listen "" --webhook-listen "" \
+    --nats-in-process="$inproc" ${PPROF_LISTEN:+--pprof-listen "$PPROF_LISTEN"} >"$dir/herald.log" 2>&1 &
   herald_pid=$!
   for _ in $(seq 1 100); do
     # 400 (not a CloudEvent) means the Topic is served.
@@ -112,21 +123,23 @@ run_herald() {
     sleep 0.1
   done
   "$bench" url -target "http://$listen/default/bench" -sink-addr "$sink" -fail "$FAIL" \
-    -pids "$herald_pid" -label "herald-fanout$FANOUT" -n "$N" -c "$C" -size "$S" -warmup "$WARMUP" "${extra[@]}"
+    -pids "$herald_pid" -label "$label-fanout$FANOUT" -n "$N" -c "$C" -size "$S" -warmup "$WARMUP" "${extra[@]}"
   kill "$herald_pid"; wait "$herald_pid" 2>/dev/null || true; herald_pid=""
   if [ -n "$sink_pid" ]; then kill "$sink_pid"; wait "$sink_pid" 2>/dev/null || true; sink_pid=""; fi
 }
 
 extra=("$@")
 echo "# start: $(uptime)"
-echo "# nproc=$(nproc) N=$N C=$C S=$S WARMUP=$WARMUP ROUNDS=$ROUNDS FANOUT=$FANOUT FAIL=$FAIL"
+echo "# nproc=$(nproc) N=$N C=$C S=$S WARMUP=$WARMUP ROUNDS=$ROUNDS FANOUT=$FANOUT FAIL=$FAIL NATS=\"$NATS\""
 for r in $(seq 1 "$ROUNDS"); do
   for s in $PEERS; do
     line=$("$bench" "$s" -n "$N" -c "$C" -size "$S" -warmup "$WARMUP" -fail "$FAIL" "${extra[@]}")
     echo "$line"; echo "round=$r $line" >>"$results"
   done
-  line=$(run_herald "$r" | grep '^scenario=')
-  echo "$line"; echo "round=$r $line" >>"$results"
+  for mode in $NATS; do
+    line=$(run_herald "$r" "$mode" | grep '^scenario=')
+    echo "$line"; echo "round=$r $line" >>"$results"
+  done
 done
 echo "# end: $(uptime)"
 
@@ -148,16 +161,20 @@ function median(list,   a, n, i, j, t) {
 }
 END {
   for (i = 1; i <= ns; i++) {
-    s = order[i]; I = ""; E = ""; P5 = ""; P9 = ""; RI = ""; RE = ""
+    s = order[i]; I = ""; E = ""; P5 = ""; P9 = ""; RI = ""; RE = ""; CPU = ""; RJ = ""; RK = ""
     for (r in rounds) {
       if (!((r, s, "e2e_eps") in v)) continue
-      I = I " " v[r, s, "ingress_eps"]; E = E " " v[r, s, "e2e_eps"]; P5 = P5 " " v[r, s, "p50_ms"]; P9 = P9 " " v[r, s, "p99_ms"]
+      I = I " " v[r, s, "ingress_eps"]; E = E " " v[r, s, "e2e_eps"]; P5 = P5 " " v[r, s, "p50_ms"]; P9 = P9 " " v[r, s, "p99_ms"]; CPU = CPU " " v[r, s, "cpu_us_per_ev"]
       if (((r, "direct", "e2e_eps") in v) && v[r, "direct", "e2e_eps"] > 0) {
         RI = RI " " v[r, s, "ingress_eps"] / v[r, "direct", "ingress_eps"]; RE = RE " " v[r, s, "e2e_eps"] / v[r, "direct", "e2e_eps"]
       }
+      if (((r, "jetstream-http", "e2e_eps") in v) && v[r, "jetstream-http", "e2e_eps"] > 0) RJ = RJ " " v[r, s, "e2e_eps"] / v[r, "jetstream-http", "e2e_eps"]
+      if (((r, "knative-imc", "e2e_eps") in v) && v[r, "knative-imc", "e2e_eps"] > 0) RK = RK " " v[r, s, "e2e_eps"] / v[r, "knative-imc", "e2e_eps"]
     }
-    printf "median scenario=%s ingress_eps=%.0f e2e_eps=%.0f p50_ms=%.3f p99_ms=%.3f", s, median(I), median(E), median(P5), median(P9)
+    printf "median scenario=%s ingress_eps=%.0f e2e_eps=%.0f p50_ms=%.3f p99_ms=%.3f cpu_us_per_ev=%.1f", s, median(I), median(E), median(P5), median(P9), median(CPU)
     if (RE != "") printf " ingress_vs_direct=%.3f e2e_vs_direct=%.3f", median(RI), median(RE)
+    if (RJ != "") printf " e2e_vs_jetstream_http=%.2f", median(RJ)
+    if (RK != "") printf " e2e_vs_knative_imc=%.2f", median(RK)
     print ""
   }
 }' "$results"
