@@ -102,6 +102,22 @@ docker-build: ## Build the herald image $(IMG) from the Dockerfile.
 docker-push: ## Push the herald image $(IMG).
 	$(CONTAINER_TOOL) push $(IMG)
 
+##@ Local cluster (no Docker; root)
+
+# A real single-node Kubernetes on this host: etcd, kube-apiserver,
+# controller-manager, scheduler, kubelet, kube-proxy and CoreDNS built from
+# the Go module proxy; containerd, runc, CNI plugins and iptables from Debian.
+# Runtime state in HERALD_CLUSTER_DIR (default /tmp/herald-cluster).
+CLUSTER_KUBECONFIG := $(LOCALBIN)/cluster/kubeconfig
+
+.PHONY: cluster-up
+cluster-up: ## Start the local cluster (removing a previous run's leftovers first); kubeconfig in bin/cluster/kubeconfig.
+	hack/cluster/up.sh
+
+.PHONY: cluster-down
+cluster-down: ## Stop the local cluster and undo every host change it made (processes, iptables, links, cgroups, sysctls, mounts).
+	hack/cluster/down.sh
+
 ##@ Deployment
 
 # kubectl of the current context (override, e.g. KUBECTL="kubectl --context kind-herald").

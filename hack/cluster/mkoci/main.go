@@ -1,0 +1,222 @@
+// Command mkoci writes a single-layer OCI image archive (oci-layout,
+// index.json, blobs) from local files, for `ctr images import`. It needs no
+// container engine and no registry: the local cluster (hack/cluster) builds
+// Herald's, NATS's and its own helper images with it from static binaries.
+//
+//	mkoci -name localhost/herald:dev -o herald.tar \
+//	    -entrypoint /usr/local/bin/herald -env PATH=/usr/local/bin:/usr/bin:/bin \
+//	    bin/herald:/usr/local/bin/herald
+//
+// Each argument is SRC:DST (a file copied to DST in the image, keeping its
+// permission bits) or SRC alone (copied to /<base name>). -dir adds an empty
+// directory. The archive is reproducible: every timestamp is the epoch, and
+// files are written in argument order.
+package main
+
+import (
+	"archive/tar"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"path"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+)
+
+type descriptor struct {
+	MediaType   string            `json:"mediaType"`
+	Digest      string            `json:"digest"`
+	Size        int               `json:"size"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+	Platform    map[string]string `json:"platform,omitempty"`
+}
+
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+
+func digest(b []byte) string {
+	s := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(s[:])
+}
+
+var epoch = time.Unix(0, 0).UTC()
+
+func main() {
+	log.SetFlags(0)
+	log.SetPrefix("mkoci: ")
+	name := flag.String("name", "", "image reference, e.g. localhost/herald:dev (required)")
+	out := flag.String("o", "image.tar", "output archive")
+	entrypoint := flag.String("entrypoint", "", "entrypoint, space separated")
+	cmd := flag.String("cmd", "", "default arguments (Cmd), space separated")
+	user := flag.String("user", "", "user[:group] the image runs as by default")
+	workdir := flag.String("workdir", "/", "working directory")
+	var env, dirs listFlag
+	flag.Var(&env, "env", "KEY=VALUE environment variable (repeatable)")
+	flag.Var(&dirs, "dir", "empty directory PATH or PATH:MODE (octal), e.g. /tmp:1777 (repeatable)")
+	flag.Parse()
+	if *name == "" || !strings.Contains(*name, ":") {
+		log.Fatal("-name must be a reference with a tag, e.g. localhost/herald:dev")
+	}
+
+	layer, err := buildLayer(flag.Args(), dirs)
+	if err != nil {
+		log.Fatal(err)
+	}
+	arch := runtime.GOARCH
+	config := map[string]any{"Env": []string(env), "WorkingDir": *workdir}
+	if *entrypoint != "" {
+		config["Entrypoint"] = strings.Fields(*entrypoint)
+	}
+	if *cmd != "" {
+		config["Cmd"] = strings.Fields(*cmd)
+	}
+	if *user != "" {
+		config["User"] = *user
+	}
+	cfg, _ := json.Marshal(map[string]any{
+		"architecture": arch, "os": "linux", "created": epoch.Format(time.RFC3339),
+		"config": config,
+		"rootfs": map[string]any{"type": "layers", "diff_ids": []string{digest(layer)}},
+	})
+	manifest, _ := json.Marshal(map[string]any{
+		"schemaVersion": 2,
+		"mediaType":     "application/vnd.oci.image.manifest.v1+json",
+		"config":        descriptor{MediaType: "application/vnd.oci.image.config.v1+json", Digest: digest(cfg), Size: len(cfg)},
+		"layers":        []descriptor{{MediaType: "application/vnd.oci.image.layer.v1.tar", Digest: digest(layer), Size: len(layer)}},
+	})
+	tag := (*name)[strings.LastIndex(*name, ":")+1:]
+	index, _ := json.Marshal(map[string]any{
+		"schemaVersion": 2,
+		"mediaType":     "application/vnd.oci.image.index.v1+json",
+		"manifests": []descriptor{{
+			MediaType: "application/vnd.oci.image.manifest.v1+json", Digest: digest(manifest), Size: len(manifest),
+			Platform:    map[string]string{"architecture": arch, "os": "linux"},
+			Annotations: map[string]string{"io.containerd.image.name": *name, "org.opencontainers.image.ref.name": tag},
+		}},
+	})
+
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	put := func(n string, b []byte) error {
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: n, Mode: 0o644, Size: int64(len(b)), ModTime: epoch}); err != nil {
+			return err
+		}
+		_, err := tw.Write(b)
+		return err
+	}
+	for _, d := range []string{"blobs/", "blobs/sha256/"} {
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d, Mode: 0o755, ModTime: epoch}); err != nil {
+			log.Fatal(err)
+		}
+	}
+	files := []struct {
+		name string
+		data []byte
+	}{{"oci-layout", []byte(`{"imageLayoutVersion":"1.0.0"}`)}, {"index.json", index}}
+	for _, b := range [][]byte{layer, cfg, manifest} {
+		files = append(files, struct {
+			name string
+			data []byte
+		}{"blobs/sha256/" + strings.TrimPrefix(digest(b), "sha256:"), b})
+	}
+	for _, f := range files {
+		if err := put(f.name, f.data); err != nil {
+			log.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		log.Fatal(err)
+	}
+	tmp := *out + ".tmp"
+	if err := os.WriteFile(tmp, buf.Bytes(), 0o644); err != nil {
+		log.Fatal(err)
+	}
+	if err := os.Rename(tmp, *out); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("%s %s (%d MiB)\n", *name, digest(manifest), len(layer)>>20)
+}
+
+// buildLayer returns an uncompressed tar of the files and directories.
+func buildLayer(files []string, dirs []string) ([]byte, error) {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	seen := map[string]bool{}
+	mkdir := func(d string, mode int64) error {
+		if d == "/" || d == "." || seen[d] {
+			return nil
+		}
+		seen[d] = true
+		return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: strings.TrimPrefix(d, "/") + "/", Mode: mode, ModTime: epoch})
+	}
+	parents := func(p string) error {
+		var chain []string
+		for d := path.Dir(p); d != "/" && d != "."; d = path.Dir(d) {
+			chain = append([]string{d}, chain...)
+		}
+		for _, d := range chain {
+			if err := mkdir(d, 0o755); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for _, d := range dirs {
+		p, mode := d, int64(0o755)
+		if i := strings.LastIndex(d, ":"); i >= 0 {
+			m, err := strconv.ParseInt(d[i+1:], 8, 64)
+			if err != nil {
+				return nil, fmt.Errorf("-dir %s: bad mode: %v", d, err)
+			}
+			p, mode = d[:i], m
+		}
+		p = path.Clean("/" + p)
+		if err := parents(p); err != nil {
+			return nil, err
+		}
+		if err := mkdir(p, mode); err != nil {
+			return nil, err
+		}
+	}
+	for _, a := range files {
+		src, dst := a, "/"+path.Base(a)
+		if i := strings.Index(a, ":"); i >= 0 {
+			src, dst = a[:i], a[i+1:]
+		}
+		dst = path.Clean("/" + dst)
+		data, err := os.ReadFile(src)
+		if err != nil {
+			return nil, err
+		}
+		st, err := os.Stat(src)
+		if err != nil {
+			return nil, err
+		}
+		mode := int64(0o644)
+		if st.Mode()&0o111 != 0 {
+			mode = 0o755
+		}
+		if err := parents(dst); err != nil {
+			return nil, err
+		}
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: strings.TrimPrefix(dst, "/"), Mode: mode, Size: int64(len(data)), ModTime: epoch}); err != nil {
+			return nil, err
+		}
+		if _, err := tw.Write(data); err != nil {
+			return nil, err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
