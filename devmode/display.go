@@ -179,3 +179,22 @@ func isJSON(contentType string) bool {
 	}
 	return mt == "application/json" || mt == "text/json" || strings.HasSuffix(mt, "+json")
 }
+
+// EventFromBinary decodes a binary-mode CloudEvent from HTTP-style headers
+// (ce- values percent-encoded; keys in any case, as NATS keeps them) and
+// data, as stored in a Topic's stream.
+func EventFromBinary(header map[string][]string, data []byte) (*event.Event, error) {
+	h := make(http.Header, len(header))
+	for k, vs := range header {
+		for _, v := range vs {
+			h.Add(k, v)
+		}
+	}
+	decodeCEHeaders(h)
+	msg := cehttp.NewMessage(h, io.NopCloser(bytes.NewReader(data)))
+	defer msg.Finish(nil)
+	if msg.ReadEncoding() != binding.EncodingBinary {
+		return nil, fmt.Errorf("no binary-mode CloudEvent")
+	}
+	return binding.ToEvent(context.Background(), msg)
+}
