@@ -107,8 +107,8 @@ docker-push: ## Push the herald image $(IMG).
 # A real single-node Kubernetes on this host: etcd, kube-apiserver,
 # controller-manager, scheduler, kubelet, kube-proxy and CoreDNS built from
 # the Go module proxy; containerd, runc, CNI plugins and iptables from Debian.
-# Runtime state in HERALD_CLUSTER_DIR (default /tmp/herald-cluster).
-CLUSTER_KUBECONFIG := $(LOCALBIN)/cluster/kubeconfig
+# Runtime state in HERALD_CLUSTER_DIR (default /tmp/herald-cluster);
+# kubeconfig, logs and image archives in bin/cluster/
 
 .PHONY: cluster-up
 cluster-up: ## Start the local cluster (removing a previous run's leftovers first); kubeconfig in bin/cluster/kubeconfig.
@@ -117,6 +117,14 @@ cluster-up: ## Start the local cluster (removing a previous run's leftovers firs
 .PHONY: cluster-down
 cluster-down: ## Stop the local cluster and undo every host change it made (processes, iptables, links, cgroups, sysctls, mounts).
 	hack/cluster/down.sh
+
+.PHONY: images
+images: ## Build the herald, NATS and test images as OCI archives in bin/cluster/images/ (no Docker); import them when the local cluster runs.
+	hack/cluster/images.sh
+
+.PHONY: e2e-cluster
+e2e-cluster: helm envtest ## Herald end to end on the local cluster: images, cluster-up, helm install, go test -tags cluster ./test/cluster, cluster-down (always); fails if the host is not left as found.
+	HELM=$(HELM) hack/cluster/e2e.sh
 
 ##@ Deployment
 

@@ -24,6 +24,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 [[ $(id -u) == 0 ]] || die "needs root"
 T0=$(date +%s%N)
+ms() { echo "$(( ($(date +%s%N) - T0) / 1000000 ))ms"; }
 
 # stop NAME: SIGTERM, then SIGKILL after 10s.
 stop() {
@@ -36,7 +37,7 @@ stop() {
 			sleep 0.25
 		done
 		kill -9 "${p}" 2>/dev/null && sleep 0.1
-		log "stopped $1 (pid ${p})"
+		log "[$(ms)] stopped $1 (pid ${p})"
 	fi
 	rm -f "${f}"
 }
@@ -64,6 +65,7 @@ if [[ -d "${STATE}/pids" ]]; then
 			[[ -z "$(ctr_ tasks ls -q 2>/dev/null)" ]] && break
 			sleep 0.25
 		done
+		log "[$(ms)] pods deleted"
 	fi
 	stop kube-proxy
 	stop kubelet
@@ -162,4 +164,4 @@ if [[ -d "${STATE}" ]]; then
 	rm -rf "${STATE}"
 fi
 rm -f "${KUBECONFIG_OUT}"
-log "cluster down in $(( ($(date +%s%N) - T0) / 1000000 ))ms"
+log "cluster down in $(ms)"

@@ -1,0 +1,353 @@
+//go:build cluster
+
+package cluster
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os/exec"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// run runs a command and returns its combined output.
+func run(stdin, name string, args ...string) (string, error) {
+	cmd := exec.Command(name, args...)
+	if stdin != "" {
+		cmd.Stdin = strings.NewReader(stdin)
+	}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return string(out), nil
+}
+
+// kubectl runs kubectl against the cluster, with stdin when given.
+func kubectl(t *testing.T, stdin string, args ...string) string {
+	t.Helper()
+	out, err := run(stdin, env.kubectl, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// helm runs helm against the cluster.
+func helm(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := run("", env.helm, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// sinkYAML is the subscriber: a Deployment of test/cluster/subscriber behind
+// the Service sink, under the restricted Pod Security Standard.
+const sinkYAML = `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: sink, namespace: %[1]s}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: sink}}
+  template:
+    metadata: {labels: {app: sink}}
+    spec:
+      securityContext: {runAsNonRoot: true, runAsUser: 65532, seccompProfile: {type: RuntimeDefault}}
+      containers:
+      - name: sink
+        image: localhost/herald-cluster/subscriber:1.0
+        imagePullPolicy: Never
+        ports: [{containerPort: 8080, name: http}]
+        readinessProbe: {httpGet: {path: /healthz, port: http}, periodSeconds: 1}
+        securityContext: {allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: {drop: [ALL]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: sink, namespace: %[1]s}
+spec:
+  selector: {app: sink}
+  ports: [{name: http, port: 80, targetPort: http}]
+`
+
+// topicYAML is a Topic with the given spec lines and a Subscription whose
+// subscriber is the Service sink, by ref.
+const topicYAML = `apiVersion: eventing.herald.dev/v1alpha1
+kind: Topic
+metadata: {name: %[2]s, namespace: %[1]s}
+spec:
+  duplicateWindow: PT10M
+%[3]s---
+apiVersion: eventing.herald.dev/v1alpha1
+kind: Subscription
+metadata: {name: sink, namespace: %[1]s}
+spec:
+  topic: %[2]s
+  subscriber:
+    ref: {apiVersion: v1, kind: Service, name: sink}
+  delivery:
+    timeout: PT5S
+    backoffDelay: PT0.1S
+    backoffMax: PT2S
+`
+
+// fixture is a namespace with a subscriber and a Topic subscribed to it.
+type fixture struct {
+	ns, topic string
+	ingress   string // http://<dispatcher ClusterIP>/<ns>/<topic>
+	sink      string // http://<sink ClusterIP>
+}
+
+// newFixture creates the namespace, the subscriber, the Topic (with extra
+// spec lines, indented by two spaces) and the Subscription, and waits until
+// the dispatcher and the subscriber are available.
+func newFixture(t *testing.T, ns, topic, spec string) *fixture {
+	t.Helper()
+	kubectl(t, "", "create", "namespace", ns)
+	kubectl(t, fmt.Sprintf(sinkYAML, ns)+"---\n"+fmt.Sprintf(topicYAML, ns, topic, spec), "apply", "-f", "-")
+	kubectl(t, "", "-n", ns, "rollout", "status", "deployment/sink", "--timeout=120s")
+	kubectl(t, "", "-n", ns, "wait", "--for=condition=Ready", "topic/"+topic, "subscription/sink", "--timeout=120s")
+	kubectl(t, "", "-n", ns, "rollout", "status", "deployment/"+topic+"-dispatcher", "--timeout=120s")
+	uri := kubectl(t, "", "-n", ns, "get", "subscription/sink", "-o", "jsonpath={.status.subscriberUri}")
+	if want := "http://sink." + ns + ".svc.cluster.local"; !strings.HasPrefix(uri, want) {
+		t.Fatalf("subscriberUri %q, want the Service's cluster DNS name %s", uri, want)
+	}
+	f := &fixture{ns: ns, topic: topic,
+		ingress: "http://" + clusterIP(t, ns, topic+"-dispatcher") + "/" + ns + "/" + topic,
+		sink:    "http://" + clusterIP(t, ns, "sink"),
+	}
+	// kube-proxy programs a new Service's rules within a second or so; wait
+	// for both ClusterIPs to answer before any figure is taken.
+	eventually(t, 30*time.Second, "the dispatcher and subscriber Services to answer", func() bool {
+		return reachable(f.ingress) && reachable(f.sink+"/healthz")
+	})
+	t.Logf("%s/%s: ingress %s, subscriber %s (%s)", ns, topic, f.ingress, uri, f.sink)
+	return f
+}
+
+// reachable says whether an HTTP server answers at url, whatever the status.
+func reachable(url string) bool {
+	resp, err := client.Get(url)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return true
+}
+
+func clusterIP(t *testing.T, ns, svc string) string {
+	t.Helper()
+	ip := kubectl(t, "", "-n", ns, "get", "service", svc, "-o", "jsonpath={.spec.clusterIP}")
+	if ip == "" || ip == "None" {
+		t.Fatalf("service %s/%s has no ClusterIP", ns, svc)
+	}
+	return ip
+}
+
+var client = &http.Client{
+	Timeout:   10 * time.Second,
+	Transport: &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: 30 * time.Second},
+}
+
+type sinkStats struct{ Unique, Duplicates, Total int }
+
+func (f *fixture) stats(t *testing.T) sinkStats {
+	t.Helper()
+	var s sinkStats
+	if err := getJSON(f.sink+"/stats", &s); err != nil {
+		t.Logf("subscriber stats: %v", err)
+	}
+	return s
+}
+
+func getJSON(url string, v any) error {
+	resp, err := client.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+// load sends n events with distinct ids from several producers, each
+// retrying an event until the ingress accepts it (202), as a producer does;
+// a retried id is a duplicate Herald stores once.
+type load struct {
+	f         *fixture
+	prefix    string
+	n         int
+	producers int
+	base      sinkStats // the subscriber's counts before the load
+
+	accepted atomic.Int64
+	retries  atomic.Int64
+	mu       sync.Mutex
+	failures map[string]int // status code or error kind → count
+	done     chan struct{}
+	start    time.Time
+	wall     time.Duration
+	err      error
+}
+
+func startLoad(t *testing.T, f *fixture, prefix string, n, producers int) *load {
+	l := &load{f: f, prefix: prefix, n: n, producers: producers, base: f.stats(t), failures: map[string]int{}, done: make(chan struct{}), start: time.Now()}
+	var wg sync.WaitGroup
+	var errOnce sync.Once
+	for p := 0; p < producers; p++ {
+		wg.Add(1)
+		go func(p int) {
+			defer wg.Done()
+			for i := p; i < n; i += producers {
+				if err := l.sendUntilAccepted(fmt.Sprintf("%s-%d", prefix, i)); err != nil {
+					errOnce.Do(func() { l.err = err })
+					return
+				}
+			}
+		}(p)
+	}
+	go func() { wg.Wait(); l.wall = time.Since(l.start); close(l.done) }()
+	return l
+}
+
+func (l *load) sendUntilAccepted(id string) error {
+	deadline := time.Now().Add(120 * time.Second)
+	for {
+		code, err := send(l.f.ingress, id)
+		if code == http.StatusAccepted {
+			l.accepted.Add(1)
+			return nil
+		}
+		kind := fmt.Sprint(code)
+		if err != nil {
+			kind = "connection error"
+		}
+		l.mu.Lock()
+		l.failures[kind]++
+		l.mu.Unlock()
+		l.retries.Add(1)
+		if time.Now().After(deadline) {
+			return fmt.Errorf("event %s not accepted within 120s: status %d, %v", id, code, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// wait waits for every producer to finish.
+func (l *load) wait(t *testing.T) {
+	t.Helper()
+	select {
+	case <-l.done:
+	case <-time.After(5 * time.Minute):
+		t.Fatal("producers did not finish in 5 minutes")
+	}
+	if l.err != nil {
+		t.Fatal(l.err)
+	}
+}
+
+func (l *load) failureSummary() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.failures) == 0 {
+		return "none"
+	}
+	var parts []string
+	for k, v := range l.failures {
+		parts = append(parts, fmt.Sprintf("%s×%d", k, v))
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ", ")
+}
+
+// send POSTs one binary-mode CloudEvent and returns the status code.
+func send(url, id string) (int, error) {
+	req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader([]byte(fmt.Sprintf(`{"id":%q}`, id))))
+	req.Header.Set("Ce-Specversion", "1.0")
+	req.Header.Set("Ce-Id", id)
+	req.Header.Set("Ce-Type", "dev.herald.e2e.cluster")
+	req.Header.Set("Ce-Source", "/e2e/cluster")
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+// deliveredAll waits until the subscriber has every one of the load's
+// events, and reports the scenario's figures. On a timeout it names missing
+// ids and shows the dispatcher's logs.
+func (l *load) deliveredAll(t *testing.T, scenario string, timeout time.Duration) sinkStats {
+	t.Helper()
+	l.wait(t)
+	deadline := time.Now().Add(timeout)
+	var s sinkStats
+	for {
+		s = l.f.stats(t)
+		s.Unique -= l.base.Unique
+		s.Duplicates -= l.base.Duplicates
+		s.Total -= l.base.Total
+		if s.Unique >= l.n {
+			break
+		}
+		if time.Now().After(deadline) {
+			var ids map[string]int
+			_ = getJSON(l.f.sink+"/ids", &ids)
+			var missing []string
+			for i := 0; i < l.n && len(missing) < 10; i++ {
+				if id := fmt.Sprintf("%s-%d", l.prefix, i); ids[id] == 0 {
+					missing = append(missing, id)
+				}
+			}
+			logs, _ := run("", env.kubectl, "-n", l.f.ns, "logs", "--tail=40", "--prefix", "-l", "eventing.herald.dev/topic="+l.f.topic)
+			t.Fatalf("%s: %d of %d accepted events delivered after %v; missing e.g. %v\ndispatcher logs:\n%s",
+				scenario, s.Unique, l.n, timeout, missing, logs)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	if s.Unique != l.n {
+		t.Errorf("%s: subscriber saw %d distinct ids, sent %d", scenario, s.Unique, l.n)
+	}
+	t.Logf("FIGURES %s: sent %d, accepted %d, delivered %d, duplicates %d; producer retries %d (%s); send wall %v, delivered after %v",
+		scenario, l.n, l.accepted.Load(), s.Unique, s.Duplicates, l.retries.Load(), l.failureSummary(),
+		l.wall.Round(time.Millisecond), time.Since(l.start).Round(time.Millisecond))
+	return s
+}
+
+// dispatcherPods lists the Topic's dispatcher pods that are not terminating.
+func (f *fixture) dispatcherPods(t *testing.T) []string {
+	t.Helper()
+	out := kubectl(t, "", "-n", f.ns, "get", "pods", "-l", "eventing.herald.dev/topic="+f.topic,
+		"-o", `jsonpath={range .items[*]}{.metadata.name} {.metadata.deletionTimestamp}{"\n"}{end}`)
+	var pods []string
+	for _, line := range strings.Split(out, "\n") {
+		if fields := strings.Fields(line); len(fields) == 1 {
+			pods = append(pods, fields[0])
+		}
+	}
+	return pods
+}

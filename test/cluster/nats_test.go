@@ -1,0 +1,82 @@
+//go:build cluster
+
+package cluster
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/herald-dev/herald/dispatcher/plan"
+)
+
+// A Topic with 3 replicas on the chart's 3-server NATS StatefulSet loses no
+// accepted event when the NATS pod leading its stream is deleted mid-stream.
+// It installs the chart anew with nats.replicas=3 (after helm-uninstall) and
+// uninstalls it at the end.
+func testNATSR3PodDeleted(t *testing.T) {
+	start := time.Now()
+	helm(t, "install", env.release, env.chart, "-n", env.namespace, "--create-namespace", "-f", env.values,
+		"--set", "nats.replicas=3", "--wait", "--timeout", "5m")
+	t.Logf("nats-r3: chart with 3 NATS servers installed in %v", time.Since(start).Round(time.Millisecond))
+	f := newFixture(t, "e2e-nats-r3", "shipments", "  replicas: 3\n")
+	const n = 6000
+	l := startLoad(t, f, "nats-r3", n, 8)
+	eventually(t, 60*time.Second, "a quarter of the events delivered", func() bool { return f.stats(t).Unique >= n/4 })
+	leader := streamLeader(t, plan.StreamName(f.ns, f.topic))
+	at := l.accepted.Load()
+	kubectl(t, "", "-n", env.namespace, "delete", "pod", leader, "--wait=false")
+	t.Logf("nats-r3: deleted the stream's leader %s after %d accepted events", leader, at)
+	l.deliveredAll(t, "nats-r3-leader-deleted", 180*time.Second)
+	kubectl(t, "", "-n", env.namespace, "rollout", "status", "statefulset/"+natsStatefulSet(), "--timeout=180s")
+	uninstall(t)
+}
+
+func natsStatefulSet() string {
+	if strings.Contains(env.release, "herald") {
+		return env.release + "-nats"
+	}
+	return env.release + "-herald-nats"
+}
+
+// streamLeader asks a NATS server's monitoring endpoint which server leads
+// the stream; server names are pod names.
+func streamLeader(t *testing.T, stream string) string {
+	t.Helper()
+	ips := strings.Fields(kubectl(t, "", "-n", env.namespace, "get", "pods", "-l", "app.kubernetes.io/component=nats",
+		"-o", "jsonpath={.items[*].status.podIP}"))
+	for _, ip := range ips {
+		var jsz struct {
+			Accounts []struct {
+				Streams []struct {
+					Name    string `json:"name"`
+					Cluster struct {
+						Leader   string `json:"leader"`
+						Replicas []struct {
+							Name    string `json:"name"`
+							Current bool   `json:"current"`
+						} `json:"replicas"`
+					} `json:"cluster"`
+				} `json:"stream_detail"`
+			} `json:"account_details"`
+		}
+		if err := getJSON(fmt.Sprintf("http://%s:8222/jsz?streams=true", ip), &jsz); err != nil {
+			t.Logf("jsz on %s: %v", ip, err)
+			continue
+		}
+		for _, a := range jsz.Accounts {
+			for _, s := range a.Streams {
+				if s.Name == stream && s.Cluster.Leader != "" {
+					if len(s.Cluster.Replicas) != 2 {
+						t.Fatalf("stream %s: leader %s and %d followers, want 2 (R3)", stream, s.Cluster.Leader, len(s.Cluster.Replicas))
+					}
+					t.Logf("stream %s: leader %s, followers %s and %s", stream, s.Cluster.Leader, s.Cluster.Replicas[0].Name, s.Cluster.Replicas[1].Name)
+					return s.Cluster.Leader
+				}
+			}
+		}
+	}
+	t.Logf("no leader found for stream %s; deleting %s-0", stream, natsStatefulSet())
+	return natsStatefulSet() + "-0"
+}
