@@ -124,6 +124,7 @@ func parseNATSListen(s string) (string, int, error) {
 }
 
 func runDev(ctx context.Context, args []string) error {
+	tuneGC(os.Getenv, cgroupMemoryLimit)
 	go func() {
 		// ctx ends on the first Ctrl-C or SIGTERM; a second one does not
 		// wait for the deliveries under way.

@@ -186,6 +186,7 @@ func ingressHandler(d *dispatcher.Dispatcher) http.Handler {
 }
 
 func runDispatcher(ctx context.Context, args []string) error {
+	tuneGC(os.Getenv, cgroupMemoryLimit)
 	cfg, err := parseDispatcherConfig(args, os.Getenv)
 	if errors.Is(err, flag.ErrHelp) {
 		return nil
