@@ -26,17 +26,21 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 T0=$(date +%s%N)
 ms() { echo "$(( ($(date +%s%N) - T0) / 1000000 ))ms"; }
 
+# alive PID: the process exists and is not a zombie (an exited daemon whose
+# parent, init, has not reaped it yet).
+alive() { [[ -e "/proc/$1" ]] && ! awk '{ exit $3 != "Z" }' "/proc/$1/stat" 2>/dev/null; }
+
 # stop NAME: SIGTERM, then SIGKILL after 10s.
 stop() {
 	local f="${STATE}/pids/$1.pid" p i
 	[[ -f "${f}" ]] || return 0
 	p=$(cat "${f}")
 	if kill "${p}" 2>/dev/null; then
-		for ((i = 0; i < 40; i++)); do
-			kill -0 "${p}" 2>/dev/null || break
-			sleep 0.25
+		for ((i = 0; i < 100; i++)); do
+			alive "${p}" || break
+			sleep 0.1
 		done
-		kill -9 "${p}" 2>/dev/null && sleep 0.1
+		alive "${p}" && kill -9 "${p}" 2>/dev/null && sleep 0.1
 		log "[$(ms)] stopped $1 (pid ${p})"
 	fi
 	rm -f "${f}"

@@ -90,8 +90,10 @@ func testDispatcherScaled(t *testing.T) {
 // roll every dispatcher too. No accepted event is lost.
 func testHelmUpgrade(t *testing.T) {
 	f := newFixture(t, "e2e-upgrade", "invoices", "")
-	const n = 6000
-	l := startLoad(t, f, "upgrade", n, 8)
+	// Paced to last about 40 s, through the operator's and the dispatcher's
+	// rollouts.
+	const n = 4000
+	l := startPacedLoad(t, f, "upgrade", n, 8, 80*time.Millisecond)
 	eventually(t, 60*time.Second, "a quarter of the events delivered", func() bool { return f.stats(t).Unique >= n/4 })
 	before := f.dispatcherPods(t)
 	args := []string{"upgrade", env.release, env.chart, "-n", env.namespace, "-f", env.values,
@@ -109,6 +111,11 @@ func testHelmUpgrade(t *testing.T) {
 		})
 		if after := f.dispatcherPods(t); len(after) == 1 && len(before) == 1 && after[0] == before[0] {
 			t.Errorf("upgrade: the dispatcher pod %s was not replaced", before[0])
+		}
+		at := l.accepted.Load()
+		t.Logf("upgrade: dispatcher rolled to %s after %d of %d accepted events", env.upgradeTag, at, n)
+		if at >= n {
+			t.Logf("upgrade: the load ended before the dispatcher's rollout; it did not run under load")
 		}
 	}
 	l.deliveredAll(t, "helm-upgrade", 120*time.Second)

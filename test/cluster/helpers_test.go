@@ -199,7 +199,8 @@ type load struct {
 	prefix    string
 	n         int
 	producers int
-	base      sinkStats // the subscriber's counts before the load
+	base      sinkStats     // the subscriber's counts before the load
+	every     time.Duration // pause of each producer after an accepted event
 
 	accepted atomic.Int64
 	retries  atomic.Int64
@@ -212,7 +213,13 @@ type load struct {
 }
 
 func startLoad(t *testing.T, f *fixture, prefix string, n, producers int) *load {
-	l := &load{f: f, prefix: prefix, n: n, producers: producers, base: f.stats(t), failures: map[string]int{}, done: make(chan struct{}), start: time.Now()}
+	return startPacedLoad(t, f, prefix, n, producers, 0)
+}
+
+// startPacedLoad is startLoad with each producer pausing for every after
+// each accepted event, so that the load lasts about n/producers*every.
+func startPacedLoad(t *testing.T, f *fixture, prefix string, n, producers int, every time.Duration) *load {
+	l := &load{f: f, prefix: prefix, n: n, producers: producers, every: every, base: f.stats(t), failures: map[string]int{}, done: make(chan struct{}), start: time.Now()}
 	var wg sync.WaitGroup
 	var errOnce sync.Once
 	for p := 0; p < producers; p++ {
@@ -224,6 +231,7 @@ func startLoad(t *testing.T, f *fixture, prefix string, n, producers int) *load 
 					errOnce.Do(func() { l.err = err })
 					return
 				}
+				time.Sleep(every)
 			}
 		}(p)
 	}

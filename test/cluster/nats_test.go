@@ -69,9 +69,9 @@ func streamLeader(t *testing.T, stream string) string {
 			for _, s := range a.Streams {
 				if s.Name == stream && s.Cluster.Leader != "" {
 					if len(s.Cluster.Replicas) != 2 {
-						t.Fatalf("stream %s: leader %s and %d followers, want 2 (R3)", stream, s.Cluster.Leader, len(s.Cluster.Replicas))
+						t.Fatalf("stream %s: leader %s and %d other replicas, want 2 (R3)", stream, s.Cluster.Leader, len(s.Cluster.Replicas))
 					}
-					t.Logf("stream %s: leader %s, followers %s and %s", stream, s.Cluster.Leader, s.Cluster.Replicas[0].Name, s.Cluster.Replicas[1].Name)
+					t.Logf("stream %s (asked %s): leader %s, other replicas %s and %s", stream, ip, s.Cluster.Leader, s.Cluster.Replicas[0].Name, s.Cluster.Replicas[1].Name)
 					return s.Cluster.Leader
 				}
 			}
