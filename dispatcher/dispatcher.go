@@ -52,6 +52,8 @@ const (
 	// maxPendingPublishes bounds publishes awaiting acknowledgement; more
 	// concurrent requests wait for a slot, then get 503.
 	maxPendingPublishes = 16384
+	// publishStallWait is how long a request waits for a publish slot.
+	publishStallWait = 200 * time.Millisecond
 )
 
 // Dispatcher serves the ingress and the deliveries of a set of Topics.
@@ -65,6 +67,9 @@ type Dispatcher struct {
 	served map[string]bool
 	// publishErrLog samples logs of failed publishes.
 	publishErrLog sampler
+	// publishSlots bounds the single-event publishes awaiting their
+	// acknowledgement (batches are bounded by the async publisher).
+	publishSlots chan struct{}
 
 	// topics maps namespace → topic name → state; replaced, never mutated.
 	topics atomic.Pointer[map[string]map[string]*topicState]
@@ -102,6 +107,8 @@ func New(nc *nats.Conn, opts Options) (*Dispatcher, error) {
 		log:     opts.Logger,
 		client:  opts.HTTPClient,
 		runners: map[string]*subRunner{},
+
+		publishSlots: make(chan struct{}, maxPendingPublishes),
 	}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)

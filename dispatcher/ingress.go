@@ -112,19 +112,15 @@ func (d *Dispatcher) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "event store unavailable", "")
 		return
 	}
-	paf, err := d.publishAsync(t, e)
+	dup, err := d.publish(r.Context(), t, e)
 	if err == nil {
-		var dup bool
-		dup, err = awaitAck(r.Context(), paf)
-		if err == nil {
-			t.metrics.received.Inc()
-			if dup {
-				t.metrics.duplicates.Inc()
-			}
-			t.metrics.duration.Observe(time.Since(start).Seconds())
-			w.WriteHeader(http.StatusAccepted)
-			return
+		t.metrics.received.Inc()
+		if dup {
+			t.metrics.duplicates.Inc()
 		}
+		t.metrics.duration.Observe(time.Since(start).Seconds())
+		w.WriteHeader(http.StatusAccepted)
+		return
 	}
 	d.writePublishError(w, t, err)
 }
@@ -161,13 +157,50 @@ func readBody(r io.Reader, contentLength, limit int64) ([]byte, error) {
 	return b, nil
 }
 
-// publishAsync starts storing e in the Topic's stream.
-func (d *Dispatcher) publishAsync(t *topicState, e *event) (jetstream.PubAckFuture, error) {
+// storedMsg is the JetStream message storing e in the Topic's stream.
+func storedMsg(t *topicState, e *event) *nats.Msg {
 	h := e.header()
 	h[jetstream.MsgIDHeader] = []string{e.msgID()}
 	h[jetstream.ExpectedStreamHeader] = []string{t.plan.Stream}
-	m := &nats.Msg{Subject: t.plan.Subject, Header: h, Data: e.data}
-	return d.js.PublishMsgAsync(m)
+	return &nats.Msg{Subject: t.plan.Subject, Header: h, Data: e.data}
+}
+
+// publishAsync starts storing e in the Topic's stream.
+func (d *Dispatcher) publishAsync(t *topicState, e *event) (jetstream.PubAckFuture, error) {
+	return d.js.PublishMsgAsync(storedMsg(t, e))
+}
+
+// publish stores e in the Topic's stream and waits for JetStream's
+// acknowledgement, at most publishAckTimeout; ctx ending first abandons
+// the wait. It is a request whose reply the connection's reader hands
+// straight to the waiting goroutine, cheaper than an asynchronous publish
+// (whose acknowledgement goes through the reply subscription's goroutine
+// and a timer) when each request carries one event. At most
+// maxPendingPublishes wait at once; others get ErrTooManyStalledMsgs after
+// publishStallWait.
+func (d *Dispatcher) publish(ctx context.Context, t *topicState, e *event) (duplicate bool, err error) {
+	select {
+	case d.publishSlots <- struct{}{}:
+	default:
+		stall := time.NewTimer(publishStallWait)
+		select {
+		case d.publishSlots <- struct{}{}:
+			stall.Stop()
+		case <-stall.C:
+			return false, jetstream.ErrTooManyStalledMsgs
+		case <-ctx.Done():
+			stall.Stop()
+			return false, ctx.Err()
+		}
+	}
+	defer func() { <-d.publishSlots }()
+	ctx, cancel := context.WithTimeout(ctx, publishAckTimeout)
+	defer cancel()
+	ack, err := d.js.PublishMsg(ctx, storedMsg(t, e))
+	if err != nil {
+		return false, err
+	}
+	return ack.Duplicate, nil
 }
 
 // awaitAck waits for JetStream's acknowledgement of a publish.

@@ -186,3 +186,26 @@ func TestIngressNATSDown(t *testing.T) {
 		t.Error("Ready() = nil while NATS is down")
 	}
 }
+
+// TestIngressTooManyPendingPublishes: once maxPendingPublishes events await
+// their acknowledgement, a further request waits publishStallWait for a
+// slot, then gets 503 with Retry-After and nothing is stored.
+func TestIngressTooManyPendingPublishes(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	res := e.provision(newTopic("busy"), nil, nil)
+	r := e.start(nil, Options{})
+	r.waitDelivering(t, &res.Plan)
+	for range cap(r.d.publishSlots) {
+		r.d.publishSlots <- struct{}{}
+	}
+	resp, body := post(t, r.url+"/default/busy", binary("1"), []byte("{}"))
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") != retryAfterFull {
+		t.Fatalf("got %d Retry-After %q (%s), want 503 with Retry-After %s", resp.StatusCode, resp.Header.Get("Retry-After"), body, retryAfterFull)
+	}
+	if n := e.streamMsgs(res.Plan.Stream); n != 0 {
+		t.Errorf("%d events stored, want 0", n)
+	}
+	<-r.d.publishSlots
+	sendOK(t, r.url+"/default/busy", "2")
+}
