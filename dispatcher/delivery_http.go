@@ -70,6 +70,18 @@ func deliveryHeader(h nats.Header, extra int) http.Header {
 	return out
 }
 
+// preferReply is the Prefer header of deliveries to subscribers. It is
+// shared by every request: net/http only reads header values.
+var preferReply = []string{"reply"}
+
+// subscriberHeader returns the HTTP headers of a delivery to a subscriber
+// of the stored message with headers h.
+func subscriberHeader(h nats.Header) http.Header {
+	hdr := deliveryHeader(h, 1)
+	hdr["Prefer"] = preferReply
+	return hdr
+}
+
 // post sends data with headers h to uri within timeout. With replyLimit > 0
 // a 200 response announcing a CloudEvent is decoded into result.reply,
 // reading at most replyLimit bytes of it.

@@ -107,20 +107,32 @@ func (e *event) msgID() string {
 	return base64.RawURLEncoding.EncodeToString(h.Sum(sum[:0])[:18])
 }
 
-// header returns the stored message headers of e.
-func (e *event) header() nats.Header {
-	h := make(nats.Header, len(e.attrs)+4)
+// header returns the stored message headers of e, plus the extra headers
+// given as key, value pairs. The values share one backing array (one
+// allocation instead of one per header); each is a one-element slice whose
+// capacity is one, so appending to one never overwrites another.
+func (e *event) header(extra ...string) nats.Header {
+	n := len(e.attrs) + 3 + len(extra)/2
+	h := make(nats.Header, n)
+	vals := make([]string, 0, n)
+	one := func(v string) []string {
+		vals = append(vals, v)
+		return vals[len(vals)-1 : len(vals) : len(vals)]
+	}
 	for _, a := range e.attrs {
-		h[ceKey(a.name)] = []string{percentEncode(a.value)}
+		h[ceKey(a.name)] = one(percentEncode(a.value))
 	}
 	if e.contentType != "" {
-		h[headerContentType] = []string{e.contentType}
+		h[headerContentType] = one(e.contentType)
 	}
 	if e.traceParent != "" {
-		h[headerTraceParent] = []string{e.traceParent}
+		h[headerTraceParent] = one(e.traceParent)
 	}
 	if e.traceState != "" {
-		h[headerTraceState] = []string{e.traceState}
+		h[headerTraceState] = one(e.traceState)
+	}
+	for i := 0; i+1 < len(extra); i += 2 {
+		h[extra[i]] = one(extra[i+1])
 	}
 	return h
 }

@@ -159,9 +159,7 @@ func readBody(r io.Reader, contentLength, limit int64) ([]byte, error) {
 
 // storedMsg is the JetStream message storing e in the Topic's stream.
 func storedMsg(t *topicState, e *event) *nats.Msg {
-	h := e.header()
-	h[jetstream.MsgIDHeader] = []string{e.msgID()}
-	h[jetstream.ExpectedStreamHeader] = []string{t.plan.Stream}
+	h := e.header(jetstream.MsgIDHeader, e.msgID(), jetstream.ExpectedStreamHeader, t.plan.Stream)
 	return &nats.Msg{Subject: t.plan.Subject, Header: h, Data: e.data}
 }
 
