@@ -18,7 +18,7 @@ func TestCluster(t *testing.T) {
 	t.Run("dispatcher-scaled-to-3", testDispatcherScaled)
 	t.Run("helm-upgrade", testHelmUpgrade)
 	t.Run("helm-uninstall", testHelmUninstall)
-	t.Run("nats-r3-pod-deleted", testNATSR3PodDeleted)
+	t.Run("nats-r3-leader-killed", testNATSR3LeaderKilled)
 }
 
 // Every accepted event reaches a subscriber that is a Deployment behind a
@@ -41,20 +41,27 @@ func testDispatcherPodLost(t *testing.T, kill bool) {
 		name, ns = "dispatcher-pod-killed", "e2e-kill"
 	}
 	f := newFixture(t, ns, "payments", "")
+	// Paced to last about 15 s, so that the pod stops mid-stream.
 	const n = 6000
-	l := startLoad(t, f, name, n, 8)
+	l := startPacedLoad(t, f, name, n, 8, 15*time.Millisecond)
 	eventually(t, 60*time.Second, "a quarter of the events delivered", func() bool { return f.stats(t).Unique >= n/4 })
 	pods := f.dispatcherPods(t)
 	if len(pods) != 1 {
 		t.Fatalf("dispatcher pods %v, want one", pods)
 	}
+	ip := kubectl(t, "", "-n", ns, "get", "pod", pods[0], "-o", "jsonpath={.status.podIP}")
 	args := []string{"-n", ns, "delete", "pod", pods[0], "--wait=false"}
 	if kill {
 		args = append(args, "--grace-period=0", "--force")
 	}
 	at := l.accepted.Load()
 	kubectl(t, "", args...)
-	t.Logf("%s: deleted pod %s after %d accepted events", name, pods[0], at)
+	stopped := waitStopped(t, "http://"+ip+":8080/healthz")
+	t.Logf("%s: deleted pod %s after %d accepted events; it stopped answering %v later, after %d",
+		name, pods[0], at, stopped.Round(time.Millisecond), l.accepted.Load())
+	if l.accepted.Load() >= n {
+		t.Errorf("%s: the pod stopped only after the load ended, not mid-stream", name)
+	}
 	l.deliveredAll(t, name, 120*time.Second)
 	if after := f.dispatcherPods(t); len(after) != 1 || after[0] == pods[0] {
 		t.Errorf("dispatcher pods after the deletion: %v", after)
@@ -66,7 +73,7 @@ func testDispatcherPodLost(t *testing.T, kill bool) {
 func testDispatcherScaled(t *testing.T) {
 	f := newFixture(t, "e2e-scale", "clicks", "")
 	const n = 6000
-	l := startLoad(t, f, "scale", n, 8)
+	l := startPacedLoad(t, f, "scale", n, 8, 15*time.Millisecond)
 	eventually(t, 60*time.Second, "a quarter of the events delivered", func() bool { return f.stats(t).Unique >= n/4 })
 	kubectl(t, "", "-n", f.ns, "patch", "topic/"+f.topic, "--type=merge", "-p", `{"spec":{"dispatcher":{"replicas":3}}}`)
 	eventually(t, 90*time.Second, "3 dispatcher pods ready", func() bool {
@@ -74,6 +81,9 @@ func testDispatcherScaled(t *testing.T) {
 		return out == "3"
 	})
 	t.Logf("scale: 3 replicas ready after %d accepted events", l.accepted.Load())
+	if l.accepted.Load() >= n {
+		t.Errorf("scale: the replicas were ready only after the load ended")
+	}
 	s := l.deliveredAll(t, "dispatcher-scaled-to-3", 120*time.Second)
 	// The in-flight window: maxInFlight (64 by default) per subscription
 	// and dispatcher.

@@ -154,6 +154,23 @@ func reachable(url string) bool {
 	return true
 }
 
+// waitStopped waits until nothing answers at url (a pod's own address) and
+// returns how long that took.
+func waitStopped(t *testing.T, url string) time.Duration {
+	t.Helper()
+	start := time.Now()
+	c := &http.Client{Timeout: time.Second}
+	eventually(t, 90*time.Second, "the pod to stop answering at "+url, func() bool {
+		resp, err := c.Get(url)
+		if err != nil {
+			return true
+		}
+		resp.Body.Close()
+		return false
+	})
+	return time.Since(start)
+}
+
 func clusterIP(t *testing.T, ns, svc string) string {
 	t.Helper()
 	ip := kubectl(t, "", "-n", ns, "get", "service", svc, "-o", "jsonpath={.spec.clusterIP}")
