@@ -26,9 +26,8 @@ func init() {
 
 // dispatcherConfig is herald dispatcher's validated configuration.
 type dispatcherConfig struct {
-	// NATSURL, NATSCreds, NATSTLSCA, NATSTLSCert and NATSTLSKey are how the
-	// dispatcher reaches NATS.
-	NATSURL, NATSCreds, NATSTLSCA, NATSTLSCert, NATSTLSKey string
+	// natsConfig is how the dispatcher reaches NATS.
+	natsConfig
 	// Topics served, as namespace/name; empty serves every plan.
 	Topics []string
 	// Listen is the ingress address; it also serves /healthz and /readyz.
@@ -70,11 +69,7 @@ func parseDispatcherConfig(args []string, getenv func(string) string) (dispatche
 		topics   string
 		logLevel string
 	)
-	fs.StringVar(&c.NATSURL, "nats-url", getenv("NATS_URL"), "NATS server URLs, comma-separated ($NATS_URL)")
-	fs.StringVar(&c.NATSCreds, "nats-creds", getenv("NATS_CREDS"), "NATS credentials file ($NATS_CREDS)")
-	fs.StringVar(&c.NATSTLSCA, "nats-tls-ca", getenv("NATS_TLS_CA"), "CA bundle for the NATS servers' certificates ($NATS_TLS_CA)")
-	fs.StringVar(&c.NATSTLSCert, "nats-tls-cert", getenv("NATS_TLS_CERT"), "client certificate for NATS ($NATS_TLS_CERT)")
-	fs.StringVar(&c.NATSTLSKey, "nats-tls-key", getenv("NATS_TLS_KEY"), "client key for NATS ($NATS_TLS_KEY)")
+	c.registerNATSFlags(fs, getenv)
 	fs.StringVar(&topics, "topics", getenv("HERALD_TOPICS"), "Topics to serve as namespace/name, comma-separated; empty serves all ($HERALD_TOPICS)")
 	fs.StringVar(&c.Listen, "listen", envOr("HERALD_LISTEN", ":8080"), "ingress address, also serving /healthz and /readyz ($HERALD_LISTEN)")
 	fs.StringVar(&c.MetricsListen, "metrics-listen", envOr("HERALD_METRICS_LISTEN", ":9090"), `address of /metrics, /healthz and /readyz; "" disables ($HERALD_METRICS_LISTEN)`)
@@ -98,13 +93,7 @@ func parseDispatcherConfig(args []string, getenv func(string) string) (dispatche
 }
 
 func (c dispatcherConfig) validate() error {
-	var errs []error
-	if c.NATSURL == "" {
-		errs = append(errs, errors.New("--nats-url (or NATS_URL) is required"))
-	}
-	if (c.NATSTLSCert == "") != (c.NATSTLSKey == "") {
-		errs = append(errs, errors.New("--nats-tls-cert and --nats-tls-key go together"))
-	}
+	errs := c.validateNATS()
 	for _, t := range c.Topics {
 		ns, name, ok := strings.Cut(t, "/")
 		if !ok || ns == "" || name == "" || strings.Contains(name, "/") {
@@ -128,31 +117,17 @@ func (c dispatcherConfig) validate() error {
 	return errors.Join(errs...)
 }
 
-// natsOptions are the dispatcher's NATS connection options. The connection
-// starts even while NATS is unreachable and reconnects forever; readiness
-// reports the outage meanwhile.
-func (c dispatcherConfig) natsOptions(log *slog.Logger) []nats.Option {
-	opts := []nats.Option{
-		nats.Name("herald-dispatcher"),
-		nats.MaxReconnects(-1),
-		nats.RetryOnFailedConnect(true),
+// dispatcherNATSOptions are the dispatcher's NATS connection options; while
+// NATS is unreachable, readiness reports the outage.
+func (c dispatcherConfig) dispatcherNATSOptions(log *slog.Logger) []nats.Option {
+	return c.natsOptions("herald-dispatcher",
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			log.Warn("disconnected from NATS", "error", err)
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			log.Info("reconnected to NATS", "url", nc.ConnectedUrlRedacted())
 		}),
-	}
-	if c.NATSCreds != "" {
-		opts = append(opts, nats.UserCredentials(c.NATSCreds))
-	}
-	if c.NATSTLSCA != "" {
-		opts = append(opts, nats.RootCAs(c.NATSTLSCA))
-	}
-	if c.NATSTLSCert != "" {
-		opts = append(opts, nats.ClientCert(c.NATSTLSCert, c.NATSTLSKey))
-	}
-	return opts
+	)
 }
 
 // healthHandler answers /healthz (the process serves) and /readyz (NATS
@@ -196,7 +171,7 @@ func runDispatcher(ctx context.Context, args []string) error {
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
 
-	nc, err := nats.Connect(cfg.NATSURL, cfg.natsOptions(log)...)
+	nc, err := nats.Connect(cfg.NATSURL, cfg.dispatcherNATSOptions(log)...)
 	if err != nil {
 		return fmt.Errorf("connect to NATS: %w", err)
 	}

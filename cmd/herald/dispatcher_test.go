@@ -59,7 +59,7 @@ func TestParseDispatcherConfig(t *testing.T) {
 					c.MetricsListen != "" || c.LogLevel != slog.LevelDebug {
 					t.Errorf("config %+v", c)
 				}
-				if n := len(c.natsOptions(slog.New(slog.DiscardHandler))); n != 7 {
+				if n := len(c.dispatcherNATSOptions(slog.New(slog.DiscardHandler))); n != 7 {
 					t.Errorf("nats options: %d", n)
 				}
 			},

@@ -34,9 +34,8 @@ func init() {
 
 // managerConfig is herald manager's validated configuration.
 type managerConfig struct {
-	// NATSURL, NATSCreds, NATSTLSCA, NATSTLSCert and NATSTLSKey are how the
-	// manager reaches NATS.
-	NATSURL, NATSCreds, NATSTLSCA, NATSTLSCert, NATSTLSKey string
+	// natsConfig is how the manager reaches NATS.
+	natsConfig
 	// DispatcherNATSSecret names the Secret, in each Topic's namespace,
 	// holding the dispatchers' copies of the NATS files (resources.NATS).
 	DispatcherNATSSecret string
@@ -88,11 +87,7 @@ func parseManagerConfig(args []string, getenv func(string) string) (managerConfi
 		namespaces string
 		logLevel   string
 	)
-	fs.StringVar(&c.NATSURL, "nats-url", getenv("NATS_URL"), "NATS server URLs, comma-separated ($NATS_URL)")
-	fs.StringVar(&c.NATSCreds, "nats-creds", getenv("NATS_CREDS"), "NATS credentials file ($NATS_CREDS)")
-	fs.StringVar(&c.NATSTLSCA, "nats-tls-ca", getenv("NATS_TLS_CA"), "CA bundle for the NATS servers' certificates ($NATS_TLS_CA)")
-	fs.StringVar(&c.NATSTLSCert, "nats-tls-cert", getenv("NATS_TLS_CERT"), "client certificate for NATS ($NATS_TLS_CERT)")
-	fs.StringVar(&c.NATSTLSKey, "nats-tls-key", getenv("NATS_TLS_KEY"), "client key for NATS ($NATS_TLS_KEY)")
+	c.registerNATSFlags(fs, getenv)
 	fs.StringVar(&c.DispatcherNATSSecret, "dispatcher-nats-secret", getenv("HERALD_DISPATCHER_NATS_SECRET"),
 		"Secret in each Topic's namespace with the dispatchers' NATS files: keys nats.creds, ca.crt, tls.crt, tls.key, "+
 			"as the manager's own --nats-* flags ask ($HERALD_DISPATCHER_NATS_SECRET)")
@@ -136,18 +131,12 @@ func parseLogLevel(s string) (zapcore.Level, error) {
 }
 
 func (c managerConfig) validate() error {
-	var errs []error
-	if c.NATSURL == "" {
-		errs = append(errs, errors.New("--nats-url (or NATS_URL) is required"))
-	}
+	errs := c.validateNATS()
 	if c.Image == "" {
 		errs = append(errs, errors.New("--image (or HERALD_IMAGE) is required: the image dispatcher and adapter Deployments run"))
 	}
 	if c.ClusterDomain == "" {
 		errs = append(errs, errors.New("--cluster-domain must not be empty"))
-	}
-	if (c.NATSTLSCert == "") != (c.NATSTLSKey == "") {
-		errs = append(errs, errors.New("--nats-tls-cert and --nats-tls-key go together"))
 	}
 	if (c.NATSCreds != "" || c.NATSTLSCA != "" || c.NATSTLSCert != "") && c.DispatcherNATSSecret == "" {
 		errs = append(errs, errors.New("with NATS credentials or TLS files, --dispatcher-nats-secret must name the Secret dispatchers read theirs from"))
@@ -178,25 +167,6 @@ func (c managerConfig) controllersConfig() controllers.Config {
 	}
 }
 
-// natsOptions are the manager's NATS connection options.
-func (c managerConfig) natsOptions() []nats.Option {
-	opts := []nats.Option{
-		nats.Name("herald-manager"),
-		nats.MaxReconnects(-1),
-		nats.RetryOnFailedConnect(true),
-	}
-	if c.NATSCreds != "" {
-		opts = append(opts, nats.UserCredentials(c.NATSCreds))
-	}
-	if c.NATSTLSCA != "" {
-		opts = append(opts, nats.RootCAs(c.NATSTLSCA))
-	}
-	if c.NATSTLSCert != "" {
-		opts = append(opts, nats.ClientCert(c.NATSTLSCert, c.NATSTLSKey))
-	}
-	return opts
-}
-
 func runManager(ctx context.Context, args []string) error {
 	cfg, err := parseManagerConfig(args, os.Getenv)
 	if errors.Is(err, flag.ErrHelp) {
@@ -208,7 +178,7 @@ func runManager(ctx context.Context, args []string) error {
 	ctrl.SetLogger(zap.New(zap.Level(cfg.LogLevel)))
 	logger := ctrl.Log.WithName("manager")
 
-	nc, err := nats.Connect(cfg.NATSURL, cfg.natsOptions()...)
+	nc, err := nats.Connect(cfg.NATSURL, cfg.natsOptions("herald-manager")...)
 	if err != nil {
 		return fmt.Errorf("connect to NATS: %w", err)
 	}
