@@ -144,9 +144,11 @@ func (r *SubscriptionReconciler) reconcileDestinations(ctx context.Context, s *v
 	return nil
 }
 
-// placeholderURI stands in for a Destination that does not resolve yet, so
-// that the rest of the spec is checked anyway.
-const placeholderURI = "http://unresolved.invalid"
+// unresolvedURI is compiled in place of a subscriber that does not resolve
+// yet, so the rest of the spec (filters, durations) is still checked and its
+// errors reported. It never reaches a plan: the Topic leaves unresolved
+// Subscriptions out. The .invalid domain cannot resolve (RFC 2606).
+const unresolvedURI = "http://unresolved.invalid"
 
 // reconcileConsumer checks that the spec compiles, then that the Topic has
 // created the consumer and published the current generation in its plan,
@@ -160,7 +162,7 @@ func (r *SubscriptionReconciler) reconcileConsumer(ctx context.Context, s *v1alp
 	}
 	rs := st.rs
 	if rs.SubscriberURI == "" {
-		rs.SubscriberURI = placeholderURI
+		rs.SubscriberURI = unresolvedURI
 	}
 	if _, _, err := plan.CompileSubscription(topic, rs); err != nil {
 		st.stalled = err.Error()
