@@ -160,6 +160,7 @@ if [[ -d "${STATE}" ]]; then
 		rm -rf "${OUT}/logs"
 		mkdir -p "${OUT}"
 		cp -r "${STATE}/logs" "${OUT}/logs" 2>/dev/null
+		[[ -d "${STATE}/pod-logs" ]] && cp -rL "${STATE}/pod-logs" "${OUT}/logs/pods" 2>/dev/null
 	fi
 	# Anything still mounted below the state would take the host's files with it.
 	if awk -v s="${STATE}/" 'index($2, s) == 1 { found = 1 } END { exit !found }' /proc/self/mounts; then

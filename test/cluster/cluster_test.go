@@ -3,7 +3,9 @@
 package cluster
 
 import (
+	"bytes"
 	"fmt"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -44,16 +46,26 @@ func testDispatcherPodLost(t *testing.T, kill bool) {
 	// Paced to last about 15 s, so that the pod stops mid-stream.
 	const n = 6000
 	l := startPacedLoad(t, f, name, n, 8, 15*time.Millisecond)
-	eventually(t, 60*time.Second, "a quarter of the events delivered", func() bool { return f.stats(t).Unique >= n/4 })
+	l.progress(t, 0.25, 60*time.Second)
 	pods := f.dispatcherPods(t)
 	if len(pods) != 1 {
 		t.Fatalf("dispatcher pods %v, want one", pods)
 	}
-	ip := kubectl(t, "", "-n", ns, "get", "pod", pods[0], "-o", "jsonpath={.status.podIP}")
-	args := []string{"-n", ns, "delete", "pod", pods[0], "--wait=false"}
+	ip := kubectl(t, "", "-n", f.ns, "get", "pod", pods[0], "-o", "jsonpath={.status.podIP}")
+	args := []string{"-n", f.ns, "delete", "pod", pods[0], "--wait=false"}
 	if kill {
 		args = append(args, "--grace-period=0", "--force")
 	}
+	// The old pod's log, followed until it exits: what it did after the
+	// deletion.
+	follow := exec.Command(env.kubectl, "-n", f.ns, "logs", "-f", "--timestamps", pods[0])
+	var oldLog bytes.Buffer
+	follow.Stdout, follow.Stderr = &oldLog, &oldLog
+	if err := follow.Start(); err != nil {
+		t.Fatal(err)
+	}
+	followDone := make(chan struct{})
+	go func() { _ = follow.Wait(); close(followDone) }()
 	at := l.accepted.Load()
 	kubectl(t, "", args...)
 	stopped := waitStopped(t, "http://"+ip+":8080/healthz")
@@ -63,6 +75,15 @@ func testDispatcherPodLost(t *testing.T, kill bool) {
 		t.Errorf("%s: the pod stopped only after the load ended, not mid-stream", name)
 	}
 	l.deliveredAll(t, name, 120*time.Second)
+	select {
+	case <-followDone:
+	case <-time.After(5 * time.Second):
+		_ = follow.Process.Kill()
+		<-followDone
+	}
+	if n := l.failureCount("404"); n > 0 || t.Failed() {
+		t.Logf("%s: the ingress answered 404 (unknown topic) %d times for a Topic that exists; the deleted pod's log:\n%s", name, n, oldLog.String())
+	}
 	if after := f.dispatcherPods(t); len(after) != 1 || after[0] == pods[0] {
 		t.Errorf("dispatcher pods after the deletion: %v", after)
 	}
@@ -74,7 +95,7 @@ func testDispatcherScaled(t *testing.T) {
 	f := newFixture(t, "e2e-scale", "clicks", "")
 	const n = 6000
 	l := startPacedLoad(t, f, "scale", n, 8, 15*time.Millisecond)
-	eventually(t, 60*time.Second, "a quarter of the events delivered", func() bool { return f.stats(t).Unique >= n/4 })
+	l.progress(t, 0.25, 60*time.Second)
 	kubectl(t, "", "-n", f.ns, "patch", "topic/"+f.topic, "--type=merge", "-p", `{"spec":{"dispatcher":{"replicas":3}}}`)
 	eventually(t, 90*time.Second, "3 dispatcher pods ready", func() bool {
 		out := kubectl(t, "", "-n", f.ns, "get", "deployment", f.topic+"-dispatcher", "-o", "jsonpath={.status.readyReplicas}")
@@ -104,7 +125,7 @@ func testHelmUpgrade(t *testing.T) {
 	// rollouts.
 	const n = 4000
 	l := startPacedLoad(t, f, "upgrade", n, 8, 80*time.Millisecond)
-	eventually(t, 60*time.Second, "a quarter of the events delivered", func() bool { return f.stats(t).Unique >= n/4 })
+	l.progress(t, 0.25, 60*time.Second)
 	before := f.dispatcherPods(t)
 	args := []string{"upgrade", env.release, env.chart, "-n", env.namespace, "-f", env.values,
 		"--set-string", "manager.podAnnotations.e2e-upgrade=" + fmt.Sprint(time.Now().Unix()), "--wait", "--timeout", "3m"}

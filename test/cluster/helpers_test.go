@@ -122,7 +122,19 @@ type fixture struct {
 // the dispatcher and the subscriber are available.
 func newFixture(t *testing.T, ns, topic, spec string) *fixture {
 	t.Helper()
-	kubectl(t, "", "create", "namespace", ns)
+	// A fresh namespace per run, so that -count=N (or another go test
+	// against the same cluster) repeats a scenario.
+	base := ns
+	for i := 2; ; i++ {
+		out, err := run("", env.kubectl, "create", "namespace", ns)
+		if err == nil {
+			break
+		}
+		if !strings.Contains(out, "AlreadyExists") || i > 100 {
+			t.Fatal(err)
+		}
+		ns = fmt.Sprintf("%s-%d", base, i)
+	}
 	kubectl(t, fmt.Sprintf(sinkYAML, ns)+"---\n"+fmt.Sprintf(topicYAML, ns, topic, spec), "apply", "-f", "-")
 	kubectl(t, "", "-n", ns, "rollout", "status", "deployment/sink", "--timeout=120s")
 	kubectl(t, "", "-n", ns, "wait", "--for=condition=Ready", "topic/"+topic, "subscription/sink", "--timeout=120s")
@@ -223,6 +235,7 @@ type load struct {
 	retries  atomic.Int64
 	mu       sync.Mutex
 	failures map[string]int // status code or error kind → count
+	first    string         // the first failure and its answer
 	done     chan struct{}
 	start    time.Time
 	wall     time.Duration
@@ -259,7 +272,7 @@ func startPacedLoad(t *testing.T, f *fixture, prefix string, n, producers int, e
 func (l *load) sendUntilAccepted(id string) error {
 	deadline := time.Now().Add(120 * time.Second)
 	for {
-		code, err := send(l.f.ingress, id)
+		code, answer, err := send(l.f.ingress, id)
 		if code == http.StatusAccepted {
 			l.accepted.Add(1)
 			return nil
@@ -270,10 +283,13 @@ func (l *load) sendUntilAccepted(id string) error {
 		}
 		l.mu.Lock()
 		l.failures[kind]++
+		if l.first == "" {
+			l.first = fmt.Sprintf("%s at %v: %s", kind, time.Since(l.start).Round(time.Millisecond), answer)
+		}
 		l.mu.Unlock()
 		l.retries.Add(1)
 		if time.Now().After(deadline) {
-			return fmt.Errorf("event %s not accepted within 120s: status %d, %v", id, code, err)
+			return fmt.Errorf("event %s not accepted within 120s: status %d, %s", id, code, answer)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -288,8 +304,15 @@ func (l *load) wait(t *testing.T) {
 		t.Fatal("producers did not finish in 5 minutes")
 	}
 	if l.err != nil {
-		t.Fatal(l.err)
+		t.Fatalf("%v\n%s", l.err, l.f.diagnostics())
 	}
+}
+
+// diagnostics are the Topic's pods and their recent logs, for a failure.
+func (f *fixture) diagnostics() string {
+	pods, _ := run("", env.kubectl, "-n", f.ns, "get", "pods", "-o", "wide")
+	logs, _ := run("", env.kubectl, "-n", f.ns, "logs", "--tail=60", "--prefix", "--all-containers", "-l", "eventing.herald.dev/topic="+f.topic)
+	return "pods:\n" + pods + "dispatcher logs:\n" + logs
 }
 
 func (l *load) failureSummary() string {
@@ -306,8 +329,39 @@ func (l *load) failureSummary() string {
 	return strings.Join(parts, ", ")
 }
 
+// progress waits until the subscriber has received a fraction of the
+// load's events; on a timeout it reports what the producers saw.
+func (l *load) progress(t *testing.T, fraction float64, timeout time.Duration) {
+	t.Helper()
+	want := int(float64(l.n) * fraction)
+	deadline := time.Now().Add(timeout)
+	for {
+		s := l.f.stats(t)
+		if s.Unique-l.base.Unique >= want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d events delivered after %v, want %d; %d accepted, producer failures: %s (first answer: %s)\n%s",
+				s.Unique-l.base.Unique, l.n, timeout, want, l.accepted.Load(), l.failureSummary(), l.firstFailure(), l.f.diagnostics())
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+func (l *load) failureCount(kind string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.failures[kind]
+}
+
+func (l *load) firstFailure() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.first
+}
+
 // send POSTs one binary-mode CloudEvent and returns the status code.
-func send(url, id string) (int, error) {
+func send(url, id string) (code int, answer string, err error) {
 	req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader([]byte(fmt.Sprintf(`{"id":%q}`, id))))
 	req.Header.Set("Ce-Specversion", "1.0")
 	req.Header.Set("Ce-Id", id)
@@ -316,11 +370,12 @@ func send(url, id string) (int, error) {
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := client.Do(req)
 	if err != nil {
-		return 0, err
+		return 0, err.Error(), err
 	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
-	return resp.StatusCode, nil
+	return resp.StatusCode, strings.TrimSpace(string(body)), nil
 }
 
 // deliveredAll waits until the subscriber has every one of the load's
@@ -348,9 +403,8 @@ func (l *load) deliveredAll(t *testing.T, scenario string, timeout time.Duration
 					missing = append(missing, id)
 				}
 			}
-			logs, _ := run("", env.kubectl, "-n", l.f.ns, "logs", "--tail=40", "--prefix", "-l", "eventing.herald.dev/topic="+l.f.topic)
-			t.Fatalf("%s: %d of %d accepted events delivered after %v; missing e.g. %v\ndispatcher logs:\n%s",
-				scenario, s.Unique, l.n, timeout, missing, logs)
+			t.Fatalf("%s: %d of %d accepted events delivered after %v; missing e.g. %v\n%s",
+				scenario, s.Unique, l.n, timeout, missing, l.f.diagnostics())
 		}
 		time.Sleep(250 * time.Millisecond)
 	}

@@ -26,7 +26,7 @@ func testNATSR3LeaderKilled(t *testing.T) {
 	// empty data directory.
 	const n = 6000
 	l := startPacedLoad(t, f, "nats-r3", n, 8, 15*time.Millisecond)
-	eventually(t, 60*time.Second, "a quarter of the events delivered", func() bool { return f.stats(t).Unique >= n/4 })
+	l.progress(t, 0.25, 60*time.Second)
 	leader := streamLeader(t, plan.StreamName(f.ns, f.topic))
 	ip := kubectl(t, "", "-n", env.namespace, "get", "pod", leader, "-o", "jsonpath={.status.podIP}")
 	at := l.accepted.Load()
