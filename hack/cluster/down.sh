@@ -59,6 +59,14 @@ pids_where() {
 	done
 }
 
+# Keep the logs (pods' too, before their deletion removes them).
+if [[ -d "${STATE}/logs" ]]; then
+	rm -rf "${OUT}/logs"
+	mkdir -p "${OUT}"
+	cp -r "${STATE}/logs" "${OUT}/logs" 2>/dev/null
+	[[ -d "${STATE}/pod-logs" ]] && cp -rL "${STATE}/pod-logs" "${OUT}/logs/pods" 2>/dev/null
+fi
+
 if [[ -d "${STATE}/pids" ]]; then
 	# 1. Pods: deleting them lets the kubelet tear them down through the CRI
 	# (CNI DEL, unmounts). Bounded: whatever is left is killed below.
@@ -156,12 +164,8 @@ if [[ -f "${H}/created-paths" ]]; then
 	done <"${H}/created-paths"
 fi
 if [[ -d "${STATE}" ]]; then
-	if [[ -d "${STATE}/logs" ]]; then
-		rm -rf "${OUT}/logs"
-		mkdir -p "${OUT}"
-		cp -r "${STATE}/logs" "${OUT}/logs" 2>/dev/null
-		[[ -d "${STATE}/pod-logs" ]] && cp -rL "${STATE}/pod-logs" "${OUT}/logs/pods" 2>/dev/null
-	fi
+	# The daemons' logs again, now complete.
+	[[ -d "${STATE}/logs" ]] && cp -r "${STATE}/logs/." "${OUT}/logs/" 2>/dev/null
 	# Anything still mounted below the state would take the host's files with it.
 	if awk -v s="${STATE}/" 'index($2, s) == 1 { found = 1 } END { exit !found }' /proc/self/mounts; then
 		die "mounts remain under ${STATE}; not removing it"

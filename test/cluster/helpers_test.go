@@ -149,21 +149,29 @@ func newFixture(t *testing.T, ns, topic, spec string) *fixture {
 	}
 	// kube-proxy programs a new Service's rules within a second or so; wait
 	// for both ClusterIPs to answer before any figure is taken.
+	// A GET is 405 from a dispatcher's ingress, 200 "ok" from the
+	// subscriber's /healthz: anything else is another server.
+	var ingressCode, sinkCode int
 	eventually(t, 30*time.Second, "the dispatcher and subscriber Services to answer", func() bool {
-		return reachable(f.ingress) && reachable(f.sink+"/healthz")
+		ingressCode, sinkCode = status(f.ingress), status(f.sink+"/healthz")
+		return ingressCode != 0 && sinkCode != 0
 	})
+	if ingressCode != http.StatusMethodNotAllowed || sinkCode != http.StatusOK {
+		t.Fatalf("GET %s: %d (want 405 from the dispatcher), GET %s/healthz: %d (want 200 from the subscriber): the Services lead elsewhere\n%s",
+			f.ingress, ingressCode, f.sink, sinkCode, f.diagnostics())
+	}
 	t.Logf("%s/%s: ingress %s, subscriber %s (%s)", ns, topic, f.ingress, uri, f.sink)
 	return f
 }
 
-// reachable says whether an HTTP server answers at url, whatever the status.
-func reachable(url string) bool {
+// status is the status code of a GET of url, 0 when nothing answers.
+func status(url string) int {
 	resp, err := client.Get(url)
 	if err != nil {
-		return false
+		return 0
 	}
 	resp.Body.Close()
-	return true
+	return resp.StatusCode
 }
 
 // waitStopped waits until nothing answers at url (a pod's own address) and
@@ -310,9 +318,9 @@ func (l *load) wait(t *testing.T) {
 
 // diagnostics are the Topic's pods and their recent logs, for a failure.
 func (f *fixture) diagnostics() string {
-	pods, _ := run("", env.kubectl, "-n", f.ns, "get", "pods", "-o", "wide")
+	pods, _ := run("", env.kubectl, "-n", f.ns, "get", "pods,endpointslices,services", "-o", "wide")
 	logs, _ := run("", env.kubectl, "-n", f.ns, "logs", "--tail=60", "--prefix", "--all-containers", "-l", "eventing.herald.dev/topic="+f.topic)
-	return "pods:\n" + pods + "dispatcher logs:\n" + logs
+	return "objects:\n" + pods + "dispatcher logs:\n" + logs
 }
 
 func (l *load) failureSummary() string {

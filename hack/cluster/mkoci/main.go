@@ -50,37 +50,64 @@ func digest(b []byte) string {
 
 var epoch = time.Unix(0, 0).UTC()
 
+// options describe the image.
+type options struct {
+	name, entrypoint, cmd, user, workdir string
+	env, dirs                            []string
+	// files are SRC:DST or SRC arguments.
+	files []string
+}
+
 func main() {
 	log.SetFlags(0)
 	log.SetPrefix("mkoci: ")
-	name := flag.String("name", "", "image reference, e.g. localhost/herald:dev (required)")
+	var o options
+	flag.StringVar(&o.name, "name", "", "image reference, e.g. localhost/herald:dev (required)")
 	out := flag.String("o", "image.tar", "output archive")
-	entrypoint := flag.String("entrypoint", "", "entrypoint, space separated")
-	cmd := flag.String("cmd", "", "default arguments (Cmd), space separated")
-	user := flag.String("user", "", "user[:group] the image runs as by default")
-	workdir := flag.String("workdir", "/", "working directory")
+	flag.StringVar(&o.entrypoint, "entrypoint", "", "entrypoint, space separated")
+	flag.StringVar(&o.cmd, "cmd", "", "default arguments (Cmd), space separated")
+	flag.StringVar(&o.user, "user", "", "user[:group] the image runs as by default")
+	flag.StringVar(&o.workdir, "workdir", "/", "working directory")
 	var env, dirs listFlag
 	flag.Var(&env, "env", "KEY=VALUE environment variable (repeatable)")
 	flag.Var(&dirs, "dir", "empty directory PATH or PATH:MODE (octal), e.g. /tmp:1777 (repeatable)")
 	flag.Parse()
-	if *name == "" || !strings.Contains(*name, ":") {
-		log.Fatal("-name must be a reference with a tag, e.g. localhost/herald:dev")
-	}
+	o.env, o.dirs, o.files = env, dirs, flag.Args()
 
-	layer, err := buildLayer(flag.Args(), dirs)
+	archive, manifest, layerSize, err := build(o)
 	if err != nil {
 		log.Fatal(err)
 	}
+	tmp := *out + ".tmp"
+	if err := os.WriteFile(tmp, archive, 0o644); err != nil {
+		log.Fatal(err)
+	}
+	if err := os.Rename(tmp, *out); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("%s %s (%d MiB)\n", o.name, manifest, layerSize>>20)
+}
+
+// build returns the image archive, its manifest's digest and the size of
+// its layer.
+func build(o options) (archive []byte, manifestDigest string, layerSize int, err error) {
+	if o.name == "" || !strings.Contains(o.name, ":") {
+		return nil, "", 0, fmt.Errorf("-name must be a reference with a tag, e.g. localhost/herald:dev")
+	}
+	layer, err := buildLayer(o.files, o.dirs)
+	if err != nil {
+		return nil, "", 0, err
+	}
 	arch := runtime.GOARCH
-	config := map[string]any{"Env": []string(env), "WorkingDir": *workdir}
-	if *entrypoint != "" {
-		config["Entrypoint"] = strings.Fields(*entrypoint)
+	config := map[string]any{"Env": o.env, "WorkingDir": o.workdir}
+	if o.entrypoint != "" {
+		config["Entrypoint"] = strings.Fields(o.entrypoint)
 	}
-	if *cmd != "" {
-		config["Cmd"] = strings.Fields(*cmd)
+	if o.cmd != "" {
+		config["Cmd"] = strings.Fields(o.cmd)
 	}
-	if *user != "" {
-		config["User"] = *user
+	if o.user != "" {
+		config["User"] = o.user
 	}
 	cfg, _ := json.Marshal(map[string]any{
 		"architecture": arch, "os": "linux", "created": epoch.Format(time.RFC3339),
@@ -93,57 +120,44 @@ func main() {
 		"config":        descriptor{MediaType: "application/vnd.oci.image.config.v1+json", Digest: digest(cfg), Size: len(cfg)},
 		"layers":        []descriptor{{MediaType: "application/vnd.oci.image.layer.v1.tar", Digest: digest(layer), Size: len(layer)}},
 	})
-	tag := (*name)[strings.LastIndex(*name, ":")+1:]
+	tag := o.name[strings.LastIndex(o.name, ":")+1:]
 	index, _ := json.Marshal(map[string]any{
 		"schemaVersion": 2,
 		"mediaType":     "application/vnd.oci.image.index.v1+json",
 		"manifests": []descriptor{{
 			MediaType: "application/vnd.oci.image.manifest.v1+json", Digest: digest(manifest), Size: len(manifest),
 			Platform:    map[string]string{"architecture": arch, "os": "linux"},
-			Annotations: map[string]string{"io.containerd.image.name": *name, "org.opencontainers.image.ref.name": tag},
+			Annotations: map[string]string{"io.containerd.image.name": o.name, "org.opencontainers.image.ref.name": tag},
 		}},
 	})
 
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
-	put := func(n string, b []byte) error {
-		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: n, Mode: 0o644, Size: int64(len(b)), ModTime: epoch}); err != nil {
-			return err
-		}
-		_, err := tw.Write(b)
-		return err
-	}
 	for _, d := range []string{"blobs/", "blobs/sha256/"} {
 		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d, Mode: 0o755, ModTime: epoch}); err != nil {
-			log.Fatal(err)
+			return nil, "", 0, err
 		}
 	}
-	files := []struct {
+	type file struct {
 		name string
 		data []byte
-	}{{"oci-layout", []byte(`{"imageLayoutVersion":"1.0.0"}`)}, {"index.json", index}}
+	}
+	files := []file{{"oci-layout", []byte(`{"imageLayoutVersion":"1.0.0"}`)}, {"index.json", index}}
 	for _, b := range [][]byte{layer, cfg, manifest} {
-		files = append(files, struct {
-			name string
-			data []byte
-		}{"blobs/sha256/" + strings.TrimPrefix(digest(b), "sha256:"), b})
+		files = append(files, file{"blobs/sha256/" + strings.TrimPrefix(digest(b), "sha256:"), b})
 	}
 	for _, f := range files {
-		if err := put(f.name, f.data); err != nil {
-			log.Fatal(err)
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: f.name, Mode: 0o644, Size: int64(len(f.data)), ModTime: epoch}); err != nil {
+			return nil, "", 0, err
+		}
+		if _, err := tw.Write(f.data); err != nil {
+			return nil, "", 0, err
 		}
 	}
 	if err := tw.Close(); err != nil {
-		log.Fatal(err)
+		return nil, "", 0, err
 	}
-	tmp := *out + ".tmp"
-	if err := os.WriteFile(tmp, buf.Bytes(), 0o644); err != nil {
-		log.Fatal(err)
-	}
-	if err := os.Rename(tmp, *out); err != nil {
-		log.Fatal(err)
-	}
-	fmt.Printf("%s %s (%d MiB)\n", *name, digest(manifest), len(layer)>>20)
+	return buf.Bytes(), digest(manifest), len(layer), nil
 }
 
 // buildLayer returns an uncompressed tar of the files and directories.
