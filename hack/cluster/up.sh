@@ -104,6 +104,13 @@ ip link add "${NODE_IF}" type veth peer name "${NODE_IF_PEER}"
 ip addr add "${NODE_IP}/32" dev "${NODE_IF}"
 ip link set "${NODE_IF_PEER}" up
 ip link set "${NODE_IF}" up
+# The cluster's address ranges stay on this host. Without these routes a
+# packet to a ClusterIP that kube-proxy has not programmed yet (a Service
+# created a moment ago) would follow the default route out of the machine;
+# with them it goes to our veth and dies there. The pod network's own route
+# (the bridge, a /24) is more specific than the cluster range.
+ip route add "${SERVICE_CIDR}" dev "${NODE_IF}" src "${NODE_IP}"
+ip route add "${CLUSTER_CIDR}" dev "${NODE_IF}" src "${NODE_IP}"
 P="${STATE}/pki"
 start etcd "${KUBE_BIN}/etcd" --name herald-cluster --data-dir "${STATE}/etcd" \
 	--listen-client-urls "http://127.0.0.1:${ETCD_CLIENT_PORT}" --advertise-client-urls "http://127.0.0.1:${ETCD_CLIENT_PORT}" \

@@ -164,9 +164,11 @@ func newFixture(t *testing.T, ns, topic, spec string) *fixture {
 	return f
 }
 
-// status is the status code of a GET of url, 0 when nothing answers.
+// status is the status code of a GET of url, 0 when nothing answers (as
+// while kube-proxy has not programmed a new Service yet).
 func status(url string) int {
-	resp, err := client.Get(url)
+	c := &http.Client{Timeout: time.Second}
+	resp, err := c.Get(url)
 	if err != nil {
 		return 0
 	}
