@@ -53,17 +53,8 @@ Flags:
 // parseDispatcherConfig reads the flags in args, with defaults from getenv,
 // and validates them.
 func parseDispatcherConfig(args []string, getenv func(string) string) (dispatcherConfig, error) {
-	fs := flag.NewFlagSet("dispatcher", flag.ContinueOnError)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), dispatcherUsage)
-		fs.PrintDefaults()
-	}
-	envOr := func(name, def string) string {
-		if v := getenv(name); v != "" {
-			return v
-		}
-		return def
-	}
+	fs := newFlagSet("dispatcher", dispatcherUsage)
+	envOr := envDefault(getenv)
 	var (
 		c        dispatcherConfig
 		topics   string

@@ -71,17 +71,8 @@ Flags:
 // parseManagerConfig reads the flags in args, with defaults from getenv,
 // and validates them.
 func parseManagerConfig(args []string, getenv func(string) string) (managerConfig, error) {
-	fs := flag.NewFlagSet("manager", flag.ContinueOnError)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), managerUsage)
-		fs.PrintDefaults()
-	}
-	envOr := func(name, def string) string {
-		if v := getenv(name); v != "" {
-			return v
-		}
-		return def
-	}
+	fs := newFlagSet("manager", managerUsage)
+	envOr := envDefault(getenv)
 	var (
 		c          managerConfig
 		namespaces string

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"flag"
+	"fmt"
 
 	"github.com/nats-io/nats.go"
 )
@@ -61,4 +62,25 @@ func (c natsConfig) natsOptions(name string, extra ...nats.Option) []nats.Option
 		opts = append(opts, nats.ClientCert(c.NATSTLSCert, c.NATSTLSKey))
 	}
 	return append(opts, extra...)
+}
+
+// newFlagSet returns a flag set for a subcommand that prints usage, then
+// the flags, on -h.
+func newFlagSet(name, usage string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usage)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// envDefault returns a lookup of name in getenv that falls back to def.
+func envDefault(getenv func(string) string) func(name, def string) string {
+	return func(name, def string) string {
+		if v := getenv(name); v != "" {
+			return v
+		}
+		return def
+	}
 }
