@@ -33,6 +33,9 @@ elapsed() { echo "$(($(date +%s) - T0))s"; }
 mkdir -p "${OUT}"
 RESULTS="${OUT}/e2e-results.txt"
 
+# Packages first: installing them is not a change cluster-down undoes, and
+# the snapshot should be of the host the cluster will run on.
+ensure_packages
 # Start from a host without the cluster, so that the snapshot is the host's.
 if [[ -e "${STATE}" ]]; then
 	log "a previous cluster is still there; taking it down first"

@@ -51,7 +51,7 @@ ETCD_PEER_PORT=12380
 ETCD_METRICS_PORT=12381
 
 # Debian packages the node needs.
-PACKAGES=(containerd runc containernetworking-plugins iptables conntrack nftables)
+PACKAGES=(containerd runc containernetworking-plugins iptables conntrack nftables iproute2 gettext-base openssl)
 CNI_BIN_DIR=/usr/lib/cni
 RUNC=/usr/sbin/runc
 # Host paths that the kubelet, containerd and the CNI plugins write to no
@@ -63,6 +63,24 @@ CTR_SOCK="${STATE}/containerd/containerd.sock"
 
 log() { echo "cluster: $*" >&2; }
 die() { log "error: $*"; exit 1; }
+
+# ensure_packages installs whichever of PACKAGES is missing (apt-get), then
+# checks that every command the node needs is there.
+ensure_packages() {
+	local p c missing=()
+	for p in "${PACKAGES[@]}"; do
+		dpkg-query -W -f='${Status}' "${p}" 2>/dev/null | grep -q 'install ok installed' || missing+=("${p}")
+	done
+	if ((${#missing[@]})); then
+		log "installing ${missing[*]} (apt-get)"
+		apt-get update -qq
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	fi
+	for c in containerd ctr "${RUNC}" iptables ip6tables nft conntrack envsubst openssl; do
+		command -v "${c}" >/dev/null || die "${c} not found"
+	done
+	[[ -x "${CNI_BIN_DIR}/bridge" ]] || die "no CNI plugins in ${CNI_BIN_DIR}"
+}
 
 # mod_version <go.mod> <module path>
 mod_version() {

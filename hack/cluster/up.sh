@@ -32,19 +32,7 @@ ts() { log "[$(( ($(date +%s%N) - T0) / 1000000 ))ms] $*"; }
 [[ $(id -u) == 0 ]] || die "needs root (it starts a kubelet and changes iptables)"
 
 # 1. Host packages.
-missing=()
-for p in "${PACKAGES[@]}"; do
-	dpkg-query -W -f='${Status}' "${p}" 2>/dev/null | grep -q 'install ok installed' || missing+=("${p}")
-done
-if ((${#missing[@]})); then
-	log "installing ${missing[*]} (apt-get)"
-	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
-for c in containerd ctr "${RUNC}" iptables ip6tables nft conntrack envsubst openssl; do
-	command -v "${c}" >/dev/null || die "${c} not found"
-done
-[[ -x "${CNI_BIN_DIR}/bridge" ]] || die "no CNI plugins in ${CNI_BIN_DIR}"
+ensure_packages
 
 # 2. Binaries and the cluster's own images (cached in bin/).
 "${HACK}/build-bins.sh" >/dev/null
