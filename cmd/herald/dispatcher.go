@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -36,7 +37,12 @@ type dispatcherConfig struct {
 	MetricsListen string
 	// LogLevel is the lowest level logged.
 	LogLevel slog.Level
-	// ShutdownTimeout bounds the graceful shutdown.
+	// DrainDelay is how long the dispatcher keeps serving after SIGTERM,
+	// reporting not ready and closing connections after each response, so
+	// that Service endpoints and load balancers stop sending it traffic
+	// before its listener closes.
+	DrainDelay time.Duration
+	// ShutdownTimeout bounds the graceful shutdown after DrainDelay.
 	ShutdownTimeout time.Duration
 }
 
@@ -65,18 +71,15 @@ func parseDispatcherConfig(args []string, getenv func(string) string) (dispatche
 	fs.StringVar(&c.Listen, "listen", envOr("HERALD_LISTEN", ":8080"), "ingress address, also serving /healthz and /readyz ($HERALD_LISTEN)")
 	fs.StringVar(&c.MetricsListen, "metrics-listen", envOr("HERALD_METRICS_LISTEN", ":9090"), `address of /metrics, /healthz and /readyz; "" disables ($HERALD_METRICS_LISTEN)`)
 	fs.StringVar(&logLevel, "log-level", envOr("HERALD_LOG_LEVEL", "info"), "debug, info, warn or error ($HERALD_LOG_LEVEL)")
-	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "bound on the graceful shutdown after SIGTERM")
+	fs.DurationVar(&c.DrainDelay, "drain-delay", 5*time.Second, "after SIGTERM, how long to keep accepting events while /readyz fails, so that endpoints drop the Pod before its listener closes")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "bound on the graceful shutdown after the drain delay")
 	if err := fs.Parse(args); err != nil {
 		return dispatcherConfig{}, err
 	}
 	if fs.NArg() > 0 {
 		return dispatcherConfig{}, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
-	for _, t := range strings.Split(topics, ",") {
-		if t = strings.TrimSpace(t); t != "" {
-			c.Topics = append(c.Topics, t)
-		}
-	}
+	c.Topics = splitList(topics)
 	if err := c.LogLevel.UnmarshalText([]byte(logLevel)); err != nil {
 		return dispatcherConfig{}, fmt.Errorf("--log-level %q: want debug, info, warn or error", logLevel)
 	}
@@ -105,6 +108,9 @@ func (c dispatcherConfig) validate() error {
 	if c.ShutdownTimeout <= 0 {
 		errs = append(errs, errors.New("--shutdown-timeout must be positive"))
 	}
+	if c.DrainDelay < 0 {
+		errs = append(errs, errors.New("--drain-delay must not be negative"))
+	}
 	return errors.Join(errs...)
 }
 
@@ -122,13 +128,17 @@ func (c dispatcherConfig) dispatcherNATSOptions(log *slog.Logger) []nats.Option 
 }
 
 // healthHandler answers /healthz (the process serves) and /readyz (NATS
-// connected and plans loaded).
-func healthHandler(d *dispatcher.Dispatcher) http.Handler {
+// connected and plans loaded, and not draining).
+func healthHandler(d *dispatcher.Dispatcher, draining *atomic.Bool) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if draining.Load() {
+			http.Error(w, "shutting down", http.StatusServiceUnavailable)
+			return
+		}
 		if err := d.Ready(); err != nil {
 			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return
@@ -139,10 +149,15 @@ func healthHandler(d *dispatcher.Dispatcher) http.Handler {
 }
 
 // ingressHandler serves GET /healthz and /readyz, and everything else as
-// the ingress.
-func ingressHandler(d *dispatcher.Dispatcher) http.Handler {
-	health := healthHandler(d)
+// the ingress. While draining, every response closes its connection, so that
+// clients holding keep-alive connections reconnect through the Service to a
+// Pod that stays.
+func ingressHandler(d *dispatcher.Dispatcher, draining *atomic.Bool) http.Handler {
+	health := healthHandler(d, draining)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if draining.Load() {
+			w.Header().Set("Connection", "close")
+		}
 		if r.Method == http.MethodGet && (r.URL.Path == "/healthz" || r.URL.Path == "/readyz") {
 			health.ServeHTTP(w, r)
 			return
@@ -174,12 +189,13 @@ func runDispatcher(ctx context.Context, args []string) error {
 		return err
 	}
 
-	ingress := &http.Server{Addr: cfg.Listen, Handler: ingressHandler(d), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	var draining atomic.Bool
+	ingress := &http.Server{Addr: cfg.Listen, Handler: ingressHandler(d, &draining), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	var metrics *http.Server
 	if cfg.MetricsListen != "" {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-		mux.Handle("/", healthHandler(d))
+		mux.Handle("/", healthHandler(d, &draining))
 		metrics = &http.Server{Addr: cfg.MetricsListen, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	}
 	servers := []*http.Server{ingress}
@@ -208,10 +224,21 @@ func runDispatcher(ctx context.Context, args []string) error {
 	var failed error
 	select {
 	case <-ctx.Done():
-		log.Info("shutting down")
+		log.Info("shutting down; draining first", "drainDelay", cfg.DrainDelay.String())
+		draining.Store(true)
+		drain := time.NewTimer(cfg.DrainDelay)
+		select {
+		case <-drain.C:
+		case failed = <-serveErr:
+			drain.Stop()
+		case failed = <-runDone:
+			runDone <- nil // shutdownDispatcher waits for it too
+			drain.Stop()
+		}
 	case failed = <-serveErr:
 		log.Error("server failed; shutting down", "error", failed)
 	case failed = <-runDone:
+		runDone <- nil // shutdownDispatcher waits for it too
 		log.Error("dispatcher stopped unexpectedly", "error", failed)
 	}
 	return errors.Join(failed, shutdownDispatcher(cfg.ShutdownTimeout, log, ingress, metrics, stopRun, runDone, nc))

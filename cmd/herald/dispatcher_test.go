@@ -35,7 +35,7 @@ func TestParseDispatcherConfig(t *testing.T) {
 			env:  base,
 			check: func(t *testing.T, c dispatcherConfig) {
 				if c.NATSURL != "nats://nats:4222" || c.Listen != ":8080" || c.MetricsListen != ":9090" ||
-					c.Topics != nil || c.LogLevel != slog.LevelInfo || c.ShutdownTimeout != 30*time.Second {
+					c.Topics != nil || c.LogLevel != slog.LevelInfo || c.ShutdownTimeout != 30*time.Second || c.DrainDelay != 5*time.Second {
 					t.Errorf("config %+v", c)
 				}
 			},
@@ -100,7 +100,9 @@ func freeAddr(t *testing.T) string {
 }
 
 // TestRunDispatcher starts herald dispatcher against an embedded NATS, sends
-// an event through it and shuts it down as SIGTERM would.
+// an event through it and shuts it down as SIGTERM would: during the drain
+// delay it reports not ready yet still accepts events, closing each
+// connection, and then it stops.
 func TestRunDispatcher(t *testing.T) {
 	srv := natstest.Start(t)
 	nc := natstest.Connect(t, srv)
@@ -127,7 +129,7 @@ func TestRunDispatcher(t *testing.T) {
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() {
-		done <- runDispatcher(runCtx, []string{"--topics", "shop/orders", "--listen", listen, "--metrics-listen", metricsListen, "--log-level", "error"})
+		done <- runDispatcher(runCtx, []string{"--topics", "shop/orders", "--listen", listen, "--metrics-listen", metricsListen, "--log-level", "error", "--drain-delay", "3s"})
 	}()
 	get := func(url string) (int, string) {
 		resp, err := http.Get(url)
@@ -151,22 +153,50 @@ func TestRunDispatcher(t *testing.T) {
 	if code, _ := get("http://" + metricsListen + "/healthz"); code != http.StatusOK {
 		t.Errorf("/healthz on the metrics port: %d", code)
 	}
-	req, _ := http.NewRequest(http.MethodPost, "http://"+listen+"/shop/orders", strings.NewReader("{}"))
-	for k, v := range map[string]string{"Ce-Specversion": "1.0", "Ce-Id": "1", "Ce-Source": "/t", "Ce-Type": "t", "Content-Type": "application/json"} {
-		req.Header.Set(k, v)
+	send := func(id string) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, "http://"+listen+"/shop/orders", strings.NewReader("{}"))
+		for k, v := range map[string]string{"Ce-Specversion": "1.0", "Ce-Id": id, "Ce-Source": "/t", "Ce-Type": "t", "Content-Type": "application/json"} {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("ingress: %d", resp.StatusCode)
+		}
+		return resp
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("ingress: %d", resp.StatusCode)
+	if resp := send("1"); resp.Close {
+		t.Error("a response before shutdown closed its connection")
 	}
 	if code, body := get("http://" + metricsListen + "/metrics"); code != http.StatusOK || !strings.Contains(body, `herald_events_received_total{namespace="shop",topic="orders"} 1`) {
 		t.Errorf("/metrics: %d\n%s", code, body)
 	}
+
 	stop()
+	deadline = time.Now().Add(2 * time.Second)
+	for {
+		code, body := get("http://" + listen + "/readyz")
+		if code == http.StatusServiceUnavailable && strings.Contains(body, "shutting down") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz while draining: %d %s", code, body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if code, _ := get("http://" + metricsListen + "/readyz"); code != http.StatusServiceUnavailable {
+		t.Errorf("/readyz on the metrics port while draining: %d", code)
+	}
+	if resp := send("2"); !resp.Close {
+		t.Error("a response while draining kept its connection open")
+	}
+	if code, body := get("http://" + metricsListen + "/metrics"); !strings.Contains(body, `herald_events_received_total{namespace="shop",topic="orders"} 2`) {
+		t.Errorf("/metrics while draining: %d\n%s", code, body)
+	}
 	select {
 	case err := <-done:
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"strings"
 
 	"github.com/nats-io/nats.go"
 )
@@ -83,4 +84,16 @@ func envDefault(getenv func(string) string) func(name, def string) string {
 		}
 		return def
 	}
+}
+
+// splitList splits a comma-separated flag value, dropping blanks around and
+// between the items; nil when there are none.
+func splitList(s string) []string {
+	var items []string
+	for _, item := range strings.Split(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			items = append(items, item)
+		}
+	}
+	return items
 }
