@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap/zapcore"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -41,6 +42,10 @@ type managerConfig struct {
 	DispatcherNATSSecret string
 	// Image is Herald's image, run by dispatcher and adapter Deployments.
 	Image string
+	// ImagePullPolicy and ImagePullSecrets (names, in each workload's
+	// namespace) apply to Image in those Deployments.
+	ImagePullPolicy  corev1.PullPolicy
+	ImagePullSecrets []string
 	// ClusterDomain is the cluster's DNS domain.
 	ClusterDomain string
 	// Namespaces to watch; empty means all.
@@ -74,15 +79,21 @@ func parseManagerConfig(args []string, getenv func(string) string) (managerConfi
 	fs := newFlagSet("manager", managerUsage)
 	envOr := envDefault(getenv)
 	var (
-		c          managerConfig
-		namespaces string
-		logLevel   string
+		c           managerConfig
+		namespaces  string
+		logLevel    string
+		pullPolicy  string
+		pullSecrets string
 	)
 	c.registerNATSFlags(fs, getenv)
 	fs.StringVar(&c.DispatcherNATSSecret, "dispatcher-nats-secret", getenv("HERALD_DISPATCHER_NATS_SECRET"),
 		"Secret in each Topic's namespace with the dispatchers' NATS files: keys nats.creds, ca.crt, tls.crt, tls.key, "+
 			"as the manager's own --nats-* flags ask ($HERALD_DISPATCHER_NATS_SECRET)")
 	fs.StringVar(&c.Image, "image", getenv("HERALD_IMAGE"), "Herald image for dispatcher and adapter Deployments ($HERALD_IMAGE)")
+	fs.StringVar(&pullPolicy, "image-pull-policy", getenv("HERALD_IMAGE_PULL_POLICY"),
+		"imagePullPolicy of dispatcher and adapter containers: Always, IfNotPresent or Never; empty for Kubernetes' default ($HERALD_IMAGE_PULL_POLICY)")
+	fs.StringVar(&pullSecrets, "image-pull-secrets", getenv("HERALD_IMAGE_PULL_SECRETS"),
+		"image pull Secrets of dispatcher and adapter Pods, comma-separated; each must exist in the workload's namespace ($HERALD_IMAGE_PULL_SECRETS)")
 	fs.StringVar(&c.ClusterDomain, "cluster-domain", envOr("HERALD_CLUSTER_DOMAIN", controllers.DefaultClusterDomain), "cluster DNS domain ($HERALD_CLUSTER_DOMAIN)")
 	fs.StringVar(&namespaces, "namespaces", getenv("HERALD_NAMESPACES"), "namespaces to watch, comma-separated; empty for all ($HERALD_NAMESPACES)")
 	fs.BoolVar(&c.LeaderElect, "leader-elect", false, "elect a leader, for running several manager replicas")
@@ -97,11 +108,9 @@ func parseManagerConfig(args []string, getenv func(string) string) (managerConfi
 	if fs.NArg() > 0 {
 		return managerConfig{}, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
-	for _, ns := range strings.Split(namespaces, ",") {
-		if ns = strings.TrimSpace(ns); ns != "" {
-			c.Namespaces = append(c.Namespaces, ns)
-		}
-	}
+	c.Namespaces = splitList(namespaces)
+	c.ImagePullPolicy = corev1.PullPolicy(pullPolicy)
+	c.ImagePullSecrets = splitList(pullSecrets)
 	lvl, err := parseLogLevel(logLevel)
 	if err != nil {
 		return managerConfig{}, err
@@ -126,6 +135,11 @@ func (c managerConfig) validate() error {
 	if c.Image == "" {
 		errs = append(errs, errors.New("--image (or HERALD_IMAGE) is required: the image dispatcher and adapter Deployments run"))
 	}
+	switch c.ImagePullPolicy {
+	case "", corev1.PullAlways, corev1.PullIfNotPresent, corev1.PullNever:
+	default:
+		errs = append(errs, fmt.Errorf("--image-pull-policy %q: want Always, IfNotPresent or Never", c.ImagePullPolicy))
+	}
 	if c.ClusterDomain == "" {
 		errs = append(errs, errors.New("--cluster-domain must not be empty"))
 	}
@@ -145,7 +159,9 @@ func (c managerConfig) controllersConfig() controllers.Config {
 	return controllers.Config{
 		ClusterDomain: c.ClusterDomain,
 		Dispatcher: resources.DispatcherConfig{
-			Image: c.Image,
+			Image:            c.Image,
+			ImagePullPolicy:  c.ImagePullPolicy,
+			ImagePullSecrets: c.ImagePullSecrets,
 			NATS: resources.NATS{
 				URL:       c.NATSURL,
 				Secret:    c.DispatcherNATSSecret,
@@ -154,7 +170,7 @@ func (c managerConfig) controllersConfig() controllers.Config {
 				TLSClient: c.NATSTLSCert != "",
 			},
 		},
-		Adapter: resources.AdapterConfig{Image: c.Image},
+		Adapter: resources.AdapterConfig{Image: c.Image, ImagePullPolicy: c.ImagePullPolicy, ImagePullSecrets: c.ImagePullSecrets},
 	}
 }
 

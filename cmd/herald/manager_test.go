@@ -68,6 +68,18 @@ func TestParseManagerConfig(t *testing.T) {
 		{name: "missing image", env: map[string]string{"NATS_URL": "nats://n"}, wantErr: "--image"},
 		{name: "creds without dispatcher secret", args: []string{"--nats-creds", "/x"}, env: base, wantErr: "--dispatcher-nats-secret"},
 		{name: "cert without key", args: []string{"--nats-tls-cert", "/c", "--dispatcher-nats-secret", "s"}, env: base, wantErr: "go together"},
+		{
+			name: "image pull settings",
+			env:  map[string]string{"NATS_URL": "nats://n", "HERALD_IMAGE": "herald:1", "HERALD_IMAGE_PULL_POLICY": "Always", "HERALD_IMAGE_PULL_SECRETS": "a, b,"},
+			check: func(t *testing.T, c managerConfig) {
+				cc := c.controllersConfig()
+				if cc.Dispatcher.ImagePullPolicy != "Always" || !slices.Equal(cc.Dispatcher.ImagePullSecrets, []string{"a", "b"}) ||
+					cc.Adapter.ImagePullPolicy != "Always" || !slices.Equal(cc.Adapter.ImagePullSecrets, []string{"a", "b"}) {
+					t.Errorf("controllers config %+v", cc)
+				}
+			},
+		},
+		{name: "bad pull policy", args: []string{"--image-pull-policy", "always"}, env: base, wantErr: "want Always, IfNotPresent or Never"},
 		{name: "bad replicas", args: []string{"--plan-replicas", "2"}, env: base, wantErr: "want 1, 3 or 5"},
 		{name: "bad log level", args: []string{"--log-level", "loud"}, env: base, wantErr: "--log-level"},
 		{name: "stray argument", args: []string{"extra"}, env: base, wantErr: "unexpected arguments"},

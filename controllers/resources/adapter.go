@@ -49,6 +49,11 @@ const (
 type AdapterConfig struct {
 	// Image is Herald's image.
 	Image string
+	// ImagePullPolicy of the container; empty leaves Kubernetes' default.
+	ImagePullPolicy corev1.PullPolicy
+	// ImagePullSecrets name Secrets, in the EventSource's namespace, for
+	// pulling Image.
+	ImagePullSecrets []string
 }
 
 // AdapterName is the name of an EventSource's adapter Deployment and, for
@@ -178,6 +183,7 @@ func adapterPod(s *v1alpha1.EventSource, typ v1alpha1.EventSourceType, sinkURI, 
 		// Only apiServer sources talk to the Kubernetes API.
 		AutomountServiceAccountToken: ptr.To(false),
 		SecurityContext:              podSecurityContext(),
+		ImagePullSecrets:             pullSecrets(cfg.ImagePullSecrets),
 	}
 	switch typ {
 	case v1alpha1.EventSourceTypeAPIServer:
@@ -192,6 +198,7 @@ func adapterPod(s *v1alpha1.EventSource, typ v1alpha1.EventSourceType, sinkURI, 
 	podSpec.Containers = []corev1.Container{{
 		Name:            "adapter",
 		Image:           cfg.Image,
+		ImagePullPolicy: cfg.ImagePullPolicy,
 		Command:         []string{Binary},
 		Args:            []string{"adapter"},
 		Env:             env,

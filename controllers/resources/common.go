@@ -82,6 +82,15 @@ func containerSecurityContext() *corev1.SecurityContext {
 	}
 }
 
+// pullSecrets references the named image pull Secrets.
+func pullSecrets(names []string) []corev1.LocalObjectReference {
+	var refs []corev1.LocalObjectReference
+	for _, n := range names {
+		refs = append(refs, corev1.LocalObjectReference{Name: n})
+	}
+	return refs
+}
+
 func httpProbe(path string, period int32) *corev1.Probe {
 	return &corev1.Probe{
 		ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{

@@ -64,9 +64,17 @@ type NATS struct {
 type DispatcherConfig struct {
 	// Image is Herald's image.
 	Image string
+	// ImagePullPolicy of the container; empty leaves Kubernetes' default.
+	ImagePullPolicy corev1.PullPolicy
+	// ImagePullSecrets name Secrets, in the Topic's namespace, for pulling Image.
+	ImagePullSecrets []string
 	// NATS says how to reach NATS.
 	NATS NATS
 }
+
+// DispatcherTerminationGracePeriodSeconds covers the dispatcher's drain delay
+// and shutdown timeout, with room to spare.
+const DispatcherTerminationGracePeriodSeconds = 45
 
 // DispatcherName is the name of a Topic's dispatcher ServiceAccount,
 // Deployment and Service.
@@ -149,11 +157,12 @@ func DispatcherDeployment(t *v1alpha1.Topic, cfg DispatcherConfig) *appsv1.Deplo
 	}
 	env, mounts, volumes := natsEnv(cfg.NATS)
 	container := corev1.Container{
-		Name:    "dispatcher",
-		Image:   cfg.Image,
-		Command: []string{Binary},
-		Args:    []string{"dispatcher", "--topics", t.Namespace + "/" + t.Name},
-		Env:     env,
+		Name:            "dispatcher",
+		Image:           cfg.Image,
+		ImagePullPolicy: cfg.ImagePullPolicy,
+		Command:         []string{Binary},
+		Args:            []string{"dispatcher", "--topics", t.Namespace + "/" + t.Name},
+		Env:             env,
 		Ports: []corev1.ContainerPort{
 			{Name: PortNameHTTP, ContainerPort: HTTPPort, Protocol: corev1.ProtocolTCP},
 			{Name: PortNameMetrics, ContainerPort: MetricsPort, Protocol: corev1.ProtocolTCP},
@@ -177,8 +186,13 @@ func DispatcherDeployment(t *v1alpha1.Topic, cfg DispatcherConfig) *appsv1.Deplo
 					ServiceAccountName:           DispatcherName(t.Name),
 					AutomountServiceAccountToken: ptr.To(false),
 					SecurityContext:              podSecurityContext(),
-					Containers:                   []corev1.Container{container},
-					Volumes:                      volumes,
+					ImagePullSecrets:             pullSecrets(cfg.ImagePullSecrets),
+					// The dispatcher drains for 5 s after SIGTERM (--drain-delay)
+					// and then has up to 30 s (--shutdown-timeout) to finish
+					// accepted requests and in-flight deliveries.
+					TerminationGracePeriodSeconds: ptr.To[int64](DispatcherTerminationGracePeriodSeconds),
+					Containers:                    []corev1.Container{container},
+					Volumes:                       volumes,
 				},
 			},
 		},

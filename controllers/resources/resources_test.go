@@ -308,3 +308,43 @@ func TestAdapterService(t *testing.T) {
 		t.Errorf("address %s", got)
 	}
 }
+
+// TestImagePullSettings: the operator's image pull policy and pull Secrets
+// reach every container running Herald's image, and are left to Kubernetes'
+// defaults when unset; the dispatcher Pod's grace period covers its drain.
+func TestImagePullSettings(t *testing.T) {
+	secrets := []string{"registry-a", "registry-b"}
+	wantRefs := []corev1.LocalObjectReference{{Name: "registry-a"}, {Name: "registry-b"}}
+	pods := map[string]func(corev1.PullPolicy, []string) corev1.PodSpec{
+		"dispatcher": func(p corev1.PullPolicy, s []string) corev1.PodSpec {
+			return DispatcherDeployment(topic(), DispatcherConfig{Image: "herald:dev", ImagePullPolicy: p, ImagePullSecrets: s}).Spec.Template.Spec
+		},
+		"ping adapter": func(p corev1.PullPolicy, s []string) corev1.PodSpec {
+			src := source(v1alpha1.EventSourceSpec{Ping: &v1alpha1.PingSource{Schedule: "@every 10s"}})
+			d, err := AdapterDeployment(src, "http://sink", AdapterConfig{Image: "herald:dev", ImagePullPolicy: p, ImagePullSecrets: s})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return d.Spec.Template.Spec
+		},
+	}
+	for name, pod := range pods {
+		t.Run(name, func(t *testing.T) {
+			set := pod(corev1.PullIfNotPresent, secrets)
+			if got := set.Containers[0].ImagePullPolicy; got != corev1.PullIfNotPresent {
+				t.Errorf("imagePullPolicy %q", got)
+			}
+			if !reflect.DeepEqual(set.ImagePullSecrets, wantRefs) {
+				t.Errorf("imagePullSecrets %v", set.ImagePullSecrets)
+			}
+			unset := pod("", nil)
+			if unset.Containers[0].ImagePullPolicy != "" || unset.ImagePullSecrets != nil {
+				t.Errorf("unset: policy %q secrets %v", unset.Containers[0].ImagePullPolicy, unset.ImagePullSecrets)
+			}
+		})
+	}
+	grace := DispatcherDeployment(topic(), DispatcherConfig{Image: "herald:dev"}).Spec.Template.Spec.TerminationGracePeriodSeconds
+	if grace == nil || *grace < 5+30 {
+		t.Errorf("dispatcher terminationGracePeriodSeconds %v: below the drain delay plus the shutdown timeout", grace)
+	}
+}
