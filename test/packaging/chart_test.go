@@ -81,7 +81,7 @@ func TestChartObjects(t *testing.T) {
 		args, env := managerArgs(t, r.objs, "herald-manager")
 		for _, want := range []string{
 			"--nats-url=nats://herald-nats.herald-system.svc.cluster.local:4222",
-			"--plan-replicas=1", "--leader-elect=true", "--log-level=info",
+			"--plan-replicas=1", "--leader-elect=true", "--log-level=info", "--image-pull-policy=IfNotPresent",
 		} {
 			if !slices.Contains(args, want) {
 				t.Errorf("manager args %q lack %s", args, want)
@@ -130,6 +130,8 @@ func TestChartObjects(t *testing.T) {
 			"--dispatcher-nats-secret=herald-nats",
 			"--namespaces=shop,billing",
 			"--plan-replicas=1",
+			"--image-pull-policy=Always",
+			"--image-pull-secrets=registry,mirror",
 		} {
 			if !slices.Contains(args, want) {
 				t.Errorf("manager args %q lack %s", args, want)
@@ -199,6 +201,7 @@ func TestChartSchemaRefusesBadValues(t *testing.T) {
 		{"port out of range", []string{"manager.ports.metrics=70000"}, "/manager/ports/metrics"},
 		{"external NATS without a URL", []string{"nats.enabled=false"}, "url"},
 		{"external NATS URL without a scheme", []string{"nats.enabled=false", "nats.external.url=nats.example.com:4222"}, "/nats/external/url"},
+		{"NATS lame duck within its grace period", []string{"nats.lameDuckDuration=10s"}, "/nats/lameDuckDuration"},
 		{"digest that is no digest", []string{"image.digest=latest"}, "/image/digest"},
 		{"two Secrets for the dispatchers", []string{
 			"nats.enabled=false", "nats.external.url=nats://nats:4222",
