@@ -37,12 +37,14 @@ type dispatcherConfig struct {
 	MetricsListen string
 	// LogLevel is the lowest level logged.
 	LogLevel slog.Level
-	// DrainDelay is how long the dispatcher keeps serving after SIGTERM,
-	// reporting not ready and closing connections after each response, so
-	// that Service endpoints and load balancers stop sending it traffic
-	// before its listener closes.
+	// DrainDelay is how long the dispatcher at least keeps serving after
+	// SIGTERM, closing each connection after its response, so that Service
+	// endpoints stop sending it traffic before its listener closes. It
+	// serves on while events keep arriving, up to DrainMax: the Service
+	// still routes to a terminating Pod while it has no ready one.
 	DrainDelay time.Duration
-	// ShutdownTimeout bounds the graceful shutdown after DrainDelay.
+	DrainMax   time.Duration
+	// ShutdownTimeout bounds the graceful shutdown after the drain.
 	ShutdownTimeout time.Duration
 }
 
@@ -71,7 +73,8 @@ func parseDispatcherConfig(args []string, getenv func(string) string) (dispatche
 	fs.StringVar(&c.Listen, "listen", envOr("HERALD_LISTEN", ":8080"), "ingress address, also serving /healthz and /readyz ($HERALD_LISTEN)")
 	fs.StringVar(&c.MetricsListen, "metrics-listen", envOr("HERALD_METRICS_LISTEN", ":9090"), `address of /metrics, /healthz and /readyz; "" disables ($HERALD_METRICS_LISTEN)`)
 	fs.StringVar(&logLevel, "log-level", envOr("HERALD_LOG_LEVEL", "info"), "debug, info, warn or error ($HERALD_LOG_LEVEL)")
-	fs.DurationVar(&c.DrainDelay, "drain-delay", 5*time.Second, "after SIGTERM, how long to keep accepting events while /readyz fails, so that endpoints drop the Pod before its listener closes")
+	fs.DurationVar(&c.DrainDelay, "drain-delay", 5*time.Second, "after SIGTERM, how long at least to keep accepting events, closing each connection, before the listener closes")
+	fs.DurationVar(&c.DrainMax, "drain-max", 20*time.Second, "after SIGTERM, how long at most to keep accepting events while they still arrive")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "bound on the graceful shutdown after the drain delay")
 	if err := fs.Parse(args); err != nil {
 		return dispatcherConfig{}, err
@@ -108,8 +111,8 @@ func (c dispatcherConfig) validate() error {
 	if c.ShutdownTimeout <= 0 {
 		errs = append(errs, errors.New("--shutdown-timeout must be positive"))
 	}
-	if c.DrainDelay < 0 {
-		errs = append(errs, errors.New("--drain-delay must not be negative"))
+	if c.DrainDelay < 0 || c.DrainMax < c.DrainDelay {
+		errs = append(errs, errors.New("--drain-delay must not be negative nor above --drain-max"))
 	}
 	return errors.Join(errs...)
 }
@@ -128,17 +131,16 @@ func (c dispatcherConfig) dispatcherNATSOptions(log *slog.Logger) []nats.Option 
 }
 
 // healthHandler answers /healthz (the process serves) and /readyz (NATS
-// connected and plans loaded, and not draining).
-func healthHandler(d *dispatcher.Dispatcher, draining *atomic.Bool) http.Handler {
+// connected and plans loaded). Readiness stays true while draining:
+// EndpointSlices mark a terminating Pod not ready anyway, and kube-proxy
+// keeps sending a Service's traffic to terminating Pods that still serve
+// when it has no ready one, as during the restart of a single replica.
+func healthHandler(d *dispatcher.Dispatcher) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if draining.Load() {
-			http.Error(w, "shutting down", http.StatusServiceUnavailable)
-			return
-		}
 		if err := d.Ready(); err != nil {
 			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return
@@ -149,21 +151,61 @@ func healthHandler(d *dispatcher.Dispatcher, draining *atomic.Bool) http.Handler
 }
 
 // ingressHandler serves GET /healthz and /readyz, and everything else as
-// the ingress. While draining, every response closes its connection, so that
-// clients holding keep-alive connections reconnect through the Service to a
-// Pod that stays.
-func ingressHandler(d *dispatcher.Dispatcher, draining *atomic.Bool) http.Handler {
-	health := healthHandler(d, draining)
+// the ingress, whose requests dr watches.
+func ingressHandler(d *dispatcher.Dispatcher, dr *drain) http.Handler {
+	health := healthHandler(d)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if draining.Load() {
-			w.Header().Set("Connection", "close")
-		}
 		if r.Method == http.MethodGet && (r.URL.Path == "/healthz" || r.URL.Path == "/readyz") {
 			health.ServeHTTP(w, r)
 			return
 		}
+		dr.request(w)
 		d.ServeHTTP(w, r)
 	})
+}
+
+// drainQuiet is how long without an ingress request ends a drain after its
+// minimum.
+const drainQuiet = time.Second
+
+// drain is the ingress's drain at shutdown: it serves for at least a
+// minimum, then while requests keep coming, up to a maximum. Meanwhile every
+// response closes its connection, so that clients holding keep-alive
+// connections reconnect through the Service, to a Pod that stays once one
+// is ready.
+type drain struct {
+	active atomic.Bool
+	last   atomic.Int64 // time of the last ingress request, UnixNano
+}
+
+// request notes an ingress request, and closes its connection while draining.
+func (dr *drain) request(w http.ResponseWriter) {
+	dr.last.Store(time.Now().UnixNano())
+	if dr.active.Load() {
+		w.Header().Set("Connection", "close")
+	}
+}
+
+// run starts the drain and returns a channel closed when it is over: at
+// least minimum after now, then once no request came for drainQuiet, at
+// the latest maximum after now.
+func (dr *drain) run(minimum, maximum time.Duration) <-chan struct{} {
+	dr.active.Store(true)
+	done := make(chan struct{})
+	start := time.Now()
+	go func() {
+		defer close(done)
+		time.Sleep(minimum)
+		for {
+			now := time.Now()
+			quietFor := now.Sub(time.Unix(0, dr.last.Load()))
+			if quietFor >= drainQuiet || now.Sub(start) >= maximum {
+				return
+			}
+			time.Sleep(min(drainQuiet-quietFor, maximum-now.Sub(start)))
+		}
+	}()
+	return done
 }
 
 func runDispatcher(ctx context.Context, args []string) error {
@@ -189,13 +231,13 @@ func runDispatcher(ctx context.Context, args []string) error {
 		return err
 	}
 
-	var draining atomic.Bool
-	ingress := &http.Server{Addr: cfg.Listen, Handler: ingressHandler(d, &draining), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	var dr drain
+	ingress := &http.Server{Addr: cfg.Listen, Handler: ingressHandler(d, &dr), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	var metrics *http.Server
 	if cfg.MetricsListen != "" {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-		mux.Handle("/", healthHandler(d, &draining))
+		mux.Handle("/", healthHandler(d))
 		metrics = &http.Server{Addr: cfg.MetricsListen, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	}
 	servers := []*http.Server{ingress}
@@ -224,16 +266,12 @@ func runDispatcher(ctx context.Context, args []string) error {
 	var failed error
 	select {
 	case <-ctx.Done():
-		log.Info("shutting down; draining first", "drainDelay", cfg.DrainDelay.String())
-		draining.Store(true)
-		drain := time.NewTimer(cfg.DrainDelay)
+		log.Info("shutting down; draining the ingress first", "drainDelay", cfg.DrainDelay.String(), "drainMax", cfg.DrainMax.String())
 		select {
-		case <-drain.C:
+		case <-dr.run(cfg.DrainDelay, cfg.DrainMax):
 		case failed = <-serveErr:
-			drain.Stop()
 		case failed = <-runDone:
 			runDone <- nil // shutdownDispatcher waits for it too
-			drain.Stop()
 		}
 	case failed = <-serveErr:
 		log.Error("server failed; shutting down", "error", failed)

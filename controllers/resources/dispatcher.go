@@ -74,7 +74,7 @@ type DispatcherConfig struct {
 
 // DispatcherTerminationGracePeriodSeconds covers the dispatcher's drain delay
 // and shutdown timeout, with room to spare.
-const DispatcherTerminationGracePeriodSeconds = 45
+const DispatcherTerminationGracePeriodSeconds = 60
 
 // DispatcherName is the name of a Topic's dispatcher ServiceAccount,
 // Deployment and Service.
@@ -187,9 +187,9 @@ func DispatcherDeployment(t *v1alpha1.Topic, cfg DispatcherConfig) *appsv1.Deplo
 					AutomountServiceAccountToken: ptr.To(false),
 					SecurityContext:              podSecurityContext(),
 					ImagePullSecrets:             pullSecrets(cfg.ImagePullSecrets),
-					// The dispatcher drains for 5 s after SIGTERM (--drain-delay)
-					// and then has up to 30 s (--shutdown-timeout) to finish
-					// accepted requests and in-flight deliveries.
+					// The dispatcher drains for 5 to 20 s after SIGTERM
+					// (--drain-delay, --drain-max), then has up to 30 s
+					// (--shutdown-timeout) to finish in-flight deliveries.
 					TerminationGracePeriodSeconds: ptr.To[int64](DispatcherTerminationGracePeriodSeconds),
 					Containers:                    []corev1.Container{container},
 					Volumes:                       volumes,

@@ -344,7 +344,7 @@ func TestImagePullSettings(t *testing.T) {
 		})
 	}
 	grace := DispatcherDeployment(topic(), DispatcherConfig{Image: "herald:dev"}).Spec.Template.Spec.TerminationGracePeriodSeconds
-	if grace == nil || *grace < 5+30 {
+	if grace == nil || *grace < 20+30 {
 		t.Errorf("dispatcher terminationGracePeriodSeconds %v: below the drain delay plus the shutdown timeout", grace)
 	}
 }
