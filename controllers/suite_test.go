@@ -139,8 +139,8 @@ func run(m *testing.M) int {
 	}
 	if err := controllers.Setup(ctx, mgr, prov, controllers.Config{
 		ClusterDomain:    "cluster.local",
-		Dispatcher:       resources.DispatcherConfig{Image: image, NATS: resources.NATS{URL: ns.ClientURL()}},
-		Adapter:          resources.AdapterConfig{Image: image},
+		Dispatcher:       resources.DispatcherConfig{Image: resources.Image{Name: image}, NATS: resources.NATS{URL: ns.ClientURL()}},
+		Adapter:          resources.AdapterConfig{Image: resources.Image{Name: image}},
 		RefreshInterval:  refreshInterval,
 		ProgressInterval: 200 * time.Millisecond,
 	}); err != nil {

@@ -75,7 +75,7 @@ func parseDispatcherConfig(args []string, getenv func(string) string) (dispatche
 	fs.StringVar(&logLevel, "log-level", envOr("HERALD_LOG_LEVEL", "info"), "debug, info, warn or error ($HERALD_LOG_LEVEL)")
 	fs.DurationVar(&c.DrainDelay, "drain-delay", 5*time.Second, "after SIGTERM, how long at least to keep accepting events, closing each connection, before the listener closes")
 	fs.DurationVar(&c.DrainMax, "drain-max", 20*time.Second, "after SIGTERM, how long at most to keep accepting events while they still arrive")
-	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "bound on the graceful shutdown after the drain delay")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "bound on the graceful shutdown after the drain")
 	if err := fs.Parse(args); err != nil {
 		return dispatcherConfig{}, err
 	}

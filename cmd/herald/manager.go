@@ -40,12 +40,8 @@ type managerConfig struct {
 	// DispatcherNATSSecret names the Secret, in each Topic's namespace,
 	// holding the dispatchers' copies of the NATS files (resources.NATS).
 	DispatcherNATSSecret string
-	// Image is Herald's image, run by dispatcher and adapter Deployments.
-	Image string
-	// ImagePullPolicy and ImagePullSecrets (names, in each workload's
-	// namespace) apply to Image in those Deployments.
-	ImagePullPolicy  corev1.PullPolicy
-	ImagePullSecrets []string
+	// Image is Herald's image as dispatcher and adapter Deployments run it.
+	Image resources.Image
 	// ClusterDomain is the cluster's DNS domain.
 	ClusterDomain string
 	// Namespaces to watch; empty means all.
@@ -89,7 +85,7 @@ func parseManagerConfig(args []string, getenv func(string) string) (managerConfi
 	fs.StringVar(&c.DispatcherNATSSecret, "dispatcher-nats-secret", getenv("HERALD_DISPATCHER_NATS_SECRET"),
 		"Secret in each Topic's namespace with the dispatchers' NATS files: keys nats.creds, ca.crt, tls.crt, tls.key, "+
 			"as the manager's own --nats-* flags ask ($HERALD_DISPATCHER_NATS_SECRET)")
-	fs.StringVar(&c.Image, "image", getenv("HERALD_IMAGE"), "Herald image for dispatcher and adapter Deployments ($HERALD_IMAGE)")
+	fs.StringVar(&c.Image.Name, "image", getenv("HERALD_IMAGE"), "Herald image for dispatcher and adapter Deployments ($HERALD_IMAGE)")
 	fs.StringVar(&pullPolicy, "image-pull-policy", getenv("HERALD_IMAGE_PULL_POLICY"),
 		"imagePullPolicy of dispatcher and adapter containers: Always, IfNotPresent or Never; empty for Kubernetes' default ($HERALD_IMAGE_PULL_POLICY)")
 	fs.StringVar(&pullSecrets, "image-pull-secrets", getenv("HERALD_IMAGE_PULL_SECRETS"),
@@ -109,8 +105,8 @@ func parseManagerConfig(args []string, getenv func(string) string) (managerConfi
 		return managerConfig{}, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
 	c.Namespaces = splitList(namespaces)
-	c.ImagePullPolicy = corev1.PullPolicy(pullPolicy)
-	c.ImagePullSecrets = splitList(pullSecrets)
+	c.Image.PullPolicy = corev1.PullPolicy(pullPolicy)
+	c.Image.PullSecrets = splitList(pullSecrets)
 	lvl, err := parseLogLevel(logLevel)
 	if err != nil {
 		return managerConfig{}, err
@@ -132,13 +128,13 @@ func parseLogLevel(s string) (zapcore.Level, error) {
 
 func (c managerConfig) validate() error {
 	errs := c.validateNATS()
-	if c.Image == "" {
+	if c.Image.Name == "" {
 		errs = append(errs, errors.New("--image (or HERALD_IMAGE) is required: the image dispatcher and adapter Deployments run"))
 	}
-	switch c.ImagePullPolicy {
+	switch c.Image.PullPolicy {
 	case "", corev1.PullAlways, corev1.PullIfNotPresent, corev1.PullNever:
 	default:
-		errs = append(errs, fmt.Errorf("--image-pull-policy %q: want Always, IfNotPresent or Never", c.ImagePullPolicy))
+		errs = append(errs, fmt.Errorf("--image-pull-policy %q: want Always, IfNotPresent or Never", c.Image.PullPolicy))
 	}
 	if c.ClusterDomain == "" {
 		errs = append(errs, errors.New("--cluster-domain must not be empty"))
@@ -159,9 +155,7 @@ func (c managerConfig) controllersConfig() controllers.Config {
 	return controllers.Config{
 		ClusterDomain: c.ClusterDomain,
 		Dispatcher: resources.DispatcherConfig{
-			Image:            c.Image,
-			ImagePullPolicy:  c.ImagePullPolicy,
-			ImagePullSecrets: c.ImagePullSecrets,
+			Image: c.Image,
 			NATS: resources.NATS{
 				URL:       c.NATSURL,
 				Secret:    c.DispatcherNATSSecret,
@@ -170,7 +164,7 @@ func (c managerConfig) controllersConfig() controllers.Config {
 				TLSClient: c.NATSTLSCert != "",
 			},
 		},
-		Adapter: resources.AdapterConfig{Image: c.Image, ImagePullPolicy: c.ImagePullPolicy, ImagePullSecrets: c.ImagePullSecrets},
+		Adapter: resources.AdapterConfig{Image: c.Image},
 	}
 }
 
@@ -246,7 +240,7 @@ func runManager(ctx context.Context, args []string) error {
 	if err := controllers.Setup(ctx, mgr, prov, cfg.controllersConfig()); err != nil {
 		return err
 	}
-	logger.Info("starting", "nats", cfg.NATSURL, "image", cfg.Image, "namespaces", cfg.Namespaces, "leaderElect", cfg.LeaderElect)
+	logger.Info("starting", "nats", cfg.NATSURL, "image", cfg.Image.Name, "namespaces", cfg.Namespaces, "leaderElect", cfg.LeaderElect)
 	return mgr.Start(ctx)
 }
 

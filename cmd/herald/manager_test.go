@@ -22,12 +22,12 @@ func TestParseManagerConfig(t *testing.T) {
 			name: "defaults from env",
 			env:  base,
 			check: func(t *testing.T, c managerConfig) {
-				if c.NATSURL != "nats://nats:4222" || c.Image != "herald:1" || c.ClusterDomain != "cluster.local" ||
+				if c.NATSURL != "nats://nats:4222" || c.Image.Name != "herald:1" || c.ClusterDomain != "cluster.local" ||
 					c.PlanReplicas != 1 || c.Namespaces != nil || c.LogLevel != zapcore.InfoLevel || c.LeaderElect {
 					t.Errorf("config %+v", c)
 				}
 				cc := c.controllersConfig()
-				if cc.Dispatcher.NATS.URL != "nats://nats:4222" || cc.Dispatcher.NATS.Secret != "" || cc.Adapter.Image != "herald:1" {
+				if cc.Dispatcher.NATS.URL != "nats://nats:4222" || cc.Dispatcher.NATS.Secret != "" || cc.Adapter.Image.Name != "herald:1" {
 					t.Errorf("controllers config %+v", cc)
 				}
 			},
@@ -73,8 +73,8 @@ func TestParseManagerConfig(t *testing.T) {
 			env:  map[string]string{"NATS_URL": "nats://n", "HERALD_IMAGE": "herald:1", "HERALD_IMAGE_PULL_POLICY": "Always", "HERALD_IMAGE_PULL_SECRETS": "a, b,"},
 			check: func(t *testing.T, c managerConfig) {
 				cc := c.controllersConfig()
-				if cc.Dispatcher.ImagePullPolicy != "Always" || !slices.Equal(cc.Dispatcher.ImagePullSecrets, []string{"a", "b"}) ||
-					cc.Adapter.ImagePullPolicy != "Always" || !slices.Equal(cc.Adapter.ImagePullSecrets, []string{"a", "b"}) {
+				if cc.Dispatcher.Image.PullPolicy != "Always" || !slices.Equal(cc.Dispatcher.Image.PullSecrets, []string{"a", "b"}) ||
+					cc.Adapter.Image.PullPolicy != "Always" || !slices.Equal(cc.Adapter.Image.PullSecrets, []string{"a", "b"}) {
 					t.Errorf("controllers config %+v", cc)
 				}
 			},

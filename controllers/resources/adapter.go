@@ -48,12 +48,7 @@ const (
 // AdapterConfig is what adapter workloads need besides their EventSource.
 type AdapterConfig struct {
 	// Image is Herald's image.
-	Image string
-	// ImagePullPolicy of the container; empty leaves Kubernetes' default.
-	ImagePullPolicy corev1.PullPolicy
-	// ImagePullSecrets name Secrets, in the EventSource's namespace, for
-	// pulling Image.
-	ImagePullSecrets []string
+	Image Image
 }
 
 // AdapterName is the name of an EventSource's adapter Deployment and, for
@@ -183,7 +178,7 @@ func adapterPod(s *v1alpha1.EventSource, typ v1alpha1.EventSourceType, sinkURI, 
 		// Only apiServer sources talk to the Kubernetes API.
 		AutomountServiceAccountToken: ptr.To(false),
 		SecurityContext:              podSecurityContext(),
-		ImagePullSecrets:             pullSecrets(cfg.ImagePullSecrets),
+		ImagePullSecrets:             cfg.Image.pullSecrets(),
 	}
 	switch typ {
 	case v1alpha1.EventSourceTypeAPIServer:
@@ -197,8 +192,8 @@ func adapterPod(s *v1alpha1.EventSource, typ v1alpha1.EventSourceType, sinkURI, 
 	}
 	podSpec.Containers = []corev1.Container{{
 		Name:            "adapter",
-		Image:           cfg.Image,
-		ImagePullPolicy: cfg.ImagePullPolicy,
+		Image:           cfg.Image.Name,
+		ImagePullPolicy: cfg.Image.PullPolicy,
 		Command:         []string{Binary},
 		Args:            []string{"adapter"},
 		Env:             env,

@@ -82,10 +82,21 @@ func containerSecurityContext() *corev1.SecurityContext {
 	}
 }
 
-// pullSecrets references the named image pull Secrets.
-func pullSecrets(names []string) []corev1.LocalObjectReference {
+// Image is Herald's image as the dispatcher and adapter Pods run it.
+type Image struct {
+	// Name is the image reference.
+	Name string
+	// PullPolicy of the container; empty leaves Kubernetes' default.
+	PullPolicy corev1.PullPolicy
+	// PullSecrets name Secrets for pulling the image; each must exist in
+	// the Pod's namespace.
+	PullSecrets []string
+}
+
+// pullSecrets references the image's pull Secrets.
+func (i Image) pullSecrets() []corev1.LocalObjectReference {
 	var refs []corev1.LocalObjectReference
-	for _, n := range names {
+	for _, n := range i.PullSecrets {
 		refs = append(refs, corev1.LocalObjectReference{Name: n})
 	}
 	return refs

@@ -63,11 +63,7 @@ type NATS struct {
 // DispatcherConfig is what the dispatcher workload needs besides its Topic.
 type DispatcherConfig struct {
 	// Image is Herald's image.
-	Image string
-	// ImagePullPolicy of the container; empty leaves Kubernetes' default.
-	ImagePullPolicy corev1.PullPolicy
-	// ImagePullSecrets name Secrets, in the Topic's namespace, for pulling Image.
-	ImagePullSecrets []string
+	Image Image
 	// NATS says how to reach NATS.
 	NATS NATS
 }
@@ -158,8 +154,8 @@ func DispatcherDeployment(t *v1alpha1.Topic, cfg DispatcherConfig) *appsv1.Deplo
 	env, mounts, volumes := natsEnv(cfg.NATS)
 	container := corev1.Container{
 		Name:            "dispatcher",
-		Image:           cfg.Image,
-		ImagePullPolicy: cfg.ImagePullPolicy,
+		Image:           cfg.Image.Name,
+		ImagePullPolicy: cfg.Image.PullPolicy,
 		Command:         []string{Binary},
 		Args:            []string{"dispatcher", "--topics", t.Namespace + "/" + t.Name},
 		Env:             env,
@@ -186,7 +182,7 @@ func DispatcherDeployment(t *v1alpha1.Topic, cfg DispatcherConfig) *appsv1.Deplo
 					ServiceAccountName:           DispatcherName(t.Name),
 					AutomountServiceAccountToken: ptr.To(false),
 					SecurityContext:              podSecurityContext(),
-					ImagePullSecrets:             pullSecrets(cfg.ImagePullSecrets),
+					ImagePullSecrets:             cfg.Image.pullSecrets(),
 					// The dispatcher drains for 5 to 20 s after SIGTERM
 					// (--drain-delay, --drain-max), then has up to 30 s
 					// (--shutdown-timeout) to finish in-flight deliveries.

@@ -84,7 +84,7 @@ func TestDispatcherDeployment(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			d := DispatcherDeployment(tt.topic, DispatcherConfig{Image: "herald:dev", NATS: tt.nats})
+			d := DispatcherDeployment(tt.topic, DispatcherConfig{Image: Image{Name: "herald:dev"}, NATS: tt.nats})
 			if d.Name != "orders-dispatcher" || d.Namespace != "shop" {
 				t.Fatalf("name %s/%s", d.Namespace, d.Name)
 			}
@@ -213,7 +213,7 @@ func TestAdapterDeployment(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			s := source(tt.spec)
 			s.Spec.Sink = v1alpha1.Destination{URI: ptr.To("http://sink")}
-			d, err := AdapterDeployment(s, "http://sink.shop.svc/x", AdapterConfig{Image: "herald:dev"})
+			d, err := AdapterDeployment(s, "http://sink.shop.svc/x", AdapterConfig{Image: Image{Name: "herald:dev"}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -270,7 +270,7 @@ func TestContainerSourceInjectsEverywhere(t *testing.T) {
 			}, InitContainers: []corev1.Container{{Name: "init", Image: "init"}}},
 		}},
 	})
-	d, err := AdapterDeployment(s, "http://new", AdapterConfig{Image: "unused"})
+	d, err := AdapterDeployment(s, "http://new", AdapterConfig{Image: Image{Name: "unused"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -317,11 +317,11 @@ func TestImagePullSettings(t *testing.T) {
 	wantRefs := []corev1.LocalObjectReference{{Name: "registry-a"}, {Name: "registry-b"}}
 	pods := map[string]func(corev1.PullPolicy, []string) corev1.PodSpec{
 		"dispatcher": func(p corev1.PullPolicy, s []string) corev1.PodSpec {
-			return DispatcherDeployment(topic(), DispatcherConfig{Image: "herald:dev", ImagePullPolicy: p, ImagePullSecrets: s}).Spec.Template.Spec
+			return DispatcherDeployment(topic(), DispatcherConfig{Image: Image{Name: "herald:dev", PullPolicy: p, PullSecrets: s}}).Spec.Template.Spec
 		},
 		"ping adapter": func(p corev1.PullPolicy, s []string) corev1.PodSpec {
 			src := source(v1alpha1.EventSourceSpec{Ping: &v1alpha1.PingSource{Schedule: "@every 10s"}})
-			d, err := AdapterDeployment(src, "http://sink", AdapterConfig{Image: "herald:dev", ImagePullPolicy: p, ImagePullSecrets: s})
+			d, err := AdapterDeployment(src, "http://sink", AdapterConfig{Image: Image{Name: "herald:dev", PullPolicy: p, PullSecrets: s}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -343,7 +343,7 @@ func TestImagePullSettings(t *testing.T) {
 			}
 		})
 	}
-	grace := DispatcherDeployment(topic(), DispatcherConfig{Image: "herald:dev"}).Spec.Template.Spec.TerminationGracePeriodSeconds
+	grace := DispatcherDeployment(topic(), DispatcherConfig{Image: Image{Name: "herald:dev"}}).Spec.Template.Spec.TerminationGracePeriodSeconds
 	if grace == nil || *grace < 20+30 {
 		t.Errorf("dispatcher terminationGracePeriodSeconds %v: below the drain delay plus the shutdown timeout", grace)
 	}

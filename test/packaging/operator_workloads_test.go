@@ -48,7 +48,7 @@ func TestOperatorWorkloadsAdmitted(t *testing.T) {
 	add(resources.DispatcherServiceAccount(&topic))
 	add(resources.DispatcherService(&topic))
 	add(resources.DispatcherDeployment(&topic, resources.DispatcherConfig{
-		Image: image,
+		Image: resources.Image{Name: image},
 		NATS: resources.NATS{
 			URL: "tls://nats.nats.svc.cluster.local:4222", Secret: "herald-nats",
 			Creds: true, TLSCA: true, TLSClient: true,
@@ -63,7 +63,7 @@ func TestOperatorWorkloadsAdmitted(t *testing.T) {
 		var es v1alpha1.EventSource
 		readSample(t, f, &es)
 		es.Namespace = ns
-		d, err := resources.AdapterDeployment(&es, "http://orders-dispatcher.shop.svc.cluster.local/shop/orders", resources.AdapterConfig{Image: image})
+		d, err := resources.AdapterDeployment(&es, "http://orders-dispatcher.shop.svc.cluster.local/shop/orders", resources.AdapterConfig{Image: resources.Image{Name: image}})
 		if err != nil {
 			t.Fatalf("%s: %v", f, err)
 		}
