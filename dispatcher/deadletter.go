@@ -3,6 +3,7 @@ package dispatcher
 import (
 	"encoding/base64"
 	"strconv"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -22,7 +23,33 @@ const (
 	extErrorData = "knativeerrordata"
 	// extAttempts is the number of attempts made, in decimal.
 	extAttempts = "heraldattempts"
+	// extSubscription is the Subscription that failed the event,
+	// "namespace/name".
+	extSubscription = "heraldsubscription"
+	// extTopic is the Topic the event was delivered from, "namespace/name".
+	extTopic = "heraldtopic"
+	// extDeadLetteredAt is when the event was given up on, RFC 3339 (UTC).
+	extDeadLetteredAt = "heralddeadletteredat"
 )
+
+// HeaderDedupScope is the request header that narrows the ingress's
+// deduplication: events are deduplicated on source, id and this value.
+// Dispatchers send it with dead letters and forwarded replies, naming the
+// Subscription and the stored message they come from, so the dead letters
+// (or replies) of several Subscriptions for one event are distinct
+// messages, while a resent one (a sink retry) is stored once.
+const HeaderDedupScope = "Herald-Dedup-Scope"
+
+// dedupScope is the HeaderDedupScope value of what r sends on behalf of
+// msg: kind ("deadletter" or "reply"), the Subscription, and msg's place
+// in its stream.
+func (r *subRunner) dedupScope(kind string, msg jetstream.Msg) string {
+	var seq uint64
+	if md, err := msg.Metadata(); err == nil {
+		seq = md.Sequence.Stream
+	}
+	return kind + ":" + r.ns + "/" + r.name + ":" + r.stream + ":" + strconv.FormatUint(seq, 10)
+}
 
 // deadLetter gives up on msg after its last attempt res at dest: it posts
 // the original event with the error extensions to the dead-letter sink and
@@ -42,7 +69,7 @@ func (r *subRunner) deadLetter(cfg *subConfig, msg jetstream.Msg, dest string, r
 			"id", id, "source", src, "destination", dest, "attempts", attempt, "result", res.describe())
 		return outcome{done: true}
 	}
-	out := deliveryHeader(h, 4)
+	out := deliveryHeader(h, 8)
 	out[ceKey(extErrorDest)] = []string{percentEncode(dest)}
 	if res.status != 0 {
 		out[ceKey(extErrorCode)] = []string{strconv.Itoa(res.status)}
@@ -58,6 +85,10 @@ func (r *subRunner) deadLetter(cfg *subConfig, msg jetstream.Msg, dest string, r
 		out[ceKey(extErrorData)] = []string{base64.StdEncoding.EncodeToString(data)}
 	}
 	out[ceKey(extAttempts)] = []string{strconv.Itoa(attempt)}
+	out[ceKey(extSubscription)] = []string{r.ns + "/" + r.name}
+	out[ceKey(extTopic)] = []string{r.ns + "/" + r.topic}
+	out[ceKey(extDeadLetteredAt)] = []string{time.Now().UTC().Format(time.RFC3339)}
+	out[HeaderDedupScope] = []string{r.dedupScope("deadletter", msg)}
 	dl := r.d.post(cfg.plan.DeadLetterURI, out, msg.Data(), cfg.plan.Delivery.Timeout.Duration(), 0)
 	if dl.verdict() == verdictSuccess {
 		r.ack(msg)

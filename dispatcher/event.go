@@ -58,6 +58,9 @@ type event struct {
 	data        []byte
 	// traceParent and traceState are the W3C trace context HTTP headers.
 	traceParent, traceState string
+	// dedupScope is the request's Herald-Dedup-Scope header: events are
+	// deduplicated on source and id within it. Empty for most producers.
+	dedupScope string
 }
 
 // get returns the value of the named attribute (datacontenttype included).
@@ -94,8 +97,9 @@ func (e *event) size() int {
 	return n
 }
 
-// msgID is the JetStream deduplication id of the event: a digest of source
-// and id, so the Nats-Msg-Id header stays short whatever their length.
+// msgID is the JetStream deduplication id of the event: a digest of source,
+// id and the deduplication scope, so the Nats-Msg-Id header stays short
+// whatever their length.
 func (e *event) msgID() string {
 	src, _ := e.get(attrSource)
 	id, _ := e.get(attrID)
@@ -103,6 +107,10 @@ func (e *event) msgID() string {
 	h.Write([]byte(src))
 	h.Write([]byte{0})
 	h.Write([]byte(id))
+	if e.dedupScope != "" {
+		h.Write([]byte{0})
+		h.Write([]byte(e.dedupScope))
+	}
 	var sum [sha256.Size]byte
 	return base64.RawURLEncoding.EncodeToString(h.Sum(sum[:0])[:18])
 }
@@ -182,7 +190,7 @@ var commonKeys = map[string]string{}
 func init() {
 	for _, n := range []string{attrSpecVersion, attrID, attrSource, attrType, attrTime, attrSubject,
 		attrDataSchema, attrSchemaURL, attrPartitionKey, "traceparent", "tracestate",
-		"knativeerrordest", "knativeerrorcode", "knativeerrordata", "heraldattempts", "heraldhops"} {
+		extErrorDest, extErrorCode, extErrorData, extAttempts, extSubscription, extTopic, extDeadLetteredAt, extHops} {
 		commonKeys[n] = ceHeaderPrefix + n
 	}
 }

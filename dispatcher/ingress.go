@@ -27,6 +27,10 @@ const (
 //
 // It answers 202 once JetStream stored the event (a duplicate of source and
 // id inside the Topic's duplicate window is answered 202 and stored once).
+// A Herald-Dedup-Scope request header narrows deduplication to the events
+// sent with the same scope: Herald's dispatchers send one naming the
+// Subscription and the stored message a dead letter or reply comes from, so
+// those of different Subscriptions are never merged, while a resent one is.
 // Errors carry a JSON body {"error": "...", "attribute": "..."}: 400 for an
 // invalid event (attribute names the culprit), 404 for an unknown Topic, 405
 // for methods but POST (with Allow: POST), 413 above the Topic's
@@ -101,6 +105,7 @@ func (d *Dispatcher) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeEventError(w, err)
 		return
 	}
+	e.dedupScope = r.Header.Get(HeaderDedupScope)
 	if e.size() > t.plan.MaxEventSize {
 		t.metrics.reject(reasonTooLarge)
 		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("event of %d bytes exceeds the limit of %d", e.size(), t.plan.MaxEventSize), "")

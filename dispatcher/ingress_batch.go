@@ -65,6 +65,7 @@ func (d *Dispatcher) serveBatch(w http.ResponseWriter, r *http.Request, t *topic
 			return
 		}
 		e.setTrace(r.Header)
+		e.dedupScope = r.Header.Get(HeaderDedupScope)
 	}
 	if !d.nc.IsConnected() {
 		t.metrics.reject(reasonUnavailable)

@@ -49,7 +49,8 @@ func (r *subRunner) forwardReply(cfg *subConfig, msg jetstream.Msg, res *result)
 		rep.traceParent = msg.Headers().Get(headerTraceParent)
 		rep.traceState = msg.Headers().Get(headerTraceState)
 	}
-	rr := r.d.post(cfg.plan.ReplyURI, http.Header(rep.header()), rep.data, cfg.plan.Delivery.Timeout.Duration(), 0)
+	rh := http.Header(rep.header(HeaderDedupScope, r.dedupScope("reply", msg)))
+	rr := r.d.post(cfg.plan.ReplyURI, rh, rep.data, cfg.plan.Delivery.Timeout.Duration(), 0)
 	if rr.verdict() == verdictSuccess {
 		r.m.reply(replyForwarded)
 	} else {

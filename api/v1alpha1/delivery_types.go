@@ -20,9 +20,11 @@ const (
 type DeliverySpec struct {
 	// DeadLetterSink receives an event after its last failed attempt, with the
 	// extensions knativeerrordest (the failed destination), knativeerrorcode
-	// (the last HTTP status), knativeerrordata (the start of the error body) and
-	// heraldattempts (the number of attempts). A Topic is a valid sink, which
-	// makes redrive a replay of that Topic. Without a sink, an event whose
+	// (the last HTTP status), knativeerrordata (the start of the error body),
+	// heraldattempts (the number of attempts), heraldsubscription and
+	// heraldtopic (namespace/name of the Subscription that failed it and of its
+	// Topic) and heralddeadletteredat (RFC 3339). A Topic is a valid sink: it
+	// stores one dead letter per event and Subscription. Without a sink, an event whose
 	// retries are exhausted is dropped and counted in the dead-lettered metric
 	// with sink="none".
 	// +optional
