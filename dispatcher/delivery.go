@@ -1,11 +1,13 @@
 package dispatcher
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,6 +26,9 @@ const (
 	// maxHeartbeat bounds the interval of InProgress calls for held
 	// messages; a third of the consumer's AckWait when that is shorter.
 	maxHeartbeat = 10 * time.Second
+	// pullWait is how long one pull request waits for messages. It must
+	// stay well below plan.PinnedTTL minus plan.AckWait (see plan.PinnedTTL).
+	pullWait = 2 * time.Second
 )
 
 // subConfig is the part of a Subscription's plan a running delivery loop
@@ -203,39 +208,42 @@ func (r *subRunner) pollLag(cons jetstream.Consumer) {
 	}
 }
 
-func (r *subRunner) pullOpts() []jetstream.PullMessagesOpt {
-	n := r.maxInFlight
-	switch r.ordering {
-	case string(v1alpha1.OrderingOrdered):
-		n = 1
-	case string(v1alpha1.OrderingPerKey):
-		n = 4 * r.maxInFlight
-	}
-	opts := []jetstream.PullMessagesOpt{jetstream.PullMaxMessages(n)}
-	if r.pinnedOrdering() {
-		opts = append(opts, jetstream.PullPriorityGroup(plan.PinnedGroup))
-	}
-	return opts
-}
-
 // pull feeds p from the consumer until the loop stops, starting over when
-// the consumer disappears.
+// the consumer disappears. Each pull request asks for no more messages than
+// p can start on at once, so no message waits unseen in a client buffer
+// while AckWait runs; requests last at most pullWait, so that a pinned
+// dispatcher renews its pin well within the consumer's PinnedTTL. Ordered
+// and perKey loops keep a request for at least one message outstanding
+// even while every worker is busy (JetStream's MaxAckPending holds back
+// what they could not take), so a busy pinned dispatcher keeps its pin.
 func (r *subRunner) pull(cons jetstream.Consumer, p pool) {
 	bo := newBackoff(100*time.Millisecond, 5*time.Second)
-	for {
-		it, err := cons.Messages(r.pullOpts()...)
-		if err == nil {
-			stopDrain := context.AfterFunc(r.ctx, it.Drain)
-			if r.feed(cons, it, p) {
-				bo.reset()
-			}
-			stopDrain()
-			it.Stop()
-		} else if r.ctx.Err() == nil {
-			r.log.Warn("cannot pull", "error", err)
-		}
+	for r.ctx.Err() == nil {
+		n := p.free(r.ctx, pullWait)
 		if r.ctx.Err() != nil {
 			return
+		}
+		if n == 0 {
+			if !r.pinnedOrdering() {
+				continue
+			}
+			n = 1
+		}
+		err := r.fetch(cons, p, n)
+		switch {
+		case err == nil, errors.Is(err, jetstream.ErrPinIDMismatch):
+			bo.reset()
+			continue
+		case r.ctx.Err() != nil:
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.ctx, 2*time.Second)
+		_, ierr := cons.Info(ctx)
+		cancel()
+		if errors.Is(ierr, jetstream.ErrConsumerNotFound) || errors.Is(ierr, jetstream.ErrStreamNotFound) {
+			r.log.Warn("consumer gone; waiting for it to return")
+		} else {
+			r.log.Warn("cannot pull", "error", err)
 		}
 		r.unpin()
 		bo.wait(r.ctx)
@@ -245,45 +253,90 @@ func (r *subRunner) pull(cons jetstream.Consumer, p pool) {
 	}
 }
 
-// feed hands messages to p until the iterator ends; it reports whether any
-// message came. Messages arriving once the loop is stopping are released
+// fetch makes one pull request for at most n messages and hands them to p
+// as they arrive. Messages arriving once the loop is stopping are released
 // at once (Nak) for another dispatcher or a later run.
-func (r *subRunner) feed(cons jetstream.Consumer, it jetstream.MessagesContext, p pool) bool {
-	got := false
-	for {
-		msg, err := it.Next()
-		if err != nil {
-			switch {
-			case errors.Is(err, jetstream.ErrMsgIteratorClosed):
-				return got
-			case errors.Is(err, jetstream.ErrNoHeartbeat):
-				ctx, cancel := context.WithTimeout(r.ctx, 2*time.Second)
-				_, ierr := cons.Info(ctx)
-				cancel()
-				if errors.Is(ierr, jetstream.ErrConsumerNotFound) || errors.Is(ierr, jetstream.ErrStreamNotFound) {
-					r.log.Warn("consumer gone; waiting for it to return")
-					return got
-				}
-				continue
-			default:
-				if r.ctx.Err() == nil {
-					r.log.Warn("pull interrupted", "error", err)
-				}
-				return got
-			}
-		}
-		got = true
-		if r.ctx.Err() != nil {
-			_ = msg.Nak()
+func (r *subRunner) fetch(cons jetstream.Consumer, p pool, n int) error {
+	ctx, cancel := context.WithTimeout(r.ctx, pullWait)
+	defer cancel()
+	opts := []jetstream.FetchOpt{jetstream.FetchContext(ctx)}
+	if r.pinnedOrdering() {
+		opts = append(opts, jetstream.FetchPriorityGroup(plan.PinnedGroup))
+	}
+	batch, err := cons.Fetch(n, opts...)
+	if err != nil {
+		return err
+	}
+	msgs := batch.Messages()
+	for msg := range msgs {
+		if r.ordering == string(v1alpha1.OrderingPerKey) && deliveryCount(msg) > 1 {
+			r.handOverInOrder(p, msg, msgs)
 			continue
 		}
-		if !r.pinned.Load() && msg.Headers().Get("Nats-Pin-Id") != "" {
-			r.pinned.Store(true)
-		}
-		if !p.submit(r.ctx, msg) {
-			_ = msg.Nak()
+		r.handOver(p, msg)
+	}
+	if err := batch.Error(); err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}
+
+// handOver submits msg to p, or releases it when the loop is stopping.
+func (r *subRunner) handOver(p pool, msg jetstream.Msg) {
+	if r.ctx.Err() != nil {
+		_ = msg.Nak()
+		return
+	}
+	if !r.pinned.Load() && msg.Headers().Get("Nats-Pin-Id") != "" {
+		r.pinned.Store(true)
+	}
+	p.submit(msg)
+}
+
+// redeliveryBurst is how long a perKey loop waits for the next message of
+// a burst of redeliveries before it orders the burst.
+const redeliveryBurst = 10 * time.Millisecond
+
+// handOverInOrder hands first, a redelivered message of a perKey
+// Subscription, and the messages arriving right after it to p in stream
+// order. JetStream queues the messages of a dispatcher that died for
+// redelivery in the order their AckWait ran out, which is not stream order
+// when some of them were kept alive longer than others; by the time the
+// pin moves (plan.PinnedTTL) all of them are due, and JetStream sends them
+// in one burst ahead of any newer message, so ordering the burst restores
+// the order of each key.
+func (r *subRunner) handOverInOrder(p pool, first jetstream.Msg, msgs <-chan jetstream.Msg) {
+	burst := []jetstream.Msg{first}
+	t := time.NewTimer(redeliveryBurst)
+	defer t.Stop()
+collect:
+	for {
+		select {
+		case m, ok := <-msgs:
+			if !ok {
+				break collect
+			}
+			burst = append(burst, m)
+			t.Reset(redeliveryBurst)
+		case <-t.C:
+			break collect
 		}
 	}
+	slices.SortStableFunc(burst, func(a, b jetstream.Msg) int {
+		return cmp.Compare(streamSeq(a), streamSeq(b))
+	})
+	for _, m := range burst {
+		r.handOver(p, m)
+	}
+}
+
+// streamSeq is msg's sequence in its stream; 0 when unknown.
+func streamSeq(msg jetstream.Msg) uint64 {
+	md, err := msg.Metadata()
+	if err != nil {
+		return 0
+	}
+	return md.Sequence.Stream
 }
 
 // unpin hands the pinned-client role of an ordered or perKey consumer to

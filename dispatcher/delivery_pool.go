@@ -3,6 +3,7 @@ package dispatcher
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -10,11 +11,19 @@ import (
 	"github.com/herald-dev/herald/api/v1alpha1"
 )
 
-// pool runs a fixed set of workers over submitted messages.
+// pool runs a fixed set of workers over submitted messages. Every message
+// it holds, queued or being delivered, gets InProgress every heartbeat, so
+// the consumer's AckWait can stay short: JetStream redelivers the messages
+// of a dispatcher that died within one AckWait, and never those of one that
+// is merely slow.
 type pool interface {
-	// submit hands msg to a worker, waiting while all are busy; false when
-	// ctx ended first (msg was not taken). One goroutine calls submit.
-	submit(ctx context.Context, msg jetstream.Msg) bool
+	// free waits until the pool can start on at least one more message
+	// at once, at most wait, and returns how many; 0 when wait passed or
+	// ctx ended first. One goroutine calls free and submit.
+	free(ctx context.Context, wait time.Duration) int
+	// submit hands msg to the pool. It does not wait when the caller
+	// submits no more messages than free returned.
+	submit(msg jetstream.Msg)
 	// closeAndWait stops taking messages and returns once the workers
 	// finished the ones they hold.
 	closeAndWait()
@@ -36,52 +45,153 @@ func (r *subRunner) newPool() pool {
 	return newSharedPool(r.maxInFlight, r.deliverOnce, heartbeat)
 }
 
-// sharedPool is n workers reading one unbuffered channel. A message waiting
-// for a free worker gets InProgress every heartbeat.
+// inflight records the message each worker is delivering, so that one
+// keep-alive loop per pool can send InProgress for those taking longer than
+// a heartbeat (a slow subscriber, retries held in process, a rate limit).
+type inflight struct {
+	slots []inflightSlot
+}
+
+type inflightSlot struct {
+	mu    sync.Mutex
+	msg   jetstream.Msg
+	since time.Time
+}
+
+func newInflight(n int) *inflight { return &inflight{slots: make([]inflightSlot, n)} }
+
+// begin records that worker i started on m.
+func (f *inflight) begin(i int, m jetstream.Msg) {
+	s := &f.slots[i]
+	s.mu.Lock()
+	s.msg, s.since = m, time.Now()
+	s.mu.Unlock()
+}
+
+// end records that worker i is done with its message.
+func (f *inflight) end(i int) {
+	s := &f.slots[i]
+	s.mu.Lock()
+	s.msg = nil
+	s.mu.Unlock()
+}
+
+// stale appends to out the messages held for at least hb since start or
+// their last InProgress, and restarts their clocks.
+func (f *inflight) stale(now time.Time, hb time.Duration, out []jetstream.Msg) []jetstream.Msg {
+	for i := range f.slots {
+		s := &f.slots[i]
+		s.mu.Lock()
+		if s.msg != nil && now.Sub(s.since) >= hb {
+			s.since = now
+			out = append(out, s.msg)
+		}
+		s.mu.Unlock()
+	}
+	return out
+}
+
+// keepAlive calls collect every heartbeat until stop closes and sends
+// InProgress for each message it returns.
+func keepAlive(heartbeat func() time.Duration, stop <-chan struct{}, collect func(now time.Time, hb time.Duration, out []jetstream.Msg) []jetstream.Msg) {
+	var held []jetstream.Msg
+	for {
+		hb := heartbeat()
+		t := time.NewTimer(hb)
+		select {
+		case <-stop:
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		held = collect(time.Now(), hb, held[:0])
+		for _, m := range held {
+			_ = m.InProgress()
+		}
+		clear(held)
+	}
+}
+
+// sharedPool is n workers reading one unbuffered channel.
 type sharedPool struct {
+	n         int
 	ch        chan jetstream.Msg
 	wg        sync.WaitGroup
+	busy      atomic.Int64
+	freed     chan struct{}
+	inflight  *inflight
 	heartbeat func() time.Duration
-	// timer is the feeder's heartbeat timer; submit has one caller.
-	timer *time.Timer
+	stopHB    chan struct{}
+	hbDone    chan struct{}
 }
 
 func newSharedPool(n int, work func(jetstream.Msg), heartbeat func() time.Duration) *sharedPool {
-	p := &sharedPool{ch: make(chan jetstream.Msg), heartbeat: heartbeat}
+	p := &sharedPool{
+		n: n, ch: make(chan jetstream.Msg), freed: make(chan struct{}, 1),
+		inflight: newInflight(n), heartbeat: heartbeat,
+		stopHB: make(chan struct{}), hbDone: make(chan struct{}),
+	}
 	p.wg.Add(n)
-	for range n {
+	for i := range n {
 		go func() {
 			defer p.wg.Done()
 			for m := range p.ch {
+				p.inflight.begin(i, m)
 				work(m)
+				p.inflight.end(i)
+				p.busy.Add(-1)
+				select {
+				case p.freed <- struct{}{}:
+				default:
+				}
 			}
 		}()
 	}
+	go func() {
+		defer close(p.hbDone)
+		keepAlive(heartbeat, p.stopHB, p.inflight.stale)
+	}()
 	return p
 }
 
-func (p *sharedPool) submit(ctx context.Context, m jetstream.Msg) bool {
+func (p *sharedPool) free(ctx context.Context, wait time.Duration) int {
+	if n := p.n - int(p.busy.Load()); n > 0 {
+		return n
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.freed:
+			if n := p.n - int(p.busy.Load()); n > 0 {
+				return n
+			}
+		case <-t.C:
+			return 0
+		case <-ctx.Done():
+			return 0
+		}
+	}
+}
+
+func (p *sharedPool) submit(m jetstream.Msg) {
+	p.busy.Add(1)
 	select {
 	case p.ch <- m:
-		return true
+		return
 	default:
 	}
-	hb := p.heartbeat()
-	if p.timer == nil {
-		p.timer = time.NewTimer(hb)
-	} else {
-		p.timer.Reset(hb)
-	}
-	defer p.timer.Stop()
+	// Every worker is busy: only when the caller submits more than free
+	// said. Keep m alive while it waits.
+	t := time.NewTimer(p.heartbeat())
+	defer t.Stop()
 	for {
 		select {
 		case p.ch <- m:
-			return true
-		case <-ctx.Done():
-			return false
-		case <-p.timer.C:
+			return
+		case <-t.C:
 			_ = m.InProgress()
-			p.timer.Reset(hb)
+			t.Reset(p.heartbeat())
 		}
 	}
 }
@@ -89,18 +199,23 @@ func (p *sharedPool) submit(ctx context.Context, m jetstream.Msg) bool {
 func (p *sharedPool) closeAndWait() {
 	close(p.ch)
 	p.wg.Wait()
+	close(p.stopHB)
+	<-p.hbDone
 }
 
 // keyedPool keeps one FIFO queue and worker per key slot: messages with the
 // same partitionkey go to the same queue, so they are delivered one at a
-// time in the order pulled, while different keys proceed in parallel. At
-// most capacity messages are held; queued ones get InProgress every
-// heartbeat so they are not redelivered while waiting. When ctx ends,
-// queued messages are released (Nak) in order instead of delivered.
+// time in the order pulled, while different keys proceed in parallel. It
+// holds about capacity messages (the consumer's MaxAckPending bounds them
+// for good). When ctx ends, queued messages are released (Nak) in order
+// instead of delivered.
 type keyedPool struct {
 	ctx       context.Context
+	capacity  int
 	queues    []*keyQueue
-	slots     chan struct{}
+	held      atomic.Int64
+	freed     chan struct{}
+	inflight  *inflight
 	wg        sync.WaitGroup
 	stopHB    chan struct{}
 	hbDone    chan struct{}
@@ -122,8 +237,10 @@ type queued struct {
 func newKeyedPool(ctx context.Context, n, capacity int, work func(jetstream.Msg), heartbeat func() time.Duration) *keyedPool {
 	p := &keyedPool{
 		ctx:       ctx,
+		capacity:  capacity,
 		queues:    make([]*keyQueue, n),
-		slots:     make(chan struct{}, capacity),
+		freed:     make(chan struct{}, 1),
+		inflight:  newInflight(n),
 		stopHB:    make(chan struct{}),
 		hbDone:    make(chan struct{}),
 		heartbeat: heartbeat,
@@ -132,18 +249,37 @@ func newKeyedPool(ctx context.Context, n, capacity int, work func(jetstream.Msg)
 	for i := range p.queues {
 		q := &keyQueue{wake: make(chan struct{}, 1)}
 		p.queues[i] = q
-		go p.work(q, work)
+		go p.work(i, q, work)
 	}
-	go p.keepAlive()
+	go func() {
+		defer close(p.hbDone)
+		keepAlive(heartbeat, p.stopHB, p.stale)
+	}()
 	return p
 }
 
-func (p *keyedPool) submit(ctx context.Context, m jetstream.Msg) bool {
-	select {
-	case p.slots <- struct{}{}:
-	case <-ctx.Done():
-		return false
+func (p *keyedPool) free(ctx context.Context, wait time.Duration) int {
+	if n := p.capacity - int(p.held.Load()); n > 0 {
+		return n
 	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.freed:
+			if n := p.capacity - int(p.held.Load()); n > 0 {
+				return n
+			}
+		case <-t.C:
+			return 0
+		case <-ctx.Done():
+			return 0
+		}
+	}
+}
+
+func (p *keyedPool) submit(m jetstream.Msg) {
+	p.held.Add(1)
 	key := ""
 	if v := m.Headers()[ceKey(attrPartitionKey)]; len(v) > 0 {
 		key = v[0]
@@ -156,7 +292,6 @@ func (p *keyedPool) submit(ctx context.Context, m jetstream.Msg) bool {
 	case q.wake <- struct{}{}:
 	default:
 	}
-	return true
 }
 
 // keySlot maps a key to one of n queues (FNV-1a).
@@ -169,7 +304,7 @@ func keySlot(key string, n int) int {
 	return int(h % uint32(n))
 }
 
-func (p *keyedPool) work(q *keyQueue, work func(jetstream.Msg)) {
+func (p *keyedPool) work(i int, q *keyQueue, work func(jetstream.Msg)) {
 	defer p.wg.Done()
 	for {
 		q.mu.Lock()
@@ -189,40 +324,32 @@ func (p *keyedPool) work(q *keyQueue, work func(jetstream.Msg)) {
 		if p.ctx.Err() != nil {
 			_ = it.msg.Nak()
 		} else {
+			p.inflight.begin(i, it.msg)
 			work(it.msg)
+			p.inflight.end(i)
 		}
-		<-p.slots
+		p.held.Add(-1)
+		select {
+		case p.freed <- struct{}{}:
+		default:
+		}
 	}
 }
 
-// keepAlive sends InProgress for messages queued longer than a heartbeat.
-func (p *keyedPool) keepAlive() {
-	defer close(p.hbDone)
-	for {
-		hb := p.heartbeat()
-		t := time.NewTimer(hb)
-		select {
-		case <-p.stopHB:
-			t.Stop()
-			return
-		case <-t.C:
-		}
-		now := time.Now()
-		var stale []jetstream.Msg
-		for _, q := range p.queues {
-			q.mu.Lock()
-			for i := range q.items {
-				if now.Sub(q.items[i].since) >= hb {
-					q.items[i].since = now
-					stale = append(stale, q.items[i].msg)
-				}
+// stale collects the queued and in-flight messages held for at least hb
+// since they arrived or were last kept alive.
+func (p *keyedPool) stale(now time.Time, hb time.Duration, out []jetstream.Msg) []jetstream.Msg {
+	for _, q := range p.queues {
+		q.mu.Lock()
+		for i := range q.items {
+			if now.Sub(q.items[i].since) >= hb {
+				q.items[i].since = now
+				out = append(out, q.items[i].msg)
 			}
-			q.mu.Unlock()
 		}
-		for _, m := range stale {
-			_ = m.InProgress()
-		}
+		q.mu.Unlock()
 	}
+	return p.inflight.stale(now, hb, out)
 }
 
 func (p *keyedPool) closeAndWait() {

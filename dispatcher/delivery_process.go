@@ -27,8 +27,10 @@ func (r *subRunner) deliverOnce(msg jetstream.Msg) {
 
 // deliverHeld processes msg and retries it in this process, keeping it
 // from redelivery meanwhile, so no later message of its key overtakes it.
-// When the loop stops during a wait, the message is released with the
-// remaining delay; its next delivery counts from the delivery count.
+// When the loop stops during a wait, the message is released at once, like
+// the later messages of its key queued behind it, so that the next pinned
+// dispatcher gets them in order; its next delivery counts from the
+// delivery count.
 func (r *subRunner) deliverHeld(msg jetstream.Msg) {
 	attempt := deliveryCount(msg)
 	for {
@@ -37,7 +39,7 @@ func (r *subRunner) deliverHeld(msg jetstream.Msg) {
 			return
 		}
 		if !r.hold(msg, out.delay) {
-			_ = msg.NakWithDelay(out.delay)
+			_ = msg.Nak()
 			return
 		}
 		attempt++

@@ -23,12 +23,6 @@ const (
 	DefaultMaxEventSize    = 1 << 20
 	DefaultMaxInFlight     = 64
 
-	// AckWaitMargin is added to twice a Subscription's timeout to form its
-	// consumer's AckWait (see AckWait). AckWait is also how long the events
-	// a crashed dispatcher held wait before JetStream redelivers them, so the
-	// margin is kept short.
-	AckWaitMargin = 5 * time.Second
-
 	// RetryBacklog is how many events of an unordered Subscription may wait
 	// for a retry (nakked with a delay, still pending in JetStream) per
 	// dispatcher replica, on top of the maxInFlight being delivered. Without
@@ -220,12 +214,22 @@ func CompileSubscription(topic *v1alpha1.Topic, rs ResolvedSubscription) (Subscr
 	return sp, cc, nil
 }
 
-// AckWait is the consumer AckWait for a per-attempt timeout: a message the
-// dispatcher prefetched may wait up to one timeout for a worker that is busy
-// with a slow subscriber, then its own attempt takes up to one timeout, and
-// it must be acked or nakked before JetStream redelivers it. Dispatchers send
-// InProgress for messages they hold longer, for example behind a rate limit.
-func AckWait(timeout time.Duration) time.Duration { return 2*timeout + AckWaitMargin }
+// AckWait is the AckWait of every Subscription's consumer, whatever its
+// timeout: dispatchers send InProgress every third of it for each message
+// they hold (queued for a worker, being delivered, waiting for a retry or a
+// rate limit), so it only decides how soon JetStream redelivers the
+// messages of a dispatcher that died.
+const AckWait = 5 * time.Second
+
+// PinnedTTL is how long the pin of an ordered or perKey consumer outlives
+// the last pull request of its pinned dispatcher. Dispatchers pull at least
+// every 2 s, so a dead dispatcher's pin moves between PinnedTTL-2s and
+// PinnedTTL after it died. For perKey that is safe because it exceeds
+// AckWait by more than the pull interval: by the time another dispatcher is
+// pinned, every message the dead one held has been queued for redelivery,
+// and JetStream redelivers those, in stream order, before any later message,
+// so no later event of a key overtakes an earlier one.
+const PinnedTTL = 9 * time.Second
 
 // PausedUntil is the pause deadline of a paused Subscription's consumer: far
 // enough away to mean "until resumed".
@@ -246,7 +250,7 @@ func consumerConfig(topic *v1alpha1.Topic, s *v1alpha1.Subscription, sp Subscrip
 		Description:   fmt.Sprintf("Herald Subscription %s/%s", s.Namespace, s.Name),
 		DeliverPolicy: jetstream.DeliverNewPolicy,
 		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       AckWait(sp.Delivery.Timeout.Duration()),
+		AckWait:       AckWait,
 		// Unlimited: the dispatcher counts attempts and dead-letters the
 		// event itself, so a message is never stranded by MaxDeliver.
 		MaxDeliver:    -1,
@@ -274,13 +278,13 @@ func consumerConfig(topic *v1alpha1.Topic, s *v1alpha1.Subscription, sp Subscrip
 		cc.MaxAckPending = 1
 		cc.PriorityPolicy = jetstream.PriorityPolicyPinned
 		cc.PriorityGroups = []string{PinnedGroup}
-		cc.PinnedTTL = 2 * time.Minute
+		cc.PinnedTTL = PinnedTTL
 	case v1alpha1.OrderingPerKey:
 		// Messages wait in per-key queues in the one pinned dispatcher.
 		cc.MaxAckPending = sp.MaxInFlight * 4
 		cc.PriorityPolicy = jetstream.PriorityPolicyPinned
 		cc.PriorityGroups = []string{PinnedGroup}
-		cc.PinnedTTL = 2 * time.Minute
+		cc.PinnedTTL = PinnedTTL
 	}
 	if sp.Paused {
 		t := PausedUntil

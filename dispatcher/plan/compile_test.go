@@ -136,11 +136,12 @@ func TestConsumerConfigs(t *testing.T) {
 	}
 	plain := res.Consumers["plain"]
 	if plain.Durable != "sub_plain" || plain.MaxAckPending != (10+plan.RetryBacklog)*2 || plain.DeliverPolicy != jetstream.DeliverNewPolicy ||
-		plain.MaxDeliver != -1 || plain.AckWait != 2*plan.DefaultTimeout+plan.AckWaitMargin || plain.PriorityPolicy != jetstream.PriorityPolicyNone {
+		plain.MaxDeliver != -1 || plain.AckWait != plan.AckWait || plain.PriorityPolicy != jetstream.PriorityPolicyNone {
 		t.Errorf("plain consumer = %+v", plain)
 	}
 	fifo := res.Consumers["fifo"]
-	if fifo.MaxAckPending != 1 || fifo.DeliverPolicy != jetstream.DeliverAllPolicy || fifo.PriorityPolicy != jetstream.PriorityPolicyPinned {
+	if fifo.MaxAckPending != 1 || fifo.DeliverPolicy != jetstream.DeliverAllPolicy || fifo.PriorityPolicy != jetstream.PriorityPolicyPinned ||
+		fifo.PinnedTTL != plan.PinnedTTL || fifo.AckWait != plan.AckWait {
 		t.Errorf("ordered consumer = %+v", fifo)
 	}
 	keyed := res.Consumers["keyed.v2"]
