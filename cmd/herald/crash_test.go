@@ -113,12 +113,18 @@ spec:
 	}
 	listen := freeLocalAddr(t)
 	ingress := "http://" + listen + "/default/crash"
+	var stderr lockedBuffer
+	defer func() {
+		if t.Failed() {
+			t.Logf("herald dev's stderr:\n%s", stderr.String())
+		}
+	}()
 	start := func() *exec.Cmd {
 		args := []string{"-f", dir, "--data-dir", data, "--listen", listen,
 			"--display-listen", "", "--webhook-listen", "", "--nats-listen", "random", "--log-level", "warn"}
 		cmd := exec.Command(os.Args[0], "-test.run=^TestDevChildProcess$")
 		cmd.Env = append(os.Environ(), crashChildEnv+"="+strings.Join(args, "\n"))
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		cmd.Stderr = &stderr
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
