@@ -233,6 +233,7 @@ func ConsumerConfigEqual(have, want jetstream.ConsumerConfig) bool {
 		have.AckWait == want.AckWait &&
 		have.MaxDeliver == want.MaxDeliver &&
 		have.FilterSubject == want.FilterSubject &&
+		slices.Equal(have.FilterSubjects, want.FilterSubjects) &&
 		have.MaxAckPending == want.MaxAckPending &&
 		have.PriorityPolicy == want.PriorityPolicy &&
 		slices.Equal(have.PriorityGroups, want.PriorityGroups) &&

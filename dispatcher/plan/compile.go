@@ -44,6 +44,9 @@ type ResolvedSubscription struct {
 	// DeadLetterURI is the resolved effective dead-letter sink (the
 	// Subscription's, else the Topic's), empty for none.
 	DeadLetterURI string
+	// DeadLetterTopic is "namespace/name" when the dead-letter sink is a
+	// ref to a Topic; empty otherwise.
+	DeadLetterTopic string
 }
 
 // Result is what Compile produces for one Topic.
@@ -113,7 +116,7 @@ func StreamConfig(t *v1alpha1.Topic) (jetstream.StreamConfig, error) {
 	cfg := jetstream.StreamConfig{
 		Name:              StreamName(t.Namespace, t.Name),
 		Description:       fmt.Sprintf("Herald Topic %s/%s", t.Namespace, t.Name),
-		Subjects:          []string{Subject(t.Namespace, t.Name)},
+		Subjects:          []string{Subject(t.Namespace, t.Name), RedeliverySubjects(t.Namespace, t.Name)},
 		Retention:         jetstream.LimitsPolicy,
 		Discard:           jetstream.DiscardOld,
 		Storage:           jetstream.FileStorage,
@@ -188,17 +191,18 @@ func CompileSubscription(topic *v1alpha1.Topic, rs ResolvedSubscription) (Subscr
 		inFlight = 1
 	}
 	sp := SubscriptionPlan{
-		Name:          s.Name,
-		Consumer:      ConsumerName(s.Name),
-		Generation:    s.Generation,
-		SubscriberURI: rs.SubscriberURI,
-		ReplyURI:      rs.ReplyURI,
-		DeadLetterURI: rs.DeadLetterURI,
-		Filters:       filters,
-		Delivery:      d,
-		Ordering:      string(ordering),
-		MaxInFlight:   inFlight,
-		Paused:        s.Spec.Paused,
+		Name:            s.Name,
+		Consumer:        ConsumerName(s.Name),
+		Generation:      s.Generation,
+		SubscriberURI:   rs.SubscriberURI,
+		ReplyURI:        rs.ReplyURI,
+		DeadLetterURI:   rs.DeadLetterURI,
+		DeadLetterTopic: rs.DeadLetterTopic,
+		Filters:         filters,
+		Delivery:        d,
+		Ordering:        string(ordering),
+		MaxInFlight:     inFlight,
+		Paused:          s.Spec.Paused,
 	}
 	if rl := s.Spec.RateLimit; rl != nil {
 		burst := int(rl.EventsPerSecond)
@@ -253,10 +257,12 @@ func consumerConfig(topic *v1alpha1.Topic, s *v1alpha1.Subscription, sp Subscrip
 		AckWait:       AckWait,
 		// Unlimited: the dispatcher counts attempts and dead-letters the
 		// event itself, so a message is never stranded by MaxDeliver.
-		MaxDeliver:    -1,
-		FilterSubject: Subject(topic.Namespace, topic.Name),
-		ReplayPolicy:  jetstream.ReplayInstantPolicy,
-		MaxAckPending: (sp.MaxInFlight + RetryBacklog) * replicas,
+		MaxDeliver: -1,
+		// The Topic's events, and those replayed or redriven to this
+		// Subscription alone.
+		FilterSubjects: []string{Subject(topic.Namespace, topic.Name), RedeliverySubject(topic.Namespace, topic.Name, s.Name)},
+		ReplayPolicy:   jetstream.ReplayInstantPolicy,
+		MaxAckPending:  (sp.MaxInFlight + RetryBacklog) * replicas,
 		Metadata: map[string]string{
 			"herald.dev/subscription": s.Namespace + "/" + s.Name,
 		},

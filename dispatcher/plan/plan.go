@@ -54,6 +54,9 @@ type SubscriptionPlan struct {
 	// DeadLetterURI receives events whose delivery failed for good; empty
 	// drops them (counted in metrics).
 	DeadLetterURI string `json:"deadLetterUri,omitempty"`
+	// DeadLetterTopic is "namespace/name" of the Topic behind DeadLetterURI
+	// when the sink is a ref to a Topic; redrive reads dead letters there.
+	DeadLetterTopic string `json:"deadLetterTopic,omitempty"`
 	// Filters must all match for an event to be delivered.
 	Filters []Filter `json:"filters,omitempty"`
 	// Delivery is the effective retry policy.
@@ -122,6 +125,19 @@ func StreamName(namespace, topic string) string { return "herald_" + namespace +
 
 // Subject is the subject a Topic's events are published to.
 func Subject(namespace, topic string) string { return "herald.events." + namespace + "." + topic }
+
+// RedeliverySubject is the subject of a Topic's stream that only the
+// consumer of the named Subscription reads besides Subject: events replayed
+// or redriven to that Subscription alone are published there.
+func RedeliverySubject(namespace, topic, subscription string) string {
+	return "herald.redeliver." + namespace + "." + topic + "." + ConsumerName(subscription)
+}
+
+// RedeliverySubjects is the wildcard covering every RedeliverySubject of a
+// Topic, part of its stream's subjects.
+func RedeliverySubjects(namespace, topic string) string {
+	return "herald.redeliver." + namespace + "." + topic + ".*"
+}
 
 // ConsumerName is the durable consumer of a Subscription. Subscription names
 // may hold '.', which consumer names may not; Kubernetes names hold no '_', so
