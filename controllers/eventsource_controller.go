@@ -26,6 +26,7 @@ import (
 
 	"github.com/herald-dev/herald/api/v1alpha1"
 	"github.com/herald-dev/herald/controllers/resources"
+	"github.com/herald-dev/herald/resolve"
 	"github.com/herald-dev/herald/sources"
 )
 
@@ -87,8 +88,8 @@ func (r *EventSourceReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 }
 
 func (r *EventSourceReconciler) reconcileSink(ctx context.Context, s *v1alpha1.EventSource, st *eventSourceState) error {
-	uri, err := r.Resolver.Resolve(ctx, s.Namespace, &s.Spec.Sink)
-	var re *ResolveError
+	uri, err := resolve.Destination(ctx, r.Resolver, s.Namespace, &s.Spec.Sink)
+	var re *resolve.Error
 	switch {
 	case errors.As(err, &re):
 		s.Status.SinkURI = ""

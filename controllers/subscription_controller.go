@@ -25,6 +25,7 @@ import (
 	"github.com/herald-dev/herald/api/v1alpha1"
 	"github.com/herald-dev/herald/dispatcher/plan"
 	"github.com/herald-dev/herald/provision"
+	"github.com/herald-dev/herald/resolve"
 )
 
 // SubscriptionReconciler reports on a Subscription: its Topic, its resolved
@@ -123,12 +124,12 @@ func (r *SubscriptionReconciler) reconcileTopic(ctx context.Context, s *v1alpha1
 
 // reconcileDestinations resolves the subscriber, reply and dead-letter sink.
 func (r *SubscriptionReconciler) reconcileDestinations(ctx context.Context, s *v1alpha1.Subscription, st *subscriptionState) error {
-	rs, err := r.Resolver.ResolveSubscription(ctx, st.topic, s)
+	rs, err := resolve.Subscription(ctx, r.Resolver, st.topic, s)
 	st.rs = rs
 	s.Status.SubscriberURI = rs.SubscriberURI
 	s.Status.ReplyURI = rs.ReplyURI
 	s.Status.DeadLetterSinkURI = rs.DeadLetterURI
-	var re *ResolveError
+	var re *resolve.Error
 	switch {
 	case errors.As(err, &re):
 		st.conds.setFalse(v1alpha1.ConditionSubscriberResolved, re.Reason, "%s", re.Message)

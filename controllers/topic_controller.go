@@ -30,6 +30,7 @@ import (
 	"github.com/herald-dev/herald/controllers/resources"
 	"github.com/herald-dev/herald/dispatcher/plan"
 	"github.com/herald-dev/herald/provision"
+	"github.com/herald-dev/herald/resolve"
 )
 
 // TopicReconciler makes a Topic's JetStream stream, dispatcher workload and
@@ -219,10 +220,10 @@ func (r *TopicReconciler) reconcilePlan(ctx context.Context, t *v1alpha1.Topic, 
 		// Keep the consumer of a live Subscription even when it is left
 		// out of the plan, so it keeps its position.
 		keep[plan.ConsumerName(s.Name)] = true
-		rs, err := r.Resolver.ResolveSubscription(ctx, t, s)
+		rs, err := resolve.Subscription(ctx, r.Resolver, t, s)
 		if err != nil {
 			left[s.Name] = err.Error()
-			var re *ResolveError
+			var re *resolve.Error
 			if !errors.As(err, &re) {
 				errs = append(errs, err)
 			}

@@ -321,30 +321,6 @@ func secretKey(valid, declared map[Key]*Object, namespace string, ref corev1.Sec
 	return v, nil
 }
 
-// resolveSubscription resolves a Subscription's subscriber, reply and
-// effective dead-letter sink (its own, else its Topic's).
-func resolveSubscription(res *Resolver, t *v1alpha1.Topic, s *v1alpha1.Subscription) (plan.ResolvedSubscription, error) {
-	rs := plan.ResolvedSubscription{Subscription: s}
-	var err error
-	if rs.SubscriberURI, err = res.Resolve(&s.Spec.Subscriber, s.Namespace); err != nil {
-		return rs, fmt.Errorf("subscriber: %w", err)
-	}
-	if rs.ReplyURI, err = res.Resolve(s.Spec.Reply, s.Namespace); err != nil {
-		return rs, fmt.Errorf("reply: %w", err)
-	}
-	switch {
-	case s.Spec.Delivery != nil && s.Spec.Delivery.DeadLetterSink != nil:
-		if rs.DeadLetterURI, err = res.Resolve(s.Spec.Delivery.DeadLetterSink, s.Namespace); err != nil {
-			return rs, fmt.Errorf("delivery.deadLetterSink: %w", err)
-		}
-	case t.Spec.Delivery != nil && t.Spec.Delivery.DeadLetterSink != nil:
-		if rs.DeadLetterURI, err = res.Resolve(t.Spec.Delivery.DeadLetterSink, t.Namespace); err != nil {
-			return rs, fmt.Errorf("the topic's delivery.deadLetterSink: %w", err)
-		}
-	}
-	return rs, nil
-}
-
 // covers reports whether file is among the manifests the paths name.
 func (l *loader) covers(file string) bool {
 	for _, p := range l.paths {
