@@ -195,16 +195,7 @@ func New(cfg Config) (_ *Runtime, err error) {
 	if rt.webhookLn != nil {
 		rt.ep.Webhooks = "http://" + dialAddr(rt.webhookLn.Addr())
 	}
-	rt.loader = &loader{
-		paths:     cfg.Paths,
-		resolver:  func(topics map[string]bool) *Resolver { return &Resolver{IngressURL: rt.ep.Ingress, Topics: topics} },
-		prov:      prov,
-		dataDir:   cfg.DataDir,
-		webhooks:  rt.webhookLn != nil,
-		lastGood:  map[string][]*Object{},
-		lastValid: map[Key]*Object{},
-		state:     state,
-	}
+	rt.loader = newLoader(cfg.Paths, rt.ep.Ingress, prov, cfg.DataDir, state, rt.webhookLn != nil)
 	return rt, nil
 }
 
