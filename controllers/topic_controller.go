@@ -37,12 +37,13 @@ import (
 //
 // The Topic reconciler is the only writer of a Topic's plan key and of its
 // Subscriptions' consumers: it resolves every Subscription of the Topic,
-// compiles them with plan.Compile and ensures the consumers and the plan.
-// A Subscription that does not resolve or compile, or whose consumer
-// JetStream refuses, is left out of the plan while the Topic's other
-// Subscriptions are published; it keeps its consumer, so it resumes where
-// it stopped once fixed. The consumers of deleted Subscriptions are pruned. The Subscription
-// reconciler only reports on its Subscription.
+// compiles them with plan.Compile and applies the result with
+// provision.Apply, as herald dev does. A Subscription that does not resolve
+// or compile, or whose consumer JetStream refuses, is left out of the plan
+// while the Topic's other Subscriptions are published; it keeps its
+// consumer, so it resumes where it stopped once fixed. The consumers of
+// deleted Subscriptions are pruned. The Subscription reconciler only
+// reports on its Subscription.
 type TopicReconciler struct {
 	Client      client.Client
 	Provisioner *provision.Provisioner
