@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"math/rand/v2"
@@ -83,9 +84,11 @@ func reconcileObject[T client.Object](ctx context.Context, c client.Client, rec 
 	var errs []error
 	defer func() {
 		out := summarize(errs)
-		conds.stalled(out.stalled != nil, out.stalledMessage())
-		if out.stalled != nil && out.stalled[0].Reason != "" {
-			conds.set(v1alpha1.ConditionStalled, metav1.ConditionTrue, out.stalled[0].Reason, "%s", out.stalledMessage())
+		if len(out.stalled) == 0 {
+			conds.stalled(false, "")
+		} else {
+			reason := cmp.Or(out.stalled[0].Reason, v1alpha1.ReasonInvalidSpec)
+			conds.set(v1alpha1.ConditionStalled, metav1.ConditionTrue, reason, "%s", out.stalledMessage())
 		}
 		conds.summarize(s.message(), s.ready...)
 		*observed = obj.GetGeneration()
