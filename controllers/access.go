@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -21,7 +22,7 @@ import (
 // namespace, every resource it watches is known to the API server, and the
 // ServiceAccount may get, list and watch each of them where the source
 // watches them (one SubjectAccessReview per verb, resource and namespace).
-// When a check fails it sets SourceConfigured False and reports false:
+// When a check fails it sets SourceConfigured False and returns a *Waiting:
 //
 //   - NotFound: no ServiceAccount. ServiceAccounts are watched, so creating
 //     it reconciles the source at once.
@@ -35,27 +36,26 @@ import (
 //     the adapter's Deployment losing its ready replicas).
 //
 // Errors reaching the API server are returned, to be retried with backoff.
-func (r *EventSourceReconciler) checkAPIServerAccess(ctx context.Context, s *v1alpha1.EventSource, st *eventSourceState) (bool, error) {
+func (r *EventSourceReconciler) checkAPIServerAccess(ctx context.Context, s *v1alpha1.EventSource, st *eventSourceState) error {
 	sa := resources.APIServerServiceAccount(s.Spec.APIServer)
 	err := r.Client.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: sa}, &corev1.ServiceAccount{})
 	switch {
 	case apierrors.IsNotFound(err):
 		st.conds.setFalse(v1alpha1.ConditionSourceConfigured, v1alpha1.ReasonNotFound, "ServiceAccount %s/%s not found", s.Namespace, sa)
-		return false, nil
+		return &Waiting{Reason: v1alpha1.ReasonNotFound, Err: fmt.Errorf("ServiceAccount %s/%s not found", s.Namespace, sa)}
 	case err != nil:
 		st.conds.setFalse(v1alpha1.ConditionSourceConfigured, v1alpha1.ReasonProgressing, "get ServiceAccount %s/%s: %v", s.Namespace, sa, err)
-		return false, err
+		return err
 	}
 
 	attrs, err := apiserver.RequiredAccess(r.Client.RESTMapper(), s.Namespace, s.Spec.APIServer)
 	switch {
 	case meta.IsNoMatchError(err):
 		st.conds.setFalse(v1alpha1.ConditionSourceConfigured, v1alpha1.ReasonInvalidSpec, "%v", err)
-		st.requeue.after(r.Config.RefreshInterval)
-		return false, nil
+		return &Waiting{Reason: v1alpha1.ReasonInvalidSpec, Err: err, RequeueAfter: r.Config.RefreshInterval}
 	case err != nil:
 		st.conds.setFalse(v1alpha1.ConditionSourceConfigured, v1alpha1.ReasonProgressing, "%v", err)
-		return false, err
+		return err
 	}
 
 	var denied []authorizationv1.ResourceAttributes
@@ -66,22 +66,21 @@ func (r *EventSourceReconciler) checkAPIServerAccess(ctx context.Context, s *v1a
 				// The operator's own ClusterRole is out of date.
 				st.conds.setFalse(v1alpha1.ConditionSourceConfigured, v1alpha1.ReasonForbidden,
 					"cannot check the access of ServiceAccount %s/%s: %v; grant the operator create on subjectaccessreviews.authorization.k8s.io", s.Namespace, sa, err)
-				st.requeue.after(r.Config.RefreshInterval)
-				return false, nil
+				return &Waiting{Reason: v1alpha1.ReasonForbidden, Err: err, RequeueAfter: r.Config.RefreshInterval}
 			}
 			st.conds.setFalse(v1alpha1.ConditionSourceConfigured, v1alpha1.ReasonProgressing, "SubjectAccessReview for ServiceAccount %s/%s: %v", s.Namespace, sa, err)
-			return false, err
+			return err
 		}
 		if !sar.Status.Allowed {
 			denied = append(denied, ra)
 		}
 	}
 	if len(denied) > 0 {
-		st.conds.setFalse(v1alpha1.ConditionSourceConfigured, v1alpha1.ReasonForbidden, "%s", forbiddenMessage(s.Namespace, sa, denied))
-		st.requeue.after(r.Config.RefreshInterval)
-		return false, nil
+		msg := forbiddenMessage(s.Namespace, sa, denied)
+		st.conds.setFalse(v1alpha1.ConditionSourceConfigured, v1alpha1.ReasonForbidden, "%s", msg)
+		return &Waiting{Reason: v1alpha1.ReasonForbidden, Err: errors.New(msg), RequeueAfter: r.Config.RefreshInterval}
 	}
-	return true, nil
+	return nil
 }
 
 // serviceAccountReview asks whether ServiceAccount namespace/name may do ra,

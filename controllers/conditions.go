@@ -2,7 +2,6 @@ package controllers
 
 import (
 	"fmt"
-	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -158,13 +157,4 @@ func deploymentAvailability(d *appsv1.Deployment) (ok bool, reason, message stri
 		return false, v1alpha1.ReasonDeploymentUnavailable, counts
 	}
 	return false, v1alpha1.ReasonProgressing, counts
-}
-
-// requeue holds the shortest positive delay asked for by a reconcile's steps.
-type requeue time.Duration
-
-func (r *requeue) after(d time.Duration) {
-	if d > 0 && (*r == 0 || time.Duration(*r) > d) {
-		*r = requeue(d)
-	}
 }

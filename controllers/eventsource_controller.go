@@ -4,12 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
-	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -26,6 +23,7 @@ import (
 
 	"github.com/herald-dev/herald/api/v1alpha1"
 	"github.com/herald-dev/herald/controllers/resources"
+	"github.com/herald-dev/herald/resolve"
 	"github.com/herald-dev/herald/sources"
 )
 
@@ -39,62 +37,43 @@ type EventSourceReconciler struct {
 	Config   Config
 }
 
+// eventSourceState carries what one reconcile's steps learn for the next.
 type eventSourceState struct {
 	conds    conditions
 	sinkOK   bool
 	configOK bool
-	stalled  []string
-	requeue  requeue
 }
 
 // Reconcile implements reconcile.Reconciler.
-func (r *EventSourceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
-	s := &v1alpha1.EventSource{}
-	if err := r.Client.Get(ctx, req.NamespacedName, s); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
-	}
-	if !s.DeletionTimestamp.IsZero() {
-		return ctrl.Result{}, nil
-	}
-
-	orig := s.DeepCopy()
-	st := &eventSourceState{conds: conditions{list: &s.Status.Conditions, generation: s.Generation}}
-	defer func() {
-		st.conds.stalled(len(st.stalled) > 0, strings.Join(st.stalled, "; "))
-		st.conds.summarize(fmt.Sprintf("sending events to %s", s.Status.SinkURI),
-			v1alpha1.ConditionSinkResolved, v1alpha1.ConditionSourceConfigured, v1alpha1.ConditionDeploymentAvailable)
-		s.Status.ObservedGeneration = s.Generation
-		recordTransition(r.Recorder, s, orig.Status.Conditions, s.Status.Conditions)
-		if err := patchStatus(ctx, r.Client, orig, s, !equality.Semantic.DeepEqual(orig.Status, s.Status)); err != nil {
-			retErr = errors.Join(retErr, err)
-		}
-		if retErr == nil && st.requeue > 0 {
-			result.RequeueAfter = time.Duration(st.requeue)
-		}
-	}()
-
-	s.Status.Type = s.Spec.Type()
-	for _, step := range []func(context.Context, *v1alpha1.EventSource, *eventSourceState) error{
-		r.reconcileSink,
-		r.reconcileSourceConfig,
-		r.reconcileWorkload,
-	} {
-		if err := step(ctx, s, st); err != nil {
-			return ctrl.Result{}, err
-		}
-	}
-	return ctrl.Result{}, nil
+func (r *EventSourceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	return reconcileObject(ctx, r.Client, r.Recorder, req, &v1alpha1.EventSource{}, kind[*v1alpha1.EventSource]{
+		status: func(s *v1alpha1.EventSource) (*[]metav1.Condition, *int64) {
+			return &s.Status.Conditions, &s.Status.ObservedGeneration
+		},
+		steps: func(s *v1alpha1.EventSource, conds conditions) steps {
+			st := &eventSourceState{conds: conds}
+			s.Status.Type = s.Spec.Type()
+			return steps{
+				run: []step{
+					func(ctx context.Context) error { return r.reconcileSink(ctx, s, st) },
+					func(ctx context.Context) error { return r.reconcileSourceConfig(ctx, s, st) },
+					func(ctx context.Context) error { return r.reconcileWorkload(ctx, s, st) },
+				},
+				ready:   []string{v1alpha1.ConditionSinkResolved, v1alpha1.ConditionSourceConfigured, v1alpha1.ConditionDeploymentAvailable},
+				message: func() string { return fmt.Sprintf("sending events to %s", s.Status.SinkURI) },
+			}
+		},
+	})
 }
 
 func (r *EventSourceReconciler) reconcileSink(ctx context.Context, s *v1alpha1.EventSource, st *eventSourceState) error {
-	uri, err := r.Resolver.Resolve(ctx, s.Namespace, &s.Spec.Sink)
-	var re *ResolveError
+	uri, err := resolve.Destination(ctx, r.Resolver, s.Namespace, &s.Spec.Sink)
+	var re *resolve.Error
 	switch {
 	case errors.As(err, &re):
 		s.Status.SinkURI = ""
 		st.conds.setFalse(v1alpha1.ConditionSinkResolved, re.Reason, "sink: %s", re.Message)
-		st.requeue.after(r.Config.RefreshInterval)
-		return nil
+		return &Waiting{Reason: re.Reason, Err: err, RequeueAfter: r.Config.RefreshInterval}
 	case err != nil:
 		st.conds.setFalse(v1alpha1.ConditionSinkResolved, v1alpha1.ReasonProgressing, "sink: %v", err)
 		return err
@@ -113,12 +92,11 @@ func (r *EventSourceReconciler) reconcileSink(ctx context.Context, s *v1alpha1.E
 // pass. (Webhook Secrets are checked by a later version.)
 func (r *EventSourceReconciler) reconcileSourceConfig(ctx context.Context, s *v1alpha1.EventSource, st *eventSourceState) error {
 	if err := checkSource(&s.Spec); err != nil {
-		st.stalled = append(st.stalled, err.Error())
 		st.conds.setFalse(v1alpha1.ConditionSourceConfigured, v1alpha1.ReasonInvalidSpec, "%v", err)
-		return nil
+		return &Stalling{Reason: v1alpha1.ReasonInvalidSpec, Err: err}
 	}
 	if s.Spec.APIServer != nil {
-		if ok, err := r.checkAPIServerAccess(ctx, s, st); !ok {
+		if err := r.checkAPIServerAccess(ctx, s, st); err != nil {
 			return err
 		}
 	}
@@ -157,9 +135,8 @@ func (r *EventSourceReconciler) reconcileWorkload(ctx context.Context, s *v1alph
 	}
 	desired, err := resources.AdapterDeployment(s, s.Status.SinkURI, r.Config.Adapter)
 	if err != nil {
-		st.stalled = append(st.stalled, err.Error())
 		st.conds.setFalse(v1alpha1.ConditionDeploymentAvailable, v1alpha1.ReasonInvalidSpec, "%v", err)
-		return nil
+		return &Stalling{Reason: v1alpha1.ReasonInvalidSpec, Err: err}
 	}
 	if s.Spec.Webhook != nil {
 		if err := apply(ctx, r.Client, resources.AdapterService(s), nil); err != nil {
@@ -177,9 +154,8 @@ func (r *EventSourceReconciler) reconcileWorkload(ctx context.Context, s *v1alph
 	if err := apply(ctx, r.Client, desired, &dep); err != nil {
 		if apierrors.IsInvalid(err) {
 			// For example a container source's template the API server refuses.
-			st.stalled = append(st.stalled, err.Error())
 			st.conds.setFalse(v1alpha1.ConditionDeploymentAvailable, v1alpha1.ReasonInvalidSpec, "%v", err)
-			return nil
+			return &Stalling{Reason: v1alpha1.ReasonInvalidSpec, Err: err}
 		}
 		st.conds.setFalse(v1alpha1.ConditionDeploymentAvailable, v1alpha1.ReasonProgressing, "%v", err)
 		return err

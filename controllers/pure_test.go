@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	"github.com/herald-dev/herald/api/v1alpha1"
+	"github.com/herald-dev/herald/resolve"
 )
 
 func TestServiceURL(t *testing.T) {
@@ -75,8 +76,8 @@ func TestResolve(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := r.Resolve(context.Background(), "shop", &tt.dest)
-			var re *ResolveError
+			got, err := resolve.Destination(context.Background(), r, "shop", &tt.dest)
+			var re *resolve.Error
 			switch {
 			case tt.wantReason == "" && err != nil:
 				t.Fatalf("error %v", err)
@@ -94,7 +95,7 @@ func TestResolve(t *testing.T) {
 	sub := &v1alpha1.Subscription{ObjectMeta: metav1.ObjectMeta{Name: "s", Namespace: "shop"},
 		Spec: v1alpha1.SubscriptionSpec{Topic: "orders", Subscriber: v1alpha1.Destination{URI: ptr.To("http://a.example")},
 			Reply: &v1alpha1.Destination{Ref: svcRef("missing", "")}}}
-	rs, err := r.ResolveSubscription(context.Background(), topic, sub)
+	rs, err := resolve.Subscription(context.Background(), r, topic, sub)
 	if rs.SubscriberURI != "http://a.example" || rs.DeadLetterURI != "http://inventory.shop.svc.cluster.local:8080/dead" {
 		t.Errorf("resolved %+v", rs)
 	}

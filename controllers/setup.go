@@ -9,12 +9,15 @@
 //   - EventSource: resolves its sink and runs the adapter Deployment (and a
 //     webhook's Service).
 //
-// Each reconcile follows one shape: get, deletion branch, finalizer, ordered
-// steps that each own a condition, then one status patch with
-// observedGeneration and Ready (kstatus-compatible). A spec that cannot be
-// carried out sets Stalled and is not retried until it changes; a waiting
-// step requeues or relies on a watch; a failure to reach NATS or the API
-// server returns an error and is retried with backoff.
+// Each reconcile follows one shape, reconcileObject: get, deletion branch,
+// finalizer, ordered steps that each own a condition, then one status patch
+// with observedGeneration and Ready (kstatus-compatible). A step's error
+// says what happens next: a spec that cannot be carried out (*Stalling) sets
+// Stalled and is not retried until it changes; a waiting step (*Waiting)
+// requeues or relies on a watch; a failure to reach NATS or the API server
+// (*Generic) is returned and retried with backoff. Destinations resolve
+// through package resolve, and the Topic applies its stream, consumers and
+// plan with provision.Apply, as herald dev does.
 //
 // Watches: Topics watch their Subscriptions (creation, deletion, generation,
 // resolved URIs); Subscriptions watch Topics and Services they or their

@@ -4,10 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -25,6 +23,7 @@ import (
 	"github.com/herald-dev/herald/api/v1alpha1"
 	"github.com/herald-dev/herald/dispatcher/plan"
 	"github.com/herald-dev/herald/provision"
+	"github.com/herald-dev/herald/resolve"
 )
 
 // SubscriptionReconciler reports on a Subscription: its Topic, its resolved
@@ -41,55 +40,37 @@ type SubscriptionReconciler struct {
 	Config      Config
 }
 
+// subscriptionState carries what one reconcile's steps learn for the next.
 type subscriptionState struct {
 	conds conditions
 	topic *v1alpha1.Topic
 	rs    plan.ResolvedSubscription
 	// resolved is true when every Destination resolved.
 	resolved bool
-	stalled  string
-	requeue  requeue
 }
 
 // Reconcile implements reconcile.Reconciler.
-func (r *SubscriptionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
-	s := &v1alpha1.Subscription{}
-	if err := r.Client.Get(ctx, req.NamespacedName, s); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
-	}
-	if !s.DeletionTimestamp.IsZero() {
-		return ctrl.Result{}, r.finalize(ctx, s)
-	}
-	if err := ensureFinalizer(ctx, r.Client, s); err != nil {
-		return ctrl.Result{}, err
-	}
-
-	orig := s.DeepCopy()
-	st := &subscriptionState{conds: conditions{list: &s.Status.Conditions, generation: s.Generation}}
-	defer func() {
-		st.conds.stalled(st.stalled != "", st.stalled)
-		st.conds.summarize(fmt.Sprintf("delivering to %s", s.Status.SubscriberURI),
-			v1alpha1.ConditionTopicReady, v1alpha1.ConditionSubscriberResolved, v1alpha1.ConditionConsumerReady)
-		s.Status.ObservedGeneration = s.Generation
-		recordTransition(r.Recorder, s, orig.Status.Conditions, s.Status.Conditions)
-		if err := patchStatus(ctx, r.Client, orig, s, !equality.Semantic.DeepEqual(orig.Status, s.Status)); err != nil {
-			retErr = errors.Join(retErr, err)
-		}
-		if retErr == nil && st.requeue > 0 {
-			result.RequeueAfter = time.Duration(st.requeue)
-		}
-	}()
-
-	for _, step := range []func(context.Context, *v1alpha1.Subscription, *subscriptionState) error{
-		r.reconcileTopic,
-		r.reconcileDestinations,
-		r.reconcileConsumer,
-	} {
-		if err := step(ctx, s, st); err != nil {
-			return ctrl.Result{}, err
-		}
-	}
-	return ctrl.Result{}, nil
+func (r *SubscriptionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	return reconcileObject(ctx, r.Client, r.Recorder, req, &v1alpha1.Subscription{}, kind[*v1alpha1.Subscription]{
+		status: func(s *v1alpha1.Subscription) (*[]metav1.Condition, *int64) {
+			return &s.Status.Conditions, &s.Status.ObservedGeneration
+		},
+		finalize: r.finalize,
+		steps: func(s *v1alpha1.Subscription, conds conditions) steps {
+			st := &subscriptionState{conds: conds}
+			return steps{
+				run: []step{
+					func(ctx context.Context) error { return r.reconcileTopic(ctx, s, st) },
+					func(ctx context.Context) error { return r.reconcileDestinations(ctx, s, st) },
+					func(ctx context.Context) error { return r.reconcileConsumer(ctx, s, st) },
+				},
+				ready:   []string{v1alpha1.ConditionTopicReady, v1alpha1.ConditionSubscriberResolved, v1alpha1.ConditionConsumerReady},
+				message: func() string { return fmt.Sprintf("delivering to %s", s.Status.SubscriberURI) },
+				// Refresh the lag now and then.
+				refresh: r.Config.RefreshInterval,
+			}
+		},
+	})
 }
 
 // reconcileTopic finds the Subscription's Topic and says whether it is Ready.
@@ -123,18 +104,18 @@ func (r *SubscriptionReconciler) reconcileTopic(ctx context.Context, s *v1alpha1
 
 // reconcileDestinations resolves the subscriber, reply and dead-letter sink.
 func (r *SubscriptionReconciler) reconcileDestinations(ctx context.Context, s *v1alpha1.Subscription, st *subscriptionState) error {
-	rs, err := r.Resolver.ResolveSubscription(ctx, st.topic, s)
+	rs, err := resolve.Subscription(ctx, r.Resolver, st.topic, s)
 	st.rs = rs
 	s.Status.SubscriberURI = rs.SubscriberURI
 	s.Status.ReplyURI = rs.ReplyURI
 	s.Status.DeadLetterSinkURI = rs.DeadLetterURI
-	var re *ResolveError
+	var re *resolve.Error
 	switch {
 	case errors.As(err, &re):
 		st.conds.setFalse(v1alpha1.ConditionSubscriberResolved, re.Reason, "%s", re.Message)
-		// Services and Topics are watched; other kinds are not.
-		st.requeue.after(r.Config.RefreshInterval)
-		return nil
+		// Services and Topics are watched; other kinds are not. The
+		// consumer step still runs and reports the rest of the spec.
+		return &Waiting{Reason: re.Reason, Err: err, RequeueAfter: r.Config.RefreshInterval}
 	case err != nil:
 		st.conds.setFalse(v1alpha1.ConditionSubscriberResolved, v1alpha1.ReasonProgressing, "%v", err)
 		return err
@@ -165,14 +146,13 @@ func (r *SubscriptionReconciler) reconcileConsumer(ctx context.Context, s *v1alp
 		rs.SubscriberURI = unresolvedURI
 	}
 	if _, _, err := plan.CompileSubscription(topic, rs); err != nil {
-		st.stalled = err.Error()
 		st.conds.setFalse(v1alpha1.ConditionConsumerReady, v1alpha1.ReasonInvalidSpec, "%v", err)
-		return nil
+		return &Stalling{Reason: v1alpha1.ReasonInvalidSpec, Err: err}
 	}
 	if st.topic == nil {
 		st.conds.setFalse(v1alpha1.ConditionConsumerReady, v1alpha1.ReasonProgressing, "waiting for Topic %s/%s", s.Namespace, s.Spec.Topic)
 		s.Status.Consumer = nil
-		return nil
+		return &Waiting{Reason: v1alpha1.ReasonProgressing, Err: fmt.Errorf("waiting for Topic %s/%s", s.Namespace, s.Spec.Topic)}
 	}
 	stream, consumer := plan.StreamName(s.Namespace, s.Spec.Topic), plan.ConsumerName(s.Name)
 	info, err := r.Provisioner.ConsumerInfo(ctx, stream, consumer)
@@ -192,7 +172,7 @@ func (r *SubscriptionReconciler) reconcileConsumer(ctx context.Context, s *v1alp
 	}
 	if !st.resolved {
 		st.conds.setFalse(v1alpha1.ConditionConsumerReady, v1alpha1.ReasonProgressing, "left out of the plan until every destination resolves")
-		return nil
+		return &Waiting{Reason: v1alpha1.ReasonProgressing, Err: errors.New("left out of the plan until every destination resolves")}
 	}
 	// Only a Ready Topic is polled: a Topic turning Ready triggers this
 	// reconcile through the watch on Topics, a Topic that is not Ready
@@ -200,10 +180,7 @@ func (r *SubscriptionReconciler) reconcileConsumer(ctx context.Context, s *v1alp
 	poll := meta.IsStatusConditionTrue(s.Status.Conditions, v1alpha1.ConditionTopicReady)
 	if info == nil {
 		st.conds.setFalse(v1alpha1.ConditionConsumerReady, v1alpha1.ReasonProgressing, "waiting for Topic %s/%s to create consumer %s", s.Namespace, s.Spec.Topic, consumer)
-		if poll {
-			st.requeue.after(r.Config.ProgressInterval)
-		}
-		return nil
+		return r.waitForTopic(poll, "waiting for Topic %s/%s to create consumer %s", s.Namespace, s.Spec.Topic, consumer)
 	}
 	tp, err := r.Provisioner.GetPlan(ctx, s.Namespace, s.Spec.Topic)
 	if err != nil {
@@ -213,15 +190,20 @@ func (r *SubscriptionReconciler) reconcileConsumer(ctx context.Context, s *v1alp
 	if !planHas(tp, s) {
 		st.conds.setFalse(v1alpha1.ConditionConsumerReady, v1alpha1.ReasonProgressing,
 			"waiting for Topic %s/%s to publish generation %d in its plan", s.Namespace, s.Spec.Topic, s.Generation)
-		if poll {
-			st.requeue.after(r.Config.ProgressInterval)
-		}
-		return nil
+		return r.waitForTopic(poll, "waiting for Topic %s/%s to publish generation %d in its plan", s.Namespace, s.Spec.Topic, s.Generation)
 	}
 	st.conds.setTrue(v1alpha1.ConditionConsumerReady, "consumer %s is in the plan", consumer)
-	// Refresh the lag now and then.
-	st.requeue.after(r.Config.RefreshInterval)
 	return nil
+}
+
+// waitForTopic is a *Waiting for the Topic reconciler's work, polled every
+// ProgressInterval when poll is set.
+func (r *SubscriptionReconciler) waitForTopic(poll bool, format string, args ...any) error {
+	w := &Waiting{Reason: v1alpha1.ReasonProgressing, Err: fmt.Errorf(format, args...)}
+	if poll {
+		w.RequeueAfter = r.Config.ProgressInterval
+	}
+	return w
 }
 
 // planHas reports whether tp delivers s at its current generation and URIs.

@@ -7,13 +7,12 @@ import (
 	"maps"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -30,6 +29,7 @@ import (
 	"github.com/herald-dev/herald/controllers/resources"
 	"github.com/herald-dev/herald/dispatcher/plan"
 	"github.com/herald-dev/herald/provision"
+	"github.com/herald-dev/herald/resolve"
 )
 
 // TopicReconciler makes a Topic's JetStream stream, dispatcher workload and
@@ -37,11 +37,13 @@ import (
 //
 // The Topic reconciler is the only writer of a Topic's plan key and of its
 // Subscriptions' consumers: it resolves every Subscription of the Topic,
-// compiles them with plan.Compile and ensures the consumers and the plan.
-// A Subscription that does not resolve or compile is left out of the plan
-// but keeps its consumer, so it resumes where it stopped once fixed; the
-// consumers of deleted Subscriptions are pruned. The Subscription
-// reconciler only reports on its Subscription.
+// compiles them with plan.Compile and applies the result with
+// provision.Apply, as herald dev does. A Subscription that does not resolve
+// or compile, or whose consumer JetStream refuses, is left out of the plan
+// while the Topic's other Subscriptions are published; it keeps its
+// consumer, so it resumes where it stopped once fixed. The consumers of
+// deleted Subscriptions are pruned. The Subscription reconciler only
+// reports on its Subscription.
 type TopicReconciler struct {
 	Client      client.Client
 	Provisioner *provision.Provisioner
@@ -50,60 +52,29 @@ type TopicReconciler struct {
 	Config      Config
 }
 
-// topicState carries what one reconcile's steps learn for the next ones.
-type topicState struct {
-	conds        conditions
-	streamExists bool
-	stalled      []string
-	requeue      requeue
-}
-
 // Reconcile implements reconcile.Reconciler.
-func (r *TopicReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
-	t := &v1alpha1.Topic{}
-	if err := r.Client.Get(ctx, req.NamespacedName, t); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
-	}
-	if !t.DeletionTimestamp.IsZero() {
-		return ctrl.Result{}, r.finalize(ctx, t)
-	}
-	if err := ensureFinalizer(ctx, r.Client, t); err != nil {
-		return ctrl.Result{}, err
-	}
-
-	orig := t.DeepCopy()
-	st := &topicState{conds: conditions{list: &t.Status.Conditions, generation: t.Generation}}
-	defer func() {
-		st.conds.stalled(len(st.stalled) > 0, strings.Join(st.stalled, "; "))
-		st.conds.summarize(fmt.Sprintf("Topic accepts events at %s", addressOf(t)),
-			v1alpha1.ConditionStreamReady, v1alpha1.ConditionDispatcherAvailable, v1alpha1.ConditionPlanPublished)
-		t.Status.ObservedGeneration = t.Generation
-		recordTransition(r.Recorder, t, orig.Status.Conditions, t.Status.Conditions)
-		if err := patchStatus(ctx, r.Client, orig, t, !equality.Semantic.DeepEqual(orig.Status, t.Status)); err != nil {
-			retErr = errors.Join(retErr, err)
-		}
-		if retErr == nil && st.requeue > 0 {
-			result.RequeueAfter = time.Duration(st.requeue)
-		}
-	}()
-
-	// The steps are independent enough to run even when one fails: a NATS
-	// outage must not keep a deleted dispatcher Deployment from coming back.
-	var errs []error
-	for _, step := range []func(context.Context, *v1alpha1.Topic, *topicState) error{
-		r.reconcileStream,
-		r.reconcileDispatcher,
-		r.reconcilePlan,
-	} {
-		if err := step(ctx, t, st); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if len(errs) == 0 && len(st.stalled) == 0 {
-		// Refresh status.stream now and then.
-		st.requeue.after(r.Config.RefreshInterval)
-	}
-	return ctrl.Result{}, errors.Join(errs...)
+func (r *TopicReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	return reconcileObject(ctx, r.Client, r.Recorder, req, &v1alpha1.Topic{}, kind[*v1alpha1.Topic]{
+		status: func(t *v1alpha1.Topic) (*[]metav1.Condition, *int64) {
+			return &t.Status.Conditions, &t.Status.ObservedGeneration
+		},
+		finalize: r.finalize,
+		steps: func(t *v1alpha1.Topic, conds conditions) steps {
+			return steps{
+				run: []step{
+					func(ctx context.Context) error { return r.reconcileJetStream(ctx, t, conds) },
+					func(ctx context.Context) error { return r.reconcileDispatcher(ctx, t, conds) },
+				},
+				// A NATS outage must not keep a deleted dispatcher
+				// Deployment from coming back.
+				independent: true,
+				ready:       []string{v1alpha1.ConditionStreamReady, v1alpha1.ConditionDispatcherAvailable, v1alpha1.ConditionPlanPublished},
+				message:     func() string { return fmt.Sprintf("Topic accepts events at %s", addressOf(t)) },
+				// Refresh status.stream now and then.
+				refresh: r.Config.RefreshInterval,
+			}
+		},
+	})
 }
 
 func addressOf(t *v1alpha1.Topic) string {
@@ -113,43 +84,119 @@ func addressOf(t *v1alpha1.Topic) string {
 	return t.Status.Address.URL
 }
 
-// reconcileStream ensures the stream and records what JetStream reports.
-// A change JetStream refuses stalls the Topic without retries: only a spec
-// change (which triggers a reconcile) can fix it.
-func (r *TopicReconciler) reconcileStream(ctx context.Context, t *v1alpha1.Topic, st *topicState) error {
-	cfg, err := plan.StreamConfig(t)
+// reconcileJetStream resolves and compiles the Topic's Subscriptions and
+// applies the result with provision.Apply: the stream, the consumers, the
+// plan, and the pruning of deleted Subscriptions' consumers. It owns
+// StreamReady and PlanPublished.
+//
+// A Subscription that does not resolve or compile, or whose consumer
+// JetStream refuses, is left out of the plan while the others are
+// published; it keeps its consumer, so it resumes where it stopped once
+// fixed. A stream change JetStream refuses stalls the Topic (only a spec
+// change can fix it) while the old stream keeps serving the plan.
+func (r *TopicReconciler) reconcileJetStream(ctx context.Context, t *v1alpha1.Topic, conds conditions) error {
+	var list v1alpha1.SubscriptionList
+	if err := r.Client.List(ctx, &list, client.InNamespace(t.Namespace), client.MatchingFields{indexSubscriptionTopic: t.Name}); err != nil {
+		conds.setFalse(v1alpha1.ConditionPlanPublished, v1alpha1.ReasonProgressing, "list subscriptions: %v", err)
+		return err
+	}
+	slices.SortFunc(list.Items, func(a, b v1alpha1.Subscription) int { return strings.Compare(a.Name, b.Name) })
+
+	var keep []string
+	left := map[string]string{}
+	var resolved []plan.ResolvedSubscription
+	var errs []error
+	for i := range list.Items {
+		s := &list.Items[i]
+		if !s.DeletionTimestamp.IsZero() {
+			continue
+		}
+		rs, err := resolve.Subscription(ctx, r.Resolver, t, s)
+		if err != nil {
+			keep = append(keep, s.Name)
+			left[s.Name] = err.Error()
+			var re *resolve.Error
+			if !errors.As(err, &re) {
+				errs = append(errs, err)
+			}
+			continue
+		}
+		resolved = append(resolved, rs)
+	}
+	res, err := plan.Compile(t, resolved)
 	if err != nil {
-		st.conds.setFalse(v1alpha1.ConditionStreamReady, v1alpha1.ReasonInvalidSpec, "%v", err)
-		st.stalled = append(st.stalled, err.Error())
-		return nil
+		conds.setFalse(v1alpha1.ConditionStreamReady, v1alpha1.ReasonInvalidSpec, "%v", err)
+		conds.setFalse(v1alpha1.ConditionPlanPublished, v1alpha1.ReasonProgressing, "waiting for the stream")
+		return &Stalling{Reason: v1alpha1.ReasonInvalidSpec, Err: err}
 	}
-	info, err := r.Provisioner.EnsureStream(ctx, cfg)
-	if err != nil {
-		if !refusedByJetStream(err) {
-			st.conds.setFalse(v1alpha1.ConditionStreamReady, v1alpha1.ReasonNATSError, "%v", err)
-			return err
-		}
-		msg := fmt.Sprintf("JetStream refused the stream configuration: %v", err)
-		st.conds.setFalse(v1alpha1.ConditionStreamReady, v1alpha1.ReasonInvalidSpec, "%s", msg)
-		st.stalled = append(st.stalled, msg)
-		// The old stream may still serve the Topic.
-		if info, err = r.Provisioner.StreamInfo(ctx, cfg.Name); err != nil {
-			return err
-		}
-		if info == nil {
-			return nil
-		}
-	} else {
-		st.conds.setTrue(v1alpha1.ConditionStreamReady, "stream %s is ready", cfg.Name)
+	for name, err := range res.Errors {
+		keep = append(keep, name)
+		left[name] = err.Error()
 	}
-	st.streamExists = true
-	t.Status.Stream = &v1alpha1.StreamStatus{
-		Name:         info.Config.Name,
-		Messages:     info.State.Msgs,
-		Bytes:        info.State.Bytes,
-		LastSequence: info.State.LastSeq,
+	rep, _ := r.Provisioner.Apply(ctx, res, keep...)
+
+	streamErr := r.streamStatus(t, res, rep, conds)
+	if rep.Stream == nil {
+		conds.setFalse(v1alpha1.ConditionPlanPublished, v1alpha1.ReasonProgressing, "waiting for the stream")
+		return streamErr
 	}
-	return nil
+	for _, name := range slices.Sorted(maps.Keys(rep.Subscriptions)) {
+		if err := rep.Subscriptions[name]; err != nil {
+			left[name] = err.Error()
+			errs = append(errs, fmt.Errorf("subscription %s: %w", name, err))
+		}
+	}
+	if !rep.Published {
+		conds.setFalse(v1alpha1.ConditionPlanPublished, v1alpha1.ReasonNATSError, "%v", rep.PlanErr)
+		return errors.Join(streamErr, &Generic{Reason: v1alpha1.ReasonNATSError, Err: errors.Join(append(errs, rep.PlanErr)...)})
+	}
+	t.Status.Subscriptions = int32(len(rep.Plan.Subscriptions))
+	if rep.PlanErr != nil {
+		errs = append(errs, rep.PlanErr)
+	}
+	if len(errs) > 0 {
+		err := errors.Join(errs...)
+		conds.setFalse(v1alpha1.ConditionPlanPublished, v1alpha1.ReasonNATSError, "%v", err)
+		return errors.Join(streamErr, &Generic{Reason: v1alpha1.ReasonNATSError, Err: err})
+	}
+	msg := fmt.Sprintf("plan holds %d Subscription(s)", len(rep.Plan.Subscriptions))
+	if len(left) > 0 {
+		names := slices.Sorted(maps.Keys(left))
+		parts := make([]string, 0, len(names))
+		for _, n := range names {
+			parts = append(parts, n+": "+left[n])
+		}
+		msg += fmt.Sprintf("; %d left out until fixed (%s)", len(left), strings.Join(parts, "; "))
+	}
+	conds.setTrue(v1alpha1.ConditionPlanPublished, "%s", msg)
+	return streamErr
+}
+
+// streamStatus sets StreamReady and status.stream from what Apply reports,
+// and returns the stream's error: a *Stalling when JetStream refused the
+// configuration, a *Generic when it failed to answer.
+func (r *TopicReconciler) streamStatus(t *v1alpha1.Topic, res *plan.Result, rep *provision.Report, conds conditions) error {
+	var err error
+	switch {
+	case rep.StreamErr == nil:
+		conds.setTrue(v1alpha1.ConditionStreamReady, "stream %s is ready", res.Stream.Name)
+	case refusedByJetStream(rep.StreamErr):
+		msg := fmt.Sprintf("JetStream refused the stream configuration: %v", rep.StreamErr)
+		conds.setFalse(v1alpha1.ConditionStreamReady, v1alpha1.ReasonInvalidSpec, "%s", msg)
+		err = &Stalling{Reason: v1alpha1.ReasonInvalidSpec, Err: errors.New(msg)}
+	default:
+		conds.setFalse(v1alpha1.ConditionStreamReady, v1alpha1.ReasonNATSError, "%v", rep.StreamErr)
+		err = &Generic{Reason: v1alpha1.ReasonNATSError, Err: rep.StreamErr}
+	}
+	if info := rep.Stream; info != nil {
+		t.Status.Stream = &v1alpha1.StreamStatus{
+			Name:         info.Config.Name,
+			Messages:     info.State.Msgs,
+			Bytes:        info.State.Bytes,
+			LastSequence: info.State.LastSeq,
+		}
+	}
+	return err
 }
 
 // JetStream error codes of stream configurations retrying cannot fix.
@@ -167,10 +214,10 @@ func refusedByJetStream(err error) bool {
 
 // reconcileDispatcher applies the dispatcher ServiceAccount, Service and
 // Deployment and reports the Deployment's availability.
-func (r *TopicReconciler) reconcileDispatcher(ctx context.Context, t *v1alpha1.Topic, st *topicState) error {
+func (r *TopicReconciler) reconcileDispatcher(ctx context.Context, t *v1alpha1.Topic, conds conditions) error {
 	for _, obj := range []client.Object{resources.DispatcherServiceAccount(t), resources.DispatcherService(t)} {
 		if err := apply(ctx, r.Client, obj, nil); err != nil {
-			st.conds.setFalse(v1alpha1.ConditionDispatcherAvailable, v1alpha1.ReasonProgressing, "%v", err)
+			conds.setFalse(v1alpha1.ConditionDispatcherAvailable, v1alpha1.ReasonProgressing, "%v", err)
 			return err
 		}
 	}
@@ -178,99 +225,17 @@ func (r *TopicReconciler) reconcileDispatcher(ctx context.Context, t *v1alpha1.T
 	var dep appsv1.Deployment
 	if err := apply(ctx, r.Client, resources.DispatcherDeployment(t, r.Config.Dispatcher), &dep); err != nil {
 		if apierrors.IsInvalid(err) {
-			st.conds.setFalse(v1alpha1.ConditionDispatcherAvailable, v1alpha1.ReasonInvalidSpec, "%v", err)
-			st.stalled = append(st.stalled, err.Error())
-			return nil
+			conds.setFalse(v1alpha1.ConditionDispatcherAvailable, v1alpha1.ReasonInvalidSpec, "%v", err)
+			return &Stalling{Reason: v1alpha1.ReasonInvalidSpec, Err: err}
 		}
-		st.conds.setFalse(v1alpha1.ConditionDispatcherAvailable, v1alpha1.ReasonProgressing, "%v", err)
+		conds.setFalse(v1alpha1.ConditionDispatcherAvailable, v1alpha1.ReasonProgressing, "%v", err)
 		return err
 	}
 	if ok, reason, msg := deploymentAvailability(&dep); ok {
-		st.conds.setTrue(v1alpha1.ConditionDispatcherAvailable, "%s", msg)
+		conds.setTrue(v1alpha1.ConditionDispatcherAvailable, "%s", msg)
 	} else {
-		st.conds.setFalse(v1alpha1.ConditionDispatcherAvailable, reason, "%s", msg)
+		conds.setFalse(v1alpha1.ConditionDispatcherAvailable, reason, "%s", msg)
 	}
-	return nil
-}
-
-// reconcilePlan compiles the Topic's Subscriptions, ensures their consumers,
-// publishes the plan and prunes the consumers of deleted Subscriptions.
-func (r *TopicReconciler) reconcilePlan(ctx context.Context, t *v1alpha1.Topic, st *topicState) error {
-	if !st.streamExists {
-		st.conds.setFalse(v1alpha1.ConditionPlanPublished, v1alpha1.ReasonProgressing, "waiting for the stream")
-		return nil
-	}
-	var list v1alpha1.SubscriptionList
-	if err := r.Client.List(ctx, &list, client.InNamespace(t.Namespace), client.MatchingFields{indexSubscriptionTopic: t.Name}); err != nil {
-		st.conds.setFalse(v1alpha1.ConditionPlanPublished, v1alpha1.ReasonProgressing, "list subscriptions: %v", err)
-		return err
-	}
-	slices.SortFunc(list.Items, func(a, b v1alpha1.Subscription) int { return strings.Compare(a.Name, b.Name) })
-
-	keep := map[string]bool{}
-	left := map[string]string{}
-	var resolved []plan.ResolvedSubscription
-	var errs []error
-	for i := range list.Items {
-		s := &list.Items[i]
-		if !s.DeletionTimestamp.IsZero() {
-			continue
-		}
-		// Keep the consumer of a live Subscription even when it is left
-		// out of the plan, so it keeps its position.
-		keep[plan.ConsumerName(s.Name)] = true
-		rs, err := r.Resolver.ResolveSubscription(ctx, t, s)
-		if err != nil {
-			left[s.Name] = err.Error()
-			var re *ResolveError
-			if !errors.As(err, &re) {
-				errs = append(errs, err)
-			}
-			continue
-		}
-		resolved = append(resolved, rs)
-	}
-	res, err := plan.Compile(t, resolved)
-	if err != nil {
-		st.conds.setFalse(v1alpha1.ConditionPlanPublished, v1alpha1.ReasonInvalidSpec, "%v", err)
-		return nil
-	}
-	for name, err := range res.Errors {
-		left[name] = err.Error()
-	}
-	failed := map[string]bool{}
-	for name, cc := range res.Consumers {
-		if _, err := r.Provisioner.EnsureConsumer(ctx, res.Stream.Name, cc); err != nil {
-			failed[name] = true
-			left[name] = err.Error()
-			errs = append(errs, fmt.Errorf("subscription %s: %w", name, err))
-		}
-	}
-	if len(failed) > 0 {
-		res.Plan.Subscriptions = slices.DeleteFunc(res.Plan.Subscriptions, func(sp plan.SubscriptionPlan) bool { return failed[sp.Name] })
-	}
-	if err := r.Provisioner.PutPlan(ctx, &res.Plan); err != nil {
-		st.conds.setFalse(v1alpha1.ConditionPlanPublished, v1alpha1.ReasonNATSError, "%v", err)
-		return errors.Join(append(errs, err)...)
-	}
-	if err := r.Provisioner.PruneConsumers(ctx, res.Stream.Name, keep); err != nil {
-		errs = append(errs, err)
-	}
-	t.Status.Subscriptions = int32(len(res.Plan.Subscriptions))
-	if len(errs) > 0 {
-		st.conds.setFalse(v1alpha1.ConditionPlanPublished, v1alpha1.ReasonNATSError, "%v", errors.Join(errs...))
-		return errors.Join(errs...)
-	}
-	msg := fmt.Sprintf("plan holds %d Subscription(s)", len(res.Plan.Subscriptions))
-	if len(left) > 0 {
-		names := slices.Sorted(maps.Keys(left))
-		parts := make([]string, 0, len(names))
-		for _, n := range names {
-			parts = append(parts, n+": "+left[n])
-		}
-		msg += fmt.Sprintf("; %d left out until fixed (%s)", len(left), strings.Join(parts, "; "))
-	}
-	st.conds.setTrue(v1alpha1.ConditionPlanPublished, "%s", msg)
 	return nil
 }
 

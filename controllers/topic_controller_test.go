@@ -377,3 +377,60 @@ func TestTopicDeletionLeavesNothingInNATS(t *testing.T) {
 		return nil
 	})
 }
+
+// A Subscription whose consumer JetStream refuses is left out of the plan;
+// the Topic's other Subscriptions stay published. (The Topic reports the
+// refusal, so its Subscriptions' TopicReady is False meanwhile.)
+func TestTopicPublishesThePlanWithoutAFailingConsumer(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	ns := namespace(t)
+	// The Topic's stream exists already and holds one consumer at most, so
+	// the second Subscription's consumer cannot be created.
+	topic := newTopic(ns, "limited")
+	cfg, err := plan.StreamConfig(topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.MaxConsumers = 1
+	if _, err := js.CreateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	create(t, topic)
+	makeAvailable(t, ns, "limited-dispatcher")
+	a := newSubscription(ns, "a", "limited", "http://a.example")
+	create(t, a)
+	eventually(t, func() error {
+		if err := get(a); err != nil {
+			return err
+		}
+		return wantCondition(a.Status.Conditions, v1alpha1.ConditionReady, metav1.ConditionTrue, "", "")
+	})
+	b := newSubscription(ns, "b", "limited", "http://b.example")
+	create(t, b)
+	eventually(t, func() error {
+		if err := get(topic); err != nil {
+			return err
+		}
+		if err := wantCondition(topic.Status.Conditions, v1alpha1.ConditionPlanPublished, metav1.ConditionFalse, v1alpha1.ReasonNATSError, "subscription b: create consumer"); err != nil {
+			return err
+		}
+		p, err := prov.GetPlan(ctx, ns, "limited")
+		if err != nil || p == nil || len(p.Subscriptions) != 1 || p.Subscriptions[0].Name != "a" {
+			return fmt.Errorf("plan %+v, %v; want subscription a only", p, err)
+		}
+		return nil
+	})
+	if err := get(a); err != nil {
+		t.Fatal(err)
+	}
+	if err := wantCondition(a.Status.Conditions, v1alpha1.ConditionConsumerReady, metav1.ConditionTrue, "", "in the plan"); err != nil {
+		t.Errorf("subscription a: %v", err)
+	}
+	if err := get(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := wantCondition(b.Status.Conditions, v1alpha1.ConditionConsumerReady, metav1.ConditionFalse, v1alpha1.ReasonProgressing, "waiting for Topic"); err != nil {
+		t.Errorf("subscription b: %v", err)
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"github.com/herald-dev/herald/api/v1alpha1"
 	"github.com/herald-dev/herald/dispatcher/plan"
 	"github.com/herald-dev/herald/provision"
+	"github.com/herald-dev/herald/resolve"
 )
 
 // Status is the outcome of one load of the manifests.
@@ -80,191 +81,292 @@ type loader struct {
 	state     *devState
 }
 
+// newLoader returns a loader of the manifests at paths that applies them
+// with prov, resolves refs to Topics to ingressURL/<namespace>/<name>, keeps
+// its state in dataDir (state is what it holds now) and serves webhook
+// EventSources when webhooks is set.
+func newLoader(paths []string, ingressURL string, prov *provision.Provisioner, dataDir string, state *devState, webhooks bool) *loader {
+	return &loader{
+		paths:     paths,
+		resolver:  func(topics map[string]bool) *Resolver { return &Resolver{IngressURL: ingressURL, Topics: topics} },
+		prov:      prov,
+		dataDir:   dataDir,
+		webhooks:  webhooks,
+		lastGood:  map[string][]*Object{},
+		lastValid: map[Key]*Object{},
+		state:     state,
+	}
+}
+
+// loadRun is one load of the manifests: what each step learns for the next.
+type loadRun struct {
+	st *Status
+	// broken holds the absolute paths of files read with errors.
+	broken map[string]bool
+	// objs are the objects read, each file's at its served version.
+	objs []*Object
+	// declared holds the first declaration of each object; valid the
+	// version of each that is served.
+	declared, valid map[Key]*Object
+	// topics holds the served Topics by "namespace/name", topicOrigin where
+	// each was declared.
+	topics      map[string]*v1alpha1.Topic
+	topicOrigin map[string]Origin
+	res         *Resolver
+	// subsOf holds each Topic's resolved Subscriptions, keepOf the names of
+	// its Subscriptions that did not resolve (their consumers stay), and
+	// subOrigin where each Subscription was declared.
+	subsOf    map[string][]plan.ResolvedSubscription
+	keepOf    map[string][]string
+	subOrigin map[string]Origin
+}
+
+// fail records err against the object k declared at origin.
+func (r *loadRun) fail(origin Origin, object string, err error) {
+	r.st.Errors = append(r.st.Errors, &ManifestError{Origin: origin, Object: object, Err: err})
+}
+
+// load reads the manifests and makes the data plane match them, in the
+// operator's order: read, pick one declaration per object, validate,
+// resolve the Subscriptions, apply each Topic, delete the Topics no longer
+// declared, then resolve the EventSources. An error means the manifests
+// could not even be listed; everything else is in the Status.
 func (l *loader) load(ctx context.Context) (*Status, error) {
-	st := &Status{}
 	files, err := ListFiles(l.paths)
 	if err != nil {
 		return nil, fmt.Errorf("list manifests: %w", err)
 	}
-	st.Files = files
+	r := &loadRun{st: &Status{Files: files}}
+	for _, step := range []func(context.Context, *loadRun){
+		l.readFiles,
+		l.declare,
+		l.validate,
+		l.resolveSubscriptions,
+		l.applyTopics,
+		l.deleteUndeclaredTopics,
+		l.listForeignTopics,
+		l.resolveSources,
+	} {
+		step(ctx, r)
+	}
+	return r.st, nil
+}
 
-	// Decode every file; a file with errors is served at its last good version.
-	var objs []*Object
-	broken := map[string]bool{}
+// readFiles decodes every file; a file with errors is served at its last
+// good version.
+func (l *loader) readFiles(_ context.Context, r *loadRun) {
+	r.broken = map[string]bool{}
 	present := map[string]bool{}
-	for _, f := range files {
+	for _, f := range r.st.Files {
 		fr := LoadFile(f)
 		abs := absPath(f)
 		present[abs] = true
-		st.Skipped = append(st.Skipped, fr.Skipped...)
+		r.st.Skipped = append(r.st.Skipped, fr.Skipped...)
 		if len(fr.Errors) == 0 {
 			l.lastGood[abs] = fr.Objects
-			objs = append(objs, fr.Objects...)
+			r.objs = append(r.objs, fr.Objects...)
 			continue
 		}
-		broken[abs] = true
-		st.Errors = append(st.Errors, fr.Errors...)
+		r.broken[abs] = true
+		r.st.Errors = append(r.st.Errors, fr.Errors...)
 		if good, ok := l.lastGood[abs]; ok {
-			st.Notes = append(st.Notes, fmt.Sprintf("%s has errors: serving its last good version", f))
-			objs = append(objs, good...)
+			r.st.Notes = append(r.st.Notes, fmt.Sprintf("%s has errors: serving its last good version", f))
+			r.objs = append(r.objs, good...)
 			continue
 		}
-		objs = append(objs, fr.Objects...)
+		r.objs = append(r.objs, fr.Objects...)
 	}
 	for f := range l.lastGood {
 		if !present[f] {
 			delete(l.lastGood, f)
 		}
 	}
+}
 
-	// One object per kind, namespace and name; the first declaration wins.
-	declared := map[Key]*Object{}
-	for _, o := range objs {
+// declare keeps one object per kind, namespace and name: the first
+// declaration wins.
+func (l *loader) declare(_ context.Context, r *loadRun) {
+	r.declared = map[Key]*Object{}
+	for _, o := range r.objs {
 		k := o.Key()
-		if prev, dup := declared[k]; dup {
-			st.Errors = append(st.Errors, &ManifestError{Origin: o.Origin, Object: k.String(),
-				Err: fmt.Errorf("already declared in %s; this one is ignored", prev.Origin)})
+		if prev, dup := r.declared[k]; dup {
+			r.fail(o.Origin, k.String(), fmt.Errorf("already declared in %s; this one is ignored", prev.Origin))
 			continue
 		}
-		declared[k] = o
+		r.declared[k] = o
 	}
+}
 
-	// Validate; an invalid object is served at its last valid version.
-	valid := map[Key]*Object{}
-	for _, k := range sortedKeys(declared) {
-		o := declared[k]
+// validate checks each object; an invalid object is served at its last
+// valid version.
+func (l *loader) validate(_ context.Context, r *loadRun) {
+	r.valid = map[Key]*Object{}
+	for _, k := range sortedKeys(r.declared) {
+		o := r.declared[k]
 		if err := Validate(o); err != nil {
-			st.Errors = append(st.Errors, &ManifestError{Origin: o.Origin, Object: k.String(), Err: err})
+			r.fail(o.Origin, k.String(), err)
 			if prev, ok := l.lastValid[k]; ok {
-				st.Notes = append(st.Notes, fmt.Sprintf("%s has errors: serving its last valid version", k))
-				valid[k] = prev
+				r.st.Notes = append(r.st.Notes, fmt.Sprintf("%s has errors: serving its last valid version", k))
+				r.valid[k] = prev
 			}
 			continue
 		}
-		valid[k] = o
+		r.valid[k] = o
 		l.lastValid[k] = o
 	}
 	for k := range l.lastValid {
-		if _, ok := declared[k]; !ok {
+		if _, ok := r.declared[k]; !ok {
 			delete(l.lastValid, k)
 		}
 	}
-
-	topics := map[string]*v1alpha1.Topic{}
-	topicOrigin := map[string]Origin{}
-	for k, o := range valid {
+	r.topics = map[string]*v1alpha1.Topic{}
+	r.topicOrigin = map[string]Origin{}
+	for k, o := range r.valid {
 		if o.Topic != nil {
-			topics[k.Namespace+"/"+k.Name] = o.Topic
-			topicOrigin[k.Namespace+"/"+k.Name] = o.Origin
+			r.topics[k.Namespace+"/"+k.Name] = o.Topic
+			r.topicOrigin[k.Namespace+"/"+k.Name] = o.Origin
 		}
 	}
-	res := l.resolver(mapKeys(topics))
+	r.res = l.resolver(mapKeys(r.topics))
+}
 
-	// Resolve each Subscription's destinations and group them by Topic.
-	subsOf := map[string][]plan.ResolvedSubscription{}
-	subOrigin := map[string]Origin{}
-	for _, k := range sortedKeys(valid) {
-		o := valid[k]
-		if o.Subscription == nil {
+// resolveSubscriptions resolves each Subscription's Destinations and groups
+// the Subscriptions by Topic.
+func (l *loader) resolveSubscriptions(ctx context.Context, r *loadRun) {
+	r.subsOf = map[string][]plan.ResolvedSubscription{}
+	r.keepOf = map[string][]string{}
+	r.subOrigin = map[string]Origin{}
+	for _, k := range sortedKeys(r.valid) {
+		o := r.valid[k]
+		s := o.Subscription
+		if s == nil {
 			continue
 		}
-		s := o.Subscription
 		tk := s.Namespace + "/" + s.Spec.Topic
-		t, ok := topics[tk]
+		t, ok := r.topics[tk]
 		if !ok {
 			why := "is not declared in the manifests"
-			if _, d := declared[Key{KindTopic, s.Namespace, s.Spec.Topic}]; d {
+			if _, d := r.declared[Key{KindTopic, s.Namespace, s.Spec.Topic}]; d {
 				why = "has errors"
 			}
-			st.Errors = append(st.Errors, &ManifestError{Origin: o.Origin, Object: k.String(), Err: fmt.Errorf("topic %s %s", tk, why)})
+			r.fail(o.Origin, k.String(), fmt.Errorf("topic %s %s", tk, why))
 			continue
 		}
-		rs, err := resolveSubscription(res, t, s)
+		r.subOrigin[s.Namespace+"/"+s.Name] = o.Origin
+		rs, err := resolve.Subscription(ctx, r.res, t, s)
 		if err != nil {
-			st.Errors = append(st.Errors, &ManifestError{Origin: o.Origin, Object: k.String(), Err: err})
+			r.fail(o.Origin, k.String(), err)
+			r.keepOf[tk] = append(r.keepOf[tk], s.Name)
 			continue
 		}
-		subsOf[tk] = append(subsOf[tk], rs)
-		subOrigin[s.Namespace+"/"+s.Name] = o.Origin
+		r.subsOf[tk] = append(r.subsOf[tk], rs)
 	}
+}
 
-	// Compile and apply each Topic with the operator's compiler.
-	for _, tk := range slices.Sorted(maps.Keys(topics)) {
-		t := topics[tk].DeepCopy()
-		origin := topicOrigin[tk]
+// applyTopics compiles each Topic with the operator's compiler and applies
+// it with the operator's applier. A Subscription that does not compile or
+// whose consumer JetStream refuses is reported and left out of the plan;
+// the Topic's other Subscriptions are served.
+func (l *loader) applyTopics(ctx context.Context, r *loadRun) {
+	for _, tk := range slices.Sorted(maps.Keys(r.topics)) {
+		t := r.topics[tk].DeepCopy()
+		origin := r.topicOrigin[tk]
 		if t.Spec.Replicas > 1 {
-			st.Notes = append(st.Notes, fmt.Sprintf("topic %s: replicas %d is served with 1 by herald dev's single NATS server", tk, t.Spec.Replicas))
+			r.st.Notes = append(r.st.Notes, fmt.Sprintf("topic %s: replicas %d is served with 1 by herald dev's single NATS server", tk, t.Spec.Replicas))
 			t.Spec.Replicas = 1
 		}
-		cr, err := plan.Compile(t, subsOf[tk])
+		cr, err := plan.Compile(t, r.subsOf[tk])
 		if err != nil {
-			st.Errors = append(st.Errors, &ManifestError{Origin: origin, Object: "topic " + tk, Err: err})
+			r.fail(origin, "topic "+tk, err)
 			continue
 		}
+		keep := r.keepOf[tk]
 		for _, name := range slices.Sorted(maps.Keys(cr.Errors)) {
-			st.Errors = append(st.Errors, &ManifestError{Origin: subOrigin[t.Namespace+"/"+name],
-				Object: "subscription " + t.Namespace + "/" + name, Err: cr.Errors[name]})
+			keep = append(keep, name)
+			r.fail(r.subOrigin[t.Namespace+"/"+name], "subscription "+t.Namespace+"/"+name, cr.Errors[name])
 		}
-		if err := l.prov.Apply(ctx, cr); err != nil {
-			if errors.Is(err, provision.ErrRefused) {
-				err = fmt.Errorf("%w (delete the Topic's stream, for example by removing the data directory, or give the Topic another name)", err)
+		rep, err := l.prov.Apply(ctx, cr, keep...)
+		if errors.Is(err, provision.ErrRefused) {
+			err = fmt.Errorf("%w (delete the Topic's stream, for example by removing the data directory, or give the Topic another name)", err)
+		}
+		if err != nil {
+			r.fail(origin, "topic "+tk, err)
+		}
+		for _, name := range slices.Sorted(maps.Keys(rep.Subscriptions)) {
+			if err := rep.Subscriptions[name]; err != nil {
+				r.fail(r.subOrigin[t.Namespace+"/"+name], "subscription "+t.Namespace+"/"+name, err)
 			}
-			st.Errors = append(st.Errors, &ManifestError{Origin: origin, Object: "topic " + tk, Err: err})
+		}
+		if !rep.Published {
 			continue
 		}
-		if _, had := l.state.Topics[tk]; !had || l.state.Topics[tk].File != absPath(origin.File) {
+		if rec, had := l.state.Topics[tk]; !had || rec.File != absPath(origin.File) {
 			l.state.Topics[tk] = topicRecord{File: absPath(origin.File)}
 		}
-		st.Topics = append(st.Topics, TopicStatus{Namespace: t.Namespace, Name: t.Name, URL: res.TopicURL(t.Namespace, t.Name),
-			Origin: origin, Stream: cr.Stream, Plan: cr.Plan})
-		for _, sp := range cr.Plan.Subscriptions {
-			st.Subscriptions = append(st.Subscriptions, SubscriptionStatus{Namespace: t.Namespace, Name: sp.Name, Topic: t.Name,
-				Origin: subOrigin[t.Namespace+"/"+sp.Name], Plan: sp})
+		stream := cr.Stream
+		if rep.StreamErr != nil && rep.Stream != nil {
+			// The old stream serves until the refused change is resolved.
+			stream = rep.Stream.Config
+		}
+		r.st.Topics = append(r.st.Topics, TopicStatus{Namespace: t.Namespace, Name: t.Name, URL: r.res.TopicURL(t.Namespace, t.Name),
+			Origin: origin, Stream: stream, Plan: rep.Plan})
+		for _, sp := range rep.Plan.Subscriptions {
+			r.st.Subscriptions = append(r.st.Subscriptions, SubscriptionStatus{Namespace: t.Namespace, Name: sp.Name, Topic: t.Name,
+				Origin: r.subOrigin[t.Namespace+"/"+sp.Name], Plan: sp})
 		}
 	}
-	slices.SortFunc(st.Subscriptions, func(a, b SubscriptionStatus) int {
+	slices.SortFunc(r.st.Subscriptions, func(a, b SubscriptionStatus) int {
 		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
 	})
+}
 
-	// Delete the Topics herald dev created whose manifest no longer declares
-	// them. A Topic whose file has errors, or that came from a file outside
-	// the paths given, is kept.
+// deleteUndeclaredTopics deletes the Topics herald dev created whose
+// manifest no longer declares them, and records the Topics it serves. A
+// Topic whose file has errors, or that came from a file outside the paths
+// given, is kept.
+func (l *loader) deleteUndeclaredTopics(ctx context.Context, r *loadRun) {
 	for _, tk := range slices.Sorted(maps.Keys(l.state.Topics)) {
 		ns, name, _ := strings.Cut(tk, "/")
-		if _, ok := declared[Key{KindTopic, ns, name}]; ok {
+		if _, ok := r.declared[Key{KindTopic, ns, name}]; ok {
 			continue
 		}
 		rec := l.state.Topics[tk]
-		if broken[rec.File] || !l.covers(rec.File) {
+		if r.broken[rec.File] || !l.covers(rec.File) {
 			continue
 		}
 		if err := l.prov.DeleteTopic(ctx, ns, name); err != nil {
-			st.Errors = append(st.Errors, fmt.Errorf("delete topic %s: %w", tk, err))
+			r.st.Errors = append(r.st.Errors, fmt.Errorf("delete topic %s: %w", tk, err))
 			continue
 		}
 		delete(l.state.Topics, tk)
-		st.Deleted = append(st.Deleted, tk)
+		r.st.Deleted = append(r.st.Deleted, tk)
 	}
 	if err := l.state.save(l.dataDir); err != nil {
-		st.Errors = append(st.Errors, fmt.Errorf("save %s: %w", stateFile, err))
+		r.st.Errors = append(r.st.Errors, fmt.Errorf("save %s: %w", stateFile, err))
 	}
+}
 
-	// Topics in the data directory that these manifests do not declare.
+// listForeignTopics lists the Topics in the data directory that these
+// manifests do not declare.
+func (l *loader) listForeignTopics(ctx context.Context, r *loadRun) {
 	keys, err := l.prov.Keys(ctx)
 	if err != nil {
-		st.Errors = append(st.Errors, fmt.Errorf("list plans: %w", err))
+		r.st.Errors = append(r.st.Errors, fmt.Errorf("list plans: %w", err))
 	}
 	for _, k := range keys {
 		ns, name, _ := strings.Cut(k, ".")
-		if _, ok := declared[Key{KindTopic, ns, name}]; !ok {
-			st.Foreign = append(st.Foreign, ns+"/"+name)
+		if _, ok := r.declared[Key{KindTopic, ns, name}]; !ok {
+			r.st.Foreign = append(r.st.Foreign, ns+"/"+name)
 		}
 	}
-	slices.Sort(st.Foreign)
+	slices.Sort(r.st.Foreign)
+}
 
-	// EventSources: the ones herald dev runs, with their sinks and keys.
-	for _, k := range sortedKeys(valid) {
-		o := valid[k]
+// resolveSources lists the EventSources herald dev runs, with their sinks
+// and webhook keys.
+func (l *loader) resolveSources(ctx context.Context, r *loadRun) {
+	for _, k := range sortedKeys(r.valid) {
+		o := r.valid[k]
 		es := o.EventSource
 		if es == nil {
 			continue
@@ -274,29 +376,27 @@ func (l *loader) load(ctx context.Context) (*Status, error) {
 		case v1alpha1.EventSourceTypePing:
 		case v1alpha1.EventSourceTypeWebhook:
 			if !l.webhooks {
-				st.Notes = append(st.Notes, fmt.Sprintf("eventsource %s: not served: the webhook listener is disabled (--webhook-listen is empty)", key))
+				r.st.Notes = append(r.st.Notes, fmt.Sprintf("eventsource %s: not served: the webhook listener is disabled (--webhook-listen is empty)", key))
 				continue
 			}
 		default:
-			st.Notes = append(st.Notes, fmt.Sprintf("eventsource %s: %s sources need a cluster; herald dev runs ping and webhook", key, typ))
+			r.st.Notes = append(r.st.Notes, fmt.Sprintf("eventsource %s: %s sources need a cluster; herald dev runs ping and webhook", key, typ))
 			continue
 		}
-		sink, err := res.Resolve(&es.Spec.Sink, es.Namespace)
+		sink, err := resolve.Destination(ctx, r.res, es.Namespace, &es.Spec.Sink)
 		if err != nil {
-			st.Errors = append(st.Errors, &ManifestError{Origin: o.Origin, Object: k.String(), Err: fmt.Errorf("sink: %w", err)})
+			r.fail(o.Origin, k.String(), fmt.Errorf("sink: %w", err))
 			continue
 		}
 		rs := ResolvedSource{Source: es, SinkURI: sink, Origin: o.Origin}
 		if w := es.Spec.Webhook; w != nil && w.Signature != nil {
-			if rs.WebhookSecret, err = secretKey(valid, declared, es.Namespace, w.Signature.SecretKeyRef); err != nil {
-				st.Errors = append(st.Errors, &ManifestError{Origin: o.Origin, Object: k.String(),
-					Err: fmt.Errorf("spec.webhook.signature.secretKeyRef: %w", err)})
+			if rs.WebhookSecret, err = secretKey(r.valid, r.declared, es.Namespace, w.Signature.SecretKeyRef); err != nil {
+				r.fail(o.Origin, k.String(), fmt.Errorf("spec.webhook.signature.secretKeyRef: %w", err))
 				continue
 			}
 		}
-		st.Sources = append(st.Sources, rs)
+		r.st.Sources = append(r.st.Sources, rs)
 	}
-	return st, nil
 }
 
 // secretKey returns the value of ref's key in a Secret of the manifests in
@@ -319,30 +419,6 @@ func secretKey(valid, declared map[Key]*Object, namespace string, ref corev1.Sec
 		return nil, fmt.Errorf("key %q of secret %s/%s is empty", ref.Key, namespace, ref.Name)
 	}
 	return v, nil
-}
-
-// resolveSubscription resolves a Subscription's subscriber, reply and
-// effective dead-letter sink (its own, else its Topic's).
-func resolveSubscription(res *Resolver, t *v1alpha1.Topic, s *v1alpha1.Subscription) (plan.ResolvedSubscription, error) {
-	rs := plan.ResolvedSubscription{Subscription: s}
-	var err error
-	if rs.SubscriberURI, err = res.Resolve(&s.Spec.Subscriber, s.Namespace); err != nil {
-		return rs, fmt.Errorf("subscriber: %w", err)
-	}
-	if rs.ReplyURI, err = res.Resolve(s.Spec.Reply, s.Namespace); err != nil {
-		return rs, fmt.Errorf("reply: %w", err)
-	}
-	switch {
-	case s.Spec.Delivery != nil && s.Spec.Delivery.DeadLetterSink != nil:
-		if rs.DeadLetterURI, err = res.Resolve(s.Spec.Delivery.DeadLetterSink, s.Namespace); err != nil {
-			return rs, fmt.Errorf("delivery.deadLetterSink: %w", err)
-		}
-	case t.Spec.Delivery != nil && t.Spec.Delivery.DeadLetterSink != nil:
-		if rs.DeadLetterURI, err = res.Resolve(t.Spec.Delivery.DeadLetterSink, t.Namespace); err != nil {
-			return rs, fmt.Errorf("the topic's delivery.deadLetterSink: %w", err)
-		}
-	}
-	return rs, nil
 }
 
 // covers reports whether file is among the manifests the paths name.

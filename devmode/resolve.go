@@ -1,16 +1,18 @@
 package devmode
 
 import (
+	"context"
 	"fmt"
-	"strings"
 
 	"github.com/herald-dev/herald/api/v1alpha1"
+	"github.com/herald-dev/herald/dispatcher/plan"
+	"github.com/herald-dev/herald/resolve"
 )
 
-// Resolver turns Destinations into URIs the way herald dev can without a
-// cluster: a uri is used as it is, a ref to a Topic becomes that Topic's
-// ingress URL on the local listener, and any other ref is an error that says
-// to use a uri instead.
+// Resolver is herald dev's resolve.Lookup: without a cluster, only a ref to
+// a Topic of the manifests has an address (its ingress URL on the local
+// listener); a ref to any other kind is an error that says to use a uri
+// instead. Destinations are joined with their uri as the operator does.
 type Resolver struct {
 	// IngressURL is the base URL of the local ingress, without a trailing
 	// slash, for example http://127.0.0.1:8080.
@@ -25,40 +27,27 @@ func (r *Resolver) TopicURL(namespace, name string) string {
 	return r.IngressURL + "/" + namespace + "/" + name
 }
 
+// Address implements resolve.Lookup.
+func (r *Resolver) Address(_ context.Context, ref v1alpha1.KReference) (string, error) {
+	if ref.Kind != KindTopic || ref.APIVersion != v1alpha1.GroupVersion.String() {
+		return "", &resolve.Error{Reason: v1alpha1.ReasonNotAddressable, Message: fmt.Sprintf(
+			"ref to %s %s/%s cannot be resolved in dev mode; use uri: http://... (herald dev resolves only refs to Topics, kind Topic, apiVersion %s)",
+			ref.Kind, ref.Namespace, ref.Name, v1alpha1.GroupVersion)}
+	}
+	if r.Topics != nil && !r.Topics[ref.Namespace+"/"+ref.Name] {
+		return "", &resolve.Error{Reason: v1alpha1.ReasonNotFound, Message: fmt.Sprintf(
+			"ref to Topic %s/%s: no such Topic in the manifests", ref.Namespace, ref.Name)}
+	}
+	return r.TopicURL(ref.Namespace, ref.Name), nil
+}
+
 // Resolve returns the URI of d, held by an object in namespace.
 func (r *Resolver) Resolve(d *v1alpha1.Destination, namespace string) (string, error) {
-	if d == nil {
-		return "", nil
-	}
-	uri := ""
-	if d.URI != nil {
-		uri = *d.URI
-	}
-	if d.Ref == nil {
-		if uri == "" {
-			return "", fmt.Errorf("a destination needs a ref, a uri, or both")
-		}
-		return uri, nil
-	}
-	ref := d.Ref
-	ns := ref.Namespace
-	if ns == "" {
-		ns = namespace
-	}
-	if ref.Kind != KindTopic || ref.APIVersion != v1alpha1.GroupVersion.String() {
-		return "", fmt.Errorf("ref to %s %s/%s cannot be resolved in dev mode; use uri: http://... (herald dev resolves only refs to Topics, kind Topic, apiVersion %s)",
-			ref.Kind, ns, ref.Name, v1alpha1.GroupVersion)
-	}
-	if r.Topics != nil && !r.Topics[ns+"/"+ref.Name] {
-		return "", fmt.Errorf("ref to Topic %s/%s: no such Topic in the manifests", ns, ref.Name)
-	}
-	base := r.TopicURL(ns, ref.Name)
-	if uri == "" {
-		return base, nil
-	}
-	// The uri is a path (or query) appended to the Topic's address.
-	if strings.HasPrefix(uri, "/") || strings.HasPrefix(uri, "?") {
-		return base + uri, nil
-	}
-	return "", fmt.Errorf("with a ref, uri must be a path such as /orders that is appended to the referent's address")
+	return resolve.Destination(context.Background(), r, namespace, d)
+}
+
+// resolveSubscription resolves a Subscription's subscriber, reply and
+// effective dead-letter sink (see resolve.Subscription).
+func resolveSubscription(r *Resolver, t *v1alpha1.Topic, s *v1alpha1.Subscription) (plan.ResolvedSubscription, error) {
+	return resolve.Subscription(context.Background(), r, t, s)
 }

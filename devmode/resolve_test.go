@@ -1,10 +1,17 @@
 package devmode
 
 import (
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
+
 	"github.com/herald-dev/herald/api/v1alpha1"
+	"github.com/herald-dev/herald/internal/resolvetest"
+	"github.com/herald-dev/herald/resolve"
 )
 
 func TestResolve(t *testing.T) {
@@ -75,5 +82,55 @@ spec:
 	want := "subscription default/audit: subscriber: ref to Service shop/inventory cannot be resolved in dev mode; use uri: http://..."
 	if !strings.Contains(me.Error(), want) {
 		t.Errorf("error = %q, want it to contain %q", me, want)
+	}
+}
+
+// TestResolveTable runs the Destinations the operator's TestResolveTable
+// runs through herald dev: each is a Subscription's subscriber, and the
+// Subscription's applied plan must carry the same URI.
+func TestResolveTable(t *testing.T) {
+	dir := t.TempDir()
+	docs := []string{fmt.Sprintf(topicYAML, resolvetest.Topic)}
+	for _, c := range resolvetest.Cases() {
+		s := v1alpha1.Subscription{
+			TypeMeta:   metav1.TypeMeta{APIVersion: v1alpha1.GroupVersion.String(), Kind: KindSubscription},
+			ObjectMeta: metav1.ObjectMeta{Name: c.Name},
+			Spec:       v1alpha1.SubscriptionSpec{Topic: resolvetest.Topic, Subscriber: c.Destination},
+		}
+		b, err := yaml.Marshal(&s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		docs = append(docs, string(b))
+	}
+	writeFile(t, dir, "table.yaml", strings.Join(docs, "---\n"))
+	rd := startDev(t, []string{dir}, t.TempDir())
+	st := rd.rt.Status()
+	addr := rd.rt.Endpoints().Ingress + "/default/" + resolvetest.Topic
+	for _, c := range resolvetest.Cases() {
+		t.Run(c.Name, func(t *testing.T) {
+			var got string
+			for _, s := range st.Subscriptions {
+				if s.Name == c.Name {
+					got = s.Plan.SubscriberURI
+				}
+			}
+			var resolveErr error
+			for _, err := range st.Errors {
+				if me, ok := errors.AsType[*ManifestError](err); ok && me.Object == "subscription default/"+c.Name {
+					resolveErr = err
+				}
+			}
+			if c.Reason == "" {
+				if resolveErr != nil || got != c.URI(addr) {
+					t.Fatalf("plan has %q, error %v; want %q", got, resolveErr, c.URI(addr))
+				}
+				return
+			}
+			re, ok := errors.AsType[*resolve.Error](resolveErr)
+			if !ok || re.Reason != c.Reason || !strings.Contains(re.Message, c.MessageIn("default")) {
+				t.Fatalf("plan has %q, error %v; want a %s error containing %q", got, resolveErr, c.Reason, c.MessageIn("default"))
+			}
+		})
 	}
 }

@@ -97,14 +97,41 @@ type Runtime struct {
 // New checks cfg, binds the listeners and starts the NATS server. Run does
 // the rest; if Run is never called, Close releases what New started.
 func New(cfg Config) (_ *Runtime, err error) {
+	if err := cfg.complete(); err != nil {
+		return nil, err
+	}
+	rt := &Runtime{cfg: cfg, log: cfg.Log}
+	defer func() {
+		if err != nil {
+			rt.Close()
+		}
+	}()
+	var state *devState
+	var prov *provision.Provisioner
+	for _, step := range []func() error{
+		func() (err error) { state, err = openDataDir(cfg.DataDir); return err },
+		rt.listen,
+		rt.startNATS,
+		func() (err error) { prov, err = rt.startDataPlane(); return err },
+	} {
+		if err := step(); err != nil {
+			return nil, err
+		}
+	}
+	rt.loader = newLoader(cfg.Paths, rt.ep.Ingress, prov, cfg.DataDir, state, rt.webhookLn != nil)
+	return rt, nil
+}
+
+// complete checks the required settings and fills in the defaults.
+func (cfg *Config) complete() error {
 	if len(cfg.Paths) == 0 {
-		return nil, errors.New("no manifests: give at least one file or directory")
+		return errors.New("no manifests: give at least one file or directory")
 	}
 	if cfg.DataDir == "" || cfg.Listen == "" {
-		return nil, errors.New("the data directory and the listen address are required")
+		return errors.New("the data directory and the listen address are required")
 	}
 	if _, err := ListFiles(cfg.Paths); err != nil {
-		return nil, fmt.Errorf("manifests: %w", err)
+		return fmt.Errorf("manifests: %w", err)
 	}
 	if cfg.Debounce <= 0 {
 		cfg.Debounce = DefaultDebounce
@@ -126,30 +153,38 @@ func New(cfg Config) (_ *Runtime, err error) {
 	if cfg.NATSPort == 0 {
 		cfg.NATSPort = -1
 	}
-	rt := &Runtime{cfg: cfg, log: cfg.Log}
-	defer func() {
-		if err != nil {
-			rt.Close()
-		}
-	}()
-	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+	return nil
+}
+
+// openDataDir creates the data directory when missing and reads herald
+// dev's state from it.
+func openDataDir(dir string) (*devState, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
-	state, err := loadState(cfg.DataDir)
+	state, err := loadState(dir)
 	if err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
+	return state, nil
+}
+
+// listen binds the ingress, display and webhook listeners, and checks that
+// a fixed NATS port is free.
+func (rt *Runtime) listen() error {
+	cfg := rt.cfg
+	var err error
 	if rt.ingressLn, err = net.Listen("tcp", cfg.Listen); err != nil {
-		return nil, fmt.Errorf("ingress listener: %w (another herald dev? pick another address with --listen)", err)
+		return fmt.Errorf("ingress listener: %w (another herald dev? pick another address with --listen)", err)
 	}
 	if cfg.DisplayListen != "" {
 		if rt.displayLn, err = net.Listen("tcp", cfg.DisplayListen); err != nil {
-			return nil, fmt.Errorf("display listener: %w (disable the built-in display sink with an empty --display-listen)", err)
+			return fmt.Errorf("display listener: %w (disable the built-in display sink with an empty --display-listen)", err)
 		}
 	}
 	if cfg.WebhookListen != "" {
 		if rt.webhookLn, err = net.Listen("tcp", cfg.WebhookListen); err != nil {
-			return nil, fmt.Errorf("webhook listener: %w (pick another address with --webhook-listen, or disable webhook sources with an empty one)", err)
+			return fmt.Errorf("webhook listener: %w (pick another address with --webhook-listen, or disable webhook sources with an empty one)", err)
 		}
 	}
 	if cfg.NATSPort > 0 {
@@ -157,17 +192,28 @@ func New(cfg Config) (_ *Runtime, err error) {
 		addr := net.JoinHostPort(cfg.NATSHost, strconv.Itoa(cfg.NATSPort))
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
-			return nil, fmt.Errorf("nats listener: %w (another herald dev or NATS server? pick another port or use --nats-listen random)", err)
+			return fmt.Errorf("nats listener: %w (another herald dev or NATS server? pick another port or use --nats-listen random)", err)
 		}
 		ln.Close()
 	}
-	if rt.ns, err = natstest.Run(natstest.Options{StoreDir: cfg.DataDir, Host: cfg.NATSHost, Port: cfg.NATSPort}); err != nil {
-		return nil, err
-	}
+	return nil
+}
+
+// startNATS starts the embedded NATS server on the data directory.
+func (rt *Runtime) startNATS() error {
+	var err error
+	rt.ns, err = natstest.Run(natstest.Options{StoreDir: rt.cfg.DataDir, Host: rt.cfg.NATSHost, Port: rt.cfg.NATSPort})
+	return err
+}
+
+// startDataPlane connects to the NATS server, creates the plan bucket and
+// the dispatcher, and records the endpoints.
+func (rt *Runtime) startDataPlane() (*provision.Provisioner, error) {
 	connect := []nats.Option{nats.Name("herald dev")}
-	if !cfg.NATSOverTCP {
+	if !rt.cfg.NATSOverTCP {
 		connect = append(connect, nats.InProcessServer(rt.ns))
 	}
+	var err error
 	if rt.nc, err = nats.Connect(rt.ns.ClientURL(), connect...); err != nil {
 		return nil, fmt.Errorf("connect to nats: %w", err)
 	}
@@ -181,13 +227,13 @@ func New(cfg Config) (_ *Runtime, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if rt.disp, err = dispatcher.New(rt.nc, dispatcher.Options{Logger: cfg.Log, HTTPClient: cfg.HTTPClient}); err != nil {
+	if rt.disp, err = dispatcher.New(rt.nc, dispatcher.Options{Logger: rt.cfg.Log, HTTPClient: rt.cfg.HTTPClient}); err != nil {
 		return nil, fmt.Errorf("dispatcher: %w", err)
 	}
 	rt.ep = Endpoints{
 		Ingress: "http://" + dialAddr(rt.ingressLn.Addr()),
 		NATS:    rt.ns.ClientURL(),
-		DataDir: cfg.DataDir,
+		DataDir: rt.cfg.DataDir,
 	}
 	if rt.displayLn != nil {
 		rt.ep.Display = "http://" + dialAddr(rt.displayLn.Addr()) + "/"
@@ -195,17 +241,7 @@ func New(cfg Config) (_ *Runtime, err error) {
 	if rt.webhookLn != nil {
 		rt.ep.Webhooks = "http://" + dialAddr(rt.webhookLn.Addr())
 	}
-	rt.loader = &loader{
-		paths:     cfg.Paths,
-		resolver:  func(topics map[string]bool) *Resolver { return &Resolver{IngressURL: rt.ep.Ingress, Topics: topics} },
-		prov:      prov,
-		dataDir:   cfg.DataDir,
-		webhooks:  rt.webhookLn != nil,
-		lastGood:  map[string][]*Object{},
-		lastValid: map[Key]*Object{},
-		state:     state,
-	}
-	return rt, nil
+	return prov, nil
 }
 
 // dialAddr is addr with an unspecified IP (0.0.0.0, ::) replaced by loopback,
@@ -260,41 +296,59 @@ func (rt *Runtime) Run(ctx context.Context) error {
 		w.fs.Close()
 		return err
 	}
+	sv := rt.serve(ctx)
+	wctx, wcancel := context.WithCancel(ctx)
+	defer wcancel()
+	changed := make(chan struct{}, 1)
+	go w.run(wctx, rt.cfg.Debounce, changed)
+	rt.begin(ctx, st)
+	runErr := rt.loop(ctx, sv, changed)
+	rt.log.Info("herald dev: shutting down")
+	wcancel()
+	return rt.shutdown(sv, runErr)
+}
 
+// serving is what serve started.
+type serving struct {
+	ingress, display, webhooks *http.Server
+	// dispDone receives the dispatcher's result; dcancel stops it.
+	dispDone chan error
+	dcancel  context.CancelFunc
+	// srvErr receives the HTTP servers' failures.
+	srvErr chan error
+}
+
+// serve starts the dispatcher and the ingress, display and webhook servers.
+func (rt *Runtime) serve(ctx context.Context) *serving {
 	dctx, dcancel := context.WithCancel(context.WithoutCancel(ctx))
-	defer dcancel()
-	dispDone := make(chan error, 1)
-	go func() { dispDone <- rt.disp.Run(dctx) }()
+	sv := &serving{dispDone: make(chan error, 1), dcancel: dcancel, srvErr: make(chan error, 3)}
+	go func() { sv.dispDone <- rt.disp.Run(dctx) }()
 
-	srvErr := make(chan error, 3)
 	serve := func(name string, srv *http.Server, ln net.Listener) {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			srvErr <- fmt.Errorf("%s server: %w", name, err)
+			sv.srvErr <- fmt.Errorf("%s server: %w", name, err)
 		}
 	}
-	var display *http.Server
 	if rt.displayLn != nil {
-		display = &http.Server{Handler: NewDisplay(rt.cfg.DisplayOut, rt.log), ReadHeaderTimeout: 10 * time.Second}
-		go serve("display", display, rt.displayLn)
+		sv.display = &http.Server{Handler: NewDisplay(rt.cfg.DisplayOut, rt.log), ReadHeaderTimeout: 10 * time.Second}
+		go serve("display", sv.display, rt.displayLn)
 	}
-	ingress := &http.Server{Handler: rt.disp, ReadHeaderTimeout: 10 * time.Second}
-	go serve("ingress", ingress, rt.ingressLn)
-	var webhooks *http.Server
+	sv.ingress = &http.Server{Handler: rt.disp, ReadHeaderTimeout: 10 * time.Second}
+	go serve("ingress", sv.ingress, rt.ingressLn)
 	if rt.webhookLn != nil {
 		h := rt.cfg.Sources.Handler()
 		if h == nil {
 			h = http.NotFoundHandler()
 		}
-		webhooks = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-		go serve("webhook", webhooks, rt.webhookLn)
+		sv.webhooks = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+		go serve("webhook", sv.webhooks, rt.webhookLn)
 	}
+	return sv
+}
 
-	wctx, wcancel := context.WithCancel(ctx)
-	defer wcancel()
-	changed := make(chan struct{}, 1)
-	go w.run(wctx, rt.cfg.Debounce, changed)
-
-	// The sources start once the dispatcher serves the Topics they send to.
+// begin starts the sources of the first load once the dispatcher serves
+// the Topics they send to, publishes the status and prints the banner.
+func (rt *Runtime) begin(ctx context.Context, st *Status) {
 	rt.waitReady(ctx)
 	rt.syncSources(ctx, st)
 	rt.status.Store(st)
@@ -302,48 +356,50 @@ func (rt *Runtime) Run(ctx context.Context) error {
 		rt.log.Info("skipped a manifest of another kind", "file", s.Origin.String(), "kind", s.Kind, "apiVersion", s.APIVersion, "name", s.Name)
 	}
 	WriteBanner(rt.cfg.Banner, rt.ep, st)
+}
 
-	var runErr error
-loop:
+// loop reloads the manifests on every change until ctx is done or the
+// dispatcher or a server fails, which it returns.
+func (rt *Runtime) loop(ctx context.Context, sv *serving, changed <-chan struct{}) error {
 	for {
 		select {
 		case <-ctx.Done():
-			break loop
+			return nil
 		case <-changed:
 			rt.reload(ctx)
-		case err := <-dispDone:
-			dispDone = nil
-			runErr = fmt.Errorf("dispatcher stopped: %w", err)
-			break loop
-		case err := <-srvErr:
-			runErr = err
-			break loop
+		case err := <-sv.dispDone:
+			sv.dispDone = nil
+			return fmt.Errorf("dispatcher stopped: %w", err)
+		case err := <-sv.srvErr:
+			return err
 		}
 	}
+}
 
-	rt.log.Info("herald dev: shutting down")
-	wcancel()
+// shutdown stops what serve started, in order: the webhooks and sources
+// (their requests and events in flight still reach the ingress), the
+// ingress, the dispatcher once its deliveries under way are done, and the
+// display. It returns runErr, else the dispatcher's failure.
+func (rt *Runtime) shutdown(sv *serving, runErr error) error {
 	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer scancel()
-	// Webhook requests under way and the sources' events in flight still
-	// reach the ingress; then it stops.
-	if webhooks != nil {
-		if err := webhooks.Shutdown(sctx); err != nil {
+	if sv.webhooks != nil {
+		if err := sv.webhooks.Shutdown(sctx); err != nil {
 			rt.log.Warn("webhook shutdown", "error", err)
 		}
 	}
 	rt.cfg.Sources.Stop()
-	if err := ingress.Shutdown(sctx); err != nil {
+	if err := sv.ingress.Shutdown(sctx); err != nil {
 		rt.log.Warn("ingress shutdown", "error", err)
 	}
-	dcancel()
-	if dispDone != nil {
-		if err := <-dispDone; err != nil && !errors.Is(err, context.Canceled) && runErr == nil {
+	sv.dcancel()
+	if sv.dispDone != nil {
+		if err := <-sv.dispDone; err != nil && !errors.Is(err, context.Canceled) && runErr == nil {
 			runErr = fmt.Errorf("dispatcher: %w", err)
 		}
 	}
-	if display != nil {
-		if err := display.Shutdown(sctx); err != nil {
+	if sv.display != nil {
+		if err := sv.display.Shutdown(sctx); err != nil {
 			rt.log.Warn("display shutdown", "error", err)
 		}
 	}

@@ -358,7 +358,7 @@ spec:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := prov.Apply(ctx, res); err != nil {
+	if _, err := prov.Apply(ctx, res); err != nil {
 		t.Fatal(err)
 	}
 

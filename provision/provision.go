@@ -54,23 +54,79 @@ func New(ctx context.Context, js jetstream.JetStream, replicas int) (*Provisione
 	return &Provisioner{js: js, kv: kv}, nil
 }
 
-// Apply ensures the stream, every consumer of res, the plan entry, and
-// deletes consumers of the stream that the plan no longer holds.
-func (p *Provisioner) Apply(ctx context.Context, res *plan.Result) error {
-	if _, err := p.EnsureStream(ctx, res.Stream); err != nil {
-		return err
-	}
-	keep := map[string]bool{}
-	for _, cc := range res.Consumers {
-		if _, err := p.EnsureConsumer(ctx, res.Stream.Name, cc); err != nil {
-			return err
+// Report is what Apply did for one Topic.
+type Report struct {
+	// Stream is the server's view of the stream after Apply, nil when there
+	// is none.
+	Stream *jetstream.StreamInfo
+	// StreamErr is why the stream does not match the Result's
+	// configuration, nil when it does. When JetStream refused the change
+	// (errors.Is ErrRefused) the old stream, in Stream, keeps serving and
+	// Apply went on with it.
+	StreamErr error
+	// Subscriptions holds, by Subscription name, the outcome of ensuring
+	// each consumer of the Result: nil when the consumer matches, else why
+	// it does not. Such a Subscription is left out of the published plan.
+	Subscriptions map[string]error
+	// Plan is the plan Apply published (or meant to): the Result's without
+	// the Subscriptions whose consumer failed.
+	Plan plan.TopicPlan
+	// Published reports whether the stored plan is Plan.
+	Published bool
+	// PlanErr is why the plan was not published or the consumers of
+	// removed Subscriptions not deleted, nil when both were done.
+	PlanErr error
+}
+
+// Err joins the Report's Topic-wide errors, StreamErr and PlanErr; the
+// Subscriptions' errors are not among them.
+func (r *Report) Err() error { return errors.Join(r.StreamErr, r.PlanErr) }
+
+// Apply makes JetStream match res, the one way the operator and herald dev
+// change a Topic's stream, consumers and plan: it ensures the stream, then
+// each Subscription's consumer, publishes the plan without the
+// Subscriptions whose consumer failed (one broken Subscription does not
+// stop the others) and deletes the stream's consumers of Subscriptions
+// neither in res nor named in keep. keep names live Subscriptions left out
+// of res (for example with a Destination that does not resolve yet): their
+// consumers stay, so they resume where they stopped once fixed.
+//
+// Without a stream Apply stops after trying to create it. The returned
+// error is the Report's Err.
+func (p *Provisioner) Apply(ctx context.Context, res *plan.Result, keep ...string) (*Report, error) {
+	rep := &Report{Subscriptions: map[string]error{}, Plan: res.Plan}
+	rep.Stream, rep.StreamErr = p.EnsureStream(ctx, res.Stream)
+	if rep.StreamErr != nil {
+		// A refused change leaves the old stream in place.
+		info, err := p.StreamInfo(ctx, res.Stream.Name)
+		if err != nil || info == nil {
+			return rep, rep.Err()
 		}
-		keep[cc.Durable] = true
+		rep.Stream = info
 	}
-	if err := p.PutPlan(ctx, &res.Plan); err != nil {
-		return err
+	names := map[string]bool{}
+	for _, name := range keep {
+		names[plan.ConsumerName(name)] = true
 	}
-	return p.PruneConsumers(ctx, res.Stream.Name, keep)
+	for _, name := range slices.Sorted(maps.Keys(res.Consumers)) {
+		cc := res.Consumers[name]
+		names[cc.Durable] = true
+		if _, err := p.EnsureConsumer(ctx, res.Stream.Name, cc); err != nil {
+			rep.Subscriptions[name] = err
+			continue
+		}
+		rep.Subscriptions[name] = nil
+	}
+	rep.Plan.Subscriptions = slices.DeleteFunc(slices.Clone(res.Plan.Subscriptions), func(sp plan.SubscriptionPlan) bool {
+		return rep.Subscriptions[sp.Name] != nil
+	})
+	if err := p.PutPlan(ctx, &rep.Plan); err != nil {
+		rep.PlanErr = err
+		return rep, rep.Err()
+	}
+	rep.Published = true
+	rep.PlanErr = p.PruneConsumers(ctx, res.Stream.Name, names)
+	return rep, rep.Err()
 }
 
 // EnsureStream creates the stream or updates it when it differs from cfg.

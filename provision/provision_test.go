@@ -64,7 +64,7 @@ func TestApplyCreatesEverythingAndServerConfigCompareEqual(t *testing.T) {
 	ctx := context.Background()
 	js, p := setup(t)
 	res := compile(t, topic(v1alpha1.StorageFile), sub("audit", "", false), sub("billing.v2", v1alpha1.OrderingOrdered, false))
-	if err := p.Apply(ctx, res); err != nil {
+	if _, err := p.Apply(ctx, res); err != nil {
 		t.Fatal(err)
 	}
 	s, err := js.Stream(ctx, res.Stream.Name)
@@ -94,10 +94,10 @@ func TestApplyCreatesEverythingAndServerConfigCompareEqual(t *testing.T) {
 func TestStorageChangeIsRefused(t *testing.T) {
 	ctx := context.Background()
 	_, p := setup(t)
-	if err := p.Apply(ctx, compile(t, topic(v1alpha1.StorageFile))); err != nil {
+	if _, err := p.Apply(ctx, compile(t, topic(v1alpha1.StorageFile))); err != nil {
 		t.Fatal(err)
 	}
-	err := p.Apply(ctx, compile(t, topic(v1alpha1.StorageMemory)))
+	_, err := p.Apply(ctx, compile(t, topic(v1alpha1.StorageMemory)))
 	if !errors.Is(err, provision.ErrRefused) {
 		t.Fatalf("storage change: err = %v, want ErrRefused", err)
 	}
@@ -107,7 +107,7 @@ func TestConsumerChangesKeepPosition(t *testing.T) {
 	ctx := context.Background()
 	js, p := setup(t)
 	tp := topic(v1alpha1.StorageFile)
-	if err := p.Apply(ctx, compile(t, tp, sub("audit", v1alpha1.OrderingUnordered, false))); err != nil {
+	if _, err := p.Apply(ctx, compile(t, tp, sub("audit", v1alpha1.OrderingUnordered, false))); err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; i < 5; i++ {
@@ -131,7 +131,7 @@ func TestConsumerChangesKeepPosition(t *testing.T) {
 
 	// Switching to ordered changes the priority policy, which JetStream
 	// cannot update in place: the consumer is recreated after the acked events.
-	if err := p.Apply(ctx, compile(t, tp, sub("audit", v1alpha1.OrderingOrdered, false))); err != nil {
+	if _, err := p.Apply(ctx, compile(t, tp, sub("audit", v1alpha1.OrderingOrdered, false))); err != nil {
 		t.Fatal(err)
 	}
 	info, err := p.ConsumerInfo(ctx, plan.StreamName("shop", "orders"), plan.ConsumerName("audit"))
@@ -146,13 +146,13 @@ func TestConsumerChangesKeepPosition(t *testing.T) {
 	}
 
 	// Pause and resume in place.
-	if err := p.Apply(ctx, compile(t, tp, sub("audit", v1alpha1.OrderingOrdered, true))); err != nil {
+	if _, err := p.Apply(ctx, compile(t, tp, sub("audit", v1alpha1.OrderingOrdered, true))); err != nil {
 		t.Fatal(err)
 	}
 	if info, _ = p.ConsumerInfo(ctx, plan.StreamName("shop", "orders"), plan.ConsumerName("audit")); !info.Paused {
 		t.Error("consumer not paused")
 	}
-	if err := p.Apply(ctx, compile(t, tp, sub("audit", v1alpha1.OrderingOrdered, false))); err != nil {
+	if _, err := p.Apply(ctx, compile(t, tp, sub("audit", v1alpha1.OrderingOrdered, false))); err != nil {
 		t.Fatal(err)
 	}
 	if info, _ = p.ConsumerInfo(ctx, plan.StreamName("shop", "orders"), plan.ConsumerName("audit")); info.Paused {
@@ -167,10 +167,10 @@ func TestPruneAndDeleteLeaveNothing(t *testing.T) {
 	ctx := context.Background()
 	js, p := setup(t)
 	tp := topic(v1alpha1.StorageFile)
-	if err := p.Apply(ctx, compile(t, tp, sub("a", "", false), sub("b", "", false))); err != nil {
+	if _, err := p.Apply(ctx, compile(t, tp, sub("a", "", false), sub("b", "", false))); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Apply(ctx, compile(t, tp, sub("a", "", false))); err != nil {
+	if _, err := p.Apply(ctx, compile(t, tp, sub("a", "", false))); err != nil {
 		t.Fatal(err)
 	}
 	if info, _ := p.ConsumerInfo(ctx, plan.StreamName("shop", "orders"), plan.ConsumerName("b")); info != nil {
@@ -192,5 +192,77 @@ func TestPruneAndDeleteLeaveNothing(t *testing.T) {
 	// Deleting again is not an error.
 	if err := p.DeleteTopic(ctx, "shop", "orders"); err != nil {
 		t.Errorf("second delete: %v", err)
+	}
+}
+
+// A Subscription whose consumer JetStream refuses is left out of the plan;
+// the Topic's other Subscriptions are published and keep working.
+func TestApplyPublishesThePlanWithoutAFailingConsumer(t *testing.T) {
+	ctx := context.Background()
+	js, p := setup(t)
+	tp := topic(v1alpha1.StorageFile)
+	res := compile(t, tp, sub("a", "", false), sub("b", "", false))
+	// A stream that holds one consumer at most: b's cannot be created.
+	limited := res.Stream
+	limited.MaxConsumers = 1
+	if _, err := js.CreateStream(ctx, limited); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := p.Apply(ctx, res)
+	if err != nil {
+		t.Fatalf("Apply: %v; a failing consumer is no Topic error", err)
+	}
+	if rep.Subscriptions["a"] != nil || rep.Subscriptions["b"] == nil {
+		t.Fatalf("report %v; want a ok and b failed", rep.Subscriptions)
+	}
+	got, err := p.GetPlan(ctx, "shop", "orders")
+	if err != nil || got == nil || len(got.Subscriptions) != 1 || got.Subscriptions[0].Name != "a" {
+		t.Fatalf("plan = %+v, %v; want subscription a only", got, err)
+	}
+	if !rep.Published || len(rep.Plan.Subscriptions) != 1 {
+		t.Errorf("report plan %+v published %v", rep.Plan, rep.Published)
+	}
+	if len(res.Plan.Subscriptions) != 2 {
+		t.Errorf("Apply changed the Result's plan: %+v", res.Plan)
+	}
+}
+
+// The consumer of a Subscription named in keep survives; others not in the
+// plan are deleted.
+func TestApplyKeepsConsumersOfLeftOutSubscriptions(t *testing.T) {
+	ctx := context.Background()
+	_, p := setup(t)
+	tp := topic(v1alpha1.StorageFile)
+	if _, err := p.Apply(ctx, compile(t, tp, sub("a", "", false), sub("b", "", false), sub("c", "", false))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Apply(ctx, compile(t, tp, sub("a", "", false)), "b"); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]bool{"a": true, "b": true, "c": false} {
+		info, err := p.ConsumerInfo(ctx, plan.StreamName("shop", "orders"), plan.ConsumerName(name))
+		if err != nil || (info != nil) != want {
+			t.Errorf("consumer of %s: exists %v, %v; want %v", name, info != nil, err, want)
+		}
+	}
+}
+
+// A refused stream change leaves the old stream serving: the plan is still
+// published with it.
+func TestApplyGoesOnWithTheOldStreamWhenAChangeIsRefused(t *testing.T) {
+	ctx := context.Background()
+	_, p := setup(t)
+	if _, err := p.Apply(ctx, compile(t, topic(v1alpha1.StorageFile))); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := p.Apply(ctx, compile(t, topic(v1alpha1.StorageMemory), sub("a", "", false)))
+	if !errors.Is(err, provision.ErrRefused) || !errors.Is(rep.StreamErr, provision.ErrRefused) {
+		t.Fatalf("err = %v, StreamErr = %v; want ErrRefused", err, rep.StreamErr)
+	}
+	if rep.Stream == nil || rep.Stream.Config.Storage != jetstream.FileStorage {
+		t.Errorf("report stream %+v; want the old file stream", rep.Stream)
+	}
+	if got, _ := p.GetPlan(ctx, "shop", "orders"); !rep.Published || got == nil || len(got.Subscriptions) != 1 {
+		t.Errorf("plan = %+v, published %v; want subscription a", got, rep.Published)
 	}
 }

@@ -27,9 +27,11 @@ type KReference struct {
 }
 
 // Destination says where Herald sends events: a reference to an object, a
-// URI, or both. With both, the URI is resolved against the referent's address
-// (for example ref Service shop/inventory and uri /orders deliver to
-// http://inventory.shop.svc.cluster.local/orders).
+// URI, or both. With both, the URI is a path and/or a query appended to the
+// referent's address (for example ref Service shop/inventory and uri /orders
+// deliver to http://inventory.shop.svc.cluster.local/orders, and ref Topic
+// shop/orders and uri /audit to the Topic's address followed by /audit);
+// package resolve implements the rule.
 // +kubebuilder:validation:XValidation:rule="has(self.ref) || has(self.uri)",message="a destination needs a ref, a uri, or both"
 // +kubebuilder:validation:XValidation:rule="has(self.ref) || !has(self.uri) || self.uri.matches('^https?://[^/?#]+')",message="uri must be an absolute http:// or https:// URL (for example http://inventory.shop.svc:8080/orders) when no ref is given"
 // +kubebuilder:validation:XValidation:rule="!has(self.ref) || !has(self.uri) || self.uri.startsWith('/') || self.uri.startsWith('?')",message="with a ref, uri must be a path such as /orders that is appended to the referent's address"

@@ -1,0 +1,154 @@
+// Package resolve turns Destinations into URIs. The operator and herald dev
+// both resolve through it and differ only in their Lookup: the operator
+// reads referents from the API server, herald dev from its manifests.
+//
+// A Destination with a uri only resolves to that uri. With a ref, the
+// referent's address is looked up; a uri beside the ref is a path and/or a
+// query appended to that address: the path is added to the address's path
+// and the query to its query, so ref Topic shop/orders (address
+// http://h/shop/orders) with uri /audit?x=1 resolves to
+// http://h/shop/orders/audit?x=1. (Knative resolves the uri as an RFC 3986
+// reference instead, where /audit would replace the address's path; the two
+// agree whenever the referent's address has no path, as a Service's has
+// not.)
+package resolve
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+
+	"github.com/herald-dev/herald/api/v1alpha1"
+	"github.com/herald-dev/herald/dispatcher/plan"
+)
+
+// Error says why a Destination has no URI yet. Reason is a condition reason
+// (v1alpha1.ReasonNotFound, ReasonNotReady, ReasonNotAddressable,
+// ReasonForbidden); Message says what is missing, for example
+// "Service shop/inventory not found".
+type Error struct {
+	Reason  string
+	Message string
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// Lookup finds the address of a Destination's referent.
+type Lookup interface {
+	// Address returns the address of ref's referent; ref.Namespace is set.
+	// An *Error says why the referent has no address; any other error is a
+	// failure to look it up, worth retrying.
+	Address(ctx context.Context, ref v1alpha1.KReference) (string, error)
+}
+
+// Destination returns the URI of d, held by an object in namespace; a nil d
+// resolves to "". A *Error means the Destination cannot resolve until
+// something changes; other errors come from the Lookup.
+func Destination(ctx context.Context, l Lookup, namespace string, d *v1alpha1.Destination) (string, error) {
+	if d == nil {
+		return "", nil
+	}
+	uri := ""
+	if d.URI != nil {
+		uri = *d.URI
+	}
+	if d.Ref == nil {
+		if uri == "" {
+			return "", &Error{Reason: v1alpha1.ReasonNotAddressable, Message: "a destination needs a ref, a uri, or both"}
+		}
+		return uri, nil
+	}
+	ref := *d.Ref
+	if ref.Namespace == "" {
+		ref.Namespace = namespace
+	}
+	base, err := l.Address(ctx, ref)
+	if err != nil {
+		return "", err
+	}
+	if uri == "" {
+		return base, nil
+	}
+	return Join(base, uri)
+}
+
+// Join appends uri, a path and/or a query such as /orders or ?a=b, to base,
+// a referent's address: the path goes after base's path (one slash between
+// them), the query after base's query. Any other uri is a *Error.
+func Join(base, uri string) (string, error) {
+	if !strings.HasPrefix(uri, "/") && !strings.HasPrefix(uri, "?") {
+		return "", &Error{Reason: v1alpha1.ReasonNotAddressable,
+			Message: fmt.Sprintf("uri %q: with a ref, uri must be a path such as /orders that is appended to the referent's address", uri)}
+	}
+	b, err := url.Parse(base)
+	if err != nil {
+		return "", &Error{Reason: v1alpha1.ReasonNotAddressable, Message: fmt.Sprintf("invalid address %q: %v", base, err)}
+	}
+	u, err := url.Parse(uri)
+	if err != nil || u.Host != "" {
+		return "", &Error{Reason: v1alpha1.ReasonNotAddressable, Message: fmt.Sprintf("invalid uri %q: want a path such as /orders", uri)}
+	}
+	out := *b
+	out.Fragment, out.RawFragment = "", ""
+	if u.Path != "" {
+		p, err := url.Parse(strings.TrimSuffix(b.EscapedPath(), "/") + u.EscapedPath())
+		if err != nil {
+			return "", &Error{Reason: v1alpha1.ReasonNotAddressable, Message: fmt.Sprintf("invalid uri %q: %v", uri, err)}
+		}
+		out.Path, out.RawPath = p.Path, p.RawPath
+	}
+	switch {
+	case u.RawQuery == "":
+	case out.RawQuery == "":
+		out.RawQuery = u.RawQuery
+	default:
+		out.RawQuery += "&" + u.RawQuery
+	}
+	return out.String(), nil
+}
+
+// DeadLetterSink returns a Subscription's effective dead-letter sink: its
+// own delivery.deadLetterSink, else its Topic's (topic may be nil), else
+// nil. field names where it came from, for messages.
+func DeadLetterSink(topic *v1alpha1.Topic, s *v1alpha1.Subscription) (field string, d *v1alpha1.Destination) {
+	if s.Spec.Delivery != nil && s.Spec.Delivery.DeadLetterSink != nil {
+		return "delivery.deadLetterSink", s.Spec.Delivery.DeadLetterSink
+	}
+	if topic != nil && topic.Spec.Delivery != nil && topic.Spec.Delivery.DeadLetterSink != nil {
+		return "Topic delivery.deadLetterSink", topic.Spec.Delivery.DeadLetterSink
+	}
+	return "", nil
+}
+
+// Subscription resolves a Subscription's subscriber, reply and effective
+// dead-letter sink (see DeadLetterSink; topic may be nil). It resolves what
+// it can; the error is about the first Destination that did not resolve,
+// its message prefixed with the field, and is a *Error when that
+// Destination's was.
+func Subscription(ctx context.Context, l Lookup, topic *v1alpha1.Topic, s *v1alpha1.Subscription) (plan.ResolvedSubscription, error) {
+	rs := plan.ResolvedSubscription{Subscription: s}
+	var first error
+	note := func(field string, err error) {
+		if err == nil || first != nil {
+			return
+		}
+		var re *Error
+		if errors.As(err, &re) {
+			first = &Error{Reason: re.Reason, Message: field + ": " + re.Message}
+			return
+		}
+		first = fmt.Errorf("%s: %w", field, err)
+	}
+	var err error
+	rs.SubscriberURI, err = Destination(ctx, l, s.Namespace, &s.Spec.Subscriber)
+	note("subscriber", err)
+	rs.ReplyURI, err = Destination(ctx, l, s.Namespace, s.Spec.Reply)
+	note("reply", err)
+	// A Subscription and its Topic share a namespace.
+	field, dls := DeadLetterSink(topic, s)
+	rs.DeadLetterURI, err = Destination(ctx, l, s.Namespace, dls)
+	note(field, err)
+	return rs, first
+}
