@@ -44,7 +44,7 @@ func TestUpgradeAddsRedeliverySubjects(t *testing.T) {
 		}
 	}
 
-	if err := p.Apply(ctx, res); err != nil {
+	if _, err := p.Apply(ctx, res); err != nil {
 		t.Fatalf("apply over the old stream and consumer: %v", err)
 	}
 	s, err := js.Stream(ctx, old.Name)

@@ -150,5 +150,12 @@ func Subscription(ctx context.Context, l Lookup, topic *v1alpha1.Topic, s *v1alp
 	field, dls := DeadLetterSink(topic, s)
 	rs.DeadLetterURI, err = Destination(ctx, l, s.Namespace, dls)
 	note(field, err)
+	if err == nil && dls != nil && dls.Ref != nil && dls.Ref.Kind == "Topic" && dls.Ref.APIVersion == v1alpha1.GroupVersion.String() {
+		ns := dls.Ref.Namespace
+		if ns == "" {
+			ns = s.Namespace
+		}
+		rs.DeadLetterTopic = ns + "/" + dls.Ref.Name
+	}
 	return rs, first
 }

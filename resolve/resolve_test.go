@@ -102,3 +102,32 @@ func TestSubscriptionDeadLetterSinkPrecedence(t *testing.T) {
 		})
 	}
 }
+
+// TestSubscriptionNamesItsDeadLetterTopic: a dead-letter sink that is a ref
+// to a Topic is named in the resolved Subscription, so redrive finds the
+// dead letters; any other sink is not.
+func TestSubscriptionNamesItsDeadLetterTopic(t *testing.T) {
+	sub := func(dls v1alpha1.Destination) *v1alpha1.Subscription {
+		return &v1alpha1.Subscription{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "s"},
+			Spec: v1alpha1.SubscriptionSpec{Topic: "orders", Subscriber: v1alpha1.Destination{URI: new("http://sub/")},
+				Delivery: &v1alpha1.DeliverySpec{DeadLetterSink: &dls}}}
+	}
+	topicRef := func(ns string) v1alpha1.Destination {
+		return v1alpha1.Destination{Ref: &v1alpha1.KReference{APIVersion: v1alpha1.GroupVersion.String(), Kind: "Topic", Name: "dlq", Namespace: ns}}
+	}
+	for _, tt := range []struct {
+		name string
+		dls  v1alpha1.Destination
+		want string
+	}{
+		{"topic in the namespace", topicRef(""), "shop/dlq"},
+		{"topic elsewhere", topicRef("ops"), "ops/dlq"},
+		{"service", v1alpha1.Destination{Ref: &v1alpha1.KReference{APIVersion: "v1", Kind: "Service", Name: "dlq"}}, ""},
+		{"uri", v1alpha1.Destination{URI: new("http://dlq/")}, ""},
+	} {
+		rs, err := resolve.Subscription(context.Background(), lookup{}, nil, sub(tt.dls))
+		if err != nil || rs.DeadLetterTopic != tt.want {
+			t.Errorf("%s: DeadLetterTopic = %q (%v), want %q", tt.name, rs.DeadLetterTopic, err, tt.want)
+		}
+	}
+}
