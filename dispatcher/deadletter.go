@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/herald-dev/herald/internal/ce"
 )
 
 // Extensions Herald adds to a dead-lettered event. The knative* names and
@@ -63,16 +65,16 @@ func (r *subRunner) deadLetter(cfg *subConfig, msg jetstream.Msg, dest string, r
 		r.ack(msg)
 		r.m.outcome(outcomeDeadLettered, res.codeClass())
 		r.m.deadLetter("none")
-		id, _ := storedAttr(h, attrID)
-		src, _ := storedAttr(h, attrSource)
+		id, _ := ce.StoredAttr(h, ce.AttrID)
+		src, _ := ce.StoredAttr(h, ce.AttrSource)
 		r.log.Warn("event dropped: delivery failed and the subscription has no dead-letter sink",
 			"id", id, "source", src, "destination", dest, "attempts", attempt, "result", res.describe())
 		return outcome{done: true}
 	}
 	out := deliveryHeader(h, 8)
-	out[ceKey(extErrorDest)] = []string{percentEncode(dest)}
+	out[ce.Key(extErrorDest)] = []string{ce.Encode(dest)}
 	if res.status != 0 {
-		out[ceKey(extErrorCode)] = []string{strconv.Itoa(res.status)}
+		out[ce.Key(extErrorCode)] = []string{strconv.Itoa(res.status)}
 	}
 	data := res.body
 	if len(data) == 0 && res.err != nil {
@@ -82,12 +84,12 @@ func (r *subRunner) deadLetter(cfg *subConfig, msg jetstream.Msg, dest string, r
 		data = data[:errorBodyLimit]
 	}
 	if len(data) > 0 {
-		out[ceKey(extErrorData)] = []string{base64.StdEncoding.EncodeToString(data)}
+		out[ce.Key(extErrorData)] = []string{base64.StdEncoding.EncodeToString(data)}
 	}
-	out[ceKey(extAttempts)] = []string{strconv.Itoa(attempt)}
-	out[ceKey(extSubscription)] = []string{r.ns + "/" + r.name}
-	out[ceKey(extTopic)] = []string{r.ns + "/" + r.topic}
-	out[ceKey(extDeadLetteredAt)] = []string{time.Now().UTC().Format(time.RFC3339)}
+	out[ce.Key(extAttempts)] = []string{strconv.Itoa(attempt)}
+	out[ce.Key(extSubscription)] = []string{r.ns + "/" + r.name}
+	out[ce.Key(extTopic)] = []string{r.ns + "/" + r.topic}
+	out[ce.Key(extDeadLetteredAt)] = []string{time.Now().UTC().Format(time.RFC3339)}
 	out[HeaderDedupScope] = []string{r.dedupScope("deadletter", msg)}
 	dl := r.d.post(cfg.plan.DeadLetterURI, out, msg.Data(), cfg.plan.Delivery.Timeout.Duration(), 0)
 	if dl.verdict() == verdictSuccess {

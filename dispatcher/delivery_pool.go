@@ -8,6 +8,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/herald-dev/herald/api/v1alpha1"
+	"github.com/herald-dev/herald/internal/ce"
 )
 
 // pool runs a fixed set of workers over submitted messages.
@@ -145,7 +146,7 @@ func (p *keyedPool) submit(ctx context.Context, m jetstream.Msg) bool {
 		return false
 	}
 	key := ""
-	if v := m.Headers()[ceKey(attrPartitionKey)]; len(v) > 0 {
+	if v := m.Headers()[ce.Key(ce.AttrPartitionKey)]; len(v) > 0 {
 		key = v[0]
 	}
 	q := p.queues[keySlot(key, len(p.queues))]

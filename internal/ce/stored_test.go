@@ -1,4 +1,4 @@
-package dispatcher
+package ce
 
 import (
 	"net/http"
@@ -22,11 +22,11 @@ func TestPercentEncoding(t *testing.T) {
 		{"", ""},
 	}
 	for _, tc := range tests {
-		if got := percentEncode(tc.decoded); got != tc.encoded {
-			t.Errorf("percentEncode(%q) = %q, want %q", tc.decoded, got, tc.encoded)
+		if got := Encode(tc.decoded); got != tc.encoded {
+			t.Errorf("Encode(%q) = %q, want %q", tc.decoded, got, tc.encoded)
 		}
-		if got := percentDecode(tc.encoded); got != tc.decoded {
-			t.Errorf("percentDecode(%q) = %q, want %q", tc.encoded, got, tc.decoded)
+		if got := Decode(tc.encoded); got != tc.decoded {
+			t.Errorf("Decode(%q) = %q, want %q", tc.encoded, got, tc.decoded)
 		}
 	}
 	// Decoding is lenient and once only.
@@ -37,8 +37,8 @@ func TestPercentEncoding(t *testing.T) {
 		"%2541":     "%41",
 		"%e2%82%ac": "€",
 	} {
-		if got := percentDecode(in); got != want {
-			t.Errorf("percentDecode(%q) = %q, want %q", in, got, want)
+		if got := Decode(in); got != want {
+			t.Errorf("Decode(%q) = %q, want %q", in, got, want)
 		}
 	}
 }
@@ -54,20 +54,20 @@ func TestStoredRoundTrip(t *testing.T) {
 	h.Set("Ce-Ext", "%E2%82%AC x")
 	h.Set("Content-Type", "text/plain")
 	h.Set("Traceparent", "tp")
-	e, err := decodeBinary(h, []byte("data"))
+	e, err := DecodeBinary(h, []byte("data"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	back := eventFromHeader(e.header(), e.data)
-	for _, a := range e.attrs {
-		if v, ok := back.get(a.name); !ok || v != a.value {
-			t.Errorf("%s: got %q, want %q", a.name, v, a.value)
+	back := FromStored(e.Header(), e.Data)
+	for _, a := range e.Attrs {
+		if v, ok := back.Get(a.Name); !ok || v != a.Value {
+			t.Errorf("%s: got %q, want %q", a.Name, v, a.Value)
 		}
 	}
-	if back.contentType != "text/plain" || string(back.data) != "data" || back.traceParent != "tp" {
+	if back.ContentType != "text/plain" || string(back.Data) != "data" || back.TraceParent != "tp" {
 		t.Errorf("round trip lost content type, data or trace: %+v", back)
 	}
-	if v, _ := back.get("ext"); v != "€ x" {
+	if v, _ := back.Get("ext"); v != "€ x" {
 		t.Errorf("ext = %q", v)
 	}
 }
