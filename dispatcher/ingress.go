@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/herald-dev/herald/internal/ce"
+	"github.com/herald-dev/herald/internal/jserr"
 )
 
 // Retry-After values the ingress sends, in seconds.
@@ -243,14 +244,14 @@ func awaitAck(ctx context.Context, paf jetstream.PubAckFuture) (duplicate bool, 
 
 // publishStatus maps a failed publish to the status the producer gets.
 func publishStatus(err error) (status int, reason, retryAfter string) {
+	switch jserr.Classify(err) {
+	case jserr.TooLarge:
+		return http.StatusRequestEntityTooLarge, reasonTooLarge, ""
+	case jserr.StreamFull:
+		return http.StatusTooManyRequests, reasonBackpressure, retryAfterFull
+	}
 	var apiErr *jetstream.APIError
 	if errors.As(err, &apiErr) {
-		switch {
-		case apiErr.ErrorCode == jetstream.JSErrCodeStreamMessageExceedsMaximum:
-			return http.StatusRequestEntityTooLarge, reasonTooLarge, ""
-		case strings.Contains(apiErr.Description, "maximum messages") || strings.Contains(apiErr.Description, "maximum bytes"):
-			return http.StatusTooManyRequests, reasonBackpressure, retryAfterFull
-		}
 		return http.StatusServiceUnavailable, reasonPublishFailed, retryAfterUnavailable
 	}
 	if errors.Is(err, nats.ErrMaxPayload) {

@@ -123,6 +123,10 @@ func StreamName(namespace, topic string) string { return "herald_" + namespace +
 // Subject is the subject a Topic's events are published to.
 func Subject(namespace, topic string) string { return "herald.events." + namespace + "." + topic }
 
+// ConsumerPrefix starts the name of every Subscription's durable consumer;
+// consumers of a Topic's stream without it are not Herald's.
+const ConsumerPrefix = "sub_"
+
 // ConsumerName is the durable consumer of a Subscription. Subscription names
 // may hold '.', which consumer names may not; Kubernetes names hold no '_', so
 // replacing one with the other is one-to-one.
@@ -133,7 +137,7 @@ func ConsumerName(subscription string) string {
 			b[i] = '_'
 		}
 	}
-	return "sub_" + string(b)
+	return ConsumerPrefix + string(b)
 }
 
 // Validate checks what a dispatcher relies on.
