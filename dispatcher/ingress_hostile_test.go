@@ -48,22 +48,28 @@ func TestIngressHostileHeaders(t *testing.T) {
 	r := e.start(nil, Options{})
 	r.waitDelivering(t, &res.Plan)
 	base := []string{"ce-specversion: 1.0", "ce-type: t"}
+	structured := []string{"Content-Type: application/cloudevents+json"}
+	batched := []string{"Content-Type: application/cloudevents-batch+json"}
+	const data = `{"a":1}`
 	tests := []struct {
 		name      string
 		lines     []string
+		body      string
 		attribute string
 	}{
-		{"source not UTF-8", append([]string{"ce-id: 1", "ce-source: /\xff\xfe"}, base...), "source"},
-		{"source percent-encoded not UTF-8", append([]string{"ce-id: 2", "ce-source: /%FF%FE"}, base...), "source"},
-		{"extension not UTF-8", append([]string{"ce-id: 3", "ce-source: /s", "ce-color: r\xe9d"}, base...), "color"},
-		{"id twice", append([]string{"ce-id: a", "ce-id: b", "ce-source: /s"}, base...), "id"},
-		{"id twice in other case", append([]string{"ce-id: a", "CE-ID: b", "ce-source: /s"}, base...), "id"},
-		{"specversion twice", []string{"ce-specversion: 1.0", "ce-specversion: 1.0", "ce-id: 4", "ce-source: /s", "ce-type: t"}, "specversion"},
-		{"extension twice", append([]string{"ce-id: 5", "ce-source: /s", "ce-color: red", "ce-color: blue"}, base...), "color"},
+		{"source not UTF-8", append([]string{"ce-id: 1", "ce-source: /\xff\xfe"}, base...), data, "source"},
+		{"source percent-encoded not UTF-8", append([]string{"ce-id: 2", "ce-source: /%FF%FE"}, base...), data, "source"},
+		{"extension not UTF-8", append([]string{"ce-id: 3", "ce-source: /s", "ce-color: r\xe9d"}, base...), data, "color"},
+		{"id twice", append([]string{"ce-id: a", "ce-id: b", "ce-source: /s"}, base...), data, "id"},
+		{"id twice in other case", append([]string{"ce-id: a", "CE-ID: b", "ce-source: /s"}, base...), data, "id"},
+		{"specversion twice", []string{"ce-specversion: 1.0", "ce-specversion: 1.0", "ce-id: 4", "ce-source: /s", "ce-type: t"}, data, "specversion"},
+		{"extension twice", append([]string{"ce-id: 5", "ce-source: /s", "ce-color: red", "ce-color: blue"}, base...), data, "color"},
+		{"structured source not UTF-8", structured, "{\"specversion\":\"1.0\",\"id\":\"6\",\"source\":\"/\xff\xfe\",\"type\":\"t\"}", "source"},
+		{"batched extension not UTF-8", batched, "[{\"specversion\":\"1.0\",\"id\":\"7\",\"source\":\"/s\",\"type\":\"t\",\"color\":\"r\xe9d\"}]", "color"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			status, body := rawPost(t, r.url, "/default/hostile", tc.lines, `{"a":1}`)
+			status, body := rawPost(t, r.url, "/default/hostile", tc.lines, tc.body)
 			if status != http.StatusBadRequest {
 				t.Fatalf("status %d, want 400; body %s", status, body)
 			}

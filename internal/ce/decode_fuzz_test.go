@@ -7,8 +7,8 @@ import (
 )
 
 // FuzzDecode feeds arbitrary bodies, in every content mode, and
-// header values to the ingress decoder. Whatever it accepts must be valid
-// and survive the stored form unchanged.
+// header values to the decoders. Whatever they accept must be valid (UTF-8
+// values included) and survive the stored form unchanged.
 func FuzzDecode(f *testing.F) {
 	f.Add(0, []byte(`{"a":1}`), "1.0", "id", "/src", "t", "")
 	f.Add(0, []byte{0, 0xff}, "0.3", "%E2%82%AC", "/s%20x", "t", "2020-01-01T00:00:00Z")
@@ -20,6 +20,9 @@ func FuzzDecode(f *testing.F) {
 	f.Add(2, []byte(`[]`), "", "", "", "", "")
 	f.Add(1, []byte(`{"specversion":"1.0","id":"1","id":"2"}`), "", "", "", "", "")
 	f.Add(0, []byte(nil), "1.0", "", "", "", "not a time")
+	f.Add(0, []byte("x"), "1.0", "id", "/\xff\xfe", "t", "")
+	f.Add(0, []byte("x"), "1.0", "100% sure %zz%4", "/%FF", "t", "")
+	f.Add(1, []byte("{\"specversion\":\"1.0\",\"id\":\"1\",\"source\":\"/\xff\",\"type\":\"t\"}"), "", "", "", "", "")
 	f.Fuzz(func(t *testing.T, mode int, body []byte, specversion, id, source, typ, tm string) {
 		var events []*Event
 		switch mode % 3 {

@@ -125,6 +125,19 @@ func Decode(s string) string {
 	return b.String()
 }
 
+// EncodeHeaders percent-encodes, in place, every value of the ce- headers
+// of h, for a writer that sets them as they are.
+func EncodeHeaders(h map[string][]string) {
+	for k, vs := range h {
+		if !IsKey(k) {
+			continue
+		}
+		for i, v := range vs {
+			vs[i] = Encode(v)
+		}
+	}
+}
+
 // DecodeHeaders percent-decodes, in place, every value of the ce- headers
 // of h, once.
 func DecodeHeaders(h map[string][]string) {

@@ -19,6 +19,8 @@ func TestPercentEncoding(t *testing.T) {
 		{"line\r\nbreak", "line%0D%0Abreak"},
 		{" lead and trail ", "%20lead%20and%20trail%20"},
 		{"\x7f", "%7F"},
+		{"ünï", "%C3%BCn%C3%AF"},
+		{"~!#$&'()*+", "~!#$&'()*+"},
 		{"", ""},
 	}
 	for _, tc := range tests {
