@@ -127,26 +127,19 @@ func Decode(s string) string {
 
 // EncodeHeaders percent-encodes, in place, every value of the ce- headers
 // of h, for a writer that sets them as they are.
-func EncodeHeaders(h map[string][]string) {
-	for k, vs := range h {
-		if !IsKey(k) {
-			continue
-		}
-		for i, v := range vs {
-			vs[i] = Encode(v)
-		}
-	}
-}
+func EncodeHeaders(h map[string][]string) { mapValues(h, Encode) }
 
 // DecodeHeaders percent-decodes, in place, every value of the ce- headers
 // of h, once.
-func DecodeHeaders(h map[string][]string) {
+func DecodeHeaders(h map[string][]string) { mapValues(h, Decode) }
+
+func mapValues(h map[string][]string, f func(string) string) {
 	for k, vs := range h {
 		if !IsKey(k) {
 			continue
 		}
 		for i, v := range vs {
-			vs[i] = Decode(v)
+			vs[i] = f(v)
 		}
 	}
 }

@@ -48,14 +48,10 @@ func TestPercentEncoding(t *testing.T) {
 // TestStoredRoundTrip: an event survives the stored-message form.
 func TestStoredRoundTrip(t *testing.T) {
 	t.Parallel()
-	h := http.Header{}
-	h.Set("Ce-Specversion", "1.0")
-	h.Set("Ce-Id", "id 1")
-	h.Set("Ce-Source", "/src")
-	h.Set("Ce-Type", "t")
-	h.Set("Ce-Ext", "%E2%82%AC x")
-	h.Set("Content-Type", "text/plain")
-	h.Set("Traceparent", "tp")
+	h := http.Header{
+		"Ce-Specversion": {"1.0"}, "Ce-Id": {"id 1"}, "Ce-Source": {"/src"}, "Ce-Type": {"t"},
+		"Ce-Ext": {"%E2%82%AC x"}, "Content-Type": {"text/plain"}, "Traceparent": {"tp"},
+	}
 	e, err := DecodeBinary(h, []byte("data"))
 	if err != nil {
 		t.Fatal(err)
