@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/nats-io/nats.go/jetstream"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -28,6 +27,7 @@ import (
 	"github.com/herald-dev/herald/api/v1alpha1"
 	"github.com/herald-dev/herald/controllers/resources"
 	"github.com/herald-dev/herald/dispatcher/plan"
+	"github.com/herald-dev/herald/internal/jserr"
 	"github.com/herald-dev/herald/provision"
 	"github.com/herald-dev/herald/resolve"
 )
@@ -199,17 +199,10 @@ func (r *TopicReconciler) streamStatus(t *v1alpha1.Topic, res *plan.Result, rep 
 	return err
 }
 
-// JetStream error codes of stream configurations retrying cannot fix.
-var refusedStreamCodes = []jetstream.ErrorCode{10052, 10069, 10074}
-
 // refusedByJetStream reports whether JetStream refused a stream
 // configuration for good (rather than failing to answer).
 func refusedByJetStream(err error) bool {
-	if errors.Is(err, provision.ErrRefused) {
-		return true
-	}
-	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) && (apiErr.Code == 400 || slices.Contains(refusedStreamCodes, apiErr.ErrorCode))
+	return errors.Is(err, provision.ErrRefused) || jserr.Classify(err) == jserr.Refused
 }
 
 // reconcileDispatcher applies the dispatcher ServiceAccount, Service and

@@ -2,7 +2,6 @@ package devmode
 
 import (
 	"bytes"
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -10,16 +9,15 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"sync"
 	"unicode/utf8"
 
-	"github.com/cloudevents/sdk-go/v2/binding"
 	"github.com/cloudevents/sdk-go/v2/event"
-	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 	"github.com/cloudevents/sdk-go/v2/types"
+
+	"github.com/herald-dev/herald/internal/ce"
 )
 
 // maxDisplayBody bounds the request body the display sink reads.
@@ -52,27 +50,11 @@ func (d *Display) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "POST a CloudEvent", http.StatusMethodNotAllowed)
 		return
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxDisplayBody)
-	decodeCEHeaders(r.Header)
-	msg := cehttp.NewMessageFromHttpRequest(r)
-	defer msg.Finish(nil)
-	mode := "binary"
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxDisplayBody))
 	var events []event.Event
-	var err error
-	switch msg.ReadEncoding() {
-	case binding.EncodingBatch:
-		mode = "batched"
-		events, err = binding.ToEvents(r.Context(), msg, msg.BodyReader)
-	case binding.EncodingUnknown:
-		err = fmt.Errorf("no CloudEvent: the request has neither ce-specversion nor a CloudEvents content type")
-	default:
-		if msg.ReadEncoding() == binding.EncodingStructured {
-			mode = "structured"
-		}
-		var e *event.Event
-		if e, err = binding.ToEvent(context.WithoutCancel(r.Context()), msg); err == nil {
-			events = []event.Event{*e}
-		}
+	mode := ""
+	if err == nil {
+		events, mode, err = decodeRequest(r.Header, body)
 	}
 	if err != nil {
 		d.log.Warn("display: refused a request", "remote", r.RemoteAddr, "path", r.URL.Path, "error", err)
@@ -89,23 +71,41 @@ func (d *Display) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusAccepted)
 }
 
-// decodeCEHeaders percent-decodes the values of ce- headers once, as the
-// CloudEvents HTTP binding (1.0.2, 3.1.3.2) asks of receivers; sdk-go reads
-// them as they are. A value that is not valid percent-encoding stays as it is.
-func decodeCEHeaders(h http.Header) {
-	for k, vs := range h {
-		if len(k) < 3 || !strings.EqualFold(k[:3], "ce-") {
-			continue
-		}
-		for i, v := range vs {
-			if !strings.Contains(v, "%") {
-				continue
-			}
-			if d, err := url.PathUnescape(v); err == nil {
-				vs[i] = d
-			}
+// decodeRequest decodes the events of a request in any content mode, by
+// the rules of Herald's ingress, and names the mode.
+func decodeRequest(h http.Header, body []byte) ([]event.Event, string, error) {
+	m, err := ce.ModeOf(h.Get(ce.HeaderContentType))
+	if err != nil {
+		return nil, "", err
+	}
+	var decoded []*ce.Event
+	mode := "binary"
+	switch {
+	case m == ce.ModeBatch:
+		mode = "batched"
+		decoded, err = ce.DecodeBatch(body)
+	case m == ce.ModeStructured:
+		mode = "structured"
+		var e *ce.Event
+		e, err = ce.DecodeStructured(body)
+		decoded = []*ce.Event{e}
+	case !ce.IsCloudEvent(h):
+		return nil, "", fmt.Errorf("no CloudEvent: the request has neither ce-specversion nor a CloudEvents content type")
+	default:
+		var e *ce.Event
+		e, err = ce.DecodeBinary(h, body)
+		decoded = []*ce.Event{e}
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	events := make([]event.Event, len(decoded))
+	for i, e := range decoded {
+		if events[i], err = ce.SDKEvent(e.Header(), e.Data); err != nil {
+			return nil, "", err
 		}
 	}
+	return events, mode, nil
 }
 
 // FormatEvent writes e in the display format; mode (binary, structured,
@@ -180,21 +180,13 @@ func isJSON(contentType string) bool {
 	return mt == "application/json" || mt == "text/json" || strings.HasSuffix(mt, "+json")
 }
 
-// EventFromBinary decodes a binary-mode CloudEvent from HTTP-style headers
-// (ce- values percent-encoded; keys in any case, as NATS keeps them) and
-// data, as stored in a Topic's stream.
+// EventFromBinary decodes a CloudEvent stored in a Topic's stream (see
+// ce.FromStored): ce- header values percent-encoded, keys in any case, as
+// NATS keeps them.
 func EventFromBinary(header map[string][]string, data []byte) (*event.Event, error) {
-	h := make(http.Header, len(header))
-	for k, vs := range header {
-		for _, v := range vs {
-			h.Add(k, v)
-		}
+	e, err := ce.SDKEvent(header, data)
+	if err != nil {
+		return nil, err
 	}
-	decodeCEHeaders(h)
-	msg := cehttp.NewMessage(h, io.NopCloser(bytes.NewReader(data)))
-	defer msg.Finish(nil)
-	if msg.ReadEncoding() != binding.EncodingBinary {
-		return nil, fmt.Errorf("no binary-mode CloudEvent")
-	}
-	return binding.ToEvent(context.Background(), msg)
+	return &e, nil
 }

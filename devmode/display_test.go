@@ -79,6 +79,23 @@ func TestDisplayPrintsEvents(t *testing.T) {
 			want:   []string{"  type: a\n", "  type: b\n", "(batched mode)"},
 		},
 		{
+			name: "binary mode, one bad escape leaves the others decoded",
+			header: http.Header{
+				"Ce-Specversion": {"1.0"}, "Ce-Type": {"t"}, "Ce-Source": {"/s"}, "Ce-Id": {"1"},
+				"Ce-Subject": {"100% sure, caf%C3%A9"},
+			},
+			status: http.StatusAccepted,
+			want:   []string{"  subject: 100% sure, café\n"},
+		},
+		{
+			name: "binary mode, an attribute given twice",
+			header: http.Header{
+				"Ce-Specversion": {"1.0"}, "Ce-Type": {"t"}, "Ce-Source": {"/s"}, "Ce-Id": {"1", "2"},
+			},
+			status:  http.StatusBadRequest,
+			notWant: []string{"cloudevents.Event"},
+		},
+		{
 			name:    "no cloudevent",
 			header:  http.Header{"Content-Type": {"application/json"}},
 			body:    `{}`,

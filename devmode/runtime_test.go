@@ -22,6 +22,7 @@ import (
 
 	"github.com/herald-dev/herald/api/v1alpha1"
 	"github.com/herald-dev/herald/dispatcher/plan"
+	"github.com/herald-dev/herald/internal/ce"
 	"github.com/herald-dev/herald/provision"
 )
 
@@ -57,7 +58,7 @@ func newRecorder(t *testing.T) *recorder {
 			return
 		}
 		h := r.Header.Clone()
-		decodeCEHeaders(r.Header)
+		ce.DecodeHeaders(r.Header)
 		e, err := cehttp.NewEventFromHTTPRequest(r)
 		if err != nil {
 			t.Errorf("subscriber got no CloudEvent: %v", err)

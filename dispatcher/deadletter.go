@@ -6,30 +6,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-)
 
-// Extensions Herald adds to a dead-lettered event. The knative* names and
-// meanings follow Knative Eventing so existing tooling reads them.
-const (
-	// extErrorDest is the URI of the destination that failed (the
-	// subscriber, or the reply destination when forwarding a reply failed).
-	extErrorDest = "knativeerrordest"
-	// extErrorCode is the HTTP status of the last attempt; absent when the
-	// last attempt got no response.
-	extErrorCode = "knativeerrorcode"
-	// extErrorData is the start (at most errorBodyLimit bytes) of the last
-	// response's body, or of the transport error's text when there was no
-	// response, base64-encoded as Knative does.
-	extErrorData = "knativeerrordata"
-	// extAttempts is the number of attempts made, in decimal.
-	extAttempts = "heraldattempts"
-	// extSubscription is the Subscription that failed the event,
-	// "namespace/name".
-	extSubscription = "heraldsubscription"
-	// extTopic is the Topic the event was delivered from, "namespace/name".
-	extTopic = "heraldtopic"
-	// extDeadLetteredAt is when the event was given up on, RFC 3339 (UTC).
-	extDeadLetteredAt = "heralddeadletteredat"
+	"github.com/herald-dev/herald/internal/ce"
 )
 
 // HeaderDedupScope is the request header that narrows the ingress's
@@ -63,16 +41,16 @@ func (r *subRunner) deadLetter(cfg *subConfig, msg jetstream.Msg, dest string, r
 		r.ack(msg)
 		r.m.outcome(outcomeDeadLettered, res.codeClass())
 		r.m.deadLetter("none")
-		id, _ := storedAttr(h, attrID)
-		src, _ := storedAttr(h, attrSource)
+		id, _ := ce.StoredAttr(h, ce.AttrID)
+		src, _ := ce.StoredAttr(h, ce.AttrSource)
 		r.log.Warn("event dropped: delivery failed and the subscription has no dead-letter sink",
 			"id", id, "source", src, "destination", dest, "attempts", attempt, "result", res.describe())
 		return outcome{done: true}
 	}
 	out := deliveryHeader(h, 8)
-	out[ceKey(extErrorDest)] = []string{percentEncode(dest)}
+	out[ce.Key(ce.ExtErrorDest)] = []string{ce.Encode(dest)}
 	if res.status != 0 {
-		out[ceKey(extErrorCode)] = []string{strconv.Itoa(res.status)}
+		out[ce.Key(ce.ExtErrorCode)] = []string{strconv.Itoa(res.status)}
 	}
 	data := res.body
 	if len(data) == 0 && res.err != nil {
@@ -82,12 +60,12 @@ func (r *subRunner) deadLetter(cfg *subConfig, msg jetstream.Msg, dest string, r
 		data = data[:errorBodyLimit]
 	}
 	if len(data) > 0 {
-		out[ceKey(extErrorData)] = []string{base64.StdEncoding.EncodeToString(data)}
+		out[ce.Key(ce.ExtErrorData)] = []string{base64.StdEncoding.EncodeToString(data)}
 	}
-	out[ceKey(extAttempts)] = []string{strconv.Itoa(attempt)}
-	out[ceKey(extSubscription)] = []string{r.ns + "/" + r.name}
-	out[ceKey(extTopic)] = []string{r.ns + "/" + r.topic}
-	out[ceKey(extDeadLetteredAt)] = []string{time.Now().UTC().Format(time.RFC3339)}
+	out[ce.Key(ce.ExtAttempts)] = []string{strconv.Itoa(attempt)}
+	out[ce.Key(ce.ExtSubscription)] = []string{r.ns + "/" + r.name}
+	out[ce.Key(ce.ExtTopic)] = []string{r.ns + "/" + r.topic}
+	out[ce.Key(ce.ExtDeadLetteredAt)] = []string{time.Now().UTC().Format(time.RFC3339)}
 	out[HeaderDedupScope] = []string{r.dedupScope("deadletter", msg)}
 	dl := r.d.post(cfg.plan.DeadLetterURI, out, msg.Data(), cfg.plan.Delivery.Timeout.Duration(), 0)
 	if dl.verdict() == verdictSuccess {

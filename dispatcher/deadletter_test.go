@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/herald-dev/herald/api/v1alpha1"
+	"github.com/herald-dev/herald/internal/ce"
 )
 
 // storedMsgs returns every message of a stream, in sequence order.
@@ -40,7 +41,7 @@ func storedMsgs(t testing.TB, e *env, stream string) []*jetstream.RawStreamMsg {
 
 // storedExt is the decoded value of a CloudEvents attribute of a stored message.
 func storedExt(m *jetstream.RawStreamMsg, name string) string {
-	v, _ := storedAttr(m.Header, name)
+	v, _ := ce.StoredAttr(m.Header, name)
 	return v
 }
 

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/herald-dev/herald/internal/ce"
 )
 
 // Bounds on what the dispatcher reads of a response.
@@ -35,7 +37,7 @@ type result struct {
 	body []byte
 	// reply is the CloudEvent of a 200 response, when asked for; replyErr
 	// says why a response announcing one held no valid event.
-	reply    *event
+	reply    *ce.Event
 	replyErr error
 	elapsed  time.Duration
 }
@@ -63,7 +65,7 @@ func (r *result) describe() string {
 func deliveryHeader(h nats.Header, extra int) http.Header {
 	out := make(http.Header, len(h)+extra)
 	for k, v := range h {
-		if strings.HasPrefix(k, ceHeaderPrefix) || k == headerContentType || k == headerTraceParent || k == headerTraceState {
+		if strings.HasPrefix(k, ce.HeaderPrefix) || k == ce.HeaderContentType || k == ce.HeaderTraceParent || k == ce.HeaderTraceState {
 			out[k] = v
 		}
 	}
@@ -105,7 +107,7 @@ func (d *Dispatcher) post(uri string, h http.Header, data []byte, timeout time.D
 	defer resp.Body.Close()
 	res := result{status: resp.StatusCode}
 	switch {
-	case resp.StatusCode == http.StatusOK && replyLimit > 0 && isCloudEvent(resp.Header):
+	case resp.StatusCode == http.StatusOK && replyLimit > 0 && ce.IsCloudEvent(resp.Header):
 		body, err := io.ReadAll(io.LimitReader(resp.Body, int64(replyLimit)+1))
 		switch {
 		case err != nil:
@@ -113,7 +115,7 @@ func (d *Dispatcher) post(uri string, h http.Header, data []byte, timeout time.D
 		case len(body) > replyLimit:
 			res.replyErr = errors.New("reply larger than the Topic's maxEventSize")
 		default:
-			res.reply, res.replyErr = decodeMessage(resp.Header, body)
+			res.reply, res.replyErr = ce.DecodeMessage(resp.Header, body)
 		}
 	case resp.StatusCode < 200 || resp.StatusCode >= 300:
 		res.body, _ = io.ReadAll(io.LimitReader(resp.Body, errorBodyLimit))

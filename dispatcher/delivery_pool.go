@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/herald-dev/herald/api/v1alpha1"
+	"github.com/herald-dev/herald/internal/ce"
 )
 
 // pool runs a fixed set of workers over submitted messages. Every message
@@ -281,7 +282,7 @@ func (p *keyedPool) free(ctx context.Context, wait time.Duration) int {
 func (p *keyedPool) submit(m jetstream.Msg) {
 	p.held.Add(1)
 	key := ""
-	if v := m.Headers()[ceKey(attrPartitionKey)]; len(v) > 0 {
+	if v := m.Headers()[ce.Key(ce.AttrPartitionKey)]; len(v) > 0 {
 		key = v[0]
 	}
 	q := p.queues[keySlot(key, len(p.queues))]

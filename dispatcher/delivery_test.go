@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/herald-dev/herald/api/v1alpha1"
+	"github.com/herald-dev/herald/internal/ce"
 )
 
 // respondSeq answers the n-th request with statuses[n] (the last one
@@ -92,7 +93,7 @@ func TestRetriesAndDeadLetters(t *testing.T) {
 				if dl.ce("id") != "ev" || dl.ce("source") != "/test" || string(dl.body) != `{"n":1}` {
 					t.Errorf("dead letter is not the original event: %v %q", dl.header, dl.body)
 				}
-				if got := percentDecode(dl.ce("knativeerrordest")); got != uri {
+				if got := ce.Decode(dl.ce("knativeerrordest")); got != uri {
 					t.Errorf("knativeerrordest = %q, want %q", got, uri)
 				}
 				if got := dl.ce("knativeerrorcode"); got != tc.code {

@@ -26,6 +26,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/herald-dev/herald/dispatcher/plan"
+	"github.com/herald-dev/herald/internal/ce"
 )
 
 // Options configures a Dispatcher.
@@ -248,8 +249,8 @@ func (d *Dispatcher) setTopic(ns, name string, ts *topicState) {
 
 // backoff is a capped doubling wait.
 type backoff struct {
-	min, max, cur time.Duration
-	n             int
+	min, max time.Duration
+	n        int
 }
 
 func newBackoff(min, max time.Duration) *backoff {
@@ -259,16 +260,10 @@ func newBackoff(min, max time.Duration) *backoff {
 // wait sleeps the next interval or until ctx is done.
 func (b *backoff) wait(ctx context.Context) {
 	b.n++
-	switch {
-	case b.cur == 0:
-		b.cur = b.min
-	case b.cur < b.max:
-		b.cur = min(2*b.cur, b.max)
-	}
-	sleep(ctx, b.cur)
+	sleep(ctx, ce.Backoff(ce.Exponential, b.min, b.max, b.n))
 }
 
-func (b *backoff) reset() { b.cur, b.n = 0, 0 }
+func (b *backoff) reset() { b.n = 0 }
 
 // sleep waits d or until ctx is done and reports whether it waited d.
 func sleep(ctx context.Context, d time.Duration) bool {

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
+
+	"github.com/herald-dev/herald/internal/ce"
 )
 
 // TestFidelity: the subscriber receives every attribute and the data
@@ -66,7 +68,7 @@ func TestFidelity(t *testing.T) {
 		},
 		{
 			name:   "structured JSON data keeps its exact bytes",
-			header: map[string]string{"Content-Type": mediaStructuredJSON, "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},
+			header: map[string]string{"Content-Type": ce.MediaStructuredJSON, "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},
 			body: []byte(`{"specversion":"1.0","id":"f3","source":"/s","type":"t","time":"2021-06-01T00:00:00.1Z",
 				"count":42,"flag":true,"nullext":null,"unicode":"\u00e9t\u00e9 \"q\"","datacontenttype":"application/json","data": { "a" : [1, 2.50] }}`),
 			want: map[string]string{
@@ -79,7 +81,7 @@ func TestFidelity(t *testing.T) {
 		},
 		{
 			name:        "structured data_base64",
-			header:      map[string]string{"Content-Type": mediaStructuredJSON},
+			header:      map[string]string{"Content-Type": ce.MediaStructuredJSON},
 			body:        []byte(`{"specversion":"1.0","id":"f4","source":"/s","type":"t","datacontenttype":"application/octet-stream","data_base64":"AAEC//7/"}`),
 			want:        map[string]string{"id": "f4", "data_base64": ""},
 			contentType: "application/octet-stream",
@@ -87,7 +89,7 @@ func TestFidelity(t *testing.T) {
 		},
 		{
 			name:        "structured string data of a text type",
-			header:      map[string]string{"Content-Type": mediaStructuredJSON},
+			header:      map[string]string{"Content-Type": ce.MediaStructuredJSON},
 			body:        []byte(`{"specversion":"1.0","id":"f5","source":"/s","type":"t","datacontenttype":"text/plain","data":"line\nbreak"}`),
 			want:        map[string]string{"id": "f5"},
 			contentType: "text/plain",
@@ -95,7 +97,7 @@ func TestFidelity(t *testing.T) {
 		},
 		{
 			name:        "structured 0.3 base64 data",
-			header:      map[string]string{"Content-Type": mediaStructuredJSON},
+			header:      map[string]string{"Content-Type": ce.MediaStructuredJSON},
 			body:        []byte(`{"specversion":"0.3","id":"f6","source":"/s","type":"t","datacontenttype":"text/plain","datacontentencoding":"base64","data":"aGk="}`),
 			want:        map[string]string{"specversion": "0.3", "id": "f6", "datacontentencoding": ""},
 			contentType: "text/plain",
@@ -103,7 +105,7 @@ func TestFidelity(t *testing.T) {
 		},
 		{
 			name:   "structured without data",
-			header: map[string]string{"Content-Type": mediaStructuredJSON},
+			header: map[string]string{"Content-Type": ce.MediaStructuredJSON},
 			body:   []byte(`{"specversion":"1.0","id":"f7","source":"/s","type":"t"}`),
 			want:   map[string]string{"id": "f7"},
 		},
@@ -138,7 +140,7 @@ func TestFidelity(t *testing.T) {
 					t.Errorf("ce-%s missing", name)
 					continue
 				}
-				if got := percentDecode(vals[0]); got != want {
+				if got := ce.Decode(vals[0]); got != want {
 					t.Errorf("ce-%s = %q (wire %q), want %q", name, got, vals[0], want)
 				}
 				for i := 0; i < len(vals[0]); i++ {

@@ -3,13 +3,13 @@ package dispatcher
 import (
 	"fmt"
 	"strings"
-	"time"
 
 	cesql "github.com/cloudevents/sdk-go/sql/v2"
 	ceevent "github.com/cloudevents/sdk-go/v2/event"
 	"github.com/nats-io/nats.go"
 
 	"github.com/herald-dev/herald/dispatcher/plan"
+	"github.com/herald-dev/herald/internal/ce"
 )
 
 // matcher is a compiled filter expression of the CloudEvents Subscriptions
@@ -25,7 +25,7 @@ type eventView struct {
 	sdk *ceevent.Event
 }
 
-func (v *eventView) attr(name string) (string, bool) { return storedAttr(v.h, name) }
+func (v *eventView) attr(name string) (string, bool) { return ce.StoredAttr(v.h, name) }
 
 // sdkEvent is the event as the CESQL evaluator takes it, built once.
 func (v *eventView) sdkEvent() ceevent.Event {
@@ -39,35 +39,9 @@ func (v *eventView) sdkEvent() ceevent.Event {
 // toSDKEvent builds an SDK event holding the context attributes of stored
 // headers h (no data).
 func toSDKEvent(h nats.Header) ceevent.Event {
-	sv, _ := storedAttr(h, attrSpecVersion)
-	e := ceevent.New(sv)
-	for k, vs := range h {
-		if !strings.HasPrefix(k, ceHeaderPrefix) || len(vs) == 0 {
-			continue
-		}
-		name, val := k[len(ceHeaderPrefix):], percentDecode(vs[0])
-		switch name {
-		case attrSpecVersion, attrDataEncoding:
-		case attrID:
-			e.SetID(val)
-		case attrSource:
-			e.SetSource(val)
-		case attrType:
-			e.SetType(val)
-		case attrSubject:
-			e.SetSubject(val)
-		case attrDataSchema, attrSchemaURL:
-			e.SetDataSchema(val)
-		case attrTime:
-			if t, err := time.Parse(time.RFC3339Nano, val); err == nil {
-				e.SetTime(t)
-			}
-		default:
-			e.SetExtension(name, val)
-		}
-	}
-	if ct, ok := storedAttr(h, attrDataContentType); ok {
-		e.SetDataContentType(ct)
+	e, err := ce.SDKEvent(h, nil)
+	if err != nil {
+		return ceevent.New()
 	}
 	return e
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/herald-dev/herald/dispatcher/plan"
+	"github.com/herald-dev/herald/internal/ce"
 )
 
 func storedHeader(t *testing.T, kv ...string) *eventView {
@@ -17,11 +18,11 @@ func storedHeader(t *testing.T, kv ...string) *eventView {
 	for i := 0; i+1 < len(kv); i += 2 {
 		h.Set(kv[i], kv[i+1])
 	}
-	e, err := decodeBinary(h, nil)
+	e, err := ce.DecodeBinary(h, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &eventView{h: e.header()}
+	return &eventView{h: e.Header()}
 }
 
 func TestFilters(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/herald-dev/herald/dispatcher/plan"
+	"github.com/herald-dev/herald/internal/ce"
 )
 
 // The hot-path benchmarks measure Herald's own per-event work, without
@@ -38,22 +39,22 @@ func BenchmarkIngressPrepare(b *testing.B) {
 	t := &topicState{plan: &plan.TopicPlan{Stream: "HERALD_default_bench", Subject: "herald.default.bench"}}
 	b.ReportAllocs()
 	for b.Loop() {
-		e, err := decodeBinary(h, body)
+		e, err := ce.DecodeBinary(h, body)
 		if err != nil {
 			b.Fatal(err)
 		}
-		benchMsgSink = storedMsg(t, e)
+		benchMsgSink = storedMsg(t, e, "")
 	}
 }
 
 // BenchmarkDeliveryHeader: the headers of a delivery request built from a
 // stored message's.
 func BenchmarkDeliveryHeader(b *testing.B) {
-	e, err := decodeBinary(benchIngressHeader(), nil)
+	e, err := ce.DecodeBinary(benchIngressHeader(), nil)
 	if err != nil {
 		b.Fatal(err)
 	}
-	stored := e.header()
+	stored := e.Header()
 	b.ReportAllocs()
 	for b.Loop() {
 		benchHeaderSink = subscriberHeader(stored)

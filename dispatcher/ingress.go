@@ -2,6 +2,8 @@ package dispatcher
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +15,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/herald-dev/herald/internal/ce"
+	"github.com/herald-dev/herald/internal/jserr"
 )
 
 // Retry-After values the ingress sends, in seconds.
@@ -61,14 +66,14 @@ func (d *Dispatcher) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no topic at %q: POST to /<namespace>/<topic>", r.URL.Path), "")
 		return
 	}
-	mode, err := modeOf(r.Header.Get(headerContentType))
+	mode, err := ce.ModeOf(r.Header.Get(ce.HeaderContentType))
 	if err != nil {
 		t.metrics.reject(reasonUnsupported)
 		writeError(w, http.StatusUnsupportedMediaType, err.Error(), "")
 		return
 	}
 	limit := int64(t.plan.MaxEventSize)
-	if mode == modeBatch {
+	if mode == ce.ModeBatch {
 		limit = batchBodyLimit(t.plan.MaxEventSize)
 	}
 	if r.ContentLength > limit {
@@ -87,28 +92,27 @@ func (d *Dispatcher) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "reading body: "+err.Error(), "")
 		return
 	}
-	if mode == modeBatch {
+	if mode == ce.ModeBatch {
 		d.serveBatch(w, r, t, body, start)
 		return
 	}
-	var e *event
-	if mode == modeStructured {
-		e, err = decodeStructured(body)
+	var e *ce.Event
+	if mode == ce.ModeStructured {
+		e, err = ce.DecodeStructured(body)
 		if e != nil {
-			e.setTrace(r.Header)
+			e.SetTrace(r.Header)
 		}
 	} else {
-		e, err = decodeBinary(r.Header, body)
+		e, err = ce.DecodeBinary(r.Header, body)
 	}
 	if err != nil {
 		t.metrics.reject(reasonInvalid)
 		writeEventError(w, err)
 		return
 	}
-	e.dedupScope = r.Header.Get(HeaderDedupScope)
-	if e.size() > t.plan.MaxEventSize {
+	if e.Size() > t.plan.MaxEventSize {
 		t.metrics.reject(reasonTooLarge)
-		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("event of %d bytes exceeds the limit of %d", e.size(), t.plan.MaxEventSize), "")
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("event of %d bytes exceeds the limit of %d", e.Size(), t.plan.MaxEventSize), "")
 		return
 	}
 	if !d.nc.IsConnected() {
@@ -117,7 +121,7 @@ func (d *Dispatcher) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "event store unavailable", "")
 		return
 	}
-	dup, err := d.publish(r.Context(), t, e)
+	dup, err := d.publish(r.Context(), t, e, r.Header.Get(HeaderDedupScope))
 	if err == nil {
 		t.metrics.received.Inc()
 		if dup {
@@ -162,15 +166,35 @@ func readBody(r io.Reader, contentLength, limit int64) ([]byte, error) {
 	return b, nil
 }
 
-// storedMsg is the JetStream message storing e in the Topic's stream.
-func storedMsg(t *topicState, e *event) *nats.Msg {
-	h := e.header(jetstream.MsgIDHeader, e.msgID(), jetstream.ExpectedStreamHeader, t.plan.Stream)
-	return &nats.Msg{Subject: t.plan.Subject, Header: h, Data: e.data}
+// storedMsg is the JetStream message storing e in the Topic's stream,
+// deduplicated on e's source and id within scope (the request's
+// HeaderDedupScope, empty for most producers).
+func storedMsg(t *topicState, e *ce.Event, scope string) *nats.Msg {
+	h := e.Header(jetstream.MsgIDHeader, msgID(e, scope), jetstream.ExpectedStreamHeader, t.plan.Stream)
+	return &nats.Msg{Subject: t.plan.Subject, Header: h, Data: e.Data}
+}
+
+// msgID is the JetStream deduplication id of e: a digest of source, id and
+// the deduplication scope, so the Nats-Msg-Id header stays short whatever
+// their length.
+func msgID(e *ce.Event, scope string) string {
+	src, _ := e.Get(ce.AttrSource)
+	id, _ := e.Get(ce.AttrID)
+	h := sha256.New()
+	h.Write([]byte(src))
+	h.Write([]byte{0})
+	h.Write([]byte(id))
+	if scope != "" {
+		h.Write([]byte{0})
+		h.Write([]byte(scope))
+	}
+	var sum [sha256.Size]byte
+	return base64.RawURLEncoding.EncodeToString(h.Sum(sum[:0])[:18])
 }
 
 // publishAsync starts storing e in the Topic's stream.
-func (d *Dispatcher) publishAsync(t *topicState, e *event) (jetstream.PubAckFuture, error) {
-	return d.js.PublishMsgAsync(storedMsg(t, e))
+func (d *Dispatcher) publishAsync(t *topicState, e *ce.Event, scope string) (jetstream.PubAckFuture, error) {
+	return d.js.PublishMsgAsync(storedMsg(t, e, scope))
 }
 
 // publish stores e in the Topic's stream and waits for JetStream's
@@ -181,7 +205,7 @@ func (d *Dispatcher) publishAsync(t *topicState, e *event) (jetstream.PubAckFutu
 // and a timer) when each request carries one event. At most
 // maxPendingPublishes wait at once; others get ErrTooManyStalledMsgs after
 // publishStallWait.
-func (d *Dispatcher) publish(ctx context.Context, t *topicState, e *event) (duplicate bool, err error) {
+func (d *Dispatcher) publish(ctx context.Context, t *topicState, e *ce.Event, scope string) (duplicate bool, err error) {
 	select {
 	case d.publishSlots <- struct{}{}:
 	default:
@@ -199,7 +223,7 @@ func (d *Dispatcher) publish(ctx context.Context, t *topicState, e *event) (dupl
 	defer func() { <-d.publishSlots }()
 	ctx, cancel := context.WithTimeout(ctx, publishAckTimeout)
 	defer cancel()
-	ack, err := d.js.PublishMsg(ctx, storedMsg(t, e))
+	ack, err := d.js.PublishMsg(ctx, storedMsg(t, e, scope))
 	if err != nil {
 		return false, err
 	}
@@ -220,14 +244,14 @@ func awaitAck(ctx context.Context, paf jetstream.PubAckFuture) (duplicate bool, 
 
 // publishStatus maps a failed publish to the status the producer gets.
 func publishStatus(err error) (status int, reason, retryAfter string) {
+	switch jserr.Classify(err) {
+	case jserr.TooLarge:
+		return http.StatusRequestEntityTooLarge, reasonTooLarge, ""
+	case jserr.StreamFull:
+		return http.StatusTooManyRequests, reasonBackpressure, retryAfterFull
+	}
 	var apiErr *jetstream.APIError
 	if errors.As(err, &apiErr) {
-		switch {
-		case apiErr.ErrorCode == jetstream.JSErrCodeStreamMessageExceedsMaximum:
-			return http.StatusRequestEntityTooLarge, reasonTooLarge, ""
-		case strings.Contains(apiErr.Description, "maximum messages") || strings.Contains(apiErr.Description, "maximum bytes"):
-			return http.StatusTooManyRequests, reasonBackpressure, retryAfterFull
-		}
 		return http.StatusServiceUnavailable, reasonPublishFailed, retryAfterUnavailable
 	}
 	if errors.Is(err, nats.ErrMaxPayload) {
@@ -279,12 +303,12 @@ func writeError(w http.ResponseWriter, status int, msg, attribute string) {
 // writeEventError answers a decoding error: 415 for an unsupported format,
 // 400 otherwise.
 func writeEventError(w http.ResponseWriter, err error) {
-	if errors.Is(err, errUnsupportedFormat) {
+	if errors.Is(err, ce.ErrUnsupportedFormat) {
 		writeError(w, http.StatusUnsupportedMediaType, err.Error(), "")
 		return
 	}
 	body := errorBody{Error: err.Error()}
-	var ee *eventError
+	var ee *ce.AttributeError
 	if errors.As(err, &ee) {
 		body.Attribute = ee.Attribute
 		if ee.Index >= 0 {
@@ -296,7 +320,7 @@ func writeEventError(w http.ResponseWriter, err error) {
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set(headerContentType, "application/json")
+	w.Header().Set(ce.HeaderContentType, "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
 }

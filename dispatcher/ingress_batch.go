@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/herald-dev/herald/internal/ce"
 )
 
 // Limits of batched mode.
@@ -44,7 +46,7 @@ type batchReport struct {
 // is safe: events are deduplicated on source and id within the Topic's
 // duplicate window. An empty batch is answered 202.
 func (d *Dispatcher) serveBatch(w http.ResponseWriter, r *http.Request, t *topicState, body []byte, start time.Time) {
-	events, err := decodeBatch(body)
+	events, err := ce.DecodeBatch(body)
 	if err != nil {
 		t.metrics.reject(reasonInvalid)
 		writeEventError(w, err)
@@ -56,16 +58,15 @@ func (d *Dispatcher) serveBatch(w http.ResponseWriter, r *http.Request, t *topic
 		return
 	}
 	for i, e := range events {
-		if e.size() > t.plan.MaxEventSize {
+		if e.Size() > t.plan.MaxEventSize {
 			t.metrics.reject(reasonTooLarge)
 			writeJSON(w, http.StatusRequestEntityTooLarge, errorBody{
-				Error: fmt.Sprintf("event of %d bytes exceeds the limit of %d", e.size(), t.plan.MaxEventSize),
+				Error: fmt.Sprintf("event of %d bytes exceeds the limit of %d", e.Size(), t.plan.MaxEventSize),
 				Index: &i,
 			})
 			return
 		}
-		e.setTrace(r.Header)
-		e.dedupScope = r.Header.Get(HeaderDedupScope)
+		e.SetTrace(r.Header)
 	}
 	if !d.nc.IsConnected() {
 		t.metrics.reject(reasonUnavailable)
@@ -73,10 +74,11 @@ func (d *Dispatcher) serveBatch(w http.ResponseWriter, r *http.Request, t *topic
 		writeError(w, http.StatusServiceUnavailable, "event store unavailable", "")
 		return
 	}
+	scope := r.Header.Get(HeaderDedupScope)
 	pafs := make([]jetstream.PubAckFuture, len(events))
 	errs := make([]error, len(events))
 	for i, e := range events {
-		pafs[i], errs[i] = d.publishAsync(t, e)
+		pafs[i], errs[i] = d.publishAsync(t, e, scope)
 	}
 	failed := 0
 	for i := range events {
@@ -106,7 +108,7 @@ func (d *Dispatcher) serveBatch(w http.ResponseWriter, r *http.Request, t *topic
 	}
 	status, retryAfter := http.StatusTooManyRequests, retryAfterFull
 	for i, e := range events {
-		id, _ := e.get(attrID)
+		id, _ := e.Get(ce.AttrID)
 		res := batchResult{Index: i, ID: id, Status: http.StatusAccepted}
 		if errs[i] != nil {
 			st, reason, _ := publishStatus(errs[i])

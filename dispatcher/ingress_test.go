@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/herald-dev/herald/api/v1alpha1"
+	"github.com/herald-dev/herald/internal/ce"
 )
 
 // TestIngressStatus covers every answer of the ingress and checks that
@@ -132,7 +133,7 @@ func TestIngressDuplicates(t *testing.T) {
 	for range 3 {
 		sendOK(t, r.url+"/default/dups", "same")
 	}
-	resp, _ := post(t, r.url+"/default/dups", map[string]string{"Content-Type": mediaBatchJSON},
+	resp, _ := post(t, r.url+"/default/dups", map[string]string{"Content-Type": ce.MediaBatchJSON},
 		[]byte(`[{"specversion":"1.0","id":"same","source":"/test","type":"t"},{"specversion":"1.0","id":"other","source":"/test","type":"t"}]`))
 	if resp.StatusCode != 202 {
 		t.Fatalf("batch: %d", resp.StatusCode)
@@ -160,7 +161,7 @@ func TestIngressStreamFull(t *testing.T) {
 	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("got %d Retry-After %q (%s), want 429 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"), body)
 	}
-	resp, body = post(t, r.url+"/default/full", map[string]string{"Content-Type": mediaBatchJSON},
+	resp, body = post(t, r.url+"/default/full", map[string]string{"Content-Type": ce.MediaBatchJSON},
 		[]byte(`[{"specversion":"1.0","id":"4","source":"/s","type":"t"}]`))
 	if resp.StatusCode != http.StatusTooManyRequests || !bytes.Contains(body, []byte(`"results"`)) {
 		t.Fatalf("batch got %d %s, want 429 with a per-event report", resp.StatusCode, body)

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/herald-dev/herald/api/v1alpha1"
+	"github.com/herald-dev/herald/internal/ce"
 )
 
 // idSet is a concurrent set of event ids.
@@ -201,9 +202,9 @@ func TestMalformedStoresNothing(t *testing.T) {
 	}{
 		{map[string]string{"Content-Type": "application/json"}, `{"plain":"json"}`},
 		{binary("", "Ce-Id", ""), "x"},
-		{map[string]string{"Content-Type": mediaStructuredJSON}, `{"specversion":"1.0"}`},
-		{map[string]string{"Content-Type": mediaStructuredJSON}, `not json`},
-		{map[string]string{"Content-Type": mediaBatchJSON}, `[{"specversion":"1.0","id":"1","source":"/s","type":"t"},{}]`},
+		{map[string]string{"Content-Type": ce.MediaStructuredJSON}, `{"specversion":"1.0"}`},
+		{map[string]string{"Content-Type": ce.MediaStructuredJSON}, `not json`},
+		{map[string]string{"Content-Type": ce.MediaBatchJSON}, `[{"specversion":"1.0","id":"1","source":"/s","type":"t"},{}]`},
 		{map[string]string{"Content-Type": "application/cloudevents+protobuf"}, "\x00"},
 	} {
 		if resp, _ := post(t, u, tc.header, []byte(tc.body)); resp.StatusCode < 400 {

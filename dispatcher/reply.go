@@ -5,6 +5,8 @@ import (
 	"strconv"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/herald-dev/herald/internal/ce"
 )
 
 // extHops counts how many replies led to an event. A reply to an event
@@ -33,7 +35,7 @@ func (r *subRunner) forwardReply(cfg *subConfig, msg jetstream.Msg, res *result)
 		return *res, cfg.plan.SubscriberURI
 	}
 	hops := 1
-	if v, ok := storedAttr(msg.Headers(), extHops); ok {
+	if v, ok := ce.StoredAttr(msg.Headers(), extHops); ok {
 		if n, err := strconv.Atoi(v); err == nil && n > 0 {
 			hops = n + 1
 		}
@@ -44,13 +46,13 @@ func (r *subRunner) forwardReply(cfg *subConfig, msg jetstream.Msg, res *result)
 		return *res, cfg.plan.SubscriberURI
 	}
 	rep := res.reply
-	rep.set(extHops, strconv.Itoa(hops))
-	if rep.traceParent == "" {
-		rep.traceParent = msg.Headers().Get(headerTraceParent)
-		rep.traceState = msg.Headers().Get(headerTraceState)
+	rep.Set(extHops, strconv.Itoa(hops))
+	if rep.TraceParent == "" {
+		rep.TraceParent = msg.Headers().Get(ce.HeaderTraceParent)
+		rep.TraceState = msg.Headers().Get(ce.HeaderTraceState)
 	}
-	rh := http.Header(rep.header(HeaderDedupScope, r.dedupScope("reply", msg)))
-	rr := r.d.post(cfg.plan.ReplyURI, rh, rep.data, cfg.plan.Delivery.Timeout.Duration(), 0)
+	rh := http.Header(rep.Header(HeaderDedupScope, r.dedupScope("reply", msg)))
+	rr := r.d.post(cfg.plan.ReplyURI, rh, rep.Data, cfg.plan.Delivery.Timeout.Duration(), 0)
 	if rr.verdict() == verdictSuccess {
 		r.m.reply(replyForwarded)
 	} else {

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/herald-dev/herald/api/v1alpha1"
+	"github.com/herald-dev/herald/internal/ce"
 )
 
 // replyBinary answers 200 with a binary-mode reply event.
@@ -33,7 +34,7 @@ func TestReplies(t *testing.T) {
 	e := newEnv(t)
 	r := e.start(nil, Options{})
 	structured := func(n int, rec received, w http.ResponseWriter) {
-		w.Header().Set("Content-Type", mediaStructuredJSON)
+		w.Header().Set("Content-Type", ce.MediaStructuredJSON)
 		fmt.Fprintf(w, `{"specversion":"0.3","id":"s-%s","source":"/replier","type":"t","datacontenttype":"application/json","data":{"ok":true}}`, rec.ce("id"))
 	}
 	tests := []struct {
@@ -99,7 +100,7 @@ func TestReplies(t *testing.T) {
 			case tc.failReply:
 				if dls.count() != 1 || replies.count() != 2 || sub.count() != 2 {
 					t.Errorf("subscriber %d, reply destination %d, dead letters %d requests; want 2, 2, 1", sub.count(), replies.count(), dls.count())
-				} else if dest := percentDecode(dls.requests()[0].ce("knativeerrordest")); dest != replies.url() {
+				} else if dest := ce.Decode(dls.requests()[0].ce("knativeerrordest")); dest != replies.url() {
 					t.Errorf("knativeerrordest = %q, want the reply destination %q", dest, replies.url())
 				}
 			default:
@@ -126,7 +127,7 @@ func TestReplies(t *testing.T) {
 		sendOK(t, r.url+"/default/replycontent", "orig", "traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
 		eventually(t, 5*time.Second, func() bool { return replies.count() == 1 }, "reply")
 		got := replies.requests()[0]
-		if got.ce("id") != "reply-to-orig" || percentDecode(got.ce("note")) != "café" || string(got.body) != "reply body" ||
+		if got.ce("id") != "reply-to-orig" || ce.Decode(got.ce("note")) != "café" || string(got.body) != "reply body" ||
 			got.header.Get("Content-Type") != "text/plain" {
 			t.Errorf("reply changed on the way: %v %q", got.header, got.body)
 		}

@@ -65,23 +65,3 @@ func TestRetryDelay(t *testing.T) {
 		}
 	}
 }
-
-func TestParseRetryAfter(t *testing.T) {
-	t.Parallel()
-	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	for in, want := range map[string]time.Duration{
-		"0": 0, "7": 7 * time.Second, " 2 ": 2 * time.Second,
-		now.Add(90 * time.Second).Format(http.TimeFormat): 90 * time.Second,
-		"Fri, 02 Jan 2026 03:04:05 GMT":                   0,
-	} {
-		got, ok := parseRetryAfter(in, now)
-		if !ok || got != want {
-			t.Errorf("parseRetryAfter(%q) = %v, %v; want %v", in, got, ok, want)
-		}
-	}
-	for _, in := range []string{"", "-1", "1.5", "tomorrow"} {
-		if _, ok := parseRetryAfter(in, now); ok {
-			t.Errorf("parseRetryAfter(%q) accepted", in)
-		}
-	}
-}

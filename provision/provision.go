@@ -22,6 +22,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/herald-dev/herald/dispatcher/plan"
+	"github.com/herald-dev/herald/internal/jserr"
 )
 
 // ErrRefused wraps a configuration change JetStream refuses to apply to an
@@ -137,7 +138,7 @@ func (p *Provisioner) EnsureStream(ctx context.Context, cfg jetstream.StreamConf
 	case errors.Is(err, jetstream.ErrStreamNotFound):
 		s, err = p.js.CreateStream(ctx, cfg)
 		if err != nil {
-			return nil, fmt.Errorf("create stream %s: %w", cfg.Name, err)
+			return nil, fmt.Errorf("create stream %s: %w", cfg.Name, refused(err))
 		}
 		return s.CachedInfo(), nil
 	case err != nil:
@@ -151,28 +152,19 @@ func (p *Provisioner) EnsureStream(ctx context.Context, cfg jetstream.StreamConf
 	merged.Metadata = mergeMetadata(info.Config.Metadata, cfg.Metadata)
 	s, err = p.js.UpdateStream(ctx, merged)
 	if err != nil {
-		var apiErr *jetstream.APIError
-		if errors.As(err, &apiErr) && refusedStreamUpdate(apiErr) {
-			return nil, fmt.Errorf("update stream %s: %w: %s", cfg.Name, ErrRefused, apiErr.Description)
-		}
-		return nil, fmt.Errorf("update stream %s: %w", cfg.Name, err)
+		return nil, fmt.Errorf("update stream %s: %w", cfg.Name, refused(err))
 	}
 	return s.CachedInfo(), nil
 }
 
-// JetStream error codes of stream updates that retrying cannot fix.
-const (
-	errCodeStreamInvalidConfig  = 10052
-	errCodeStreamUpdate         = 10069
-	errCodeReplicasNotSupported = 10074
-)
-
-func refusedStreamUpdate(e *jetstream.APIError) bool {
-	switch e.ErrorCode {
-	case errCodeStreamInvalidConfig, errCodeStreamUpdate, errCodeReplicasNotSupported:
-		return true
+// refused returns err wrapped in ErrRefused, with the server's description,
+// when JetStream refused the configuration for good; err itself otherwise.
+func refused(err error) error {
+	var apiErr *jetstream.APIError
+	if jserr.Classify(err) == jserr.Refused && errors.As(err, &apiErr) {
+		return fmt.Errorf("%w: %s", ErrRefused, apiErr.Description)
 	}
-	return e.Code == 400
+	return err
 }
 
 // StreamInfo returns the server's view of a stream, or nil when it does not exist.
@@ -239,8 +231,7 @@ func (p *Provisioner) EnsureConsumer(ctx context.Context, stream string, cfg jet
 		}
 		return c.Info(ctx)
 	}
-	var apiErr *jetstream.APIError
-	if !errors.As(err, &apiErr) || apiErr.Code != 400 {
+	if jserr.Classify(err) != jserr.Refused {
 		return nil, fmt.Errorf("update consumer %s: %w", cfg.Durable, err)
 	}
 	// Recreate at the old consumer's ack floor.
@@ -369,7 +360,7 @@ func (p *Provisioner) PruneConsumers(ctx context.Context, stream string, keep ma
 	names := s.ConsumerNames(ctx)
 	var stale []string
 	for n := range names.Name() {
-		if strings.HasPrefix(n, "sub_") && !keep[n] {
+		if strings.HasPrefix(n, plan.ConsumerPrefix) && !keep[n] {
 			stale = append(stale, n)
 		}
 	}

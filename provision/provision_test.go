@@ -103,6 +103,20 @@ func TestStorageChangeIsRefused(t *testing.T) {
 	}
 }
 
+// TestCreateRefusalIsErrRefused: a stream JetStream refuses to create (here
+// its subjects belong to another stream) is ErrRefused, as a refused update is.
+func TestCreateRefusalIsErrRefused(t *testing.T) {
+	js, p := setup(t)
+	res := compile(t, topic(v1alpha1.StorageFile))
+	if _, err := js.CreateStream(context.Background(), jetstream.StreamConfig{Name: "SQUATTER", Subjects: res.Stream.Subjects}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := p.EnsureStream(context.Background(), res.Stream)
+	if !errors.Is(err, provision.ErrRefused) {
+		t.Fatalf("create over another stream's subjects: err = %v, want ErrRefused", err)
+	}
+}
+
 func TestConsumerChangesKeepPosition(t *testing.T) {
 	ctx := context.Background()
 	js, p := setup(t)

@@ -16,20 +16,13 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/herald-dev/herald/devmode"
 	"github.com/herald-dev/herald/dispatcher/plan"
+	"github.com/herald-dev/herald/internal/ce"
 )
 
 // MarkerBucket is the JetStream key-value bucket recording which dead
 // letters were redriven: key "<dead-letter stream>.<sequence>".
 const MarkerBucket = "herald-redriven"
-
-// deadLetterExtensions are the extensions a dispatcher adds to a dead
-// letter; a redriven event goes out without them, as it was first sent.
-var deadLetterExtensions = []string{
-	"knativeerrordest", "knativeerrorcode", "knativeerrordata",
-	"heraldattempts", "heraldsubscription", "heraldtopic", "heralddeadletteredat",
-}
 
 // DeadLetter is one dead letter of a Subscription, as stored in its
 // dead-letter Topic.
@@ -90,11 +83,12 @@ func ListDeadLetters(ctx context.Context, js jetstream.JetStream, t *Target) ([]
 	var out []DeadLetter
 	var decodeErr error
 	err = readStream(ctx, js, stream, subject, 1, 0, func(m jetstream.Msg) bool {
-		e, err := devmode.EventFromBinary(m.Headers(), m.Data())
+		ev, err := ce.SDKEvent(m.Headers(), m.Data())
 		if err != nil {
 			return true
 		}
-		if ext(e, "heraldsubscription") != who {
+		e := &ev
+		if ext(e, ce.ExtSubscription) != who {
 			return true
 		}
 		md, err := m.Metadata()
@@ -105,14 +99,14 @@ func ListDeadLetters(ctx context.Context, js jetstream.JetStream, t *Target) ([]
 		dl := DeadLetter{
 			Seq: md.Sequence.Stream, DeadLetteredAt: md.Timestamp,
 			ID: e.ID(), Type: e.Type(), Source: e.Source(),
-			Code: ext(e, "knativeerrorcode"), Destination: ext(e, "knativeerrordest"),
+			Code: ext(e, ce.ExtErrorCode), Destination: ext(e, ce.ExtErrorDest),
 			Event: e, header: m.Headers(), data: m.Data(),
 		}
-		if at, err := time.Parse(time.RFC3339, ext(e, "heralddeadletteredat")); err == nil {
+		if at, err := time.Parse(time.RFC3339, ext(e, ce.ExtDeadLetteredAt)); err == nil {
 			dl.DeadLetteredAt = at
 		}
-		dl.Attempts, _ = strconv.Atoi(ext(e, "heraldattempts"))
-		if b, err := base64.StdEncoding.DecodeString(ext(e, "knativeerrordata")); err == nil {
+		dl.Attempts, _ = strconv.Atoi(ext(e, ce.ExtAttempts))
+		if b, err := base64.StdEncoding.DecodeString(ext(e, ce.ExtErrorData)); err == nil {
 			dl.Error = string(b)
 		}
 		if mk, ok := markers[dl.Seq]; ok {
@@ -261,5 +255,5 @@ func Redrive(ctx context.Context, js jetstream.JetStream, t *Target, dls []DeadL
 // dead-letter extensions.
 func isDeadLetterHeader(key string) bool {
 	name, ok := strings.CutPrefix(strings.ToLower(key), "ce-")
-	return ok && slices.Contains(deadLetterExtensions, name)
+	return ok && slices.Contains(ce.DeadLetterExtensions, name)
 }

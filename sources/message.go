@@ -10,6 +10,8 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/cloudevents/sdk-go/v2/types"
+
+	"github.com/herald-dev/herald/internal/ce"
 )
 
 // Content types of the CloudEvents HTTP binding.
@@ -69,7 +71,7 @@ func EncodeBinary(e event.Event) (Message, error) {
 	h := http.Header{}
 	set := func(name, v string) {
 		if v != "" {
-			h.Set("Ce-"+name, encodeHeaderValue(v))
+			h.Set("Ce-"+name, ce.Encode(v))
 		}
 	}
 	set("Specversion", e.SpecVersion())
@@ -96,34 +98,6 @@ func EncodeBinary(e event.Event) (Message, error) {
 	return Message{Header: h, Body: e.Data()}, nil
 }
 
-// encodeHeaderValue percent-encodes space, '"', '%' and every byte outside
-// printable ASCII (HTTP binding 1.0.2, 3.1.3.2).
-func encodeHeaderValue(s string) string {
-	clean := true
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c <= ' ' || c > '~' || c == '"' || c == '%' {
-			clean = false
-			break
-		}
-	}
-	if clean {
-		return s
-	}
-	const hex = "0123456789ABCDEF"
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c <= ' ' || c > '~' || c == '"' || c == '%' {
-			b.WriteByte('%')
-			b.WriteByte(hex[c>>4])
-			b.WriteByte(hex[c&15])
-			continue
-		}
-		b.WriteByte(c)
-	}
-	return b.String()
-}
-
 // withExtensions returns m with every extension in ext set, replacing any
 // value m had. m itself is not changed.
 func withExtensions(m Message, ext map[string]string) (Message, error) {
@@ -134,7 +108,7 @@ func withExtensions(m Message, ext map[string]string) (Message, error) {
 	switch MessageMode(m.Header) {
 	case ModeBinary:
 		for k, v := range ext {
-			out.Header.Set("Ce-"+k, encodeHeaderValue(v))
+			out.Header.Set("Ce-"+k, ce.Encode(v))
 		}
 	case ModeStructured:
 		var obj map[string]json.RawMessage
@@ -185,48 +159,22 @@ func setJSONExtensions(obj map[string]json.RawMessage, ext map[string]string) er
 }
 
 // validateStructured checks that body is one JSON CloudEvent (mode
-// ModeStructured) or an array of them (ModeBatch) with the required
-// attributes.
+// ModeStructured) or an array of them (ModeBatch) that Herald's ingress
+// accepts.
 func validateStructured(mode Mode, body []byte) error {
-	check := func(raw []byte) error {
-		var e event.Event
-		if err := json.Unmarshal(raw, &e); err != nil {
-			return err
-		}
-		return e.Validate()
-	}
 	if mode == ModeStructured {
-		return check(body)
+		_, err := ce.DecodeStructured(body)
+		return err
 	}
-	var batch []json.RawMessage
-	if err := json.Unmarshal(body, &batch); err != nil {
-		return fmt.Errorf("batch is not a JSON array: %w", err)
-	}
-	for i, raw := range batch {
-		if err := check(raw); err != nil {
-			return fmt.Errorf("event %d: %w", i, err)
-		}
-	}
-	return nil
+	_, err := ce.DecodeBatch(body)
+	return err
 }
 
-// validateBinary checks the required attributes of a binary-mode message.
+// validateBinary checks a binary-mode message as Herald's ingress does:
+// the required attributes, each given once and as UTF-8 text.
 func validateBinary(h http.Header) error {
-	var missing []string
-	for _, a := range []string{"Specversion", "Id", "Source", "Type"} {
-		if h.Get("Ce-"+a) == "" {
-			missing = append(missing, "ce-"+strings.ToLower(a))
-		}
-	}
-	if len(missing) > 0 {
-		return fmt.Errorf("binary CloudEvent without %s", strings.Join(missing, ", "))
-	}
-	switch v := h.Get("Ce-Specversion"); v {
-	case "1.0", "0.3":
-	default:
-		return fmt.Errorf("ce-specversion %q: want 1.0 or 0.3", v)
-	}
-	return nil
+	_, err := ce.DecodeBinary(h, nil)
+	return err
 }
 
 // cloudEventHeaders copies the CloudEvents headers of a binary-mode
@@ -234,7 +182,7 @@ func validateBinary(h http.Header) error {
 func cloudEventHeaders(src http.Header) http.Header {
 	h := http.Header{}
 	for k, vs := range src {
-		if len(k) > 3 && strings.EqualFold(k[:3], "ce-") {
+		if ce.IsKey(k) {
 			h[http.CanonicalHeaderKey(k)] = append([]string(nil), vs...)
 		}
 	}

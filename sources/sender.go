@@ -9,12 +9,12 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/herald-dev/herald/api/v1alpha1"
+	"github.com/herald-dev/herald/internal/ce"
 )
 
 // RetryPolicy bounds how a Sender retries one event. Zero fields take the
@@ -54,11 +54,7 @@ func (p RetryPolicy) withDefaults() RetryPolicy {
 // delay is the capped exponential backoff before attempt n+1 (n ≥ 1), with
 // jitter in [d/2, d], raised to retryAfter (itself capped by RetryAfterMax).
 func (p RetryPolicy) delay(n int, retryAfter time.Duration) time.Duration {
-	d := p.Backoff
-	for i := 1; i < n && d < p.MaxBackoff; i++ {
-		d *= 2
-	}
-	d = min(d, p.MaxBackoff)
+	d := ce.Backoff(ce.Exponential, p.Backoff, p.MaxBackoff, n)
 	d = d/2 + rand.N(d/2+1)
 	if retryAfter > 0 {
 		d = max(d, min(retryAfter, p.RetryAfterMax))
@@ -84,8 +80,9 @@ type SenderConfig struct {
 	Log *slog.Logger
 }
 
-// Sender POSTs CloudEvents to a sink, retrying 408, 429, 5xx and
-// connection errors with capped exponential backoff. It is safe for
+// Sender POSTs CloudEvents to a sink, retrying what ce.Retryable names
+// (404, 408, 409, 429, 5xx, connection errors and timeouts, as the
+// dispatcher does) with capped exponential backoff. It is safe for
 // concurrent use.
 type Sender struct {
 	sink    string
@@ -135,8 +132,8 @@ type SendError struct {
 	// Attempts is the number of attempts made.
 	Attempts int
 	// Retryable is true when the last failure was one a later try may not
-	// have (408, 429, 5xx, a connection error, a timeout): the sink is down
-	// or overloaded, not refusing the event.
+	// have (404, 408, 409, 429, 5xx, a connection error, a timeout): the
+	// sink is not ready, down or overloaded, not refusing the event.
 	Retryable bool
 	// RetryAfter is the sink's last Retry-After; 0 when it sent none.
 	RetryAfter time.Duration
@@ -238,31 +235,7 @@ func (s *Sender) attempt(ctx context.Context, m Message) *SendError {
 		return res
 	}
 	res.Body = string(bytes.TrimSpace(body))
-	res.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
-	res.Retryable = retryable(resp.StatusCode)
+	res.RetryAfter, _ = ce.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+	res.Retryable = ce.Retryable(resp.StatusCode)
 	return res
-}
-
-// retryable reports whether a sink's status means "try again later".
-func retryable(code int) bool {
-	return code == http.StatusRequestTimeout || code == http.StatusTooManyRequests || code >= 500
-}
-
-// parseRetryAfter reads a Retry-After header: delay-seconds or an HTTP-date.
-func parseRetryAfter(v string, now time.Time) time.Duration {
-	if v == "" {
-		return 0
-	}
-	if secs, err := strconv.Atoi(v); err == nil {
-		if secs < 0 {
-			return 0
-		}
-		return time.Duration(secs) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		if d := t.Sub(now); d > 0 {
-			return d
-		}
-	}
-	return 0
 }

@@ -113,7 +113,7 @@ func TestSenderGivesUpAfterMaxAttempts(t *testing.T) {
 }
 
 func TestSenderDoesNotRetry4xx(t *testing.T) {
-	for _, code := range []int{400, 404, 413} {
+	for _, code := range []int{400, 403, 413, 422} {
 		s := newSink(t, code)
 		err := newTestSender(t, s.URL, nil, nil).Send(context.Background(), testEvent())
 		var se *SendError
@@ -122,6 +122,21 @@ func TestSenderDoesNotRetry4xx(t *testing.T) {
 		}
 		if n := s.attemptCount(); n != 1 {
 			t.Errorf("%d: attempts = %d", code, n)
+		}
+	}
+}
+
+// TestSenderRetries404And409: a sink that is not ready yet (404) or
+// answers a transient conflict (409) is retried, as the dispatcher does
+// (Knative data-plane spec).
+func TestSenderRetries404And409(t *testing.T) {
+	for _, code := range []int{404, 409} {
+		s := newSink(t, code, code, 200)
+		if err := newTestSender(t, s.URL, nil, nil).Send(context.Background(), testEvent()); err != nil {
+			t.Errorf("%d: %v", code, err)
+		}
+		if n := s.attemptCount(); n != 3 {
+			t.Errorf("%d: attempts = %d, want 3", code, n)
 		}
 	}
 }
@@ -196,22 +211,6 @@ func TestRetryPolicyDelay(t *testing.T) {
 	}
 	if d := p.delay(1, time.Hour); d != 30*time.Second {
 		t.Errorf("Retry-After 1h: delay %v, want the 30s cap", d)
-	}
-}
-
-func TestParseRetryAfter(t *testing.T) {
-	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	for in, want := range map[string]time.Duration{
-		"":                              0,
-		"3":                             3 * time.Second,
-		"-1":                            0,
-		"soon":                          0,
-		"Thu, 01 Jan 2026 00:00:10 GMT": 10 * time.Second,
-		"Wed, 31 Dec 2025 00:00:10 GMT": 0,
-	} {
-		if got := parseRetryAfter(in, now); got != want {
-			t.Errorf("parseRetryAfter(%q) = %v, want %v", in, got, want)
-		}
 	}
 }
 

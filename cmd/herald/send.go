@@ -15,6 +15,8 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 	"github.com/google/uuid"
+
+	"github.com/herald-dev/herald/internal/ce"
 )
 
 func init() {
@@ -150,7 +152,7 @@ func send(ctx context.Context, client *http.Client, url string, e event.Event) (
 	if err := cehttp.WriteRequest(binding.WithForceBinary(ctx), binding.ToMessage(&e), req); err != nil {
 		return 0, "", nil, err
 	}
-	encodeCEHeaders(req.Header)
+	ce.EncodeHeaders(req.Header) // sdk-go writes the values as they are
 	resp, err := client.Do(req)
 	if err != nil {
 		return 0, "", nil, err
@@ -158,33 +160,6 @@ func send(ctx context.Context, client *http.Client, url string, e event.Event) (
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	return resp.StatusCode, resp.Status, body, nil
-}
-
-// encodeCEHeaders percent-encodes the values of ce- headers as the
-// CloudEvents HTTP binding (1.0.2, 3.1.3.2) asks: space, '"', '%' and every
-// byte outside printable ASCII. sdk-go writes them as they are.
-func encodeCEHeaders(h http.Header) {
-	for k, vs := range h {
-		if len(k) < 3 || !strings.EqualFold(k[:3], "ce-") {
-			continue
-		}
-		for i, v := range vs {
-			vs[i] = percentEncode(v)
-		}
-	}
-}
-
-func percentEncode(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c <= ' ' || c > '~' || c == '"' || c == '%' {
-			fmt.Fprintf(&b, "%%%02X", c)
-			continue
-		}
-		b.WriteByte(c)
-	}
-	return b.String()
 }
 
 func runSend(ctx context.Context, args []string) error {

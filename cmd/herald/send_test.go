@@ -92,21 +92,6 @@ func TestSendReportsRefusal(t *testing.T) {
 	}
 }
 
-func TestPercentEncode(t *testing.T) {
-	for in, want := range map[string]string{
-		"plain":      "plain",
-		"a b":        "a%20b",
-		`q"%`:        "q%22%25",
-		"ünï":        "%C3%BCn%C3%AF",
-		"tab\tcr\r":  "tab%09cr%0D",
-		"~!#$&'()*+": "~!#$&'()*+",
-	} {
-		if got := percentEncode(in); got != want {
-			t.Errorf("percentEncode(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 func TestDevFlags(t *testing.T) {
 	cfg, _, err := parseDevFlags([]string{"-f", "a", "--filename", "b.yaml", "--nats-listen", "random", "--listen", ":9", "--display-listen", ""}, io.Discard)
 	if err != nil {

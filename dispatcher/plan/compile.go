@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/herald-dev/herald/api/v1alpha1"
+	"github.com/herald-dev/herald/internal/ce"
 )
 
 // Defaults of a Subscription's delivery when neither it nor its Topic sets a field.
@@ -348,25 +349,11 @@ func EffectiveDelivery(topic, sub *v1alpha1.DeliverySpec) (Delivery, error) {
 
 // Backoff is the wait before retry number attempt (1 for the first retry).
 func (d Delivery) Backoff(attempt int) time.Duration {
-	if attempt < 1 {
-		attempt = 1
-	}
-	base := d.BackoffDelay.Duration()
-	max := d.BackoffMax.Duration()
-	var w time.Duration
+	p := ce.Exponential
 	if d.BackoffPolicy == string(v1alpha1.BackoffPolicyLinear) {
-		w = base * time.Duration(attempt)
-	} else {
-		shift := attempt - 1
-		if shift > 40 {
-			shift = 40
-		}
-		w = base << shift
+		p = ce.Linear
 	}
-	if w < 0 || (max > 0 && w > max) {
-		w = max
-	}
-	return w
+	return ce.Backoff(p, d.BackoffDelay.Duration(), d.BackoffMax.Duration(), attempt)
 }
 
 // RetryAfterCap is the longest Retry-After the dispatcher honours.

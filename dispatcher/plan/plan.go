@@ -139,6 +139,10 @@ func RedeliverySubjects(namespace, topic string) string {
 	return "herald.redeliver." + namespace + "." + topic + ".*"
 }
 
+// ConsumerPrefix starts the name of every Subscription's durable consumer;
+// consumers of a Topic's stream without it are not Herald's.
+const ConsumerPrefix = "sub_"
+
 // ConsumerName is the durable consumer of a Subscription. Subscription names
 // may hold '.', which consumer names may not; Kubernetes names hold no '_', so
 // replacing one with the other is one-to-one.
@@ -149,7 +153,7 @@ func ConsumerName(subscription string) string {
 			b[i] = '_'
 		}
 	}
-	return "sub_" + string(b)
+	return ConsumerPrefix + string(b)
 }
 
 // Validate checks what a dispatcher relies on.

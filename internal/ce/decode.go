@@ -1,4 +1,4 @@
-package dispatcher
+package ce
 
 import (
 	"bytes"
@@ -14,27 +14,34 @@ import (
 	"time"
 )
 
-// contentMode is a CloudEvents HTTP binding content mode.
-type contentMode int
+// Mode is a content mode of the CloudEvents HTTP binding.
+type Mode int
 
+// Content modes of the HTTP binding.
 const (
-	modeBinary contentMode = iota
-	modeStructured
-	modeBatch
+	// ModeBinary carries the attributes in ce- headers and the data as the body.
+	ModeBinary Mode = iota
+	// ModeStructured carries one event in the JSON event format.
+	ModeStructured
+	// ModeBatch carries a JSON array of events.
+	ModeBatch
 )
 
 // Media types of the structured and batched content modes Herald reads.
 const (
-	mediaStructuredJSON = "application/cloudevents+json"
-	mediaBatchJSON      = "application/cloudevents-batch+json"
+	// MediaStructuredJSON is the structured mode's JSON event format.
+	MediaStructuredJSON = "application/cloudevents+json"
+	// MediaBatchJSON is the batched mode's JSON event format.
+	MediaBatchJSON = "application/cloudevents-batch+json"
 )
 
-// errUnsupportedFormat is returned for a structured or batched event format
-// other than JSON.
-var errUnsupportedFormat = errors.New("unsupported event format")
+// ErrUnsupportedFormat is returned for a structured or batched event format
+// other than JSON; the ingress answers it with 415.
+var ErrUnsupportedFormat = errors.New("unsupported event format")
 
-// eventError says why a request holds no valid CloudEvent.
-type eventError struct {
+// AttributeError says why a request holds no valid CloudEvent; the
+// ingress answers it with 400 and the attribute's name.
+type AttributeError struct {
 	// Attribute names the offending attribute; empty when the message is
 	// not about one.
 	Attribute string
@@ -43,103 +50,108 @@ type eventError struct {
 	msg   string
 }
 
-func (e *eventError) Error() string {
+// Error is the attribute's name and what is wrong with it.
+func (e *AttributeError) Error() string {
 	if e.Attribute == "" {
 		return e.msg
 	}
 	return e.Attribute + ": " + e.msg
 }
 
-func attrErr(attr, format string, args ...any) *eventError {
-	return &eventError{Attribute: attr, Index: -1, msg: fmt.Sprintf(format, args...)}
+func attrErr(attr, format string, args ...any) *AttributeError {
+	return &AttributeError{Attribute: attr, Index: -1, msg: fmt.Sprintf(format, args...)}
 }
 
-// modeOf returns the content mode of a request with the given Content-Type.
-func modeOf(contentType string) (contentMode, error) {
+// ModeOf returns the content mode of a request with the given Content-Type.
+func ModeOf(contentType string) (Mode, error) {
 	if !strings.HasPrefix(strings.ToLower(contentType), "application/cloudevents") {
-		return modeBinary, nil
+		return ModeBinary, nil
 	}
 	mt, _, err := mime.ParseMediaType(contentType)
 	if err != nil {
-		return modeBinary, fmt.Errorf("%w: %q", errUnsupportedFormat, contentType)
+		return ModeBinary, fmt.Errorf("%w: %q", ErrUnsupportedFormat, contentType)
 	}
 	switch mt {
-	case mediaStructuredJSON:
-		return modeStructured, nil
-	case mediaBatchJSON:
-		return modeBatch, nil
+	case MediaStructuredJSON:
+		return ModeStructured, nil
+	case MediaBatchJSON:
+		return ModeBatch, nil
 	}
 	if strings.HasPrefix(mt, "application/cloudevents+") || strings.HasPrefix(mt, "application/cloudevents-batch+") {
-		return modeBinary, fmt.Errorf("%w: %q (Herald reads %s and %s)", errUnsupportedFormat, mt, mediaStructuredJSON, mediaBatchJSON)
+		return ModeBinary, fmt.Errorf("%w: %q (Herald reads %s and %s)", ErrUnsupportedFormat, mt, MediaStructuredJSON, MediaBatchJSON)
 	}
-	return modeBinary, nil
+	return ModeBinary, nil
 }
 
-// decodeMessage decodes the single CloudEvent of an HTTP message in binary
+// DecodeMessage decodes the single CloudEvent of an HTTP message in binary
 // or structured mode: a request to the ingress or a subscriber's reply.
-func decodeMessage(h http.Header, body []byte) (*event, error) {
-	mode, err := modeOf(h.Get(headerContentType))
+func DecodeMessage(h http.Header, body []byte) (*Event, error) {
+	mode, err := ModeOf(h.Get(HeaderContentType))
 	if err != nil {
 		return nil, err
 	}
 	switch mode {
-	case modeStructured:
-		e, err := decodeStructured(body)
+	case ModeStructured:
+		e, err := DecodeStructured(body)
 		if err != nil {
 			return nil, err
 		}
-		e.setTrace(h)
+		e.SetTrace(h)
 		return e, nil
-	case modeBatch:
+	case ModeBatch:
 		return nil, attrErr("", "a batch holds several events; one was expected")
 	}
-	return decodeBinary(h, body)
+	return DecodeBinary(h, body)
 }
 
-// isCloudEvent reports whether an HTTP message's headers announce a CloudEvent.
-func isCloudEvent(h http.Header) bool {
+// IsCloudEvent reports whether an HTTP message's headers announce a CloudEvent.
+func IsCloudEvent(h http.Header) bool {
 	if _, ok := h["Ce-Specversion"]; ok {
 		return true
 	}
-	mode, err := modeOf(h.Get(headerContentType))
-	return err == nil && mode == modeStructured
+	mode, err := ModeOf(h.Get(HeaderContentType))
+	return err == nil && mode == ModeStructured
 }
 
-// decodeBinary decodes a binary-mode message: ce- headers are the context
-// attributes (percent-decoded), Content-Type is datacontenttype and the body
-// is the data.
-func decodeBinary(h http.Header, body []byte) (*event, error) {
-	e := &event{attrs: make([]attribute, 0, 8)}
+// DecodeBinary decodes a binary-mode message: ce- headers are the context
+// attributes (percent-decoded once), Content-Type is datacontenttype and the
+// body is the data. Every attribute holds one value: a ce- header given
+// twice, in any case, is refused rather than joined, as a list is no
+// CloudEvents type and the producer's meaning is unknown.
+func DecodeBinary(h http.Header, body []byte) (*Event, error) {
+	e := &Event{Attrs: make([]Attribute, 0, 8)}
 	for k, vs := range h {
-		if len(k) <= len(ceHeaderPrefix) || !strings.EqualFold(k[:len(ceHeaderPrefix)], ceHeaderPrefix) || len(vs) == 0 {
+		if !IsKey(k) || len(vs) == 0 {
 			continue
 		}
-		name := headerAttrName(k)
-		v := vs[0]
+		name := AttrName(k)
 		if len(vs) > 1 {
-			v = strings.Join(vs, ",")
+			return nil, attrErr(name, "given %d times; an attribute holds one value", len(vs))
 		}
-		e.attrs = append(e.attrs, attribute{name, percentDecode(v)})
+		if _, dup := e.Get(name); dup {
+			return nil, attrErr(name, "given twice; an attribute holds one value")
+		}
+		e.Attrs = append(e.Attrs, Attribute{name, Decode(vs[0])})
 	}
-	if _, ok := e.get(attrSpecVersion); !ok {
-		return nil, attrErr(attrSpecVersion, "missing: a binary-mode CloudEvent carries a ce-specversion header")
+	if _, ok := e.Get(AttrSpecVersion); !ok {
+		return nil, attrErr(AttrSpecVersion, "missing: a binary-mode CloudEvent carries a ce-specversion header")
 	}
-	e.contentType = h.Get(headerContentType)
+	e.ContentType = h.Get(HeaderContentType)
 	if len(body) > 0 {
-		e.data = body
+		e.Data = body
 	}
-	e.setTrace(h)
-	if err := validate(e); err != nil {
+	e.SetTrace(h)
+	if err := Validate(e); err != nil {
 		return nil, err
 	}
 	return e, nil
 }
 
-// setTrace keeps the W3C trace context headers of h; values that are not
+// SetTrace keeps the W3C trace context headers of h; values that are not
 // printable ASCII (invalid trace context) are dropped.
-func (e *event) setTrace(h http.Header) {
-	e.traceParent = printable(h.Get(headerTraceParent))
-	e.traceState = printable(h.Get(headerTraceState))
+func (e *Event) SetTrace(h http.Header) {
+	e.TraceParent = printable(h.Get(HeaderTraceParent))
+	e.TraceState = printable(h.Get(HeaderTraceState))
 }
 
 // printable returns s if it holds only printable ASCII and spaces, else "".
@@ -152,35 +164,8 @@ func printable(s string) string {
 	return s
 }
 
-// headerAttrName maps a ce- header key to its attribute name.
-func headerAttrName(k string) string {
-	switch k {
-	case "Ce-Id":
-		return attrID
-	case "Ce-Source":
-		return attrSource
-	case "Ce-Type":
-		return attrType
-	case "Ce-Specversion":
-		return attrSpecVersion
-	case "Ce-Time":
-		return attrTime
-	case "Ce-Subject":
-		return attrSubject
-	case "Ce-Dataschema":
-		return attrDataSchema
-	case "Ce-Partitionkey":
-		return attrPartitionKey
-	case "Ce-Traceparent":
-		return "traceparent"
-	case "Ce-Heraldhops":
-		return "heraldhops"
-	}
-	return strings.ToLower(k[len(ceHeaderPrefix):])
-}
-
-// decodeStructured decodes one event of the JSON event format.
-func decodeStructured(body []byte) (*event, error) {
+// DecodeStructured decodes one event of the JSON event format.
+func DecodeStructured(body []byte) (*Event, error) {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	e, err := decodeJSONEvent(dec)
 	if err != nil {
@@ -192,17 +177,17 @@ func decodeStructured(body []byte) (*event, error) {
 	return e, nil
 }
 
-// decodeBatch decodes a JSON batch: an array of JSON-format events.
-func decodeBatch(body []byte) ([]*event, error) {
+// DecodeBatch decodes a JSON batch: an array of JSON-format events.
+func DecodeBatch(body []byte) ([]*Event, error) {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('[') {
 		return nil, attrErr("", "a batch is a JSON array of events")
 	}
-	var out []*event
+	var out []*Event
 	for dec.More() {
 		e, err := decodeJSONEvent(dec)
 		if err != nil {
-			var ee *eventError
+			var ee *AttributeError
 			if errors.As(err, &ee) {
 				ee.Index = len(out)
 			}
@@ -222,11 +207,11 @@ func decodeBatch(body []byte) ([]*event, error) {
 // decodeJSONEvent reads one event object from dec. Members keep their
 // order; attribute values keep their exact text; JSON data keeps its exact
 // bytes.
-func decodeJSONEvent(dec *json.Decoder) (*event, error) {
+func decodeJSONEvent(dec *json.Decoder) (*Event, error) {
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
 		return nil, attrErr("", "a structured-mode CloudEvent is a JSON object")
 	}
-	e := &event{attrs: make([]attribute, 0, 8)}
+	e := &Event{Attrs: make([]Attribute, 0, 8)}
 	var data, dataB64 json.RawMessage
 	seen := map[string]bool{}
 	for dec.More() {
@@ -264,22 +249,22 @@ func decodeJSONEvent(dec *json.Decoder) (*event, error) {
 		if !isString && coreStringAttr(name) {
 			return nil, attrErr(name, "must be a JSON string")
 		}
-		if name == attrDataContentType {
-			e.contentType = v
+		if name == AttrDataContentType {
+			e.ContentType = v
 			continue
 		}
-		e.attrs = append(e.attrs, attribute{name, v})
+		e.Attrs = append(e.Attrs, Attribute{name, v})
 	}
 	if _, err := dec.Token(); err != nil {
 		return nil, attrErr("", "invalid JSON: %v", err)
 	}
-	if _, ok := e.get(attrSpecVersion); !ok {
-		return nil, attrErr(attrSpecVersion, "missing")
+	if _, ok := e.Get(AttrSpecVersion); !ok {
+		return nil, attrErr(AttrSpecVersion, "missing")
 	}
 	if err := e.setJSONData(data, dataB64); err != nil {
 		return nil, err
 	}
-	if err := validate(e); err != nil {
+	if err := Validate(e); err != nil {
 		return nil, err
 	}
 	return e, nil
@@ -291,18 +276,18 @@ func decodeJSONEvent(dec *json.Decoder) (*event, error) {
 // datacontentencoding base64 carries base64 in data; the decoded bytes are
 // stored and datacontentencoding is dropped, as it describes the JSON
 // encoding, not the event.
-func (e *event) setJSONData(data, dataB64 json.RawMessage) error {
+func (e *Event) setJSONData(data, dataB64 json.RawMessage) error {
 	isNull := func(r json.RawMessage) bool { return len(r) == 0 || string(r) == "null" }
 	if !isNull(data) && !isNull(dataB64) {
 		return attrErr("data_base64", "an event holds data or data_base64, not both")
 	}
-	sv, _ := e.get(attrSpecVersion)
-	if enc, ok := e.get(attrDataEncoding); ok && sv == "0.3" {
+	sv, _ := e.Get(AttrSpecVersion)
+	if enc, ok := e.Get(AttrDataEncoding); ok && sv == "0.3" {
 		if !strings.EqualFold(enc, "base64") {
-			return attrErr(attrDataEncoding, "only base64 is defined")
+			return attrErr(AttrDataEncoding, "only base64 is defined")
 		}
 		dataB64, data = data, nil
-		e.remove(attrDataEncoding)
+		e.Remove(AttrDataEncoding)
 	}
 	switch {
 	case !isNull(dataB64):
@@ -314,28 +299,19 @@ func (e *event) setJSONData(data, dataB64 json.RawMessage) error {
 		if err != nil {
 			return attrErr("data_base64", "invalid base64: %v", err)
 		}
-		e.data = b
+		e.Data = b
 	case !isNull(data):
-		if data[0] == '"' && e.contentType != "" && !isJSONMediaType(e.contentType) {
+		if data[0] == '"' && e.ContentType != "" && !isJSONMediaType(e.ContentType) {
 			var s string
 			if err := json.Unmarshal(data, &s); err != nil {
 				return attrErr("data", "invalid JSON string")
 			}
-			e.data = []byte(s)
+			e.Data = []byte(s)
 			return nil
 		}
-		e.data = []byte(data)
+		e.Data = []byte(data)
 	}
 	return nil
-}
-
-func (e *event) remove(name string) {
-	for i := range e.attrs {
-		if e.attrs[i].name == name {
-			e.attrs = append(e.attrs[:i], e.attrs[i+1:]...)
-			return
-		}
-	}
 }
 
 // isJSONMediaType reports whether data of this media type is JSON.
@@ -374,8 +350,8 @@ func jsonScalar(raw json.RawMessage) (v string, isString, ok bool) {
 // URI, URI-reference or Timestamp.
 func coreStringAttr(name string) bool {
 	switch name {
-	case attrSpecVersion, attrID, attrSource, attrType, attrTime, attrSubject,
-		attrDataSchema, attrSchemaURL, attrDataContentType, attrDataEncoding:
+	case AttrSpecVersion, AttrID, AttrSource, AttrType, AttrTime, AttrSubject,
+		AttrDataSchema, AttrSchemaURL, AttrDataContentType, AttrDataEncoding:
 		return true
 	}
 	return false
@@ -398,18 +374,21 @@ func validAttrName(name string) bool {
 
 // validate checks what the CloudEvents spec (1.0 and 0.3) requires of the
 // context attributes.
-func validate(e *event) error {
-	sv, _ := e.get(attrSpecVersion)
+func Validate(e *Event) error {
+	sv, _ := e.Get(AttrSpecVersion)
 	if sv != "1.0" && sv != "0.3" {
-		return attrErr(attrSpecVersion, "%q is not supported (1.0 or 0.3)", sv)
+		return attrErr(AttrSpecVersion, "%q is not supported (1.0 or 0.3)", sv)
 	}
-	for _, a := range e.attrs {
-		if !validAttrName(a.name) {
-			return attrErr(a.name, "attribute names hold only lower-case letters a-z and digits 0-9")
+	for _, a := range e.Attrs {
+		if !validAttrName(a.Name) {
+			return attrErr(a.Name, "attribute names hold only lower-case letters a-z and digits 0-9")
+		}
+		if !validText(a.Value) {
+			return attrErr(a.Name, "not UTF-8 text: attribute values are Unicode strings")
 		}
 	}
-	for _, req := range []string{attrID, attrSource, attrType} {
-		v, ok := e.get(req)
+	for _, req := range []string{AttrID, AttrSource, AttrType} {
+		v, ok := e.Get(req)
 		if !ok {
 			return attrErr(req, "missing")
 		}
@@ -417,31 +396,31 @@ func validate(e *event) error {
 			return attrErr(req, "must not be empty")
 		}
 	}
-	src, _ := e.get(attrSource)
+	src, _ := e.Get(AttrSource)
 	if _, err := url.Parse(src); err != nil {
-		return attrErr(attrSource, "not a URI-reference: %v", err)
+		return attrErr(AttrSource, "not a URI-reference: %v", err)
 	}
-	if v, ok := e.get(attrTime); ok {
+	if v, ok := e.Get(AttrTime); ok {
 		if _, err := time.Parse(time.RFC3339Nano, v); err != nil {
-			return attrErr(attrTime, "%q is not an RFC 3339 timestamp", v)
+			return attrErr(AttrTime, "%q is not an RFC 3339 timestamp", v)
 		}
 	}
-	if v, ok := e.get(attrSubject); ok && v == "" {
-		return attrErr(attrSubject, "must not be empty when present")
+	if v, ok := e.Get(AttrSubject); ok && v == "" {
+		return attrErr(AttrSubject, "must not be empty when present")
 	}
-	schemaAttr := attrDataSchema
+	schemaAttr := AttrDataSchema
 	if sv == "0.3" {
-		schemaAttr = attrSchemaURL
+		schemaAttr = AttrSchemaURL
 	}
-	if v, ok := e.get(schemaAttr); ok {
+	if v, ok := e.Get(schemaAttr); ok {
 		u, err := url.Parse(v)
 		if err != nil || v == "" || (sv == "1.0" && !u.IsAbs()) {
 			return attrErr(schemaAttr, "%q is not a URI", v)
 		}
 	}
-	for i := 0; i < len(e.contentType); i++ {
-		if c := e.contentType[i]; c < 0x20 || c > 0x7E {
-			return attrErr(attrDataContentType, "not a media type")
+	for i := 0; i < len(e.ContentType); i++ {
+		if c := e.ContentType[i]; c < 0x20 || c > 0x7E {
+			return attrErr(AttrDataContentType, "not a media type")
 		}
 	}
 	return nil
