@@ -37,12 +37,13 @@ var crdValidator = sync.OnceValues(func() (*crdvalidation.Validator, error) {
 // Validate checks an object as the API server would on create and then as
 // the operator would before applying it. A Topic, Subscription or
 // EventSource is checked against the CRD's schema and CEL rules, with the
-// API server's code; the error is then the API server's, an
-// *errors.StatusError listing every violation. An object the API server
-// accepts is then checked as the operator does (stream configuration,
-// filters, delivery, ping schedules, CloudEvents extensions), which in a
-// cluster shows in its status; those violations are joined with "; ".
-// A Secret is checked for the API server's name and key rules.
+// API server's code; the error is then the API server's, a StatusError of
+// k8s.io/apimachinery/pkg/api/errors with reason Invalid that lists every
+// violation. An object the API server accepts is then checked as the
+// operator does (stream configuration, filters, delivery, ping schedules,
+// CloudEvents extensions), which in a cluster shows in its status; those
+// violations are joined with "; ". A Secret is checked for the API server's
+// name and key rules.
 func Validate(o *Object) error {
 	switch {
 	case o.Topic != nil, o.Subscription != nil, o.EventSource != nil:

@@ -24,6 +24,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/operation"
 	metavalidation "k8s.io/apimachinery/pkg/api/validation"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -51,7 +52,8 @@ type version struct {
 
 // New builds a Validator for the served versions of crds, as the API server
 // does when it starts serving them. A schema the API server would not serve
-// is an error.
+// is an error, and so are preserveUnknownFields and the scale subresource,
+// which the Validator does not implement.
 func New(crds []*apiextensionsv1.CustomResourceDefinition) (*Validator, error) {
 	v := &Validator{kinds: map[schema.GroupVersionKind]*version{}}
 	for _, crd := range crds {
@@ -99,6 +101,9 @@ func newVersion(crd *apiextensionsv1.CustomResourceDefinition, ver apiextensions
 	subresources, err := apihelpers.GetSubresourcesForVersion(crd, ver.Name)
 	if err != nil {
 		return nil, err
+	}
+	if subresources != nil && subresources.Scale != nil {
+		return nil, fmt.Errorf("the scale subresource is not supported")
 	}
 	return &version{
 		groupKind:  schema.GroupKind{Group: crd.Spec.Group, Kind: crd.Spec.Names.Kind},
@@ -212,7 +217,7 @@ func (kv *version) validateMeta(ctx context.Context, u *unstructured.Unstructure
 		return field.ErrorList{field.Invalid(field.NewPath("metadata"), u.Object["metadata"], err.Error())}
 	}
 	if !found {
-		return field.ErrorList{field.Required(field.NewPath("metadata", "name"), "name or generateName is required")}
+		meta = &metav1.ObjectMeta{}
 	}
 	return metavalidation.ValidateObjectMetaDeclaratively(ctx, operation.Create, meta, nil, kv.namespaced,
 		metavalidation.NameIsDNSSubdomain, field.NewPath("metadata"), utilfeature.DefaultFeatureGate.Enabled(features.DeclarativeValidationBeta))
