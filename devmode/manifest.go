@@ -9,7 +9,9 @@ package devmode
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -20,6 +22,8 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
@@ -85,6 +89,11 @@ type Object struct {
 	// Secret is a v1 Secret, its stringData merged into data as the API
 	// server does. Its values are never printed.
 	Secret *corev1.Secret
+
+	// content is a Topic's, Subscription's or EventSource's manifest as the
+	// API server would store it (namespace set, defaults applied), which
+	// Validate checks against the CRDs' schemas.
+	content map[string]any
 }
 
 // Key returns the object's kind, namespace and name.
@@ -174,11 +183,13 @@ func ListFiles(paths []string) ([]string, error) {
 }
 
 // LoadFile reads every document of a manifest file. Documents of other API
-// groups or kinds are skipped; documents of eventing.herald.dev are decoded
-// strictly (an unknown or duplicate field is an error) into the v1alpha1
-// types, and v1 Secrets into corev1.Secret, with the namespace defaulted to
-// DefaultNamespace. A v1 List is read item by item. An error reading the file is returned as the only entry of
-// Errors.
+// groups or kinds are skipped. Documents of eventing.herald.dev are decoded
+// into the v1alpha1 types as the API server decodes them on create: a
+// duplicate field, or one the CRD's schema does not know, is an error, status
+// is dropped and the schema's defaults are applied. v1 Secrets are decoded
+// strictly into corev1.Secret. The namespace defaults to DefaultNamespace. A
+// v1 List is read item by item. An error reading the file is returned as the
+// only entry of Errors.
 func LoadFile(file string) *FileResult {
 	res := &FileResult{File: file}
 	data, err := os.ReadFile(file)
@@ -260,9 +271,50 @@ func (r *FileResult) decodeDocument(origin Origin, doc []byte) {
 			Err: fmt.Errorf("apiVersion %s is not served; use %s", tm.APIVersion, v1alpha1.GroupVersion)})
 		return
 	}
-	obj := &Object{Origin: origin}
+	if tm.Metadata.Name == "" {
+		r.Errors = append(r.Errors, &ManifestError{Origin: origin, Object: strings.ToLower(tm.Kind), Err: errors.New("metadata.name is required")})
+		return
+	}
+	obj, err := decodeHerald(j, tm.Kind, ns)
+	if err != nil {
+		r.Errors = append(r.Errors, &ManifestError{Origin: origin, Object: name, Err: err})
+		return
+	}
+	obj.Origin = origin
+	r.Objects = append(r.Objects, obj)
+}
+
+// decodeHerald decodes a Topic, Subscription or EventSource as the API
+// server does on create: a field the CRD's schema does not know is an error
+// (kubectl's default, strict field validation), status is dropped and the
+// schema's defaults are applied. A value of the wrong type is reported with
+// the API server's message for it.
+func decodeHerald(j []byte, kind, ns string) (*Object, error) {
+	var content map[string]any
+	if err := kjson.UnmarshalCaseSensitivePreserveInts(j, &content); err != nil {
+		return nil, err
+	}
+	if err := unstructured.SetNestedField(content, ns, "metadata", "namespace"); err != nil {
+		return nil, fmt.Errorf("metadata: %w", err)
+	}
+	v, err := crdValidator()
+	if err != nil {
+		return nil, err
+	}
+	content, err = v.Decode(content)
+	if se, ok := runtime.AsStrictDecodingError(err); ok {
+		msgs := make([]string, len(se.Errors()))
+		for i, e := range se.Errors() {
+			msgs[i] = e.Error()
+		}
+		return nil, errors.New(strings.Join(msgs, "; "))
+	}
+	if err != nil {
+		return nil, err
+	}
+	obj := &Object{content: content}
 	var into any
-	switch tm.Kind {
+	switch kind {
 	case KindTopic:
 		obj.Topic = &v1alpha1.Topic{}
 		into = obj.Topic
@@ -273,31 +325,23 @@ func (r *FileResult) decodeDocument(origin Origin, doc []byte) {
 		obj.EventSource = &v1alpha1.EventSource{}
 		into = obj.EventSource
 	}
-	strict, err := kjson.UnmarshalStrict(j, into, kjson.DisallowDuplicateFields, kjson.DisallowUnknownFields)
+	stored, err := json.Marshal(content)
+	if err != nil {
+		return nil, err
+	}
+	strict, err := kjson.UnmarshalStrict(stored, into, kjson.DisallowDuplicateFields, kjson.DisallowUnknownFields)
 	if err == nil && len(strict) > 0 {
-		msgs := make([]string, len(strict))
-		for i, e := range strict {
-			msgs[i] = e.Error()
-		}
-		err = errors.New(strings.Join(msgs, "; "))
+		err = strict[0]
 	}
 	if err != nil {
-		r.Errors = append(r.Errors, &ManifestError{Origin: origin, Object: name, Err: err})
-		return
+		// The schema knows every field, so a value of the wrong type got
+		// here; the schema validator names it as the API server would.
+		if verr := v.Validate(context.Background(), content); verr != nil {
+			return nil, verr
+		}
+		return nil, err
 	}
-	if tm.Metadata.Name == "" {
-		r.Errors = append(r.Errors, &ManifestError{Origin: origin, Object: strings.ToLower(tm.Kind), Err: errors.New("metadata.name is required")})
-		return
-	}
-	switch {
-	case obj.Topic != nil:
-		obj.Topic.Namespace = ns
-	case obj.Subscription != nil:
-		obj.Subscription.Namespace = ns
-	case obj.EventSource != nil:
-		obj.EventSource.Namespace = ns
-	}
-	r.Objects = append(r.Objects, obj)
+	return obj, nil
 }
 
 // decodeSecret reads a v1 Secret strictly, as the API server would. Error

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/herald-dev/herald/api/v1alpha1"
 )
 
 func writeFile(t *testing.T, dir, name, content string) string {
@@ -295,13 +297,13 @@ apiVersion: eventing.herald.dev/v1alpha1
 kind: Subscription
 metadata: {name: s}
 spec: {topic: t, subscriber: {}}
-`, []string{"spec.subscriber: a destination needs a ref, a uri, or both"}},
+`, []string{"spec.subscriber: Invalid value: a destination needs a ref, a uri, or both"}},
 		{"relative uri without ref", `
 apiVersion: eventing.herald.dev/v1alpha1
 kind: Subscription
 metadata: {name: s}
 spec: {topic: t, subscriber: {uri: /x}}
-`, []string{"spec.subscriber.uri: uri must be an absolute http:// or https:// URL"}},
+`, []string{"spec.subscriber: Invalid value: uri must be an absolute http:// or https:// URL"}},
 		{"long names and bad filter", `
 apiVersion: eventing.herald.dev/v1alpha1
 kind: Subscription
@@ -311,13 +313,34 @@ spec:
   subscriber: {uri: "http://x/"}
   filters: [{exact: {type: a}, prefix: {type: b}}, {cesql: "type ="}]
   delivery: {timeout: 5 minutes}
-`, []string{"at most 63 characters", "spec.filters[0]", "spec.filters[1]", "spec.delivery.timeout"}},
-		{"topic name rules", `
+`, []string{`Subscription.eventing.herald.dev "` + strings.Repeat("s", 64) + `" is invalid`, "at most 63 characters",
+			"spec.filters[0]: Invalid value: a filter sets exactly one of", "spec.delivery.timeout: Invalid value: \"5 minutes\""}},
+		{"filter the API server accepts and the dispatcher cannot compile", `
+apiVersion: eventing.herald.dev/v1alpha1
+kind: Subscription
+metadata: {name: s}
+spec:
+  topic: t
+  subscriber: {uri: "http://x/"}
+  filters: [{exact: {type: a}}, {cesql: "type ="}]
+`, []string{"spec.filters[1]"}},
+		{"topic name and replicas", `
 apiVersion: eventing.herald.dev/v1alpha1
 kind: Topic
 metadata: {name: ` + "Orders_" + strings.Repeat("o", 50) + `}
 spec: {replicas: 2}
-`, []string{"at most 52 characters", "start with a letter", "spec.replicas"}},
+`, []string{"metadata.name: Invalid value", "a lowercase RFC 1123 subdomain", "spec.replicas: Unsupported value: 2",
+			"some validation rules were not checked"}},
+		{"topic name length", `
+apiVersion: eventing.herald.dev/v1alpha1
+kind: Topic
+metadata: {name: ` + strings.Repeat("o", 53) + `}
+`, []string{"at most 52 characters"}},
+		{"topic name with a dot", `
+apiVersion: eventing.herald.dev/v1alpha1
+kind: Topic
+metadata: {name: a.b}
+`, []string{"start with a letter"}},
 		{"eventsource sets one source", `
 apiVersion: eventing.herald.dev/v1alpha1
 kind: EventSource
@@ -327,16 +350,24 @@ spec:
   ping: {schedule: "@every 1s"}
   webhook: {}
 `, []string{"exactly one of ping, apiServer, webhook or container"}},
-		{"ping schedule, timezone and overrides as the operator checks them", `
+		{"ping schedule and timezone as the operator checks them", `
 apiVersion: eventing.herald.dev/v1alpha1
 kind: EventSource
 metadata: {name: e}
 spec:
   sink: {uri: "http://x/"}
   ping: {schedule: "61 * * * *", timezone: Mars/Olympus}
+`, []string{`spec.ping: timezone "Mars/Olympus"`}},
+		{"ceOverrides extension names", `
+apiVersion: eventing.herald.dev/v1alpha1
+kind: EventSource
+metadata: {name: e}
+spec:
+  sink: {uri: "http://x/"}
+  ping: {schedule: "@hourly"}
   ceOverrides: {extensions: {Team: x}}
-`, []string{`spec.ping: timezone "Mars/Olympus"`, `spec.ceOverrides: ceOverrides extension "Team"`}},
-		{"webhook signature", `
+`, []string{`spec.ceOverrides.extensions: Invalid value: extension names are 1 to 20 lower-case letters or digits`}},
+		{"webhook signature enums", `
 apiVersion: eventing.herald.dev/v1alpha1
 kind: EventSource
 metadata: {name: e}
@@ -344,8 +375,17 @@ spec:
   sink: {uri: "http://x/"}
   webhook:
     signature: {type: hmac, algorithm: md5, encoding: base32, secretKeyRef: {name: s}}
-`, []string{"spec.webhook.signature: a signature of type hmac needs header", `spec.webhook.signature.algorithm: "md5"`,
-			`spec.webhook.signature.encoding: "base32"`, "spec.webhook.signature.secretKeyRef: name and key are required"}},
+`, []string{`spec.webhook.signature.algorithm: Unsupported value: "md5"`,
+			`spec.webhook.signature.encoding: Unsupported value: "base32"`, "spec.webhook.signature.secretKeyRef.key: Required value"}},
+		{"webhook hmac signature without header", `
+apiVersion: eventing.herald.dev/v1alpha1
+kind: EventSource
+metadata: {name: e}
+spec:
+  sink: {uri: "http://x/"}
+  webhook:
+    signature: {type: hmac, secretKeyRef: {name: s, key: k}}
+`, []string{"spec.webhook.signature: Invalid value: a signature of type hmac needs header"}},
 		{"valid secret", `
 apiVersion: v1
 kind: Secret
@@ -357,7 +397,7 @@ apiVersion: v1
 kind: Secret
 metadata: {name: Hooks, namespace: "a_b"}
 stringData: {"bad key": x}
-`, []string{"metadata.namespace", "metadata.name", `data: key "bad key"`}},
+`, []string{"metadata.namespace", "metadata.name", `data[bad key]: Invalid value: "bad key": a valid config key`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -381,5 +421,32 @@ stringData: {"bad key": x}
 				}
 			}
 		})
+	}
+}
+
+// Herald's kinds are decoded as the API server stores them: with the CRDs'
+// defaults and without status.
+func TestLoadFileAppliesDefaults(t *testing.T) {
+	fr := LoadFile(writeFile(t, t.TempDir(), "o.yaml", `
+apiVersion: eventing.herald.dev/v1alpha1
+kind: Subscription
+metadata: {name: s}
+spec: {topic: t, subscriber: {uri: "http://127.0.0.1:1/"}}
+status: {observedGeneration: 7}
+---
+apiVersion: eventing.herald.dev/v1alpha1
+kind: Topic
+metadata: {name: t}
+`))
+	if len(fr.Errors) > 0 || len(fr.Objects) != 2 {
+		t.Fatalf("objects %d, errors %v", len(fr.Objects), fr.Errors)
+	}
+	s := fr.Objects[0].Subscription
+	if s.Spec.MaxInFlight != 64 || s.Spec.Ordering != v1alpha1.OrderingUnordered || s.Spec.StartPosition != "latest" || s.Status.ObservedGeneration != 0 {
+		t.Errorf("subscription spec %+v, status %+v: want defaults and no status", s.Spec, s.Status)
+	}
+	tp := fr.Objects[1].Topic
+	if tp.Spec.Storage != v1alpha1.StorageFile || tp.Spec.Replicas != 1 || tp.Spec.MaxEventSize != 1048576 {
+		t.Errorf("topic spec %+v: want the CRD's defaults", tp.Spec)
 	}
 }
