@@ -23,8 +23,8 @@ package controllers
 // The dispatcher needs no Kubernetes API access: its ServiceAccount has no
 // bindings and mounts no token.
 
-// +kubebuilder:rbac:groups=eventing.herald.dev,resources=topics;subscriptions;eventsources,verbs=get;list;watch;update;patch
-// +kubebuilder:rbac:groups=eventing.herald.dev,resources=topics/status;subscriptions/status;eventsources/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=eventing.herald.dev,resources=topics;subscriptions;eventsources;replays,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=eventing.herald.dev,resources=topics/status;subscriptions/status;eventsources/status;replays/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=eventing.herald.dev,resources=topics/finalizers;subscriptions/finalizers;eventsources/finalizers,verbs=update
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=services;serviceaccounts,verbs=get;list;watch;create;update;patch;delete

@@ -92,8 +92,8 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// Setup registers the field indexes and the Topic, Subscription and
-// EventSource reconcilers with mgr.
+// Setup registers the field indexes and the Topic, Subscription,
+// EventSource and Replay reconcilers with mgr.
 func Setup(ctx context.Context, mgr manager.Manager, prov *provision.Provisioner, cfg Config) error {
 	cfg = cfg.withDefaults()
 	if err := setupIndexes(ctx, mgr); err != nil {
@@ -115,6 +115,11 @@ func Setup(ctx context.Context, mgr manager.Manager, prov *provision.Provisioner
 		Client: mgr.GetClient(), Resolver: resolver, Recorder: recorder, Config: cfg,
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("eventsource controller: %w", err)
+	}
+	if err := (&ReplayReconciler{
+		Client: mgr.GetClient(), Provisioner: prov, Recorder: recorder, Config: cfg,
+	}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("replay controller: %w", err)
 	}
 	return nil
 }

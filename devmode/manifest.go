@@ -39,6 +39,7 @@ const (
 	KindTopic        = "Topic"
 	KindSubscription = "Subscription"
 	KindEventSource  = "EventSource"
+	KindReplay       = "Replay"
 )
 
 // KindSecret is the kind of the core v1 Secrets herald dev reads, only to
@@ -80,12 +81,13 @@ func (k Key) String() string {
 }
 
 // Object is a decoded manifest: exactly one of Topic, Subscription,
-// EventSource and Secret is set.
+// EventSource, Replay and Secret is set.
 type Object struct {
 	Origin       Origin
 	Topic        *v1alpha1.Topic
 	Subscription *v1alpha1.Subscription
 	EventSource  *v1alpha1.EventSource
+	Replay       *v1alpha1.Replay
 	// Secret is a v1 Secret, its stringData merged into data as the API
 	// server does. Its values are never printed.
 	Secret *corev1.Secret
@@ -105,6 +107,8 @@ func (o *Object) Key() Key {
 		return Key{KindSubscription, o.Subscription.Namespace, o.Subscription.Name}
 	case o.EventSource != nil:
 		return Key{KindEventSource, o.EventSource.Namespace, o.EventSource.Name}
+	case o.Replay != nil:
+		return Key{KindReplay, o.Replay.Namespace, o.Replay.Name}
 	case o.Secret != nil:
 		return Key{KindSecret, o.Secret.Namespace, o.Secret.Name}
 	}
@@ -250,7 +254,7 @@ func (r *FileResult) decodeDocument(origin Origin, doc []byte) {
 		r.decodeSecret(origin, j, tm)
 		return
 	}
-	herald := tm.Kind == KindTopic || tm.Kind == KindSubscription || tm.Kind == KindEventSource
+	herald := tm.Kind == KindTopic || tm.Kind == KindSubscription || tm.Kind == KindEventSource || tm.Kind == KindReplay
 	if gv.Group == "" && herald {
 		// The core group has no such kinds: the group was left out.
 		r.Errors = append(r.Errors, &ManifestError{Origin: origin, Object: strings.ToLower(tm.Kind) + " " + tm.Metadata.Name,
@@ -324,6 +328,9 @@ func decodeHerald(j []byte, kind, ns string) (*Object, error) {
 	case KindEventSource:
 		obj.EventSource = &v1alpha1.EventSource{}
 		into = obj.EventSource
+	case KindReplay:
+		obj.Replay = &v1alpha1.Replay{}
+		into = obj.Replay
 	}
 	stored, err := json.Marshal(content)
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/herald-dev/herald/api/v1alpha1"
 	"github.com/herald-dev/herald/dispatcher/plan"
 	"github.com/herald-dev/herald/provision"
+	"github.com/herald-dev/herald/replay"
 	"github.com/herald-dev/herald/resolve"
 )
 
@@ -31,6 +32,9 @@ type Status struct {
 	// which started them. Sources herald dev does not run are in Notes;
 	// sources that could not start are in Errors.
 	Sources []ResolvedSource
+	// Replays are the Replays whose Subscription is in an applied plan,
+	// sorted; the Runtime carries them out.
+	Replays []ResolvedReplay
 	// Skipped are documents of other kinds.
 	Skipped []Skipped
 	// Errors are manifests that are not (or not fully) applied, and why.
@@ -56,6 +60,16 @@ type TopicStatus struct {
 	Stream jetstream.StreamConfig
 	Plan   plan.TopicPlan
 }
+
+// ResolvedReplay is a Replay with the Subscription it delivers to.
+type ResolvedReplay struct {
+	Replay *v1alpha1.Replay
+	Origin Origin
+	Target *replay.Target
+}
+
+// Key is the Replay's "namespace/name".
+func (r ResolvedReplay) Key() string { return r.Replay.Namespace + "/" + r.Replay.Name }
 
 // SubscriptionStatus is a Subscription in an applied plan.
 type SubscriptionStatus struct {
@@ -146,6 +160,7 @@ func (l *loader) load(ctx context.Context) (*Status, error) {
 		l.deleteUndeclaredTopics,
 		l.listForeignTopics,
 		l.resolveSources,
+		l.resolveReplays,
 	} {
 		step(ctx, r)
 	}
@@ -396,6 +411,35 @@ func (l *loader) resolveSources(ctx context.Context, r *loadRun) {
 			}
 		}
 		r.st.Sources = append(r.st.Sources, rs)
+	}
+}
+
+// resolveReplays finds the Subscription of each Replay among those in the
+// applied plans; a Replay of any other Subscription is an error until its
+// Subscription is served.
+func (l *loader) resolveReplays(_ context.Context, r *loadRun) {
+	applied := map[string]SubscriptionStatus{}
+	for _, s := range r.st.Subscriptions {
+		applied[s.Namespace+"/"+s.Name] = s
+	}
+	for _, k := range sortedKeys(r.valid) {
+		o := r.valid[k]
+		if o.Replay == nil {
+			continue
+		}
+		name := k.Namespace + "/" + o.Replay.Spec.Subscription
+		s, ok := applied[name]
+		if !ok {
+			r.fail(o.Origin, k.String(), fmt.Errorf("subscription %s is not served: the Replay waits for it", name))
+			continue
+		}
+		t := replay.NewTarget(s.Namespace, s.Topic, s.Name)
+		t.DeadLetterTopic = s.Plan.DeadLetterTopic
+		if o.Replay.Spec.From.DeadLetters != nil && t.DeadLetterTopic == "" {
+			r.fail(o.Origin, k.String(), fmt.Errorf("subscription %s has no dead-letter Topic: its delivery.deadLetterSink (or its Topic's) must be a ref to a Topic", name))
+			continue
+		}
+		r.st.Replays = append(r.st.Replays, ResolvedReplay{Replay: o.Replay, Origin: o.Origin, Target: t})
 	}
 }
 

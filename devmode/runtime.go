@@ -86,6 +86,7 @@ type Runtime struct {
 	nc        *nats.Conn
 	disp      *dispatcher.Dispatcher
 	loader    *loader
+	replays   *replays
 	ingressLn net.Listener
 	displayLn net.Listener
 	webhookLn net.Listener
@@ -119,6 +120,9 @@ func New(cfg Config) (_ *Runtime, err error) {
 		}
 	}
 	rt.loader = newLoader(cfg.Paths, rt.ep.Ingress, prov, cfg.DataDir, state, rt.webhookLn != nil)
+	if rt.replays, err = newReplays(prov.JetStream(), cfg.DataDir, rt.log); err != nil {
+		return nil, err
+	}
 	return rt, nil
 }
 
@@ -351,6 +355,7 @@ func (rt *Runtime) serve(ctx context.Context) *serving {
 func (rt *Runtime) begin(ctx context.Context, st *Status) {
 	rt.waitReady(ctx)
 	rt.syncSources(ctx, st)
+	rt.replays.sync(ctx, st.Replays)
 	rt.status.Store(st)
 	for _, s := range st.Skipped {
 		rt.log.Info("skipped a manifest of another kind", "file", s.Origin.String(), "kind", s.Kind, "apiVersion", s.APIVersion, "name", s.Name)
@@ -389,6 +394,7 @@ func (rt *Runtime) shutdown(sv *serving, runErr error) error {
 		}
 	}
 	rt.cfg.Sources.Stop()
+	rt.replays.stop()
 	if err := sv.ingress.Shutdown(sctx); err != nil {
 		rt.log.Warn("ingress shutdown", "error", err)
 	}
@@ -457,6 +463,7 @@ func (rt *Runtime) reload(ctx context.Context) {
 		return
 	}
 	rt.syncSources(ctx, st)
+	rt.replays.sync(ctx, st.Replays)
 	rt.status.Store(st)
 	changes := Changes(prev, st)
 	if len(changes) == 0 {

@@ -17,6 +17,7 @@ import (
 	"github.com/herald-dev/herald/config/crd"
 	"github.com/herald-dev/herald/dispatcher/plan"
 	"github.com/herald-dev/herald/internal/crdvalidation"
+	"github.com/herald-dev/herald/replay"
 	"github.com/herald-dev/herald/sources"
 )
 
@@ -46,7 +47,7 @@ var crdValidator = sync.OnceValues(func() (*crdvalidation.Validator, error) {
 // name and key rules.
 func Validate(o *Object) error {
 	switch {
-	case o.Topic != nil, o.Subscription != nil, o.EventSource != nil:
+	case o.Topic != nil, o.Subscription != nil, o.EventSource != nil, o.Replay != nil:
 		if o.content == nil {
 			return errors.New("not decoded from a manifest")
 		}
@@ -65,6 +66,13 @@ func Validate(o *Object) error {
 		return validateSubscription(o.Subscription)
 	case o.EventSource != nil:
 		return validateEventSource(o.EventSource)
+	case o.Replay != nil:
+		if dl := o.Replay.Spec.From.DeadLetters; dl != nil {
+			if _, err := replay.SelectionFor(dl); err != nil {
+				return fmt.Errorf("spec.from.%w", err)
+			}
+		}
+		return nil
 	case o.Secret != nil:
 		return validateSecret(o.Secret.Namespace, o.Secret.Name, o.Secret.Data)
 	}

@@ -55,6 +55,9 @@ func New(ctx context.Context, js jetstream.JetStream, replicas int) (*Provisione
 	return &Provisioner{js: js, kv: kv}, nil
 }
 
+// JetStream is the JetStream context p works with.
+func (p *Provisioner) JetStream() jetstream.JetStream { return p.js }
+
 // Report is what Apply did for one Topic.
 type Report struct {
 	// Stream is the server's view of the stream after Apply, nil when there

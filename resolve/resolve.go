@@ -122,6 +122,21 @@ func DeadLetterSink(topic *v1alpha1.Topic, s *v1alpha1.Subscription) (field stri
 	return "", nil
 }
 
+// DeadLetterTopic returns "namespace/name" of the Topic a Subscription's
+// effective dead-letter sink refers to (see DeadLetterSink; topic may be
+// nil), or "" when that sink is no ref to a Topic.
+func DeadLetterTopic(topic *v1alpha1.Topic, s *v1alpha1.Subscription) string {
+	_, d := DeadLetterSink(topic, s)
+	if d == nil || d.Ref == nil || d.Ref.Kind != "Topic" || d.Ref.APIVersion != v1alpha1.GroupVersion.String() {
+		return ""
+	}
+	ns := d.Ref.Namespace
+	if ns == "" {
+		ns = s.Namespace
+	}
+	return ns + "/" + d.Ref.Name
+}
+
 // Subscription resolves a Subscription's subscriber, reply and effective
 // dead-letter sink (see DeadLetterSink; topic may be nil). It resolves what
 // it can; the error is about the first Destination that did not resolve,
@@ -150,12 +165,8 @@ func Subscription(ctx context.Context, l Lookup, topic *v1alpha1.Topic, s *v1alp
 	field, dls := DeadLetterSink(topic, s)
 	rs.DeadLetterURI, err = Destination(ctx, l, s.Namespace, dls)
 	note(field, err)
-	if err == nil && dls != nil && dls.Ref != nil && dls.Ref.Kind == "Topic" && dls.Ref.APIVersion == v1alpha1.GroupVersion.String() {
-		ns := dls.Ref.Namespace
-		if ns == "" {
-			ns = s.Namespace
-		}
-		rs.DeadLetterTopic = ns + "/" + dls.Ref.Name
+	if err == nil {
+		rs.DeadLetterTopic = DeadLetterTopic(topic, s)
 	}
 	return rs, first
 }

@@ -45,6 +45,10 @@ const (
 	// ConditionDeploymentAvailable is True when an EventSource's adapter
 	// Deployment has its minimum available replicas.
 	ConditionDeploymentAvailable = "DeploymentAvailable"
+
+	// ConditionComplete is True when a Replay handed every selected event to
+	// its Subscription.
+	ConditionComplete = "Complete"
 )
 
 // Condition reasons. A reason is CamelCase and says why a condition has its status.
@@ -70,6 +74,9 @@ const (
 	ReasonDeploymentUnavailable = "DeploymentUnavailable"
 	// ReasonDeleting: the object is being deleted.
 	ReasonDeleting = "Deleting"
+	// ReasonReplaying: a Replay is handing events to its Subscription.
+	ReasonReplaying = "Replaying"
+
 )
 
 // Finalizer is the finalizer Herald puts on Topics and Subscriptions so that

@@ -17,9 +17,10 @@ import (
 )
 
 const (
-	topicHead = "apiVersion: eventing.herald.dev/v1alpha1\nkind: Topic\nmetadata:\n  name: %s\n"
-	subHead   = "apiVersion: eventing.herald.dev/v1alpha1\nkind: Subscription\nmetadata:\n  name: %s\n"
-	srcHead   = "apiVersion: eventing.herald.dev/v1alpha1\nkind: EventSource\nmetadata:\n  name: %s\n"
+	topicHead  = "apiVersion: eventing.herald.dev/v1alpha1\nkind: Topic\nmetadata:\n  name: %s\n"
+	subHead    = "apiVersion: eventing.herald.dev/v1alpha1\nkind: Subscription\nmetadata:\n  name: %s\n"
+	srcHead    = "apiVersion: eventing.herald.dev/v1alpha1\nkind: EventSource\nmetadata:\n  name: %s\n"
+	replayHead = "apiVersion: eventing.herald.dev/v1alpha1\nkind: Replay\nmetadata:\n  name: %s\n"
 
 	pingSink = "  sink:\n    uri: http://sink.example/\n"
 )
@@ -73,6 +74,20 @@ var objects = []struct {
 	{"subscription rate limit zero", head(subHead, "rl") + "spec:\n  topic: orders\n  subscriber: {uri: 'http://s.example/'}\n  rateLimit: {eventsPerSecond: 0}\n", "should be greater than or equal to 1"},
 	{"subscription timeout without unit", head(subHead, "to") + "spec:\n  topic: orders\n  subscriber: {uri: 'http://s.example/'}\n  delivery: {timeout: '30'}\n", "must be an ISO-8601 duration"},
 	{"subscription name too long", head(subHead, strings.Repeat("s", 64)) + "spec:\n  topic: orders\n  subscriber: {uri: 'http://s.example/'}\n", "Subscription names are at most 63 characters"},
+
+	// Replay
+	{"replay from time", head(replayHead, "time") + "spec:\n  subscription: audit\n  from: {time: '2026-12-01T10:00:00Z'}\n  until: {time: '2026-12-01T11:00:00Z'}\n  rateLimit: {eventsPerSecond: 100}\n", ""},
+	{"replay from sequence", head(replayHead, "seq") + "spec:\n  subscription: audit\n  from: {sequence: 50}\n  until: {sequence: 50}\n", ""},
+	{"replay dead letters", head(replayHead, "dl") + "spec:\n  subscription: audit\n  from:\n    deadLetters:\n      ids: [a, b]\n      since: '2026-12-01T10:00:00Z'\n      filter: \"knativeerrorcode = '503'\"\n", ""},
+	{"replay without from", head(replayHead, "nofrom") + "spec:\n  subscription: audit\n  from: {}\n", "from needs exactly one of time, sequence or deadLetters"},
+	{"replay two froms", head(replayHead, "two") + "spec:\n  subscription: audit\n  from: {sequence: 1, time: '2026-12-01T10:00:00Z'}\n", "from needs exactly one of time, sequence or deadLetters"},
+	{"replay until before from", head(replayHead, "back") + "spec:\n  subscription: audit\n  from: {time: '2026-12-01T11:00:00Z'}\n  until: {time: '2026-12-01T10:00:00Z'}\n", "until.time must be after from.time"},
+	{"replay until sequence before from", head(replayHead, "backseq") + "spec:\n  subscription: audit\n  from: {sequence: 10}\n  until: {sequence: 9}\n", "until.sequence must not be before from.sequence"},
+	{"replay until with dead letters", head(replayHead, "dluntil") + "spec:\n  subscription: audit\n  from: {deadLetters: {}}\n  until: {sequence: 9}\n", "until applies to a Replay from time or sequence"},
+	{"replay until empty", head(replayHead, "untilempty") + "spec:\n  subscription: audit\n  from: {sequence: 1}\n  until: {}\n", "until needs exactly one of time or sequence"},
+	{"replay dead letters until before since", head(replayHead, "dlback") + "spec:\n  subscription: audit\n  from:\n    deadLetters: {since: '2026-12-01T11:00:00Z', until: '2026-12-01T10:00:00Z'}\n", "deadLetters.until must not be before deadLetters.since"},
+	{"replay sequence zero", head(replayHead, "zero") + "spec:\n  subscription: audit\n  from: {sequence: 0}\n", "should be greater than or equal to 1"},
+	{"replay without subscription", head(replayHead, "nosub") + "spec:\n  from: {sequence: 1}\n", "spec.subscription: Required value"},
 
 	// EventSource
 	{"eventsource two kinds", head(srcHead, "two") + "spec:\n" + pingSink + "  ping: {schedule: '* * * * *'}\n  webhook: {}\n", "an EventSource sets exactly one of ping, apiServer, webhook or container"},
