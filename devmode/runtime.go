@@ -19,7 +19,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/herald-dev/herald/dispatcher"
-	"github.com/herald-dev/herald/internal/natstest"
+	"github.com/herald-dev/herald/internal/natsserver"
 	"github.com/herald-dev/herald/provision"
 )
 
@@ -161,7 +161,7 @@ func New(cfg Config) (_ *Runtime, err error) {
 		}
 		ln.Close()
 	}
-	if rt.ns, err = natstest.Run(natstest.Options{StoreDir: cfg.DataDir, Host: cfg.NATSHost, Port: cfg.NATSPort}); err != nil {
+	if rt.ns, err = natsserver.Run(natsserver.Options{StoreDir: cfg.DataDir, Host: cfg.NATSHost, Port: cfg.NATSPort}); err != nil {
 		return nil, err
 	}
 	connect := []nats.Option{nats.Name("herald dev")}
