@@ -1,40 +1,48 @@
 package e2e
 
 import (
-	"bufio"
+	"bytes"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 // TestManagerLogs checks that the operator, at the default log level,
 // writes every line as a JSON record, controller-runtime's own included.
 func TestManagerLogs(t *testing.T) {
-	f, err := os.Open(filepath.Join(workDir, "manager.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	started := false
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for sc.Scan() {
-		var rec struct {
-			Level, Msg string
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		data, err := os.ReadFile(filepath.Join(workDir, "manager.log"))
+		if err != nil {
+			t.Fatal(err)
 		}
-		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil || rec.Level == "" || rec.Msg == "" {
-			t.Errorf("not a JSON log record: %s", sc.Bytes())
-			continue
+		// The last line may be partly written.
+		if i := bytes.LastIndexByte(data, '\n'); i >= 0 {
+			data = data[:i]
+		} else {
+			data = nil
 		}
-		if rec.Msg == "Starting Controller" && rec.Level == "INFO" {
-			started = true
+		started := false
+		for _, line := range bytes.Split(data, []byte("\n")) {
+			if len(line) == 0 {
+				continue
+			}
+			var rec struct{ Level, Msg string }
+			if err := json.Unmarshal(line, &rec); err != nil || rec.Level == "" || rec.Msg == "" {
+				t.Fatalf("not a JSON log record: %s", line)
+			}
+			if rec.Msg == "Starting Controller" && rec.Level == "INFO" {
+				started = true
+			}
 		}
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	if !started {
-		t.Error(`the manager logged no "Starting Controller" at INFO`)
+		if started {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf(`the manager logged no "Starting Controller" at INFO:\n%s`, data)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
