@@ -4,15 +4,12 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"flag"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -20,21 +17,16 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
-	"sigs.k8s.io/controller-runtime/pkg/log"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
-	"github.com/herald-dev/herald/api/v1alpha1"
 	"github.com/herald-dev/herald/controllers"
 	"github.com/herald-dev/herald/controllers/resources"
-	"github.com/herald-dev/herald/internal/natstest"
+	"github.com/herald-dev/herald/internal/testenv"
 	"github.com/herald-dev/herald/provision"
 )
 
@@ -45,7 +37,7 @@ var (
 	k8s    client.Client
 	js     jetstream.JetStream
 	prov   *provision.Provisioner
-	scheme = runtime.NewScheme()
+	scheme *runtime.Scheme
 )
 
 const (
@@ -62,63 +54,17 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	flag.Parse()
-	if err := clientgoscheme.AddToScheme(scheme); err != nil {
-		panic(err)
+	env, err := testenv.Start(testenv.Options{NATS: true})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
 	}
-	if err := v1alpha1.AddToScheme(scheme); err != nil {
-		panic(err)
-	}
-	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
-		// The directory hack/envtest-assets.sh builds, when it exists.
-		if dirs, _ := filepath.Glob(filepath.Join("..", "bin", "k8s", "*", "kube-apiserver")); len(dirs) > 0 {
-			abs, _ := filepath.Abs(filepath.Dir(dirs[len(dirs)-1]))
-			os.Setenv("KUBEBUILDER_ASSETS", abs)
-		} else {
-			fmt.Fprintln(os.Stderr, "controllers tests need kube-apiserver and etcd: run `make test`, or export KUBEBUILDER_ASSETS=$(hack/envtest-assets.sh)")
-			return 1
+	defer func() {
+		if err := env.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
 		}
-	}
-	if testing.Verbose() {
-		log.SetLogger(zap.New(zap.UseDevMode(true), zap.WriteTo(os.Stderr)))
-	} else {
-		log.SetLogger(zap.New(zap.WriteTo(devNull{})))
-	}
-
-	env := &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join("..", "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-		Scheme:                scheme,
-	}
-	cfg, err := env.Start()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "start envtest:", err)
-		return 1
-	}
-	defer func() { _ = env.Stop() }()
-
-	storeDir, err := os.MkdirTemp("", "herald-controllers-nats-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(storeDir)
-	ns, err := natstest.Run(natstest.Options{StoreDir: storeDir})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer nc.Close()
-	if js, err = jetstream.New(nc); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
+	}()
+	k8s, js, scheme = env.Client, env.JetStream, env.Scheme
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -127,7 +73,7 @@ func run(m *testing.M) int {
 		return 1
 	}
 
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
 		Scheme:                 scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
@@ -139,7 +85,7 @@ func run(m *testing.M) int {
 	}
 	if err := controllers.Setup(ctx, mgr, prov, controllers.Config{
 		ClusterDomain:    "cluster.local",
-		Dispatcher:       resources.DispatcherConfig{Image: resources.Image{Name: image}, NATS: resources.NATS{URL: ns.ClientURL()}},
+		Dispatcher:       resources.DispatcherConfig{Image: resources.Image{Name: image}, NATS: resources.NATS{URL: env.NATS.ClientURL()}},
 		Adapter:          resources.AdapterConfig{Image: resources.Image{Name: image}},
 		RefreshInterval:  refreshInterval,
 		ProgressInterval: 200 * time.Millisecond,
@@ -156,16 +102,8 @@ func run(m *testing.M) int {
 		}
 	}()
 
-	if k8s, err = client.New(cfg, client.Options{Scheme: scheme}); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
 	return m.Run()
 }
-
-type devNull struct{}
-
-func (devNull) Write(p []byte) (int, error) { return len(p), nil }
 
 // eventually calls f until it returns nil, failing the test with f's last
 // error after timeout.

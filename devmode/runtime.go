@@ -19,7 +19,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/herald-dev/herald/dispatcher"
-	"github.com/herald-dev/herald/internal/natstest"
+	"github.com/herald-dev/herald/internal/natsserver"
 	"github.com/herald-dev/herald/provision"
 )
 
@@ -206,7 +206,7 @@ func (rt *Runtime) listen() error {
 // startNATS starts the embedded NATS server on the data directory.
 func (rt *Runtime) startNATS() error {
 	var err error
-	rt.ns, err = natstest.Run(natstest.Options{StoreDir: rt.cfg.DataDir, Host: rt.cfg.NATSHost, Port: rt.cfg.NATSPort})
+	rt.ns, err = natsserver.Run(natsserver.Options{StoreDir: rt.cfg.DataDir, Host: rt.cfg.NATSHost, Port: rt.cfg.NATSPort})
 	return err
 }
 

@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/herald-dev/herald/api/v1alpha1"
+	"github.com/herald-dev/herald/internal/logging"
 )
 
 // Environment variables of the adapter contract (see the package doc).
@@ -78,8 +79,10 @@ func SourcePath(namespace, name string) string {
 func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs := flag.NewFlagSet("herald adapter", flag.ContinueOnError)
 	var (
-		sink, overrides, typ, ns, name, spec, secret, level string
-		cfg                                                 Config
+		sink, overrides, typ, ns, name, spec, secret string
+		cfg                                          Config
+		logFlags                                     logging.Flags
+		err                                          error
 	)
 	fromEnv := map[string]struct {
 		dst *string
@@ -104,7 +107,7 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.StringVar(&cfg.MetricsListen, "metrics-listen", DefaultMetricsListen, "address of /metrics, /healthz and /readyz")
 	fs.IntVar(&cfg.MaxAttempts, "max-attempts", DefaultMaxAttempts, "send attempts per event")
 	fs.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", DefaultMaxBodyBytes, "largest webhook request body; larger ones get 413")
-	fs.StringVar(&level, "log-level", "info", "debug, info, warn or error")
+	logFlags.BindFlags(fs, getenv)
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
 	}
@@ -118,8 +121,8 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 			*v.dst = getenv(v.env)
 		}
 	}
-	if err := cfg.LogLevel.UnmarshalText([]byte(level)); err != nil {
-		return Config{}, fmt.Errorf("--log-level: %w", err)
+	if cfg.LogLevel, err = logFlags.Level(); err != nil {
+		return Config{}, err
 	}
 	cfg.Sink = sink
 	cfg.Type = v1alpha1.EventSourceType(typ)

@@ -25,7 +25,8 @@
 //	                         --metrics-listen    address of /metrics, /healthz and /readyz (default :9090).
 //	                         --max-attempts      send attempts per event (default 5).
 //	                         --max-body-bytes    largest webhook body (default 4 MiB; larger: 413).
-//	                         --log-level         debug, info, warn or error (default info).
+//	HERALD_LOG_LEVEL         --log-level         debug, info, warn or error, or a verbosity number
+//	                                             n >= 0 (default info).
 //
 // /healthz answers 200 while the process runs. /readyz answers 200 once the
 // source is running: ping once its schedule is armed, webhook once it

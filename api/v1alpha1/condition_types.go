@@ -76,7 +76,6 @@ const (
 	ReasonDeleting = "Deleting"
 	// ReasonReplaying: a Replay is handing events to its Subscription.
 	ReasonReplaying = "Replaying"
-
 )
 
 // Finalizer is the finalizer Herald puts on Topics and Subscriptions so that

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 
+	"github.com/herald-dev/herald/internal/logging"
 	"github.com/herald-dev/herald/sources"
 	"github.com/herald-dev/herald/sources/adapter"
 )
@@ -21,7 +22,7 @@ func runAdapter(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	log := logging.New(os.Stderr, logging.JSON, cfg.LogLevel)
 	slog.SetDefault(log)
 	return adapter.Run(ctx, cfg, log)
 }

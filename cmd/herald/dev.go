@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/herald-dev/herald/devmode"
+	"github.com/herald-dev/herald/internal/logging"
 )
 
 func init() {
@@ -62,7 +63,8 @@ func parseDevFlags(args []string, stderr io.Writer) (devmode.Config, devOptions,
 	listen := fs.String("listen", "127.0.0.1:8080", "host:port of the ingress")
 	displayListen := fs.String("display-listen", "127.0.0.1:8081", "host:port of the built-in display sink, which prints events to stdout; empty disables it")
 	webhookListen := fs.String("webhook-listen", "127.0.0.1:8082", "host:port serving the webhook EventSources at /<namespace>/<name>; empty disables them")
-	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	var logFlags logging.Flags
+	logFlags.BindFlags(fs, nil)
 	pprofListen := fs.String("pprof-listen", "", "host:port serving Go's profiler at /debug/pprof/; empty (the default) disables it")
 	natsInProcess := fs.Bool("nats-in-process", true, "connect the dispatcher to the embedded NATS server in-process; false connects over loopback TCP, as a deployed dispatcher does")
 	fs.Usage = func() {
@@ -79,9 +81,9 @@ func parseDevFlags(args []string, stderr io.Writer) (devmode.Config, devOptions,
 		fs.Usage()
 		return devmode.Config{}, devOptions{}, errors.New("no manifests: give -f DIR or -f FILE")
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		return devmode.Config{}, devOptions{}, fmt.Errorf("--log-level: %w", err)
+	level, err := logFlags.Level()
+	if err != nil {
+		return devmode.Config{}, devOptions{}, err
 	}
 	host, port, err := parseNATSListen(*natsListen)
 	if err != nil {
@@ -148,7 +150,7 @@ func devMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	cfg.Log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: o.level}))
+	cfg.Log = logging.New(stderr, logging.Text, o.level)
 	if o.pprofListen != "" {
 		ln, err := net.Listen("tcp", o.pprofListen)
 		if err != nil {

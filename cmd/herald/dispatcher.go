@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/herald-dev/herald/dispatcher"
+	"github.com/herald-dev/herald/internal/logging"
 )
 
 func init() {
@@ -66,13 +67,13 @@ func parseDispatcherConfig(args []string, getenv func(string) string) (dispatche
 	var (
 		c        dispatcherConfig
 		topics   string
-		logLevel string
+		logFlags logging.Flags
 	)
 	c.registerNATSFlags(fs, getenv)
 	fs.StringVar(&topics, "topics", getenv("HERALD_TOPICS"), "Topics to serve as namespace/name, comma-separated; empty serves all ($HERALD_TOPICS)")
 	fs.StringVar(&c.Listen, "listen", envOr("HERALD_LISTEN", ":8080"), "ingress address, also serving /healthz and /readyz ($HERALD_LISTEN)")
 	fs.StringVar(&c.MetricsListen, "metrics-listen", envOr("HERALD_METRICS_LISTEN", ":9090"), `address of /metrics, /healthz and /readyz; "" disables ($HERALD_METRICS_LISTEN)`)
-	fs.StringVar(&logLevel, "log-level", envOr("HERALD_LOG_LEVEL", "info"), "debug, info, warn or error ($HERALD_LOG_LEVEL)")
+	logFlags.BindFlags(fs, getenv)
 	fs.DurationVar(&c.DrainDelay, "drain-delay", 5*time.Second, "after SIGTERM, how long at least to keep accepting events, closing each connection, before the listener closes")
 	fs.DurationVar(&c.DrainMax, "drain-max", 20*time.Second, "after SIGTERM, how long at most to keep accepting events while they still arrive")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "bound on the graceful shutdown after the drain")
@@ -83,8 +84,9 @@ func parseDispatcherConfig(args []string, getenv func(string) string) (dispatche
 		return dispatcherConfig{}, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
 	c.Topics = splitList(topics)
-	if err := c.LogLevel.UnmarshalText([]byte(logLevel)); err != nil {
-		return dispatcherConfig{}, fmt.Errorf("--log-level %q: want debug, info, warn or error", logLevel)
+	var err error
+	if c.LogLevel, err = logFlags.Level(); err != nil {
+		return dispatcherConfig{}, err
 	}
 	return c, c.validate()
 }
@@ -217,7 +219,7 @@ func runDispatcher(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	log := logging.New(os.Stderr, logging.JSON, cfg.LogLevel)
 
 	nc, err := nats.Connect(cfg.NATSURL, cfg.dispatcherNATSOptions(log)...)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/herald-dev/herald/devmode"
+	"github.com/herald-dev/herald/internal/logging"
 )
 
 func init() {
@@ -19,25 +20,15 @@ func init() {
 }
 
 func runDisplay(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("herald display", flag.ContinueOnError)
-	listen := fs.String("listen", "127.0.0.1:9000", "host:port to receive CloudEvents on")
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), "Usage: herald display [--listen host:port]\n\n"+
-			"A CloudEvents sink: prints every event it receives (binary, structured or\n"+
-			"batched mode) to stdout and answers 202 Accepted.\n\nFlags:\n")
-		fs.PrintDefaults()
+	listen, level, err := parseDisplayFlags(args)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
+	if err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	ln, err := net.Listen("tcp", *listen)
+	log := logging.New(os.Stderr, logging.Text, level)
+	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		return err
 	}
@@ -53,4 +44,27 @@ func runDisplay(ctx context.Context, args []string) error {
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	return srv.Shutdown(sctx)
+}
+
+// parseDisplayFlags reads herald display's flags: the address to listen on
+// and the log level.
+func parseDisplayFlags(args []string) (listen string, level slog.Level, err error) {
+	fs := flag.NewFlagSet("herald display", flag.ContinueOnError)
+	fs.StringVar(&listen, "listen", "127.0.0.1:9000", "host:port to receive CloudEvents on")
+	var logFlags logging.Flags
+	logFlags.BindFlags(fs, nil)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), "Usage: herald display [--listen host:port]\n\n"+
+			"A CloudEvents sink: prints every event it receives (binary, structured or\n"+
+			"batched mode) to stdout and answers 202 Accepted.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return "", 0, err
+	}
+	if fs.NArg() > 0 {
+		return "", 0, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	level, err = logFlags.Level()
+	return listen, level, err
 }

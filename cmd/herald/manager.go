@@ -5,27 +5,28 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"go.uber.org/zap/zapcore"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/herald-dev/herald/api/v1alpha1"
 	"github.com/herald-dev/herald/controllers"
 	"github.com/herald-dev/herald/controllers/resources"
+	"github.com/herald-dev/herald/internal/logging"
 	"github.com/herald-dev/herald/provision"
 )
 
@@ -56,8 +57,8 @@ type managerConfig struct {
 	HealthProbeBindAddress string
 	// PlanReplicas is the replica count of the plan bucket.
 	PlanReplicas int
-	// LogLevel is debug, info or error, or a number (higher is more verbose).
-	LogLevel zapcore.Level
+	// LogLevel is the lowest level logged (logging.ParseLevel).
+	LogLevel slog.Level
 }
 
 const managerUsage = `Usage: herald manager [flags]
@@ -77,7 +78,7 @@ func parseManagerConfig(args []string, getenv func(string) string) (managerConfi
 	var (
 		c           managerConfig
 		namespaces  string
-		logLevel    string
+		logFlags    logging.Flags
 		pullPolicy  string
 		pullSecrets string
 	)
@@ -97,7 +98,7 @@ func parseManagerConfig(args []string, getenv func(string) string) (managerConfi
 	fs.StringVar(&c.MetricsBindAddress, "metrics-bind-address", ":9090", `address of /metrics; "0" disables`)
 	fs.StringVar(&c.HealthProbeBindAddress, "health-probe-bind-address", ":8081", `address of /healthz and /readyz; "0" disables`)
 	fs.IntVar(&c.PlanReplicas, "plan-replicas", 1, "replicas of the plan key-value bucket (1, 3 or 5)")
-	fs.StringVar(&logLevel, "log-level", envOr("HERALD_LOG_LEVEL", "info"), "debug, info or error, or a verbosity number ($HERALD_LOG_LEVEL)")
+	logFlags.BindFlags(fs, getenv)
 	if err := fs.Parse(args); err != nil {
 		return managerConfig{}, err
 	}
@@ -107,23 +108,12 @@ func parseManagerConfig(args []string, getenv func(string) string) (managerConfi
 	c.Namespaces = splitList(namespaces)
 	c.Image.PullPolicy = corev1.PullPolicy(pullPolicy)
 	c.Image.PullSecrets = splitList(pullSecrets)
-	lvl, err := parseLogLevel(logLevel)
+	lvl, err := logFlags.Level()
 	if err != nil {
 		return managerConfig{}, err
 	}
 	c.LogLevel = lvl
 	return c, c.validate()
-}
-
-func parseLogLevel(s string) (zapcore.Level, error) {
-	if n, err := strconv.Atoi(s); err == nil {
-		return zapcore.Level(-n), nil
-	}
-	var l zapcore.Level
-	if err := l.UnmarshalText([]byte(s)); err != nil {
-		return 0, fmt.Errorf("--log-level %q: want debug, info, error or a number", s)
-	}
-	return l, nil
 }
 
 func (c managerConfig) validate() error {
@@ -176,7 +166,7 @@ func runManager(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	ctrl.SetLogger(zap.New(zap.Level(cfg.LogLevel)))
+	setManagerLogger(logging.NewHandler(os.Stderr, logging.JSON, cfg.LogLevel))
 	logger := ctrl.Log.WithName("manager")
 
 	nc, err := nats.Connect(cfg.NATSURL, cfg.natsOptions("herald-manager")...)
@@ -262,4 +252,14 @@ func newProvisioner(ctx context.Context, js jetstream.JetStream, replicas int, o
 		case <-time.After(wait):
 		}
 	}
+}
+
+// setManagerLogger makes h the handler of every log the manager writes:
+// controller-runtime's and the reconcilers' (logr, V(n) at slog level -n),
+// client-go's (klog: leader election, watches) and slog's default.
+func setManagerLogger(h slog.Handler) {
+	log := logr.FromSlogHandler(h)
+	ctrl.SetLogger(log)
+	klog.SetLogger(log)
+	slog.SetDefault(slog.New(h))
 }

@@ -1,11 +1,10 @@
 package main
 
 import (
+	"log/slog"
 	"slices"
 	"strings"
 	"testing"
-
-	"go.uber.org/zap/zapcore"
 )
 
 func TestParseManagerConfig(t *testing.T) {
@@ -23,7 +22,7 @@ func TestParseManagerConfig(t *testing.T) {
 			env:  base,
 			check: func(t *testing.T, c managerConfig) {
 				if c.NATSURL != "nats://nats:4222" || c.Image.Name != "herald:1" || c.ClusterDomain != "cluster.local" ||
-					c.PlanReplicas != 1 || c.Namespaces != nil || c.LogLevel != zapcore.InfoLevel || c.LeaderElect {
+					c.PlanReplicas != 1 || c.Namespaces != nil || c.LogLevel != slog.LevelInfo || c.LeaderElect {
 					t.Errorf("config %+v", c)
 				}
 				cc := c.controllersConfig()
@@ -39,7 +38,7 @@ func TestParseManagerConfig(t *testing.T) {
 			env: base,
 			check: func(t *testing.T, c managerConfig) {
 				if c.NATSURL != "nats://other:4222" || !slices.Equal(c.Namespaces, []string{"a", "b"}) || !c.LeaderElect ||
-					c.ClusterDomain != "corp.local" || c.PlanReplicas != 3 || c.LogLevel != zapcore.DebugLevel {
+					c.ClusterDomain != "corp.local" || c.PlanReplicas != 3 || c.LogLevel != slog.LevelDebug {
 					t.Errorf("config %+v", c)
 				}
 			},
@@ -60,7 +59,7 @@ func TestParseManagerConfig(t *testing.T) {
 		},
 		{name: "verbosity number", args: []string{"--log-level", "2"}, env: base,
 			check: func(t *testing.T, c managerConfig) {
-				if c.LogLevel != zapcore.Level(-2) {
+				if c.LogLevel != slog.Level(-2) {
 					t.Errorf("level %v", c.LogLevel)
 				}
 			}},

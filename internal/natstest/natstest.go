@@ -1,69 +1,22 @@
-// Package natstest starts embedded NATS servers with JetStream for tests and
-// for herald dev. Servers listen on a random loopback port and store their
-// data in a directory of the caller's choosing.
+// Package natstest starts embedded NATS servers with JetStream for tests,
+// one per test, on a random loopback port with a temporary store. It is
+// for tests only: the herald binary must not link it.
 package natstest
 
 import (
-	"fmt"
 	"testing"
-	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+
+	"github.com/herald-dev/herald/internal/natsserver"
 )
-
-// Options configures an embedded server.
-type Options struct {
-	// StoreDir holds JetStream data. Required.
-	StoreDir string
-	// Host to listen on; default 127.0.0.1.
-	Host string
-	// Port to listen on; -1 (default when 0) picks a free port.
-	Port int
-	// MaxPayload is the largest message the server accepts; default 9 MiB so
-	// Topics may raise maxEventSize to the API's maximum of 8 MiB and still
-	// have room for the headers.
-	MaxPayload int32
-}
-
-// Run starts an embedded JetStream server and waits until it accepts
-// connections.
-func Run(o Options) (*server.Server, error) {
-	if o.Host == "" {
-		o.Host = "127.0.0.1"
-	}
-	if o.Port == 0 {
-		o.Port = -1
-	}
-	if o.MaxPayload == 0 {
-		o.MaxPayload = 9 << 20
-	}
-	s, err := server.NewServer(&server.Options{
-		ServerName: "herald",
-		Host:       o.Host,
-		Port:       o.Port,
-		JetStream:  true,
-		StoreDir:   o.StoreDir,
-		MaxPayload: o.MaxPayload,
-		NoSigs:     true,
-		NoLog:      true,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("nats server: %w", err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		s.Shutdown()
-		return nil, fmt.Errorf("nats server not ready after 10s")
-	}
-	return s, nil
-}
 
 // Start runs an embedded JetStream server for the test and shuts it down in
 // t.Cleanup.
 func Start(t testing.TB) *server.Server {
 	t.Helper()
-	s, err := Run(Options{StoreDir: t.TempDir()})
+	s, err := natsserver.Run(natsserver.Options{StoreDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}

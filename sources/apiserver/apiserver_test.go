@@ -22,9 +22,9 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/herald-dev/herald/api/v1alpha1"
+	"github.com/herald-dev/herald/internal/testenv"
 	"github.com/herald-dev/herald/sources"
 )
 
@@ -39,19 +39,18 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
-		fmt.Fprintln(os.Stderr, "KUBEBUILDER_ASSETS is not set: run the tests with `make test`, or export KUBEBUILDER_ASSETS=$(hack/envtest-assets.sh)")
-		return 1
-	}
-	env := &envtest.Environment{}
-	cfg, err := env.Start()
+	env, err := testenv.Start(testenv.Options{NoCRDs: true})
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "start envtest:", err)
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer func() { _ = env.Stop() }()
-	restConfig = cfg
-	kube, err = kubernetes.NewForConfig(cfg)
+	defer func() {
+		if err := env.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+		}
+	}()
+	restConfig = env.Config
+	kube, err = kubernetes.NewForConfig(restConfig)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "client:", err)
 		return 1

@@ -3,12 +3,10 @@ package packaging_test
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -23,9 +21,8 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
-	"sigs.k8s.io/controller-runtime/pkg/log"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/herald-dev/herald/internal/testenv"
 )
 
 // Shared by every test of the package: one envtest (kube-apiserver + etcd)
@@ -40,7 +37,7 @@ var (
 	repoRoot string
 	// assetsDir holds kube-apiserver, etcd and kubectl (KUBEBUILDER_ASSETS).
 	assetsDir string
-	// workDir is a temporary directory for the whole run.
+	// workDir is a temporary directory for the whole run, removed after it.
 	workDir string
 )
 
@@ -52,74 +49,40 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	flag.Parse()
-	_, file, _, _ := runtime.Caller(0)
-	repoRoot = filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
-
-	assetsDir = os.Getenv("KUBEBUILDER_ASSETS")
-	if assetsDir == "" {
-		// The directory hack/envtest-assets.sh builds, when it exists.
-		dirs, _ := filepath.Glob(filepath.Join(repoRoot, "bin", "k8s", "*", "kube-apiserver"))
-		if len(dirs) == 0 {
-			fmt.Fprintln(os.Stderr, "packaging tests need kube-apiserver, etcd and kubectl: run `make test`, or export KUBEBUILDER_ASSETS=$(hack/envtest-assets.sh)")
-			return 1
+	env, err := testenv.Start(testenv.Options{
+		// The Prometheus Operator's ServiceMonitor, reduced to the fields
+		// the chart sets, so the chart's ServiceMonitor is checked like
+		// every other object.
+		ExtraCRDDirs: []string{filepath.Join("test", "packaging", "testdata", "crds")},
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer func() {
+		if err := env.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
 		}
-		sort.Strings(dirs)
-		assetsDir = filepath.Dir(dirs[len(dirs)-1])
-		os.Setenv("KUBEBUILDER_ASSETS", assetsDir)
-	}
-	var err error
-	if workDir, err = os.MkdirTemp("", "herald-packaging-"); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(workDir)
+	}()
+	restConfig, repoRoot, assetsDir, workDir = env.Config, env.RepoRoot, env.AssetsDir, env.Dir
 
-	if testing.Verbose() {
-		log.SetLogger(zap.New(zap.UseDevMode(true), zap.WriteTo(os.Stderr)))
-	} else {
-		log.SetLogger(zap.New(zap.WriteTo(discard{})))
-	}
-
-	env := &envtest.Environment{
-		CRDDirectoryPaths: []string{
-			filepath.Join(repoRoot, "config", "crd", "bases"),
-			// The Prometheus Operator's ServiceMonitor, reduced to the
-			// fields the chart sets, so the chart's ServiceMonitor is
-			// checked like every other object.
-			filepath.Join(repoRoot, "test", "packaging", "testdata", "crds"),
-		},
-		ErrorIfCRDPathMissing: true,
-	}
-	cfg, err := env.Start()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "start envtest:", err)
-		return 1
-	}
-	defer func() { _ = env.Stop() }()
-	restConfig = cfg
-
-	httpClient, err := rest.HTTPClientFor(cfg)
+	httpClient, err := rest.HTTPClientFor(restConfig)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	dm, err := apiutil.NewDynamicRESTMapper(cfg, httpClient)
+	dm, err := apiutil.NewDynamicRESTMapper(restConfig, httpClient)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	sharedHTTP, sharedMapper = httpClient, dm
-	if k8s, err = client.New(cfg, client.Options{HTTPClient: httpClient, Mapper: dm}); err != nil {
+	if k8s, err = client.New(restConfig, client.Options{HTTPClient: httpClient, Mapper: dm}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	return m.Run()
 }
-
-type discard struct{}
-
-func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
 // warningClient is a client whose API warnings (deprecations, Pod Security
 // "would violate" notices, unknown fields) are recorded.
