@@ -142,3 +142,40 @@ func TestReplayWaitsForItsSubscription(t *testing.T) {
 		return wantCondition(rp.Status.Conditions, v1alpha1.ConditionComplete, metav1.ConditionTrue, "", "replayed 0 events")
 	})
 }
+
+// TestSubscriptionReportsDeadLetters: the dead letters dispatchers count
+// (any replica, any restart) show in the Subscription's status.
+func TestSubscriptionReportsDeadLetters(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	ns := namespace(t)
+	readyTopic(t, ns, "orders")
+	s := newSubscription(ns, "failing", "orders", "http://failing.example/")
+	create(t, s)
+	eventually(t, func() error {
+		if err := get(s); err != nil {
+			return err
+		}
+		if s.Status.DeadLetters == nil || s.Status.DeadLetters.Count != 0 || s.Status.DeadLetters.LastTime != nil {
+			return fmt.Errorf("dead letters %+v, want a zero count", s.Status.DeadLetters)
+		}
+		return nil
+	})
+	for i := range 3 {
+		m := nats.NewMsg(plan.DeadLetterCounter(ns, "orders", "failing"))
+		m.Header.Set("Nats-Incr", "1")
+		m.Header.Set("Nats-Msg-Id", fmt.Sprintf("deadletter:%d", i))
+		if _, err := js.PublishMsg(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, func() error {
+		if err := get(s); err != nil {
+			return err
+		}
+		if dl := s.Status.DeadLetters; dl == nil || dl.Count != 3 || dl.LastTime == nil || time.Since(dl.LastTime.Time) > time.Minute {
+			return fmt.Errorf("dead letters %+v, want 3 just now", dl)
+		}
+		return nil
+	})
+}

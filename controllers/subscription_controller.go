@@ -170,6 +170,15 @@ func (r *SubscriptionReconciler) reconcileConsumer(ctx context.Context, s *v1alp
 			Redelivered: int64(info.NumRedelivered),
 		}
 	}
+	count, last, err := r.Provisioner.DeadLetterCount(ctx, s.Namespace, s.Spec.Topic, s.Name)
+	if err != nil {
+		st.conds.setFalse(v1alpha1.ConditionConsumerReady, v1alpha1.ReasonNATSError, "dead-letter count: %v", err)
+		return err
+	}
+	s.Status.DeadLetters = &v1alpha1.DeadLetterStatus{Count: count}
+	if !last.IsZero() {
+		s.Status.DeadLetters.LastTime = &metav1.Time{Time: last}
+	}
 	if !st.resolved {
 		st.conds.setFalse(v1alpha1.ConditionConsumerReady, v1alpha1.ReasonProgressing, "left out of the plan until every destination resolves")
 		return &Waiting{Reason: v1alpha1.ReasonProgressing, Err: errors.New("left out of the plan until every destination resolves")}
@@ -229,6 +238,9 @@ func (r *SubscriptionReconciler) finalize(ctx context.Context, s *v1alpha1.Subsc
 		return nil
 	}
 	if err := r.Provisioner.DeleteConsumer(ctx, plan.StreamName(s.Namespace, s.Spec.Topic), plan.ConsumerName(s.Name)); err != nil {
+		return err
+	}
+	if err := r.Provisioner.ResetDeadLetterCount(ctx, s.Namespace, s.Spec.Topic, s.Name); err != nil {
 		return err
 	}
 	log.FromContext(ctx).V(1).Info("deleted consumer", "consumer", plan.ConsumerName(s.Name))

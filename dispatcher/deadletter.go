@@ -1,12 +1,15 @@
 package dispatcher
 
 import (
+	"context"
 	"encoding/base64"
 	"strconv"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/herald-dev/herald/dispatcher/plan"
 	"github.com/herald-dev/herald/internal/ce"
 )
 
@@ -38,6 +41,7 @@ func (r *subRunner) dedupScope(kind string, msg jetstream.Msg) string {
 func (r *subRunner) deadLetter(cfg *subConfig, msg jetstream.Msg, dest string, res *result, attempt int) outcome {
 	h := msg.Headers()
 	if cfg.plan.DeadLetterURI == "" {
+		r.countDeadLetter(msg)
 		r.ack(msg)
 		r.m.outcome(outcomeDeadLettered, res.codeClass())
 		r.m.deadLetter("none")
@@ -69,6 +73,7 @@ func (r *subRunner) deadLetter(cfg *subConfig, msg jetstream.Msg, dest string, r
 	out[HeaderDedupScope] = []string{r.dedupScope("deadletter", msg)}
 	dl := r.d.post(cfg.plan.DeadLetterURI, out, msg.Data(), cfg.plan.Delivery.Timeout.Duration(), 0)
 	if dl.verdict() == verdictSuccess {
+		r.countDeadLetter(msg)
 		r.ack(msg)
 		r.m.outcome(outcomeDeadLettered, res.codeClass())
 		r.m.deadLetter("sink")
@@ -80,3 +85,27 @@ func (r *subRunner) deadLetter(cfg *subConfig, msg jetstream.Msg, dest string, r
 		"sink", cfg.plan.DeadLetterURI, "result", dl.describe(), "delay", delay)
 	return outcome{delay: delay}
 }
+
+// countDeadLetter adds msg to its Subscription's dead-letter counter
+// (plan.DeadLetterCounter) before msg is acked. The increment's message id
+// is the dead letter's deduplication scope, so a dead letter sent again
+// after a crash between the increment and the ack is counted once. A
+// failed increment is logged; the dead letter stands.
+func (r *subRunner) countDeadLetter(msg jetstream.Msg) {
+	m := &nats.Msg{
+		Subject: plan.DeadLetterCounter(r.ns, r.topic, r.name),
+		Header: nats.Header{
+			counterIncrHeader:     []string{"1"},
+			jetstream.MsgIDHeader: []string{r.dedupScope("deadletter", msg)},
+		},
+	}
+	// Also while the loop stops: the dead letter was sent.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := r.d.js.PublishMsg(ctx, m); err != nil {
+		r.log.Warn("cannot count a dead letter", "error", err)
+	}
+}
+
+// counterIncrHeader adds its value to a counter stream's subject.
+const counterIncrHeader = "Nats-Incr"

@@ -15,6 +15,7 @@ import (
 
 	"github.com/herald-dev/herald/api/v1alpha1"
 	"github.com/herald-dev/herald/internal/ce"
+	"github.com/herald-dev/herald/provision"
 )
 
 // storedMsgs returns every message of a stream, in sequence order.
@@ -88,6 +89,28 @@ func TestDeadLettersAreNotMerged(t *testing.T) {
 	if subs[0] != "default/a" || subs[1] != "default/b" {
 		t.Errorf("heraldsubscription = %v, want [default/a default/b]", subs)
 	}
+	for _, name := range []string{"a", "b"} {
+		if n := deadLetterCount(t, e, "merge", name); n != 1 {
+			t.Errorf("dead-letter counter of %s = %d, want 1", name, n)
+		}
+	}
+}
+
+// deadLetterCount reads a Subscription's dead-letter counter.
+func deadLetterCount(t *testing.T, e *env, topic, sub string) int64 {
+	t.Helper()
+	p, err := provision.New(context.Background(), e.js, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, at, err := p.DeadLetterCount(context.Background(), "default", topic, sub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n > 0 && time.Since(at) > time.Minute {
+		t.Errorf("last dead letter of %s at %v, want just now", sub, at)
+	}
+	return n
 }
 
 // TestDeadLetterSinkRetryStoredOnce: when the dead-letter Topic stored a
@@ -129,6 +152,9 @@ func TestDeadLetterSinkRetryStoredOnce(t *testing.T) {
 	}
 	if n := len(storedMsgs(t, e, dlq.Plan.Stream)); n != 1 {
 		t.Errorf("dead-letter Topic holds %d messages after a sink retry, want 1", n)
+	}
+	if n := deadLetterCount(t, e, "retry", "s"); n != 1 {
+		t.Errorf("dead-letter counter = %d after a sink retry, want 1", n)
 	}
 }
 

@@ -22,6 +22,7 @@ import (
 	"github.com/herald-dev/herald/api/v1alpha1"
 	"github.com/herald-dev/herald/dispatcher/plan"
 	"github.com/herald-dev/herald/internal/natstest"
+	"github.com/herald-dev/herald/provision"
 )
 
 // env is an embedded NATS server with JetStream and the plan bucket, as the
@@ -44,6 +45,9 @@ func newEnv(t testing.TB) *env {
 	}
 	kv, err := js.CreateKeyValue(context.Background(), jetstream.KeyValueConfig{Bucket: plan.KVBucket, History: 1})
 	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.CreateStream(context.Background(), provision.CounterStreamConfig(1)); err != nil {
 		t.Fatal(err)
 	}
 	return &env{t: t, srv: srv, nc: nc, js: js, kv: kv}

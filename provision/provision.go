@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -52,7 +53,72 @@ func New(ctx context.Context, js jetstream.JetStream, replicas int) (*Provisione
 	if err != nil {
 		return nil, fmt.Errorf("plan bucket: %w", err)
 	}
+	if _, err := js.CreateOrUpdateStream(ctx, CounterStreamConfig(replicas)); err != nil {
+		return nil, fmt.Errorf("counter stream: %w", err)
+	}
 	return &Provisioner{js: js, kv: kv}, nil
+}
+
+// CounterStreamConfig is the stream of Herald's counters: one subject per
+// counter keeping only its latest total, increments deduplicated on their
+// message id for two minutes.
+func CounterStreamConfig(replicas int) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:              plan.CounterStream,
+		Description:       "Herald counters (dead letters per Subscription)",
+		Subjects:          []string{plan.CounterSubjects},
+		Retention:         jetstream.LimitsPolicy,
+		Discard:           jetstream.DiscardOld,
+		Storage:           jetstream.FileStorage,
+		Replicas:          replicas,
+		MaxMsgsPerSubject: 1,
+		Duplicates:        2 * time.Minute,
+		AllowMsgCounter:   true,
+	}
+}
+
+// DeadLetterCount returns how many events a Subscription dead-lettered and
+// when the last one was; zero when none.
+func (p *Provisioner) DeadLetterCount(ctx context.Context, namespace, topic, subscription string) (int64, time.Time, error) {
+	s, err := p.js.Stream(ctx, plan.CounterStream)
+	if err != nil {
+		return 0, time.Time{}, err
+	}
+	m, err := s.GetLastMsgForSubject(ctx, plan.DeadLetterCounter(namespace, topic, subscription))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return 0, time.Time{}, nil
+	}
+	if err != nil {
+		return 0, time.Time{}, err
+	}
+	var v struct {
+		Val string `json:"val"`
+	}
+	if err := json.Unmarshal(m.Data, &v); err != nil {
+		return 0, time.Time{}, fmt.Errorf("dead-letter counter: %w", err)
+	}
+	n, err := strconv.ParseInt(v.Val, 10, 64)
+	if err != nil {
+		return 0, time.Time{}, fmt.Errorf("dead-letter counter %q: %w", v.Val, err)
+	}
+	return n, m.Time, nil
+}
+
+// ResetDeadLetterCount removes a Subscription's dead-letter counter, so a
+// Subscription created again under its name starts from zero.
+func (p *Provisioner) ResetDeadLetterCount(ctx context.Context, namespace, topic, subscription string) error {
+	return p.purgeCounters(ctx, plan.DeadLetterCounter(namespace, topic, subscription))
+}
+
+func (p *Provisioner) purgeCounters(ctx context.Context, subject string) error {
+	s, err := p.js.Stream(ctx, plan.CounterStream)
+	if err == nil {
+		err = s.Purge(ctx, jetstream.WithPurgeSubject(subject))
+	}
+	if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return fmt.Errorf("purge counters %s: %w", subject, err)
+	}
+	return nil
 }
 
 // JetStream is the JetStream context p works with.
@@ -433,6 +499,9 @@ func (p *Provisioner) DeletePlan(ctx context.Context, namespace, topic string) e
 // DeleteTopic deletes the plan and the stream (with its consumers).
 func (p *Provisioner) DeleteTopic(ctx context.Context, namespace, topic string) error {
 	if err := p.DeletePlan(ctx, namespace, topic); err != nil {
+		return err
+	}
+	if err := p.purgeCounters(ctx, plan.DeadLetterCounters(namespace, topic)); err != nil {
 		return err
 	}
 	return p.DeleteStream(ctx, plan.StreamName(namespace, topic))

@@ -140,6 +140,22 @@ type SubscriptionStatus struct {
 	// Consumer is what JetStream reports about the Subscription's consumer.
 	// +optional
 	Consumer *ConsumerStatus `json:"consumer,omitempty"`
+
+	// DeadLetters counts the events the Subscription gave up on (sent to
+	// its dead-letter sink, or dropped when it has none), across dispatcher
+	// replicas and restarts.
+	// +optional
+	DeadLetters *DeadLetterStatus `json:"deadLetters,omitempty"`
+}
+
+// DeadLetterStatus counts a Subscription's dead letters.
+type DeadLetterStatus struct {
+	// Count is the number of events dead-lettered since the Subscription
+	// was created.
+	Count int64 `json:"count"`
+	// LastTime is when the last one was dead-lettered.
+	// +optional
+	LastTime *metav1.Time `json:"lastTime,omitempty"`
 }
 
 // Subscription delivers the events of a Topic that match its filters to a
@@ -152,6 +168,8 @@ type SubscriptionStatus struct {
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
 // +kubebuilder:printcolumn:name="Lag",type=integer,JSONPath=`.status.consumer.pending`,priority=1
+// +kubebuilder:printcolumn:name="Dead Letters",type=integer,JSONPath=`.status.deadLetters.count`,priority=1
+// +kubebuilder:printcolumn:name="Last Dead Letter",type=date,JSONPath=`.status.deadLetters.lastTime`,priority=1
 // +kubebuilder:printcolumn:name="Paused",type=boolean,JSONPath=`.spec.paused`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:validation:XValidation:rule="self.metadata.name.size() <= 63",message="Subscription names are at most 63 characters because they name a JetStream consumer"

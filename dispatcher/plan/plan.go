@@ -139,6 +139,25 @@ func RedeliverySubjects(namespace, topic string) string {
 	return "herald.redeliver." + namespace + "." + topic + ".*"
 }
 
+// CounterStream is the JetStream stream of Herald's distributed counters
+// (AllowMsgCounter): each subject holds one running total, incremented
+// with the Nats-Incr header by any dispatcher replica.
+const CounterStream = "herald_counters"
+
+// CounterSubjects covers every subject of CounterStream.
+const CounterSubjects = "herald.count.>"
+
+// DeadLetterCounter is the CounterStream subject counting the events a
+// Subscription of a Topic dead-lettered.
+func DeadLetterCounter(namespace, topic, subscription string) string {
+	return "herald.count.deadletters." + namespace + "." + topic + "." + ConsumerName(subscription)
+}
+
+// DeadLetterCounters covers the DeadLetterCounter subjects of a Topic.
+func DeadLetterCounters(namespace, topic string) string {
+	return "herald.count.deadletters." + namespace + "." + topic + ".*"
+}
+
 // ConsumerPrefix starts the name of every Subscription's durable consumer;
 // consumers of a Topic's stream without it are not Herald's.
 const ConsumerPrefix = "sub_"

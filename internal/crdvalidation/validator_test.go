@@ -22,8 +22,8 @@ func newValidator(t *testing.T) *crdvalidation.Validator {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(crds) != 3 {
-		t.Fatalf("%d CRDs embedded, want 3", len(crds))
+	if len(crds) != 4 {
+		t.Fatalf("%d CRDs embedded, want 4", len(crds))
 	}
 	v, err := crdvalidation.New(crds)
 	if err != nil {

@@ -54,16 +54,16 @@ func TestChartObjects(t *testing.T) {
 		want   map[string]int
 	}{
 		{defaultValues, map[string]int{
-			"CustomResourceDefinition": 3, "ServiceAccount": 1, "ClusterRole": 1, "ClusterRoleBinding": 1,
+			"CustomResourceDefinition": 4, "ServiceAccount": 1, "ClusterRole": 1, "ClusterRoleBinding": 1,
 			"Role": 1, "RoleBinding": 1, "Deployment": 1, "Service": 3, "ConfigMap": 1, "StatefulSet": 1,
 		}},
 		{haValues, map[string]int{
-			"CustomResourceDefinition": 3, "ServiceAccount": 1, "ClusterRole": 1, "ClusterRoleBinding": 1,
+			"CustomResourceDefinition": 4, "ServiceAccount": 1, "ClusterRole": 1, "ClusterRoleBinding": 1,
 			"Role": 1, "RoleBinding": 1, "Deployment": 1, "Service": 3, "ConfigMap": 1, "StatefulSet": 1,
 			"PodDisruptionBudget": 2, "NetworkPolicy": 2,
 		}},
 		{externalValues, map[string]int{
-			"CustomResourceDefinition": 3, "ServiceAccount": 1, "ClusterRole": 1, "ClusterRoleBinding": 1,
+			"CustomResourceDefinition": 4, "ServiceAccount": 1, "ClusterRole": 1, "ClusterRoleBinding": 1,
 			"Role": 1, "RoleBinding": 1, "Deployment": 1, "Service": 1, "ServiceMonitor": 1,
 		}},
 	}
