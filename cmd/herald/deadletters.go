@@ -103,29 +103,30 @@ func parseDeadLettersConfig(args []string, getenv func(string) string) (deadLett
 	rateFlag := fs.String("rate", "", "redrive: at most this many events per second, e.g. 50/s")
 	fs.BoolVar(&c.DryRun, "dry-run", false, "redrive: print what would be redriven and change nothing")
 	fs.BoolVar(&c.Again, "again", false, "redrive: also dead letters redriven before")
-	if err := fs.Parse(args[1:]); err != nil {
+	pos, err := parseInterspersed(fs, args[1:])
+	if err != nil {
 		return c, err
 	}
 	want := 1
 	if c.Verb == "show" {
 		want = 2
 	}
-	if fs.NArg() != want {
+	if len(pos) != want {
 		fs.Usage()
 		if want == 2 {
 			return c, errors.New("name the Subscription as [namespace/]subscription and the dead letter's ID")
 		}
 		return c, errors.New("name one Subscription as [namespace/]subscription")
 	}
-	c.Namespace, c.Name = "default", fs.Arg(0)
-	if ns, name, ok := strings.Cut(fs.Arg(0), "/"); ok {
+	c.Namespace, c.Name = "default", pos[0]
+	if ns, name, ok := strings.Cut(pos[0], "/"); ok {
 		c.Namespace, c.Name = ns, name
 	}
 	if c.Namespace == "" || c.Name == "" || strings.Contains(c.Name, "/") {
-		return c, fmt.Errorf("%q is not [namespace/]subscription", fs.Arg(0))
+		return c, fmt.Errorf("%q is not [namespace/]subscription", pos[0])
 	}
 	if want == 2 {
-		c.ID = fs.Arg(1)
+		c.ID = pos[1]
 	}
 	if c.Output != "table" && c.Output != "json" {
 		return c, fmt.Errorf("--output %q: want table or json", c.Output)
@@ -236,6 +237,27 @@ func runDeadLetters(ctx context.Context, args []string, getenv func(string) stri
 	})
 	fmt.Fprintf(out, "%d of %d dead letters of %s/%s %s to %s\n", n, len(dls), c.Namespace, c.Name, verb, t.Subject)
 	return err
+}
+
+// parseInterspersed parses fs's flags wherever they stand among args, as
+// kubectl does, and returns the other arguments in order; "--" ends the
+// flags.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		if args[0] == "--" {
+			return append(pos, args[1:]...), nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
 }
 
 // runID names one redrive run in the message ids of its copies.

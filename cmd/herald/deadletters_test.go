@@ -205,7 +205,7 @@ spec:
 	if out := cli("list", "a"); strings.Contains(out, "order-") {
 		t.Errorf("list still shows redriven dead letters:\n%s", out)
 	}
-	if out := cli("redrive", "--id", "order-3", "--again", "a"); !strings.Contains(out, "1 of 20") {
+	if out := cli("redrive", "a", "--id", "order-3", "--again"); !strings.Contains(out, "1 of 20") {
 		t.Errorf("--again --id redrive said:\n%s", out)
 	}
 	waitUntil(t, func() bool { return len(a.accepted()) == n+1 }, "order-3 delivered again with --again")
