@@ -21,7 +21,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/herald-dev/herald/api/v1alpha1"
-	"github.com/herald-dev/herald/dispatcher/plan"
+	"github.com/herald-dev/herald/compiler"
+	"github.com/herald-dev/herald/plan"
 	"github.com/herald-dev/herald/provision"
 	"github.com/herald-dev/herald/resolve"
 )
@@ -44,7 +45,7 @@ type SubscriptionReconciler struct {
 type subscriptionState struct {
 	conds conditions
 	topic *v1alpha1.Topic
-	rs    plan.ResolvedSubscription
+	rs    compiler.ResolvedSubscription
 	// resolved is true when every Destination resolved.
 	resolved bool
 }
@@ -145,7 +146,7 @@ func (r *SubscriptionReconciler) reconcileConsumer(ctx context.Context, s *v1alp
 	if rs.SubscriberURI == "" {
 		rs.SubscriberURI = unresolvedURI
 	}
-	if _, _, err := plan.CompileSubscription(topic, rs); err != nil {
+	if _, _, err := compiler.CompileSubscription(topic, rs); err != nil {
 		st.conds.setFalse(v1alpha1.ConditionConsumerReady, v1alpha1.ReasonInvalidSpec, "%v", err)
 		return &Stalling{Reason: v1alpha1.ReasonInvalidSpec, Err: err}
 	}

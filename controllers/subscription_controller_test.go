@@ -13,7 +13,7 @@ import (
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 
 	"github.com/herald-dev/herald/api/v1alpha1"
-	"github.com/herald-dev/herald/dispatcher/plan"
+	"github.com/herald-dev/herald/plan"
 )
 
 func newSubscription(ns, name, topic, uri string) *v1alpha1.Subscription {

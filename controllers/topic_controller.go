@@ -25,8 +25,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/herald-dev/herald/api/v1alpha1"
+	"github.com/herald-dev/herald/compiler"
 	"github.com/herald-dev/herald/controllers/resources"
-	"github.com/herald-dev/herald/dispatcher/plan"
 	"github.com/herald-dev/herald/internal/jserr"
 	"github.com/herald-dev/herald/provision"
 	"github.com/herald-dev/herald/resolve"
@@ -37,7 +37,7 @@ import (
 //
 // The Topic reconciler is the only writer of a Topic's plan key and of its
 // Subscriptions' consumers: it resolves every Subscription of the Topic,
-// compiles them with plan.Compile and applies the result with
+// compiles them with compiler.Compile and applies the result with
 // provision.Apply, as herald dev does. A Subscription that does not resolve
 // or compile, or whose consumer JetStream refuses, is left out of the plan
 // while the Topic's other Subscriptions are published; it keeps its
@@ -104,7 +104,7 @@ func (r *TopicReconciler) reconcileJetStream(ctx context.Context, t *v1alpha1.To
 
 	var keep []string
 	left := map[string]string{}
-	var resolved []plan.ResolvedSubscription
+	var resolved []compiler.ResolvedSubscription
 	var errs []error
 	for i := range list.Items {
 		s := &list.Items[i]
@@ -123,7 +123,7 @@ func (r *TopicReconciler) reconcileJetStream(ctx context.Context, t *v1alpha1.To
 		}
 		resolved = append(resolved, rs)
 	}
-	res, err := plan.Compile(t, resolved)
+	res, err := compiler.Compile(t, resolved)
 	if err != nil {
 		conds.setFalse(v1alpha1.ConditionStreamReady, v1alpha1.ReasonInvalidSpec, "%v", err)
 		conds.setFalse(v1alpha1.ConditionPlanPublished, v1alpha1.ReasonProgressing, "waiting for the stream")
@@ -175,7 +175,7 @@ func (r *TopicReconciler) reconcileJetStream(ctx context.Context, t *v1alpha1.To
 // streamStatus sets StreamReady and status.stream from what Apply reports,
 // and returns the stream's error: a *Stalling when JetStream refused the
 // configuration, a *Generic when it failed to answer.
-func (r *TopicReconciler) streamStatus(t *v1alpha1.Topic, res *plan.Result, rep *provision.Report, conds conditions) error {
+func (r *TopicReconciler) streamStatus(t *v1alpha1.Topic, res *compiler.Result, rep *provision.Report, conds conditions) error {
 	var err error
 	switch {
 	case rep.StreamErr == nil:

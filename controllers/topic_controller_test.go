@@ -19,7 +19,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/herald-dev/herald/api/v1alpha1"
-	"github.com/herald-dev/herald/dispatcher/plan"
+	"github.com/herald-dev/herald/compiler"
+	"github.com/herald-dev/herald/plan"
 )
 
 func newTopic(ns, name string) *v1alpha1.Topic {
@@ -307,7 +308,7 @@ func TestTopicStorageRefusedAtCreation(t *testing.T) {
 	// A memory stream already holds the name the Topic's file stream needs;
 	// JetStream does not change storage in place.
 	topic := newTopic(ns, "storage")
-	cfg, err := plan.StreamConfig(topic)
+	cfg, err := compiler.StreamConfig(topic)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -388,7 +389,7 @@ func TestTopicPublishesThePlanWithoutAFailingConsumer(t *testing.T) {
 	// The Topic's stream exists already and holds one consumer at most, so
 	// the second Subscription's consumer cannot be created.
 	topic := newTopic(ns, "limited")
-	cfg, err := plan.StreamConfig(topic)
+	cfg, err := compiler.StreamConfig(topic)
 	if err != nil {
 		t.Fatal(err)
 	}

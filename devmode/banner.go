@@ -12,7 +12,7 @@ import (
 	"strings"
 
 	"github.com/herald-dev/herald/api/v1alpha1"
-	"github.com/herald-dev/herald/dispatcher/plan"
+	"github.com/herald-dev/herald/plan"
 	"github.com/herald-dev/herald/sources"
 )
 

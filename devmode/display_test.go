@@ -9,7 +9,8 @@ import (
 	"testing"
 
 	"github.com/herald-dev/herald/api/v1alpha1"
-	"github.com/herald-dev/herald/dispatcher/plan"
+	"github.com/herald-dev/herald/compiler"
+	"github.com/herald-dev/herald/plan"
 )
 
 // syncBuffer is a bytes.Buffer safe for a server goroutine and the test.
@@ -171,7 +172,7 @@ func resolveOK(t *testing.T, o *Object) plan.SubscriptionPlan {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sp, _, err := plan.CompileSubscription(topic, rs)
+	sp, _, err := compiler.CompileSubscription(topic, rs)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/herald-dev/herald/api/v1alpha1"
-	"github.com/herald-dev/herald/dispatcher/plan"
+	"github.com/herald-dev/herald/compiler"
+	"github.com/herald-dev/herald/plan"
 	"github.com/herald-dev/herald/provision"
 	"github.com/herald-dev/herald/replay"
 	"github.com/herald-dev/herald/resolve"
@@ -130,7 +131,7 @@ type loadRun struct {
 	// subsOf holds each Topic's resolved Subscriptions, keepOf the names of
 	// its Subscriptions that did not resolve (their consumers stay), and
 	// subOrigin where each Subscription was declared.
-	subsOf    map[string][]plan.ResolvedSubscription
+	subsOf    map[string][]compiler.ResolvedSubscription
 	keepOf    map[string][]string
 	subOrigin map[string]Origin
 }
@@ -248,7 +249,7 @@ func (l *loader) validate(_ context.Context, r *loadRun) {
 // resolveSubscriptions resolves each Subscription's Destinations and groups
 // the Subscriptions by Topic.
 func (l *loader) resolveSubscriptions(ctx context.Context, r *loadRun) {
-	r.subsOf = map[string][]plan.ResolvedSubscription{}
+	r.subsOf = map[string][]compiler.ResolvedSubscription{}
 	r.keepOf = map[string][]string{}
 	r.subOrigin = map[string]Origin{}
 	for _, k := range sortedKeys(r.valid) {
@@ -290,7 +291,7 @@ func (l *loader) applyTopics(ctx context.Context, r *loadRun) {
 			r.st.Notes = append(r.st.Notes, fmt.Sprintf("topic %s: replicas %d is served with 1 by herald dev's single NATS server", tk, t.Spec.Replicas))
 			t.Spec.Replicas = 1
 		}
-		cr, err := plan.Compile(t, r.subsOf[tk])
+		cr, err := compiler.Compile(t, r.subsOf[tk])
 		if err != nil {
 			r.fail(origin, "topic "+tk, err)
 			continue

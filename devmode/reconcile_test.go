@@ -10,8 +10,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/herald-dev/herald/api/v1alpha1"
-	"github.com/herald-dev/herald/dispatcher/plan"
+	"github.com/herald-dev/herald/compiler"
 	"github.com/herald-dev/herald/internal/natstest"
+	"github.com/herald-dev/herald/plan"
 	"github.com/herald-dev/herald/provision"
 )
 
@@ -66,7 +67,7 @@ func TestLoadServesTheOtherSubscriptionsWhenAConsumerFails(t *testing.T) {
 	}, "---\n"))
 	l, js := testLoader(t, dir)
 	// The Topic's stream holds one consumer at most: b's cannot be created.
-	cfg, err := plan.StreamConfig(&v1alpha1.Topic{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "orders"}})
+	cfg, err := compiler.StreamConfig(&v1alpha1.Topic{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "orders"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,7 @@ import (
 	"fmt"
 
 	"github.com/herald-dev/herald/api/v1alpha1"
-	"github.com/herald-dev/herald/dispatcher/plan"
+	"github.com/herald-dev/herald/compiler"
 	"github.com/herald-dev/herald/resolve"
 )
 
@@ -48,6 +48,6 @@ func (r *Resolver) Resolve(d *v1alpha1.Destination, namespace string) (string, e
 
 // resolveSubscription resolves a Subscription's subscriber, reply and
 // effective dead-letter sink (see resolve.Subscription).
-func resolveSubscription(r *Resolver, t *v1alpha1.Topic, s *v1alpha1.Subscription) (plan.ResolvedSubscription, error) {
+func resolveSubscription(r *Resolver, t *v1alpha1.Topic, s *v1alpha1.Subscription) (compiler.ResolvedSubscription, error) {
 	return resolve.Subscription(context.Background(), r, t, s)
 }

@@ -21,8 +21,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/herald-dev/herald/api/v1alpha1"
-	"github.com/herald-dev/herald/dispatcher/plan"
+	"github.com/herald-dev/herald/compiler"
 	"github.com/herald-dev/herald/internal/ce"
+	"github.com/herald-dev/herald/plan"
 	"github.com/herald-dev/herald/provision"
 )
 
@@ -355,7 +356,7 @@ spec:
 	}
 	foreign := &v1alpha1.Topic{}
 	foreign.Namespace, foreign.Name = "elsewhere", "kept"
-	res, err := plan.Compile(foreign, nil)
+	res, err := compiler.Compile(foreign, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,8 +14,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/herald-dev/herald/api/v1alpha1"
+	"github.com/herald-dev/herald/compiler"
 	"github.com/herald-dev/herald/config/crd"
-	"github.com/herald-dev/herald/dispatcher/plan"
 	"github.com/herald-dev/herald/internal/crdvalidation"
 	"github.com/herald-dev/herald/replay"
 	"github.com/herald-dev/herald/sources"
@@ -123,7 +123,7 @@ func (e *errs) add(field string, err error) {
 
 func validateTopic(t *v1alpha1.Topic) error {
 	var e errs
-	if _, err := plan.StreamConfig(t); err != nil {
+	if _, err := compiler.StreamConfig(t); err != nil {
 		e.add("spec", err)
 	}
 	validateDelivery(&e, "spec.delivery", t.Spec.Delivery)
@@ -133,7 +133,7 @@ func validateTopic(t *v1alpha1.Topic) error {
 func validateSubscription(sub *v1alpha1.Subscription) error {
 	var e errs
 	for i := range sub.Spec.Filters {
-		f := plan.FromAPI(&sub.Spec.Filters[i])
+		f := compiler.FromAPI(&sub.Spec.Filters[i])
 		e.add(fmt.Sprintf("spec.filters[%d]", i), f.Validate())
 	}
 	validateDelivery(&e, "spec.delivery", sub.Spec.Delivery)
@@ -155,7 +155,7 @@ func validateDelivery(e *errs, field string, d *v1alpha1.DeliverySpec) {
 	if d == nil {
 		return
 	}
-	if _, err := plan.EffectiveDelivery(d, nil); err != nil {
+	if _, err := compiler.EffectiveDelivery(d, nil); err != nil {
 		*e = append(*e, fmt.Errorf("%s.%s", field, strings.TrimPrefix(err.Error(), "delivery.")))
 	}
 }

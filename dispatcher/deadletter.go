@@ -9,8 +9,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/herald-dev/herald/dispatcher/plan"
 	"github.com/herald-dev/herald/internal/ce"
+	"github.com/herald-dev/herald/plan"
 )
 
 // HeaderDedupScope is the request header that narrows the ingress's
@@ -80,7 +80,7 @@ func (r *subRunner) deadLetter(cfg *subConfig, msg jetstream.Msg, dest string, r
 		return outcome{done: true}
 	}
 	r.m.deadLetter("failed")
-	delay := cfg.plan.Delivery.Backoff(attempt)
+	delay := retryBackoff(cfg.plan.Delivery, attempt)
 	r.log.Warn("dead-letter sink refused the event; retrying later",
 		"sink", cfg.plan.DeadLetterURI, "result", dl.describe(), "delay", delay)
 	return outcome{delay: delay}

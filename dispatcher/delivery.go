@@ -15,8 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/time/rate"
 
-	"github.com/herald-dev/herald/api/v1alpha1"
-	"github.com/herald-dev/herald/dispatcher/plan"
+	"github.com/herald-dev/herald/plan"
 )
 
 // Timing of a delivery loop.
@@ -80,7 +79,7 @@ type subRunner struct {
 	topicKey         string
 	ns, topic, name  string
 	stream, consumer string
-	ordering         string
+	ordering         plan.Ordering
 	maxInFlight      int
 	paused           bool
 	cfg              atomic.Pointer[subConfig]
@@ -108,7 +107,7 @@ func (d *Dispatcher) newRunner(key string, p *plan.TopicPlan, sp *plan.Subscript
 		prev: prev,
 	}
 	if r.ordering == "" {
-		r.ordering = string(v1alpha1.OrderingUnordered)
+		r.ordering = plan.OrderingUnordered
 	}
 	r.cfg.Store(cfg)
 	r.heartbeat.Store(int64(maxHeartbeat))
@@ -119,7 +118,7 @@ func (d *Dispatcher) newRunner(key string, p *plan.TopicPlan, sp *plan.Subscript
 func (r *subRunner) needsRestart(p *plan.TopicPlan, sp *plan.SubscriptionPlan) bool {
 	ordering := sp.Ordering
 	if ordering == "" {
-		ordering = string(v1alpha1.OrderingUnordered)
+		ordering = plan.OrderingUnordered
 	}
 	return r.stream != p.Stream || r.consumer != sp.Consumer || r.ordering != ordering ||
 		r.maxInFlight != max(sp.MaxInFlight, 1) || r.paused != sp.Paused
@@ -130,7 +129,7 @@ func (r *subRunner) needsRestart(p *plan.TopicPlan, sp *plan.SubscriptionPlan) b
 func (r *subRunner) stop() { r.cancel() }
 
 func (r *subRunner) pinnedOrdering() bool {
-	return r.ordering == string(v1alpha1.OrderingOrdered) || r.ordering == string(v1alpha1.OrderingPerKey)
+	return r.ordering == plan.OrderingOrdered || r.ordering == plan.OrderingPerKey
 }
 
 func (r *subRunner) run() {
@@ -269,7 +268,7 @@ func (r *subRunner) fetch(cons jetstream.Consumer, p pool, n int) error {
 	}
 	msgs := batch.Messages()
 	for msg := range msgs {
-		if r.ordering == string(v1alpha1.OrderingPerKey) && deliveryCount(msg) > 1 {
+		if r.ordering == plan.OrderingPerKey && deliveryCount(msg) > 1 {
 			r.handOverInOrder(p, msg, msgs)
 			continue
 		}

@@ -8,8 +8,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/herald-dev/herald/api/v1alpha1"
 	"github.com/herald-dev/herald/internal/ce"
+	"github.com/herald-dev/herald/plan"
 )
 
 // pool runs a fixed set of workers over submitted messages. Every message
@@ -38,9 +38,9 @@ type pool interface {
 func (r *subRunner) newPool() pool {
 	heartbeat := func() time.Duration { return time.Duration(r.heartbeat.Load()) }
 	switch r.ordering {
-	case string(v1alpha1.OrderingOrdered):
+	case plan.OrderingOrdered:
 		return newSharedPool(1, r.deliverOnce, heartbeat)
-	case string(v1alpha1.OrderingPerKey):
+	case plan.OrderingPerKey:
 		return newKeyedPool(r.ctx, r.maxInFlight, 4*r.maxInFlight, r.deliverHeld, heartbeat)
 	}
 	return newSharedPool(r.maxInFlight, r.deliverOnce, heartbeat)
@@ -156,15 +156,21 @@ func newSharedPool(n int, work func(jetstream.Msg), heartbeat func() time.Durati
 }
 
 func (p *sharedPool) free(ctx context.Context, wait time.Duration) int {
-	if n := p.n - int(p.busy.Load()); n > 0 {
+	return waitFree(ctx, wait, p.freed, func() int { return p.n - int(p.busy.Load()) })
+}
+
+// waitFree returns avail() once it is positive, checking again each time
+// freed fires, at most wait; 0 when wait passed or ctx ended first.
+func waitFree(ctx context.Context, wait time.Duration, freed <-chan struct{}, avail func() int) int {
+	if n := avail(); n > 0 {
 		return n
 	}
 	t := time.NewTimer(wait)
 	defer t.Stop()
 	for {
 		select {
-		case <-p.freed:
-			if n := p.n - int(p.busy.Load()); n > 0 {
+		case <-freed:
+			if n := avail(); n > 0 {
 				return n
 			}
 		case <-t.C:
@@ -260,23 +266,7 @@ func newKeyedPool(ctx context.Context, n, capacity int, work func(jetstream.Msg)
 }
 
 func (p *keyedPool) free(ctx context.Context, wait time.Duration) int {
-	if n := p.capacity - int(p.held.Load()); n > 0 {
-		return n
-	}
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	for {
-		select {
-		case <-p.freed:
-			if n := p.capacity - int(p.held.Load()); n > 0 {
-				return n
-			}
-		case <-t.C:
-			return 0
-		case <-ctx.Done():
-			return 0
-		}
-	}
+	return waitFree(ctx, wait, p.freed, func() int { return p.capacity - int(p.held.Load()) })
 }
 
 func (p *keyedPool) submit(m jetstream.Msg) {

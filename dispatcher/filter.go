@@ -8,8 +8,8 @@ import (
 	ceevent "github.com/cloudevents/sdk-go/v2/event"
 	"github.com/nats-io/nats.go"
 
-	"github.com/herald-dev/herald/dispatcher/plan"
 	"github.com/herald-dev/herald/internal/ce"
+	"github.com/herald-dev/herald/plan"
 )
 
 // matcher is a compiled filter expression of the CloudEvents Subscriptions

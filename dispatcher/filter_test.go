@@ -4,8 +4,8 @@ import (
 	"net/http"
 	"testing"
 
-	"github.com/herald-dev/herald/dispatcher/plan"
 	"github.com/herald-dev/herald/internal/ce"
+	"github.com/herald-dev/herald/plan"
 )
 
 func storedHeader(t *testing.T, kv ...string) *eventView {

@@ -12,8 +12,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/herald-dev/herald/api/v1alpha1"
-	"github.com/herald-dev/herald/dispatcher/plan"
 	"github.com/herald-dev/herald/internal/natstest"
+	"github.com/herald-dev/herald/plan"
 )
 
 // TestRateLimit: deliveries never go faster than the limit.

@@ -7,8 +7,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/herald-dev/herald/dispatcher/plan"
 	"github.com/herald-dev/herald/internal/ce"
+	"github.com/herald-dev/herald/plan"
 )
 
 // The hot-path benchmarks measure Herald's own per-event work, without

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/herald-dev/herald/api/v1alpha1"
-	"github.com/herald-dev/herald/dispatcher/plan"
+	"github.com/herald-dev/herald/plan"
 )
 
 // TestPullIntervalKeepsPerKeyFailoverSafe: a dead pinned dispatcher's pin

@@ -4,8 +4,8 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/herald-dev/herald/dispatcher/plan"
 	"github.com/herald-dev/herald/internal/ce"
+	"github.com/herald-dev/herald/plan"
 )
 
 // verdict is what an attempt's outcome means for the event.
@@ -38,7 +38,7 @@ func classify(status int) verdict {
 // destination's Retry-After on a 429 or 503 when that is longer, capped by
 // the policy's RetryAfterCap.
 func retryDelay(d plan.Delivery, attempt, status int, retryAfter string, now time.Time) time.Duration {
-	delay := d.Backoff(attempt)
+	delay := retryBackoff(d, attempt)
 	if status != http.StatusTooManyRequests && status != http.StatusServiceUnavailable {
 		return delay
 	}
@@ -48,4 +48,14 @@ func retryDelay(d plan.Delivery, attempt, status int, retryAfter string, now tim
 	}
 	ra = min(ra, d.RetryAfterCap())
 	return max(delay, ra)
+}
+
+// retryBackoff is the wait before retry number attempt (1 for the first retry)
+// under d's policy.
+func retryBackoff(d plan.Delivery, attempt int) time.Duration {
+	p := ce.Exponential
+	if d.BackoffPolicy == plan.BackoffLinear {
+		p = ce.Linear
+	}
+	return ce.Backoff(p, d.BackoffDelay.Duration(), d.BackoffMax.Duration(), attempt)
 }

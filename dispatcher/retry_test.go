@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/herald-dev/herald/dispatcher/plan"
+	"github.com/herald-dev/herald/plan"
 )
 
 func TestClassify(t *testing.T) {
@@ -62,6 +62,29 @@ func TestRetryDelay(t *testing.T) {
 	for _, tc := range tests {
 		if got := retryDelay(tc.d, tc.attempt, tc.status, tc.retryAfter, now); got != tc.want {
 			t.Errorf("%s: retryDelay = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestRetryBackoff(t *testing.T) {
+	exp := plan.Delivery{BackoffPolicy: "exponential", BackoffDelay: 200, BackoffMax: 1000}
+	lin := plan.Delivery{BackoffPolicy: "linear", BackoffDelay: 200, BackoffMax: 1000}
+	for _, tc := range []struct {
+		d       plan.Delivery
+		attempt int
+		want    time.Duration
+	}{
+		{exp, 1, 200 * time.Millisecond},
+		{exp, 2, 400 * time.Millisecond},
+		{exp, 3, 800 * time.Millisecond},
+		{exp, 4, time.Second}, // capped
+		{exp, 200, time.Second},
+		{lin, 1, 200 * time.Millisecond},
+		{lin, 3, 600 * time.Millisecond},
+		{lin, 9, time.Second},
+	} {
+		if got := retryBackoff(tc.d, tc.attempt); got != tc.want {
+			t.Errorf("%s attempt %d = %v, want %v", tc.d.BackoffPolicy, tc.attempt, got, tc.want)
 		}
 	}
 }

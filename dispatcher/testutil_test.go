@@ -20,8 +20,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/herald-dev/herald/api/v1alpha1"
-	"github.com/herald-dev/herald/dispatcher/plan"
+	"github.com/herald-dev/herald/compiler"
 	"github.com/herald-dev/herald/internal/natstest"
+	"github.com/herald-dev/herald/plan"
 	"github.com/herald-dev/herald/provision"
 )
 
@@ -93,9 +94,9 @@ type subscription struct {
 
 // provision compiles topic and subs as the control plane does and applies
 // the result: stream, consumers (adjusted by tweak, if any) and plan.
-func (e *env) provision(topic *v1alpha1.Topic, subs []subscription, tweak func(*jetstream.ConsumerConfig)) *plan.Result {
+func (e *env) provision(topic *v1alpha1.Topic, subs []subscription, tweak func(*jetstream.ConsumerConfig)) *compiler.Result {
 	e.t.Helper()
-	rs := make([]plan.ResolvedSubscription, 0, len(subs))
+	rs := make([]compiler.ResolvedSubscription, 0, len(subs))
 	for _, s := range subs {
 		sub := &v1alpha1.Subscription{
 			ObjectMeta: metav1.ObjectMeta{Namespace: topic.Namespace, Name: s.name, Generation: 1},
@@ -104,9 +105,9 @@ func (e *env) provision(topic *v1alpha1.Topic, subs []subscription, tweak func(*
 		if s.spec != nil {
 			s.spec(&sub.Spec)
 		}
-		rs = append(rs, plan.ResolvedSubscription{Subscription: sub, SubscriberURI: s.uri, ReplyURI: s.reply, DeadLetterURI: s.deadLetter})
+		rs = append(rs, compiler.ResolvedSubscription{Subscription: sub, SubscriberURI: s.uri, ReplyURI: s.reply, DeadLetterURI: s.deadLetter})
 	}
-	res, err := plan.Compile(topic, rs)
+	res, err := compiler.Compile(topic, rs)
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -2,7 +2,7 @@
 // updates a Topic's stream and its Subscriptions' durable consumers, publishes
 // the Topic's plan to the plan bucket, and deletes what is no longer
 // declared. The operator and herald dev both use it, on top of the pure
-// plan.Compile.
+// compiler.Compile.
 //
 // Every Ensure call compares the desired configuration with what the server
 // reports and writes only when they differ, so calling it on every reconcile
@@ -22,8 +22,9 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/herald-dev/herald/dispatcher/plan"
+	"github.com/herald-dev/herald/compiler"
 	"github.com/herald-dev/herald/internal/jserr"
+	"github.com/herald-dev/herald/plan"
 )
 
 // ErrRefused wraps a configuration change JetStream refuses to apply to an
@@ -163,7 +164,7 @@ func (r *Report) Err() error { return errors.Join(r.StreamErr, r.PlanErr) }
 //
 // Without a stream Apply stops after trying to create it. The returned
 // error is the Report's Err.
-func (p *Provisioner) Apply(ctx context.Context, res *plan.Result, keep ...string) (*Report, error) {
+func (p *Provisioner) Apply(ctx context.Context, res *compiler.Result, keep ...string) (*Report, error) {
 	rep := &Report{Subscriptions: map[string]error{}, Plan: res.Plan}
 	rep.Stream, rep.StreamErr = p.EnsureStream(ctx, res.Stream)
 	if rep.StreamErr != nil {

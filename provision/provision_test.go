@@ -9,8 +9,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/herald-dev/herald/api/v1alpha1"
-	"github.com/herald-dev/herald/dispatcher/plan"
+	"github.com/herald-dev/herald/compiler"
 	"github.com/herald-dev/herald/internal/natstest"
+	"github.com/herald-dev/herald/plan"
 	"github.com/herald-dev/herald/provision"
 )
 
@@ -35,8 +36,8 @@ func topic(storage v1alpha1.StorageType) *v1alpha1.Topic {
 	}
 }
 
-func sub(name string, ordering v1alpha1.Ordering, paused bool) plan.ResolvedSubscription {
-	return plan.ResolvedSubscription{
+func sub(name string, ordering v1alpha1.Ordering, paused bool) compiler.ResolvedSubscription {
+	return compiler.ResolvedSubscription{
 		Subscription: &v1alpha1.Subscription{
 			ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: name},
 			Spec: v1alpha1.SubscriptionSpec{
@@ -48,9 +49,9 @@ func sub(name string, ordering v1alpha1.Ordering, paused bool) plan.ResolvedSubs
 	}
 }
 
-func compile(t *testing.T, tp *v1alpha1.Topic, subs ...plan.ResolvedSubscription) *plan.Result {
+func compile(t *testing.T, tp *v1alpha1.Topic, subs ...compiler.ResolvedSubscription) *compiler.Result {
 	t.Helper()
-	res, err := plan.Compile(tp, subs)
+	res, err := compiler.Compile(tp, subs)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/herald-dev/herald/api/v1alpha1"
-	"github.com/herald-dev/herald/dispatcher/plan"
+	"github.com/herald-dev/herald/plan"
 )
 
 // TestUpgradeAddsRedeliverySubjects: a stream and consumer created before

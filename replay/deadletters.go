@@ -16,8 +16,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/herald-dev/herald/dispatcher/plan"
 	"github.com/herald-dev/herald/internal/ce"
+	"github.com/herald-dev/herald/plan"
 )
 
 // MarkerBucket is the JetStream key-value bucket recording which dead

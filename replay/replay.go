@@ -26,7 +26,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/time/rate"
 
-	"github.com/herald-dev/herald/dispatcher/plan"
+	"github.com/herald-dev/herald/plan"
 )
 
 // Target is the Subscription events are delivered to again.

@@ -21,7 +21,7 @@ import (
 	"strings"
 
 	"github.com/herald-dev/herald/api/v1alpha1"
-	"github.com/herald-dev/herald/dispatcher/plan"
+	"github.com/herald-dev/herald/compiler"
 )
 
 // Error says why a Destination has no URI yet. Reason is a condition reason
@@ -142,8 +142,8 @@ func DeadLetterTopic(topic *v1alpha1.Topic, s *v1alpha1.Subscription) string {
 // it can; the error is about the first Destination that did not resolve,
 // its message prefixed with the field, and is a *Error when that
 // Destination's was.
-func Subscription(ctx context.Context, l Lookup, topic *v1alpha1.Topic, s *v1alpha1.Subscription) (plan.ResolvedSubscription, error) {
-	rs := plan.ResolvedSubscription{Subscription: s}
+func Subscription(ctx context.Context, l Lookup, topic *v1alpha1.Topic, s *v1alpha1.Subscription) (compiler.ResolvedSubscription, error) {
+	rs := compiler.ResolvedSubscription{Subscription: s}
 	var first error
 	note := func(field string, err error) {
 		if err == nil || first != nil {

@@ -15,11 +15,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/herald-dev/herald/devmode"
-	"github.com/herald-dev/herald/dispatcher/plan"
+	"github.com/herald-dev/herald/plan"
 	"github.com/herald-dev/herald/replay"
 )
 
@@ -48,8 +45,8 @@ Flags:
 
 // deadLettersConfig is herald deadletters' validated configuration.
 type deadLettersConfig struct {
+	toolNATS
 	Verb                   string
-	NATSURL, NATSCreds     string
 	Namespace, Name        string
 	ID                     string
 	Output                 string
@@ -85,12 +82,7 @@ func parseDeadLettersConfig(args []string, getenv func(string) string) (deadLett
 		fs.Usage()
 		return c, fmt.Errorf("unknown verb %q: want list, show or redrive", c.Verb)
 	}
-	url := getenv("NATS_URL")
-	if url == "" {
-		url = "nats://127.0.0.1:4222"
-	}
-	fs.StringVar(&c.NATSURL, "nats-url", url, "NATS server URLs ($NATS_URL; default: herald dev's embedded server)")
-	fs.StringVar(&c.NATSCreds, "nats-creds", getenv("NATS_CREDS"), "NATS credentials file ($NATS_CREDS)")
+	c.registerToolNATS(fs, getenv)
 	fs.StringVar(&c.DeadLetterTopic, "dead-letter-topic", "", "namespace/name of the dead-letter Topic, when the Subscription's sink is a URI rather than a ref to a Topic")
 	fs.StringVar(&c.Output, "output", "table", "list and show: table or json")
 	fs.StringVar(&c.Output, "o", "table", "shorthand for --output")
@@ -174,19 +166,11 @@ func runDeadLetters(ctx context.Context, args []string, getenv func(string) stri
 	if err != nil {
 		return err
 	}
-	opts := []nats.Option{nats.Name("herald deadletters")}
-	if c.NATSCreds != "" {
-		opts = append(opts, nats.UserCredentials(c.NATSCreds))
-	}
-	nc, err := nats.Connect(c.NATSURL, opts...)
-	if err != nil {
-		return fmt.Errorf("connect to NATS at %s: %w", c.NATSURL, err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
+	nc, js, err := c.connect("herald deadletters")
 	if err != nil {
 		return err
 	}
+	defer nc.Close()
 	t, err := replay.FindTarget(ctx, js, c.Namespace, c.Name)
 	if err != nil {
 		return err

@@ -17,8 +17,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/herald-dev/herald/api/v1alpha1"
-	"github.com/herald-dev/herald/dispatcher/plan"
+	"github.com/herald-dev/herald/compiler"
 	"github.com/herald-dev/herald/internal/natstest"
+	"github.com/herald-dev/herald/plan"
 )
 
 func TestParseDispatcherConfig(t *testing.T) {
@@ -114,7 +115,7 @@ func TestRunDispatcher(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := plan.Compile(&v1alpha1.Topic{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "orders"}}, nil)
+	res, err := compiler.Compile(&v1alpha1.Topic{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "orders"}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

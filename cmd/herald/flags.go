@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // natsConfig is how a subcommand reaches NATS; the manager and the
@@ -63,6 +64,42 @@ func (c natsConfig) natsOptions(name string, extra ...nats.Option) []nats.Option
 		opts = append(opts, nats.ClientCert(c.NATSTLSCert, c.NATSTLSKey))
 	}
 	return append(opts, extra...)
+}
+
+// toolNATS is how a terminal tool (tail, deadletters) reaches NATS: herald
+// dev's embedded server unless --nats-url or $NATS_URL names another, such
+// as a cluster's NATS port-forwarded.
+type toolNATS struct {
+	NATSURL   string
+	NATSCreds string
+}
+
+// registerToolNATS adds --nats-url and --nats-creds to fs.
+func (c *toolNATS) registerToolNATS(fs *flag.FlagSet, getenv func(string) string) {
+	url := getenv("NATS_URL")
+	if url == "" {
+		url = "nats://127.0.0.1:4222"
+	}
+	fs.StringVar(&c.NATSURL, "nats-url", url, "NATS server URLs ($NATS_URL; default: herald dev's embedded server)")
+	fs.StringVar(&c.NATSCreds, "nats-creds", getenv("NATS_CREDS"), "NATS credentials file ($NATS_CREDS)")
+}
+
+// connect connects as name and returns the connection and its JetStream.
+func (c toolNATS) connect(name string) (*nats.Conn, jetstream.JetStream, error) {
+	opts := []nats.Option{nats.Name(name)}
+	if c.NATSCreds != "" {
+		opts = append(opts, nats.UserCredentials(c.NATSCreds))
+	}
+	nc, err := nats.Connect(c.NATSURL, opts...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect to NATS at %s: %w", c.NATSURL, err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return nc, js, nil
 }
 
 // newFlagSet returns a flag set for a subcommand that prints usage, then

@@ -10,11 +10,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/herald-dev/herald/devmode"
-	"github.com/herald-dev/herald/dispatcher/plan"
+	"github.com/herald-dev/herald/plan"
 )
 
 func init() {
@@ -40,8 +39,7 @@ Flags:
 
 // tailConfig is herald tail's validated configuration.
 type tailConfig struct {
-	NATSURL   string
-	NATSCreds string
+	toolNATS
 	Namespace string
 	Topic     string
 	// From is new, earliest, or a start time.
@@ -58,12 +56,7 @@ func parseTailConfig(args []string, getenv func(string) string) (tailConfig, err
 		fs.PrintDefaults()
 	}
 	c := tailConfig{}
-	url := getenv("NATS_URL")
-	if url == "" {
-		url = "nats://127.0.0.1:4222"
-	}
-	fs.StringVar(&c.NATSURL, "nats-url", url, "NATS server URLs ($NATS_URL; default: herald dev's embedded server)")
-	fs.StringVar(&c.NATSCreds, "nats-creds", getenv("NATS_CREDS"), "NATS credentials file ($NATS_CREDS)")
+	c.registerToolNATS(fs, getenv)
 	fs.StringVar(&c.From, "from", "new", "where to start: new (events from now on), earliest, or an RFC 3339 time")
 	fs.IntVar(&c.Count, "n", 0, "stop after this many events (0: follow until interrupted)")
 	if err := fs.Parse(args); err != nil {
@@ -96,19 +89,11 @@ func parseTailConfig(args []string, getenv func(string) string) (tailConfig, err
 }
 
 func runTail(ctx context.Context, c tailConfig, out io.Writer) error {
-	opts := []nats.Option{nats.Name("herald tail")}
-	if c.NATSCreds != "" {
-		opts = append(opts, nats.UserCredentials(c.NATSCreds))
-	}
-	nc, err := nats.Connect(c.NATSURL, opts...)
-	if err != nil {
-		return fmt.Errorf("connect to NATS at %s: %w", c.NATSURL, err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
+	nc, js, err := c.connect("herald tail")
 	if err != nil {
 		return err
 	}
+	defer nc.Close()
 	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverNewPolicy}
 	switch {
 	case c.From == "earliest":

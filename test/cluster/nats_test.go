@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/herald-dev/herald/dispatcher/plan"
+	"github.com/herald-dev/herald/plan"
 )
 
 // A Topic with 3 replicas on the chart's 3-server NATS StatefulSet loses no

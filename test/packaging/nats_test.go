@@ -20,7 +20,7 @@ import (
 
 // The largest message a Topic's stream takes: maxEventSize at its API
 // maximum (8 MiB) plus the 64 KiB the plan compiler allows for headers
-// (dispatcher/plan headerAllowance). NATS's max_payload must not be lower.
+// (compiler headerAllowance). NATS's max_payload must not be lower.
 const maxTopicMessage = 8<<20 + 64<<10
 
 // processNATSConf parses conf the way nats-server does at start, with the

@@ -1,16 +1,19 @@
-package plan
+// Package compiler turns a Topic and its Subscriptions, with their
+// Destinations already resolved to URIs (package resolve), into the
+// JetStream stream and consumer configurations the control plane ensures
+// (package provision) and the plan.TopicPlan the dispatcher executes. The
+// operator and herald dev both call Compile, so they cannot drift apart.
+package compiler
 
 import (
 	"errors"
 	"fmt"
 	"time"
 
-	cesql "github.com/cloudevents/sdk-go/sql/v2"
-	cesqlparser "github.com/cloudevents/sdk-go/sql/v2/parser"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/herald-dev/herald/api/v1alpha1"
-	"github.com/herald-dev/herald/internal/ce"
+	"github.com/herald-dev/herald/plan"
 )
 
 // Defaults of a Subscription's delivery when neither it nor its Topic sets a field.
@@ -58,7 +61,7 @@ type Result struct {
 	// Subscription name.
 	Consumers map[string]jetstream.ConsumerConfig
 	// Plan is what the Topic's dispatchers execute.
-	Plan TopicPlan
+	Plan plan.TopicPlan
 	// Errors holds, by Subscription name, why a Subscription was left out of
 	// the plan. The rest of the plan is valid without it.
 	Errors map[string]error
@@ -75,12 +78,12 @@ func Compile(topic *v1alpha1.Topic, subs []ResolvedSubscription) (*Result, error
 	res := &Result{
 		Stream:    stream,
 		Consumers: map[string]jetstream.ConsumerConfig{},
-		Plan: TopicPlan{
-			Version:      Version,
+		Plan: plan.TopicPlan{
+			Version:      plan.Version,
 			Namespace:    topic.Namespace,
 			Name:         topic.Name,
 			Stream:       stream.Name,
-			Subject:      Subject(topic.Namespace, topic.Name),
+			Subject:      plan.Subject(topic.Namespace, topic.Name),
 			MaxEventSize: maxEventSize(topic),
 		},
 		Errors: map[string]error{},
@@ -115,9 +118,9 @@ func StreamConfig(t *v1alpha1.Topic) (jetstream.StreamConfig, error) {
 		return jetstream.StreamConfig{}, fmt.Errorf("duplicateWindow: %w", err)
 	}
 	cfg := jetstream.StreamConfig{
-		Name:              StreamName(t.Namespace, t.Name),
+		Name:              plan.StreamName(t.Namespace, t.Name),
 		Description:       fmt.Sprintf("Herald Topic %s/%s", t.Namespace, t.Name),
-		Subjects:          []string{Subject(t.Namespace, t.Name), RedeliverySubjects(t.Namespace, t.Name)},
+		Subjects:          []string{plan.Subject(t.Namespace, t.Name), plan.RedeliverySubjects(t.Namespace, t.Name)},
 		Retention:         jetstream.LimitsPolicy,
 		Discard:           jetstream.DiscardOld,
 		Storage:           jetstream.FileStorage,
@@ -163,20 +166,20 @@ func StreamConfig(t *v1alpha1.Topic) (jetstream.StreamConfig, error) {
 
 // CompileSubscription compiles one Subscription of topic into its plan entry
 // and durable consumer configuration.
-func CompileSubscription(topic *v1alpha1.Topic, rs ResolvedSubscription) (SubscriptionPlan, jetstream.ConsumerConfig, error) {
+func CompileSubscription(topic *v1alpha1.Topic, rs ResolvedSubscription) (plan.SubscriptionPlan, jetstream.ConsumerConfig, error) {
 	s := rs.Subscription
 	if rs.SubscriberURI == "" {
-		return SubscriptionPlan{}, jetstream.ConsumerConfig{}, errors.New("subscriber has no resolved URI")
+		return plan.SubscriptionPlan{}, jetstream.ConsumerConfig{}, errors.New("subscriber has no resolved URI")
 	}
 	d, err := EffectiveDelivery(topic.Spec.Delivery, s.Spec.Delivery)
 	if err != nil {
-		return SubscriptionPlan{}, jetstream.ConsumerConfig{}, err
+		return plan.SubscriptionPlan{}, jetstream.ConsumerConfig{}, err
 	}
-	filters := make([]Filter, 0, len(s.Spec.Filters))
+	filters := make([]plan.Filter, 0, len(s.Spec.Filters))
 	for i := range s.Spec.Filters {
 		f := FromAPI(&s.Spec.Filters[i])
 		if err := f.Validate(); err != nil {
-			return SubscriptionPlan{}, jetstream.ConsumerConfig{}, fmt.Errorf("filters[%d]: %w", i, err)
+			return plan.SubscriptionPlan{}, jetstream.ConsumerConfig{}, fmt.Errorf("filters[%d]: %w", i, err)
 		}
 		filters = append(filters, f)
 	}
@@ -191,9 +194,9 @@ func CompileSubscription(topic *v1alpha1.Topic, rs ResolvedSubscription) (Subscr
 	if ordering == v1alpha1.OrderingOrdered {
 		inFlight = 1
 	}
-	sp := SubscriptionPlan{
+	sp := plan.SubscriptionPlan{
 		Name:            s.Name,
-		Consumer:        ConsumerName(s.Name),
+		Consumer:        plan.ConsumerName(s.Name),
 		Generation:      s.Generation,
 		SubscriberURI:   rs.SubscriberURI,
 		ReplyURI:        rs.ReplyURI,
@@ -201,7 +204,7 @@ func CompileSubscription(topic *v1alpha1.Topic, rs ResolvedSubscription) (Subscr
 		DeadLetterTopic: rs.DeadLetterTopic,
 		Filters:         filters,
 		Delivery:        d,
-		Ordering:        string(ordering),
+		Ordering:        plan.Ordering(ordering),
 		MaxInFlight:     inFlight,
 		Paused:          s.Spec.Paused,
 	}
@@ -210,41 +213,16 @@ func CompileSubscription(topic *v1alpha1.Topic, rs ResolvedSubscription) (Subscr
 		if rl.Burst != nil {
 			burst = int(*rl.Burst)
 		}
-		sp.RateLimit = &RateLimit{EventsPerSecond: int(rl.EventsPerSecond), Burst: burst}
+		sp.RateLimit = &plan.RateLimit{EventsPerSecond: int(rl.EventsPerSecond), Burst: burst}
 	}
 	cc, err := consumerConfig(topic, s, sp)
 	if err != nil {
-		return SubscriptionPlan{}, jetstream.ConsumerConfig{}, err
+		return plan.SubscriptionPlan{}, jetstream.ConsumerConfig{}, err
 	}
 	return sp, cc, nil
 }
 
-// AckWait is the AckWait of every Subscription's consumer, whatever its
-// timeout: dispatchers send InProgress every third of it for each message
-// they hold (queued for a worker, being delivered, waiting for a retry or a
-// rate limit), so it only decides how soon JetStream redelivers the
-// messages of a dispatcher that died.
-const AckWait = 5 * time.Second
-
-// PinnedTTL is how long the pin of an ordered or perKey consumer outlives
-// the last pull request of its pinned dispatcher. Dispatchers pull at least
-// every 2 s, so a dead dispatcher's pin moves between PinnedTTL-2s and
-// PinnedTTL after it died. For perKey that is safe because it exceeds
-// AckWait by more than the pull interval: by the time another dispatcher is
-// pinned, every message the dead one held has been queued for redelivery,
-// and JetStream redelivers those, in stream order, before any later message,
-// so no later event of a key overtakes an earlier one.
-const PinnedTTL = 9 * time.Second
-
-// PausedUntil is the pause deadline of a paused Subscription's consumer: far
-// enough away to mean "until resumed".
-var PausedUntil = time.Date(2999, 1, 1, 0, 0, 0, 0, time.UTC)
-
-// PinnedGroup is the priority group dispatchers of ordered and perKey
-// Subscriptions pull with; the server pins one puller at a time (ADR-42).
-const PinnedGroup = "herald"
-
-func consumerConfig(topic *v1alpha1.Topic, s *v1alpha1.Subscription, sp SubscriptionPlan) (jetstream.ConsumerConfig, error) {
+func consumerConfig(topic *v1alpha1.Topic, s *v1alpha1.Subscription, sp plan.SubscriptionPlan) (jetstream.ConsumerConfig, error) {
 	replicas := 1
 	if ds := topic.Spec.Dispatcher; ds != nil && ds.Replicas != nil && *ds.Replicas > 1 {
 		replicas = int(*ds.Replicas)
@@ -255,13 +233,13 @@ func consumerConfig(topic *v1alpha1.Topic, s *v1alpha1.Subscription, sp Subscrip
 		Description:   fmt.Sprintf("Herald Subscription %s/%s", s.Namespace, s.Name),
 		DeliverPolicy: jetstream.DeliverNewPolicy,
 		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       AckWait,
+		AckWait:       plan.AckWait,
 		// Unlimited: the dispatcher counts attempts and dead-letters the
 		// event itself, so a message is never stranded by MaxDeliver.
 		MaxDeliver: -1,
 		// The Topic's events, and those replayed or redriven to this
 		// Subscription alone.
-		FilterSubjects: []string{Subject(topic.Namespace, topic.Name), RedeliverySubject(topic.Namespace, topic.Name, s.Name)},
+		FilterSubjects: []string{plan.Subject(topic.Namespace, topic.Name), plan.RedeliverySubject(topic.Namespace, topic.Name, s.Name)},
 		ReplayPolicy:   jetstream.ReplayInstantPolicy,
 		MaxAckPending:  (sp.MaxInFlight + RetryBacklog) * replicas,
 		Metadata: map[string]string{
@@ -284,17 +262,17 @@ func consumerConfig(topic *v1alpha1.Topic, s *v1alpha1.Subscription, sp Subscrip
 	case v1alpha1.OrderingOrdered:
 		cc.MaxAckPending = 1
 		cc.PriorityPolicy = jetstream.PriorityPolicyPinned
-		cc.PriorityGroups = []string{PinnedGroup}
-		cc.PinnedTTL = PinnedTTL
+		cc.PriorityGroups = []string{plan.PinnedGroup}
+		cc.PinnedTTL = plan.PinnedTTL
 	case v1alpha1.OrderingPerKey:
 		// Messages wait in per-key queues in the one pinned dispatcher.
 		cc.MaxAckPending = sp.MaxInFlight * 4
 		cc.PriorityPolicy = jetstream.PriorityPolicyPinned
-		cc.PriorityGroups = []string{PinnedGroup}
-		cc.PinnedTTL = PinnedTTL
+		cc.PriorityGroups = []string{plan.PinnedGroup}
+		cc.PinnedTTL = plan.PinnedTTL
 	}
 	if sp.Paused {
-		t := PausedUntil
+		t := plan.PausedUntil
 		cc.PauseUntil = &t
 	}
 	return cc, nil
@@ -302,13 +280,13 @@ func consumerConfig(topic *v1alpha1.Topic, s *v1alpha1.Subscription, sp Subscrip
 
 // EffectiveDelivery merges a Subscription's delivery over its Topic's over
 // the defaults, field by field. The dead-letter sink is resolved separately.
-func EffectiveDelivery(topic, sub *v1alpha1.DeliverySpec) (Delivery, error) {
-	d := Delivery{
+func EffectiveDelivery(topic, sub *v1alpha1.DeliverySpec) (plan.Delivery, error) {
+	d := plan.Delivery{
 		Retry:         DefaultRetry,
 		BackoffPolicy: string(DefaultBackoffPolicy),
-		BackoffDelay:  ToMillis(DefaultBackoffDelay),
-		BackoffMax:    ToMillis(DefaultBackoffMax),
-		Timeout:       ToMillis(DefaultTimeout),
+		BackoffDelay:  plan.ToMillis(DefaultBackoffDelay),
+		BackoffMax:    plan.ToMillis(DefaultBackoffMax),
+		Timeout:       plan.ToMillis(DefaultTimeout),
 		RetryAfterMax: -1,
 	}
 	for _, ds := range []*v1alpha1.DeliverySpec{topic, sub} {
@@ -324,7 +302,7 @@ func EffectiveDelivery(topic, sub *v1alpha1.DeliverySpec) (Delivery, error) {
 		for _, f := range []struct {
 			name string
 			in   *v1alpha1.Duration
-			out  *Millis
+			out  *plan.Millis
 		}{
 			{"backoffDelay", ds.BackoffDelay, &d.BackoffDelay},
 			{"backoffMax", ds.BackoffMax, &d.BackoffMax},
@@ -336,36 +314,19 @@ func EffectiveDelivery(topic, sub *v1alpha1.DeliverySpec) (Delivery, error) {
 			}
 			v, err := f.in.Parse()
 			if err != nil {
-				return Delivery{}, fmt.Errorf("delivery.%s: %w", f.name, err)
+				return plan.Delivery{}, fmt.Errorf("delivery.%s: %w", f.name, err)
 			}
-			*f.out = ToMillis(v)
+			*f.out = plan.ToMillis(v)
 		}
 	}
 	if d.Timeout <= 0 {
-		return Delivery{}, errors.New("delivery.timeout must be longer than zero")
+		return plan.Delivery{}, errors.New("delivery.timeout must be longer than zero")
 	}
 	return d, nil
 }
 
-// Backoff is the wait before retry number attempt (1 for the first retry).
-func (d Delivery) Backoff(attempt int) time.Duration {
-	p := ce.Exponential
-	if d.BackoffPolicy == string(v1alpha1.BackoffPolicyLinear) {
-		p = ce.Linear
-	}
-	return ce.Backoff(p, d.BackoffDelay.Duration(), d.BackoffMax.Duration(), attempt)
-}
-
-// RetryAfterCap is the longest Retry-After the dispatcher honours.
-func (d Delivery) RetryAfterCap() time.Duration {
-	if d.RetryAfterMax < 0 {
-		return d.BackoffMax.Duration()
-	}
-	return d.RetryAfterMax.Duration()
-}
-
-// FromAPI converts a filter of the API's fixed-depth types into a Filter.
-func FromAPI(f *v1alpha1.SubscriptionsAPIFilter) Filter {
+// FromAPI converts a filter of the API's fixed-depth types into a plan.Filter.
+func FromAPI(f *v1alpha1.SubscriptionsAPIFilter) plan.Filter {
 	out := fromAttrs(f.FilterAttributes)
 	for i := range f.All {
 		out.All = append(out.All, fromNested(&f.All[i]))
@@ -380,7 +341,7 @@ func FromAPI(f *v1alpha1.SubscriptionsAPIFilter) Filter {
 	return out
 }
 
-func fromNested(f *v1alpha1.NestedFilter) Filter {
+func fromNested(f *v1alpha1.NestedFilter) plan.Filter {
 	out := fromAttrs(f.FilterAttributes)
 	for i := range f.All {
 		out.All = append(out.All, fromInner(&f.All[i]))
@@ -395,7 +356,7 @@ func fromNested(f *v1alpha1.NestedFilter) Filter {
 	return out
 }
 
-func fromInner(f *v1alpha1.InnerFilter) Filter {
+func fromInner(f *v1alpha1.InnerFilter) plan.Filter {
 	out := fromAttrs(f.FilterAttributes)
 	for i := range f.All {
 		out.All = append(out.All, fromAttrs(f.All[i].FilterAttributes))
@@ -410,57 +371,6 @@ func fromInner(f *v1alpha1.InnerFilter) Filter {
 	return out
 }
 
-func fromAttrs(a v1alpha1.FilterAttributes) Filter {
-	return Filter{Exact: a.Exact, Prefix: a.Prefix, Suffix: a.Suffix, CESQL: a.CESQL}
-}
-
-// Validate checks that f sets exactly one dialect at every level and that
-// every CESQL expression parses.
-func (f *Filter) Validate() error {
-	n := 0
-	for _, set := range []bool{f.Exact != nil, f.Prefix != nil, f.Suffix != nil, f.CESQL != "", f.All != nil, f.Any != nil, f.Not != nil} {
-		if set {
-			n++
-		}
-	}
-	if n != 1 {
-		return fmt.Errorf("a filter sets exactly one of exact, prefix, suffix, cesql, all, any or not (this one sets %d)", n)
-	}
-	if f.CESQL != "" {
-		if _, err := ParseCESQL(f.CESQL); err != nil {
-			return fmt.Errorf("cesql %q: %w", f.CESQL, err)
-		}
-	}
-	for i := range f.All {
-		if err := f.All[i].Validate(); err != nil {
-			return fmt.Errorf("all[%d]: %w", i, err)
-		}
-	}
-	for i := range f.Any {
-		if err := f.Any[i].Validate(); err != nil {
-			return fmt.Errorf("any[%d]: %w", i, err)
-		}
-	}
-	if f.Not != nil {
-		if err := f.Not.Validate(); err != nil {
-			return fmt.Errorf("not: %w", err)
-		}
-	}
-	return nil
-}
-
-// ParseCESQL parses a CloudEvents SQL expression. The sdk-go parser panics on
-// some incomplete expressions (such as "type = "); ParseCESQL turns that into
-// an error, so user input can never crash the operator or a dispatcher.
-func ParseCESQL(expr string) (e cesql.Expression, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			e, err = nil, fmt.Errorf("invalid expression: %v", r)
-		}
-	}()
-	e, err = cesqlparser.Parse(expr)
-	if err == nil && e == nil {
-		err = errors.New("invalid expression")
-	}
-	return e, err
+func fromAttrs(a v1alpha1.FilterAttributes) plan.Filter {
+	return plan.Filter{Exact: a.Exact, Prefix: a.Prefix, Suffix: a.Suffix, CESQL: a.CESQL}
 }

@@ -1,17 +1,21 @@
 // Package plan is the contract between Herald's control plane (the operator,
-// or herald dev) and its data plane (the dispatcher). Compile turns a Topic
-// and its Subscriptions, with their Destinations already resolved to URIs,
-// into the JetStream stream and consumer configurations the control plane
-// ensures and the TopicPlan the dispatcher executes. Both control planes call
-// the same function, so they cannot drift apart.
+// or herald dev) and its data plane (the dispatcher): the TopicPlan a
+// dispatcher executes, the names of the JetStream streams, subjects,
+// consumers, buckets and counters both sides use, and the consumer settings
+// the dispatcher relies on (AckWait, PinnedTTL, PinnedGroup). It imports
+// nothing of Herald's; package compiler produces plans from the API types.
 //
 // Plans travel through the JetStream key-value bucket KVBucket, one key per
 // Topic (Key), as JSON. Dispatchers watch the keys of the Topics they serve.
 package plan
 
 import (
+	"errors"
 	"fmt"
 	"time"
+
+	cesql "github.com/cloudevents/sdk-go/sql/v2"
+	cesqlparser "github.com/cloudevents/sdk-go/sql/v2/parser"
 )
 
 // KVBucket is the JetStream key-value bucket holding one TopicPlan per Topic.
@@ -62,7 +66,7 @@ type SubscriptionPlan struct {
 	// Delivery is the effective retry policy.
 	Delivery Delivery `json:"delivery"`
 	// Ordering is unordered, ordered or perKey.
-	Ordering string `json:"ordering"`
+	Ordering Ordering `json:"ordering"`
 	// MaxInFlight bounds concurrent deliveries per dispatcher replica.
 	MaxInFlight int `json:"maxInFlight"`
 	// RateLimit bounds the delivery rate per dispatcher replica; nil means none.
@@ -70,6 +74,22 @@ type SubscriptionPlan struct {
 	// Paused stops delivery; the consumer keeps its position.
 	Paused bool `json:"paused,omitempty"`
 }
+
+// Ordering says in which order a Subscription's events are delivered.
+type Ordering string
+
+// Orderings, as in the Subscription API.
+const (
+	OrderingUnordered Ordering = "unordered"
+	OrderingOrdered   Ordering = "ordered"
+	OrderingPerKey    Ordering = "perKey"
+)
+
+// Backoff policies, as in the Subscription API.
+const (
+	BackoffLinear      = "linear"
+	BackoffExponential = "exponential"
+)
 
 // Delivery is a Subscription's effective delivery policy, defaults applied.
 type Delivery struct {
@@ -189,4 +209,88 @@ func (p *TopicPlan) Validate() error {
 		}
 	}
 	return nil
+}
+
+// AckWait is the AckWait of every Subscription's consumer, whatever its
+// timeout: dispatchers send InProgress every third of it for each message
+// they hold (queued for a worker, being delivered, waiting for a retry or a
+// rate limit), so it only decides how soon JetStream redelivers the
+// messages of a dispatcher that died.
+const AckWait = 5 * time.Second
+
+// PinnedTTL is how long the pin of an ordered or perKey consumer outlives
+// the last pull request of its pinned dispatcher. Dispatchers pull at least
+// every 2 s, so a dead dispatcher's pin moves between PinnedTTL-2s and
+// PinnedTTL after it died. For perKey that is safe because it exceeds
+// AckWait by more than the pull interval: by the time another dispatcher is
+// pinned, every message the dead one held has been queued for redelivery,
+// and JetStream redelivers those, in stream order, before any later message,
+// so no later event of a key overtakes an earlier one.
+const PinnedTTL = 9 * time.Second
+
+// PausedUntil is the pause deadline of a paused Subscription's consumer: far
+// enough away to mean "until resumed".
+var PausedUntil = time.Date(2999, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// PinnedGroup is the priority group dispatchers of ordered and perKey
+// Subscriptions pull with; the server pins one puller at a time (ADR-42).
+const PinnedGroup = "herald"
+
+// RetryAfterCap is the longest Retry-After the dispatcher honours.
+func (d Delivery) RetryAfterCap() time.Duration {
+	if d.RetryAfterMax < 0 {
+		return d.BackoffMax.Duration()
+	}
+	return d.RetryAfterMax.Duration()
+}
+
+// Validate checks that f sets exactly one dialect at every level and that
+// every CESQL expression parses.
+func (f *Filter) Validate() error {
+	n := 0
+	for _, set := range []bool{f.Exact != nil, f.Prefix != nil, f.Suffix != nil, f.CESQL != "", f.All != nil, f.Any != nil, f.Not != nil} {
+		if set {
+			n++
+		}
+	}
+	if n != 1 {
+		return fmt.Errorf("a filter sets exactly one of exact, prefix, suffix, cesql, all, any or not (this one sets %d)", n)
+	}
+	if f.CESQL != "" {
+		if _, err := ParseCESQL(f.CESQL); err != nil {
+			return fmt.Errorf("cesql %q: %w", f.CESQL, err)
+		}
+	}
+	for i := range f.All {
+		if err := f.All[i].Validate(); err != nil {
+			return fmt.Errorf("all[%d]: %w", i, err)
+		}
+	}
+	for i := range f.Any {
+		if err := f.Any[i].Validate(); err != nil {
+			return fmt.Errorf("any[%d]: %w", i, err)
+		}
+	}
+	if f.Not != nil {
+		if err := f.Not.Validate(); err != nil {
+			return fmt.Errorf("not: %w", err)
+		}
+	}
+	return nil
+}
+
+// ParseCESQL parses a CloudEvents SQL expression. The sdk-go parser panics on
+// some incomplete expressions (such as "type = "); ParseCESQL turns that into
+// an error, so user input can never crash the operator or a dispatcher.
+func ParseCESQL(expr string) (e cesql.Expression, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			e, err = nil, fmt.Errorf("invalid expression: %v", r)
+		}
+	}()
+	e, err = cesqlparser.Parse(expr)
+	if err == nil && e == nil {
+		err = errors.New("invalid expression")
+	}
+	return e, err
 }

@@ -1,4 +1,4 @@
-package plan_test
+package compiler_test
 
 import (
 	"strings"
@@ -9,7 +9,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/herald-dev/herald/api/v1alpha1"
-	"github.com/herald-dev/herald/dispatcher/plan"
+	"github.com/herald-dev/herald/compiler"
+	"github.com/herald-dev/herald/plan"
 )
 
 func ptr[T any](v T) *T { return &v }
@@ -18,18 +19,18 @@ func topic(spec v1alpha1.TopicSpec) *v1alpha1.Topic {
 	return &v1alpha1.Topic{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "orders"}, Spec: spec}
 }
 
-func resolved(name string, spec v1alpha1.SubscriptionSpec) plan.ResolvedSubscription {
+func resolved(name string, spec v1alpha1.SubscriptionSpec) compiler.ResolvedSubscription {
 	if spec.Topic == "" {
 		spec.Topic = "orders"
 	}
-	return plan.ResolvedSubscription{
+	return compiler.ResolvedSubscription{
 		Subscription:  &v1alpha1.Subscription{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: name, Generation: 3}, Spec: spec},
 		SubscriberURI: "http://inventory.shop.svc/events",
 	}
 }
 
 func TestStreamConfig(t *testing.T) {
-	cfg, err := plan.StreamConfig(topic(v1alpha1.TopicSpec{
+	cfg, err := compiler.StreamConfig(topic(v1alpha1.TopicSpec{
 		Storage:         v1alpha1.StorageMemory,
 		Replicas:        3,
 		DuplicateWindow: ptr(v1alpha1.Duration("PT5M")),
@@ -59,11 +60,11 @@ func TestStreamConfig(t *testing.T) {
 		t.Errorf("max msg size %d leaves no room for headers", cfg.MaxMsgSize)
 	}
 
-	def, err := plan.StreamConfig(topic(v1alpha1.TopicSpec{}))
+	def, err := compiler.StreamConfig(topic(v1alpha1.TopicSpec{}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if def.Storage != jetstream.FileStorage || def.Replicas != 1 || def.Duplicates != plan.DefaultDuplicateWindow ||
+	if def.Storage != jetstream.FileStorage || def.Replicas != 1 || def.Duplicates != compiler.DefaultDuplicateWindow ||
 		def.MaxMsgs != -1 || def.MaxBytes != -1 || def.Discard != jetstream.DiscardOld {
 		t.Errorf("defaults = %+v", def)
 	}
@@ -73,52 +74,29 @@ func TestEffectiveDeliveryMergesFieldByField(t *testing.T) {
 	lin := v1alpha1.BackoffPolicyLinear
 	topicD := &v1alpha1.DeliverySpec{Retry: ptr(int32(7)), BackoffPolicy: &lin, Timeout: ptr(v1alpha1.Duration("PT10S"))}
 	subD := &v1alpha1.DeliverySpec{Retry: ptr(int32(0)), BackoffDelay: ptr(v1alpha1.Duration("1s")), RetryAfterMax: ptr(v1alpha1.Duration("PT0S"))}
-	d, err := plan.EffectiveDelivery(topicD, subD)
+	d, err := compiler.EffectiveDelivery(topicD, subD)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := plan.Delivery{Retry: 0, BackoffPolicy: "linear", BackoffDelay: 1000, BackoffMax: plan.ToMillis(plan.DefaultBackoffMax), Timeout: 10000, RetryAfterMax: 0}
+	want := plan.Delivery{Retry: 0, BackoffPolicy: "linear", BackoffDelay: 1000, BackoffMax: plan.ToMillis(compiler.DefaultBackoffMax), Timeout: 10000, RetryAfterMax: 0}
 	if d != want {
 		t.Errorf("delivery = %+v, want %+v", d, want)
 	}
 	if d.RetryAfterCap() != 0 {
 		t.Errorf("PT0S retryAfterMax must ignore Retry-After, cap = %v", d.RetryAfterCap())
 	}
-	d, _ = plan.EffectiveDelivery(nil, nil)
-	if d.Retry != plan.DefaultRetry || d.RetryAfterCap() != plan.DefaultBackoffMax {
+	d, _ = compiler.EffectiveDelivery(nil, nil)
+	if d.Retry != compiler.DefaultRetry || d.RetryAfterCap() != compiler.DefaultBackoffMax {
 		t.Errorf("defaults = %+v", d)
 	}
-	if _, err := plan.EffectiveDelivery(nil, &v1alpha1.DeliverySpec{Timeout: ptr(v1alpha1.Duration("0s"))}); err == nil {
+	if _, err := compiler.EffectiveDelivery(nil, &v1alpha1.DeliverySpec{Timeout: ptr(v1alpha1.Duration("0s"))}); err == nil {
 		t.Error("zero timeout accepted")
-	}
-}
-
-func TestBackoff(t *testing.T) {
-	exp := plan.Delivery{BackoffPolicy: "exponential", BackoffDelay: 200, BackoffMax: 1000}
-	lin := plan.Delivery{BackoffPolicy: "linear", BackoffDelay: 200, BackoffMax: 1000}
-	for _, tc := range []struct {
-		d       plan.Delivery
-		attempt int
-		want    time.Duration
-	}{
-		{exp, 1, 200 * time.Millisecond},
-		{exp, 2, 400 * time.Millisecond},
-		{exp, 3, 800 * time.Millisecond},
-		{exp, 4, time.Second}, // capped
-		{exp, 200, time.Second},
-		{lin, 1, 200 * time.Millisecond},
-		{lin, 3, 600 * time.Millisecond},
-		{lin, 9, time.Second},
-	} {
-		if got := tc.d.Backoff(tc.attempt); got != tc.want {
-			t.Errorf("%s attempt %d = %v, want %v", tc.d.BackoffPolicy, tc.attempt, got, tc.want)
-		}
 	}
 }
 
 func TestConsumerConfigs(t *testing.T) {
 	start := "2026-01-02T15:04:05Z"
-	res, err := plan.Compile(topic(v1alpha1.TopicSpec{Dispatcher: &v1alpha1.DispatcherSpec{Replicas: ptr(int32(2))}}), []plan.ResolvedSubscription{
+	res, err := compiler.Compile(topic(v1alpha1.TopicSpec{Dispatcher: &v1alpha1.DispatcherSpec{Replicas: ptr(int32(2))}}), []compiler.ResolvedSubscription{
 		resolved("plain", v1alpha1.SubscriptionSpec{MaxInFlight: 10}),
 		resolved("fifo", v1alpha1.SubscriptionSpec{Ordering: v1alpha1.OrderingOrdered, MaxInFlight: 10, StartPosition: "earliest"}),
 		resolved("keyed.v2", v1alpha1.SubscriptionSpec{Ordering: v1alpha1.OrderingPerKey, MaxInFlight: 10, StartPosition: start, Paused: true}),
@@ -135,7 +113,7 @@ func TestConsumerConfigs(t *testing.T) {
 		t.Errorf("bad cesql error = %v", err)
 	}
 	plain := res.Consumers["plain"]
-	if plain.Durable != "sub_plain" || plain.MaxAckPending != (10+plan.RetryBacklog)*2 || plain.DeliverPolicy != jetstream.DeliverNewPolicy ||
+	if plain.Durable != "sub_plain" || plain.MaxAckPending != (10+compiler.RetryBacklog)*2 || plain.DeliverPolicy != jetstream.DeliverNewPolicy ||
 		plain.MaxDeliver != -1 || plain.AckWait != plan.AckWait || plain.PriorityPolicy != jetstream.PriorityPolicyNone {
 		t.Errorf("plain consumer = %+v", plain)
 	}
@@ -163,7 +141,7 @@ func TestConsumerConfigs(t *testing.T) {
 }
 
 func TestFromAPIKeepsNesting(t *testing.T) {
-	f := plan.FromAPI(&v1alpha1.SubscriptionsAPIFilter{Any: []v1alpha1.NestedFilter{
+	f := compiler.FromAPI(&v1alpha1.SubscriptionsAPIFilter{Any: []v1alpha1.NestedFilter{
 		{All: []v1alpha1.InnerFilter{
 			{Not: &v1alpha1.LeafFilter{FilterAttributes: v1alpha1.FilterAttributes{Exact: map[string]string{"type": "a"}}}},
 			{FilterAttributes: v1alpha1.FilterAttributes{Suffix: map[string]string{"subject": ".json"}}},
