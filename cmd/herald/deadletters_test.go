@@ -94,40 +94,11 @@ spec:
 	if err := os.WriteFile(filepath.Join(dir, "orders.yaml"), []byte(manifest), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	listen, natsAddr := freeLocalAddr(t), freeLocalAddr(t)
-	var stdout, stderr lockedBuffer
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- devMain(ctx, []string{"-f", dir, "--data-dir", t.TempDir(), "--listen", listen,
-			"--display-listen", "", "--webhook-listen", "", "--nats-listen", natsAddr}, &stdout, &stderr)
-	}()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("herald dev: %v", err)
-		}
-		if t.Failed() {
-			t.Logf("stderr:\n%s", stderr.String())
-		}
-	}()
-	waitUntil(t, func() bool { return strings.Contains(stderr.String(), "Send an event:") }, "no banner")
-
+	natsAddr := freeLocalAddr(t)
+	dev := startDev(t, dir, "--nats-listen", natsAddr)
 	const n = 20
 	for i := range n {
-		req, _ := http.NewRequest(http.MethodPost, "http://"+listen+"/default/orders", strings.NewReader(`{"n":1}`))
-		for k, v := range map[string]string{"ce-specversion": "1.0", "ce-type": "com.example.order.created", "ce-source": "/shop",
-			"ce-id": fmt.Sprintf("order-%d", i), "content-type": "application/json"} {
-			req.Header.Set(k, v)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusAccepted {
-			t.Fatalf("POST: %s", resp.Status)
-		}
+		dev.send(t, "default/orders", fmt.Sprintf("order-%d", i))
 	}
 	env := func(k string) string {
 		if k == "NATS_URL" {

@@ -1,10 +1,8 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -49,40 +47,8 @@ spec:
 	if err := os.WriteFile(filepath.Join(dir, "orders.yaml"), []byte(manifest), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	listen := freeLocalAddr(t)
-	var stdout, stderr lockedBuffer
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- devMain(ctx, []string{"-f", dir, "--data-dir", data, "--listen", listen,
-			"--display-listen", "", "--webhook-listen", "", "--nats-listen", "random"}, &stdout, &stderr)
-	}()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("herald dev: %v", err)
-		}
-		if t.Failed() {
-			t.Logf("stderr:\n%s", stderr.String())
-		}
-	}()
-	waitUntil(t, func() bool { return strings.Contains(stderr.String(), "Send an event:") }, "no banner")
-	send := func(i int) {
-		t.Helper()
-		req, _ := http.NewRequest(http.MethodPost, "http://"+listen+"/default/orders", strings.NewReader(`{}`))
-		for k, v := range map[string]string{"ce-specversion": "1.0", "ce-type": "com.example.order.created", "ce-source": "/shop",
-			"ce-id": fmt.Sprintf("e%d", i), "content-type": "application/json"} {
-			req.Header.Set(k, v)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusAccepted {
-			t.Fatalf("POST e%d: %s", i, resp.Status)
-		}
-	}
+	dev := startDev(t, dir, "--data-dir", data)
+	send := func(i int) { t.Helper(); dev.send(t, "default/orders", fmt.Sprintf("e%d", i)) }
 	for i := 1; i < 50; i++ {
 		send(i)
 	}
@@ -107,7 +73,7 @@ spec:
 		t.Fatal(err)
 	}
 	waitUntil(t, func() bool { return len(audit.accepted()) >= 151 }, "events 50 to 100 replayed to audit")
-	waitUntil(t, func() bool { return strings.Contains(stderr.String(), "replay: complete") }, "the Replay completes")
+	waitUntil(t, func() bool { return strings.Contains(dev.stderr.String(), "replay: complete") }, "the Replay completes")
 	time.Sleep(300 * time.Millisecond)
 	got := audit.accepted()
 	if len(got) != 151 {

@@ -1,0 +1,59 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// devRun is herald dev running in-process for a test.
+type devRun struct {
+	// listen is the ingress address.
+	listen         string
+	stdout, stderr lockedBuffer
+}
+
+// startDev runs herald dev on the manifests in dir, with a data directory of
+// the test's own, a free ingress port, a random NATS port and neither display
+// nor webhooks; extra flags come last and win. It waits for the banner and
+// stops herald dev when the test ends, logging its stderr if it failed.
+func startDev(t *testing.T, dir string, extra ...string) *devRun {
+	t.Helper()
+	d := &devRun{listen: freeLocalAddr(t)}
+	args := append([]string{"-f", dir, "--data-dir", t.TempDir(), "--listen", d.listen,
+		"--display-listen", "", "--webhook-listen", "", "--nats-listen", "random"}, extra...)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- devMain(ctx, args, &d.stdout, &d.stderr) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("herald dev: %v", err)
+		}
+		if t.Failed() {
+			t.Logf("stderr:\n%s", d.stderr.String())
+		}
+	})
+	waitUntil(t, func() bool { return strings.Contains(d.stderr.String(), "Send an event:") }, "no banner")
+	return d
+}
+
+// send posts a binary-mode com.example.order.created event with id to
+// namespace/topic and fails the test unless it is accepted.
+func (d *devRun) send(t *testing.T, topic, id string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, "http://"+d.listen+"/"+topic, strings.NewReader(`{}`))
+	for k, v := range map[string]string{"ce-specversion": "1.0", "ce-type": "com.example.order.created", "ce-source": "/shop",
+		"ce-id": id, "content-type": "application/json"} {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("POST %s to %s: %s", id, topic, resp.Status)
+	}
+}
