@@ -82,17 +82,23 @@ func (r *ReplayReconciler) reconcileReplay(ctx context.Context, rp *v1alpha1.Rep
 		if err := r.Client.Get(ctx, client.ObjectKey{Namespace: rp.Namespace, Name: sub.Spec.Topic}, topic); err != nil {
 			topic = nil
 		}
+		if _, err := replay.SelectionFor(rp.Spec.From.DeadLetters); err != nil {
+			conds.setFalse(v1alpha1.ConditionComplete, v1alpha1.ReasonInvalidSpec, "spec.from.%v", err)
+			return &Stalling{Reason: v1alpha1.ReasonInvalidSpec, Err: fmt.Errorf("spec.from.%w", err)}
+		}
 		t.DeadLetterTopic = resolve.DeadLetterTopic(topic, sub)
 		if t.DeadLetterTopic == "" {
+			// The Subscription's spec must change, which is not watched:
+			// look again now and then.
 			err := fmt.Errorf("subscription %s has no dead-letter Topic: its delivery.deadLetterSink (or its Topic's) must be a ref to a Topic", name)
-			conds.setFalse(v1alpha1.ConditionComplete, v1alpha1.ReasonInvalidSpec, "%v", err)
-			return &Stalling{Reason: v1alpha1.ReasonInvalidSpec, Err: err}
+			conds.setFalse(v1alpha1.ConditionComplete, v1alpha1.ReasonNotAddressable, "%v", err)
+			return &Waiting{Reason: v1alpha1.ReasonNotAddressable, Err: err, RequeueAfter: r.Config.RefreshInterval}
 		}
 	}
 	done, err := replay.Advance(ctx, r.Provisioner.JetStream(), rp, t)
 	if err != nil {
 		conds.setFalse(v1alpha1.ConditionComplete, v1alpha1.ReasonNATSError, "replayed %d events, then: %v", rp.Status.Replayed, err)
-		return errors.Join(&Generic{Reason: v1alpha1.ReasonNATSError, Err: err})
+		return &Generic{Reason: v1alpha1.ReasonNATSError, Err: err}
 	}
 	if done {
 		conds.setTrue(v1alpha1.ConditionComplete, "replayed %d events in %s", rp.Status.Replayed, replay.Elapsed(rp).Round(time.Millisecond))

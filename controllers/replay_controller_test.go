@@ -179,3 +179,43 @@ func TestSubscriptionReportsDeadLetters(t *testing.T) {
 		return nil
 	})
 }
+
+// TestReplayOfDeadLettersNeedsADeadLetterTopic: a Replay of dead letters
+// says what is missing when the Subscription's dead-letter sink is no
+// Topic, and stalls on a filter that is no CESQL.
+func TestReplayOfDeadLettersNeedsADeadLetterTopic(t *testing.T) {
+	t.Parallel()
+	ns := namespace(t)
+	readyTopic(t, ns, "orders")
+	s := newSubscription(ns, "audit", "orders", "http://audit.example/")
+	create(t, s)
+	eventually(t, func() error {
+		if err := get(s); err != nil {
+			return err
+		}
+		return wantCondition(s.Status.Conditions, v1alpha1.ConditionReady, metav1.ConditionTrue, "", "")
+	})
+	noTopic := &v1alpha1.Replay{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "no-dlq"},
+		Spec:       v1alpha1.ReplaySpec{Subscription: "audit", From: v1alpha1.ReplayFrom{DeadLetters: &v1alpha1.DeadLetterSelector{}}},
+	}
+	badFilter := &v1alpha1.Replay{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "bad-filter"},
+		Spec:       v1alpha1.ReplaySpec{Subscription: "audit", From: v1alpha1.ReplayFrom{DeadLetters: &v1alpha1.DeadLetterSelector{Filter: "type = "}}},
+	}
+	create(t, noTopic)
+	create(t, badFilter)
+	eventually(t, func() error {
+		if err := get(noTopic); err != nil {
+			return err
+		}
+		return wantCondition(noTopic.Status.Conditions, v1alpha1.ConditionComplete, metav1.ConditionFalse, v1alpha1.ReasonNotAddressable, "has no dead-letter Topic")
+	})
+	eventually(t, func() error {
+		if err := get(badFilter); err != nil {
+			return err
+		}
+		return wantCondition(badFilter.Status.Conditions, v1alpha1.ConditionStalled, metav1.ConditionTrue, v1alpha1.ReasonInvalidSpec, "deadLetters.filter")
+	})
+	wantKStatus(t, badFilter, status.FailedStatus)
+}
