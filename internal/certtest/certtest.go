@@ -5,10 +5,12 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"math/big"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +19,39 @@ import (
 // CA returns the PEM certificate of a new self-signed certificate
 // authority named cn, valid from an hour ago to an hour from now.
 func CA(t testing.TB, cn string) string {
+	t.Helper()
+	ca, _, _ := newCA(t, cn)
+	return ca
+}
+
+// Server returns the PEM certificate of a new certificate authority named
+// cn and a serving certificate it issued for 127.0.0.1, ::1 and localhost,
+// for an httptest server's TLS configuration.
+func Server(t testing.TB, cn string) (caPEM string, serving tls.Certificate) {
+	t.Helper()
+	caPEM, caCert, caKey := newCA(t, cn)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(2),
+		Subject:      pkix.Name{CommonName: cn + " server"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+		DNSNames:     []string{"localhost"},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return caPEM, tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+func newCA(t testing.TB, cn string) (string, *x509.Certificate, *ecdsa.PrivateKey) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -35,7 +70,11 @@ func CA(t testing.TB, cn string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})), cert, key
 }
 
 // Corrupt returns pemCert with four base64 characters added to its first
