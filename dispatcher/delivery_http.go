@@ -84,9 +84,10 @@ func subscriberHeader(h nats.Header) http.Header {
 	return hdr
 }
 
-// post sends data with headers h to uri through c within timeout. With
-// replyLimit > 0 a 200 response announcing a CloudEvent is decoded into
-// result.reply, reading at most replyLimit bytes of it.
+// post sends data with headers h to uri through c (d's client when nil)
+// within timeout. With replyLimit > 0 a 200 response announcing a
+// CloudEvent is decoded into result.reply, reading at most replyLimit
+// bytes of it.
 func (d *Dispatcher) post(c *http.Client, uri string, h http.Header, data []byte, timeout time.Duration, replyLimit int) result {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
