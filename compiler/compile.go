@@ -51,6 +51,14 @@ type ResolvedSubscription struct {
 	// DeadLetterTopic is "namespace/name" when the dead-letter sink is a
 	// ref to a Topic; empty otherwise.
 	DeadLetterTopic string
+	// SubscriberCACerts, ReplyCACerts and DeadLetterCACerts are the caCerts
+	// of the subscriber, the reply and the effective dead-letter sink; empty
+	// for none.
+	SubscriberCACerts, ReplyCACerts, DeadLetterCACerts string
+	// DeadLetterField names where the effective dead-letter sink came from
+	// (resolve.DeadLetterSink), for messages; empty means
+	// delivery.deadLetterSink.
+	DeadLetterField string
 }
 
 // Result is what Compile produces for one Topic.
@@ -175,6 +183,9 @@ func CompileSubscription(topic *v1alpha1.Topic, rs ResolvedSubscription) (plan.S
 	if err != nil {
 		return plan.SubscriptionPlan{}, jetstream.ConsumerConfig{}, err
 	}
+	if err := checkCACerts(rs); err != nil {
+		return plan.SubscriptionPlan{}, jetstream.ConsumerConfig{}, err
+	}
 	filters := make([]plan.Filter, 0, len(s.Spec.Filters))
 	for i := range s.Spec.Filters {
 		f := FromAPI(&s.Spec.Filters[i])
@@ -195,18 +206,21 @@ func CompileSubscription(topic *v1alpha1.Topic, rs ResolvedSubscription) (plan.S
 		inFlight = 1
 	}
 	sp := plan.SubscriptionPlan{
-		Name:            s.Name,
-		Consumer:        plan.ConsumerName(s.Name),
-		Generation:      s.Generation,
-		SubscriberURI:   rs.SubscriberURI,
-		ReplyURI:        rs.ReplyURI,
-		DeadLetterURI:   rs.DeadLetterURI,
-		DeadLetterTopic: rs.DeadLetterTopic,
-		Filters:         filters,
-		Delivery:        d,
-		Ordering:        plan.Ordering(ordering),
-		MaxInFlight:     inFlight,
-		Paused:          s.Spec.Paused,
+		Name:              s.Name,
+		Consumer:          plan.ConsumerName(s.Name),
+		Generation:        s.Generation,
+		SubscriberURI:     rs.SubscriberURI,
+		ReplyURI:          rs.ReplyURI,
+		DeadLetterURI:     rs.DeadLetterURI,
+		DeadLetterTopic:   rs.DeadLetterTopic,
+		SubscriberCACerts: rs.SubscriberCACerts,
+		ReplyCACerts:      rs.ReplyCACerts,
+		DeadLetterCACerts: rs.DeadLetterCACerts,
+		Filters:           filters,
+		Delivery:          d,
+		Ordering:          plan.Ordering(ordering),
+		MaxInFlight:       inFlight,
+		Paused:            s.Spec.Paused,
 	}
 	if rl := s.Spec.RateLimit; rl != nil {
 		burst := int(rl.EventsPerSecond)
@@ -220,6 +234,28 @@ func CompileSubscription(topic *v1alpha1.Topic, rs ResolvedSubscription) (plan.S
 		return plan.SubscriptionPlan{}, jetstream.ConsumerConfig{}, err
 	}
 	return sp, cc, nil
+}
+
+// checkCACerts refuses a CA bundle of rs the dispatcher could not use (see
+// plan.CertPool), naming the field it came from.
+func checkCACerts(rs ResolvedSubscription) error {
+	dlField := rs.DeadLetterField
+	if dlField == "" {
+		dlField = "delivery.deadLetterSink"
+	}
+	for _, b := range []struct{ field, bundle string }{
+		{"subscriber", rs.SubscriberCACerts},
+		{"reply", rs.ReplyCACerts},
+		{dlField, rs.DeadLetterCACerts},
+	} {
+		if b.bundle == "" {
+			continue
+		}
+		if _, err := plan.CertPool(b.bundle); err != nil {
+			return fmt.Errorf("%s.caCerts: %w", b.field, err)
+		}
+	}
+	return nil
 }
 
 func consumerConfig(topic *v1alpha1.Topic, s *v1alpha1.Subscription, sp plan.SubscriptionPlan) (jetstream.ConsumerConfig, error) {

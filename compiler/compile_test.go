@@ -10,6 +10,7 @@ import (
 
 	"github.com/herald-dev/herald/api/v1alpha1"
 	"github.com/herald-dev/herald/compiler"
+	"github.com/herald-dev/herald/internal/certtest"
 	"github.com/herald-dev/herald/plan"
 )
 
@@ -177,5 +178,44 @@ func TestParseCESQLNeverPanics(t *testing.T) {
 	}
 	if _, err := plan.ParseCESQL("type = 'a' AND source LIKE '/shop/%'"); err != nil {
 		t.Errorf("valid expression refused: %v", err)
+	}
+}
+
+// TestCACerts: each Destination's CA bundle reaches the plan entry, and a
+// bundle the dispatcher could not use leaves the Subscription out of the
+// plan with an error naming the field.
+func TestCACerts(t *testing.T) {
+	ca, other := certtest.CA(t, "subscriber"), certtest.CA(t, "sink")
+	with := func(name string, sub, reply, dls, dlField string) compiler.ResolvedSubscription {
+		rs := resolved(name, v1alpha1.SubscriptionSpec{})
+		rs.SubscriberURI, rs.ReplyURI, rs.DeadLetterURI = "https://sub/", "https://reply/", "https://dls/"
+		rs.SubscriberCACerts, rs.ReplyCACerts, rs.DeadLetterCACerts, rs.DeadLetterField = sub, reply, dls, dlField
+		return rs
+	}
+	res, err := compiler.Compile(topic(v1alpha1.TopicSpec{}), []compiler.ResolvedSubscription{
+		with("good", ca, "", other, "Topic delivery.deadLetterSink"),
+		with("bad-subscriber", certtest.Corrupt(ca), "", "", ""),
+		with("bad-reply", ca, "-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n", "", ""),
+		with("bad-topic-sink", "", "", ca+"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", "Topic delivery.deadLetterSink"),
+		with("bad-sink", "", "", "x", ""),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Plan.Subscriptions) != 1 || len(res.Consumers) != 1 {
+		t.Fatalf("compiled %d subscriptions, want only good", len(res.Plan.Subscriptions))
+	}
+	if sp := res.Plan.Subscriptions[0]; sp.SubscriberCACerts != ca || sp.ReplyCACerts != "" || sp.DeadLetterCACerts != other {
+		t.Errorf("plan entry %+v", sp)
+	}
+	for name, want := range map[string]string{
+		"bad-subscriber": "subscriber.caCerts: block 1: x509:",
+		"bad-reply":      "reply.caCerts: block 1: not a valid PEM block",
+		"bad-topic-sink": "Topic delivery.deadLetterSink.caCerts: block 2 is a PRIVATE KEY, not a CERTIFICATE",
+		"bad-sink":       "delivery.deadLetterSink.caCerts: block 1: text where",
+	} {
+		if err := res.Errors[name]; err == nil || !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("%s: error %v, want one starting %q", name, err, want)
+		}
 	}
 }

@@ -21,23 +21,6 @@ import (
 	"github.com/herald-dev/herald/resolve"
 )
 
-func TestServiceURL(t *testing.T) {
-	tests := []struct {
-		ports []corev1.ServicePort
-		want  string
-	}{
-		{nil, "http://inventory.shop.svc.cluster.local"},
-		{[]corev1.ServicePort{{Port: 80}}, "http://inventory.shop.svc.cluster.local"},
-		{[]corev1.ServicePort{{Port: 8080}, {Port: 80}}, "http://inventory.shop.svc.cluster.local:8080"},
-	}
-	for _, tt := range tests {
-		svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "inventory", Namespace: "shop"}, Spec: corev1.ServiceSpec{Ports: tt.ports}}
-		if got := ServiceURL(svc, "cluster.local"); got != tt.want {
-			t.Errorf("ports %v: %s, want %s", tt.ports, got, tt.want)
-		}
-	}
-}
-
 func TestResolve(t *testing.T) {
 	scheme := runtime.NewScheme()
 	_ = clientgoscheme.AddToScheme(scheme)

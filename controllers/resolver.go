@@ -3,7 +3,6 @@ package controllers
 import (
 	"context"
 	"fmt"
-	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -20,8 +19,8 @@ import (
 // Destinations' referents through the API server.
 //
 // A ref to a Service (apiVersion v1) resolves to
-// http://<name>.<namespace>.svc.<ClusterDomain>, with the port of the
-// Service's first port unless it is 80. A ref to a Topic resolves to its
+// http(s)://<name>.<namespace>.svc.<ClusterDomain>[:port], as
+// resolve.ServiceURL says. A ref to a Topic resolves to its
 // status.address.url. A ref to any other kind resolves to the referent's
 // status.address.url, read with an uncached unstructured Get; the manager's
 // ClusterRole covers Services and Topics only, so other kinds need a
@@ -51,7 +50,7 @@ func (r *Resolver) Address(ctx context.Context, ref v1alpha1.KReference) (string
 		if err := r.Reader.Get(ctx, key, &svc); err != nil {
 			return "", getError(name, err)
 		}
-		return ServiceURL(&svc, r.ClusterDomain), nil
+		return resolve.ServiceURL(&svc, r.ClusterDomain), nil
 	case gv.Group == v1alpha1.GroupVersion.Group && ref.Kind == "Topic":
 		var t v1alpha1.Topic
 		if err := r.Reader.Get(ctx, key, &t); err != nil {
@@ -85,13 +84,4 @@ func getError(name string, err error) error {
 			"%s: the herald-manager ServiceAccount may not get this kind; bind it a ClusterRole granting get on it", name)}
 	}
 	return fmt.Errorf("get %s: %w", name, err)
-}
-
-// ServiceURL is the in-cluster URL of a Service.
-func ServiceURL(svc *corev1.Service, clusterDomain string) string {
-	host := svc.Name + "." + svc.Namespace + ".svc." + clusterDomain
-	if len(svc.Spec.Ports) > 0 && svc.Spec.Ports[0].Port != 80 {
-		host += ":" + strconv.Itoa(int(svc.Spec.Ports[0].Port))
-	}
-	return "http://" + host
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/herald-dev/herald/compiler"
 	"github.com/herald-dev/herald/config/crd"
 	"github.com/herald-dev/herald/internal/crdvalidation"
+	"github.com/herald-dev/herald/plan"
 	"github.com/herald-dev/herald/replay"
 	"github.com/herald-dev/herald/sources"
 )
@@ -132,12 +133,23 @@ func validateTopic(t *v1alpha1.Topic) error {
 
 func validateSubscription(sub *v1alpha1.Subscription) error {
 	var e errs
+	validateCACerts(&e, "spec.subscriber", &sub.Spec.Subscriber)
+	validateCACerts(&e, "spec.reply", sub.Spec.Reply)
 	for i := range sub.Spec.Filters {
 		f := compiler.FromAPI(&sub.Spec.Filters[i])
 		e.add(fmt.Sprintf("spec.filters[%d]", i), f.Validate())
 	}
 	validateDelivery(&e, "spec.delivery", sub.Spec.Delivery)
 	return e.err()
+}
+
+// validateCACerts checks d's caCerts as the compiler does (plan.CertPool).
+func validateCACerts(e *errs, field string, d *v1alpha1.Destination) {
+	if d == nil || d.CACerts == nil {
+		return
+	}
+	_, err := plan.CertPool(*d.CACerts)
+	e.add(field+".caCerts", err)
 }
 
 func validateEventSource(src *v1alpha1.EventSource) error {
@@ -158,4 +170,5 @@ func validateDelivery(e *errs, field string, d *v1alpha1.DeliverySpec) {
 	if _, err := compiler.EffectiveDelivery(d, nil); err != nil {
 		*e = append(*e, fmt.Errorf("%s.%s", field, strings.TrimPrefix(err.Error(), "delivery.")))
 	}
+	validateCACerts(e, field+".deadLetterSink", d.DeadLetterSink)
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"slices"
 	"sync"
@@ -31,23 +32,33 @@ const (
 )
 
 // subConfig is the part of a Subscription's plan a running delivery loop
-// takes live: filters, URIs, delivery policy and rate limit.
+// takes live: filters, URIs and the clients sending to them, delivery
+// policy and rate limit.
 type subConfig struct {
 	plan         plan.SubscriptionPlan
 	maxEventSize int
 	filter       matcher
 	limiter      *rate.Limiter
+	// subscriberClient, replyClient and deadLetterClient send to the
+	// plan's URIs, trusting their caCerts (see Dispatcher.clientFor).
+	subscriberClient, replyClient, deadLetterClient *http.Client
 }
 
 // compileSubscription prepares sp for delivery, keeping old's rate limiter
 // when the limit did not change.
-func compileSubscription(tp *plan.TopicPlan, sp *plan.SubscriptionPlan, old *subConfig) (*subConfig, error) {
+func (d *Dispatcher) compileSubscription(tp *plan.TopicPlan, sp *plan.SubscriptionPlan, old *subConfig) (*subConfig, error) {
 	f, err := compileFilters(sp.Filters)
 	if err != nil {
 		return nil, err
 	}
-	for _, u := range []struct{ field, uri string }{
-		{"subscriberUri", sp.SubscriberURI}, {"replyUri", sp.ReplyURI}, {"deadLetterUri", sp.DeadLetterURI},
+	cfg := &subConfig{plan: *sp, maxEventSize: tp.MaxEventSize, filter: f}
+	for _, u := range []struct {
+		field, uri, caCerts string
+		client              **http.Client
+	}{
+		{"subscriberUri", sp.SubscriberURI, sp.SubscriberCACerts, &cfg.subscriberClient},
+		{"replyUri", sp.ReplyURI, sp.ReplyCACerts, &cfg.replyClient},
+		{"deadLetterUri", sp.DeadLetterURI, sp.DeadLetterCACerts, &cfg.deadLetterClient},
 	} {
 		if u.uri == "" {
 			continue
@@ -56,11 +67,13 @@ func compileSubscription(tp *plan.TopicPlan, sp *plan.SubscriptionPlan, old *sub
 		if err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
 			return nil, fmt.Errorf("%s %q is not an absolute http(s) URL", u.field, u.uri)
 		}
+		if *u.client, err = d.clientFor(u.caCerts); err != nil {
+			return nil, fmt.Errorf("CA certificates of %s: %w", u.field, err)
+		}
 	}
 	if sp.Delivery.Timeout <= 0 {
 		return nil, errors.New("delivery timeout must be positive")
 	}
-	cfg := &subConfig{plan: *sp, maxEventSize: tp.MaxEventSize, filter: f}
 	if rl := sp.RateLimit; rl != nil && rl.EventsPerSecond > 0 {
 		if old != nil && old.limiter != nil && old.plan.RateLimit != nil && *old.plan.RateLimit == *rl {
 			cfg.limiter = old.limiter

@@ -84,10 +84,11 @@ func subscriberHeader(h nats.Header) http.Header {
 	return hdr
 }
 
-// post sends data with headers h to uri within timeout. With replyLimit > 0
-// a 200 response announcing a CloudEvent is decoded into result.reply,
-// reading at most replyLimit bytes of it.
-func (d *Dispatcher) post(uri string, h http.Header, data []byte, timeout time.Duration, replyLimit int) result {
+// post sends data with headers h to uri through c (d's client when nil)
+// within timeout. With replyLimit > 0 a 200 response announcing a
+// CloudEvent is decoded into result.reply, reading at most replyLimit
+// bytes of it.
+func (d *Dispatcher) post(c *http.Client, uri string, h http.Header, data []byte, timeout time.Duration, replyLimit int) result {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	start := time.Now()
@@ -96,7 +97,10 @@ func (d *Dispatcher) post(uri string, h http.Header, data []byte, timeout time.D
 		return result{err: err}
 	}
 	req.Header = h
-	resp, err := d.client.Do(req)
+	if c == nil {
+		c = d.client
+	}
+	resp, err := c.Do(req)
 	if err != nil {
 		return result{
 			err:      err,

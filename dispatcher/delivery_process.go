@@ -72,7 +72,7 @@ func (r *subRunner) process(msg jetstream.Msg, attempt int) outcome {
 	}
 	cfg = r.cfg.Load()
 	start := time.Now()
-	res := r.d.post(cfg.plan.SubscriberURI, subscriberHeader(h), msg.Data(), cfg.plan.Delivery.Timeout.Duration(), cfg.maxEventSize)
+	res := r.d.post(cfg.subscriberClient, cfg.plan.SubscriberURI, subscriberHeader(h), msg.Data(), cfg.plan.Delivery.Timeout.Duration(), cfg.maxEventSize)
 	r.m.observe(res.elapsed)
 	dest := cfg.plan.SubscriberURI
 	if res.verdict() == verdictSuccess && (res.reply != nil || res.replyErr != nil) {

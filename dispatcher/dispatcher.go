@@ -41,7 +41,10 @@ type Options struct {
 	Registry prometheus.Registerer
 	// HTTPClient sends deliveries, replies and dead letters; nil uses a
 	// client with a keep-alive pool sized for many concurrent deliveries
-	// that does not follow redirects.
+	// that does not follow redirects. Requests to a destination with
+	// caCerts use a copy of it whose transport trusts only those
+	// certificates (a copy of its *http.Transport, or of the default
+	// client's when its Transport is of another type).
 	HTTPClient *http.Client
 }
 
@@ -77,6 +80,11 @@ type Dispatcher struct {
 	loaded atomic.Bool
 	ran    atomic.Bool
 
+	// clients holds the client of each distinct caCerts bundle in use, by
+	// the bundle's SHA-256 (see clientFor).
+	clientsMu sync.Mutex
+	clients   map[[32]byte]*http.Client
+
 	mu      sync.Mutex
 	runCtx  context.Context
 	runners map[string]*subRunner
@@ -108,6 +116,7 @@ func New(nc *nats.Conn, opts Options) (*Dispatcher, error) {
 		log:     opts.Logger,
 		client:  opts.HTTPClient,
 		runners: map[string]*subRunner{},
+		clients: map[[32]byte]*http.Client{},
 
 		publishSlots: make(chan struct{}, maxPendingPublishes),
 	}

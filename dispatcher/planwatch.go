@@ -83,6 +83,7 @@ func (d *Dispatcher) dropUnseen(seen map[string]bool) {
 			}
 		}
 	}
+	d.pruneClients()
 }
 
 // apply takes one plan entry into effect. An invalid plan is logged and
@@ -101,6 +102,7 @@ func (d *Dispatcher) apply(e jetstream.KeyValueEntry) {
 		}
 		d.setTopic(ns, name, nil)
 		d.syncRunners(key, nil)
+		d.pruneClients()
 		return
 	}
 	p := new(plan.TopicPlan)
@@ -125,6 +127,7 @@ func (d *Dispatcher) apply(e jetstream.KeyValueEntry) {
 	d.setTopic(p.Namespace, p.Name, ts)
 	d.log.Info("topic plan applied", "topic", p.Namespace+"/"+p.Name, "revision", e.Revision(), "subscriptions", len(p.Subscriptions))
 	d.syncRunners(key, p)
+	d.pruneClients()
 }
 
 // syncRunners makes the delivery loops of Topic key match p (nil: none).
@@ -156,7 +159,7 @@ func (d *Dispatcher) syncRunners(key string, p *plan.TopicPlan) {
 		if old != nil {
 			oldCfg = old.cfg.Load()
 		}
-		cfg, err := compileSubscription(p, sp, oldCfg)
+		cfg, err := d.compileSubscription(p, sp, oldCfg)
 		if err != nil {
 			d.log.Error("ignoring subscription plan", "topic", p.Namespace+"/"+p.Name, "subscription", sp.Name, "error", err)
 			continue

@@ -52,7 +52,7 @@ func (r *subRunner) forwardReply(cfg *subConfig, msg jetstream.Msg, res *result)
 		rep.TraceState = msg.Headers().Get(ce.HeaderTraceState)
 	}
 	rh := http.Header(rep.Header(HeaderDedupScope, r.dedupScope("reply", msg)))
-	rr := r.d.post(cfg.plan.ReplyURI, rh, rep.Data, cfg.plan.Delivery.Timeout.Duration(), 0)
+	rr := r.d.post(cfg.replyClient, cfg.plan.ReplyURI, rh, rep.Data, cfg.plan.Delivery.Timeout.Duration(), 0)
 	if rr.verdict() == verdictSuccess {
 		r.m.reply(replyForwarded)
 	} else {

@@ -90,6 +90,8 @@ func fastRetry(retry int32) *v1alpha1.DeliverySpec {
 type subscription struct {
 	name, uri, reply, deadLetter string
 	spec                         func(*v1alpha1.SubscriptionSpec)
+	// subscriberCA and deadLetterCA are the caCerts of uri and deadLetter.
+	subscriberCA, deadLetterCA string
 }
 
 // provision compiles topic and subs as the control plane does and applies
@@ -105,7 +107,8 @@ func (e *env) provision(topic *v1alpha1.Topic, subs []subscription, tweak func(*
 		if s.spec != nil {
 			s.spec(&sub.Spec)
 		}
-		rs = append(rs, compiler.ResolvedSubscription{Subscription: sub, SubscriberURI: s.uri, ReplyURI: s.reply, DeadLetterURI: s.deadLetter})
+		rs = append(rs, compiler.ResolvedSubscription{Subscription: sub, SubscriberURI: s.uri, ReplyURI: s.reply, DeadLetterURI: s.deadLetter,
+			SubscriberCACerts: s.subscriberCA, DeadLetterCACerts: s.deadLetterCA})
 	}
 	res, err := compiler.Compile(topic, rs)
 	if err != nil {

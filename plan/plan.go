@@ -61,6 +61,13 @@ type SubscriptionPlan struct {
 	// DeadLetterTopic is "namespace/name" of the Topic behind DeadLetterURI
 	// when the sink is a ref to a Topic; redrive reads dead letters there.
 	DeadLetterTopic string `json:"deadLetterTopic,omitempty"`
+	// SubscriberCACerts, ReplyCACerts and DeadLetterCACerts are the PEM
+	// certificates of the certificate authorities trusted for https
+	// requests to SubscriberURI, ReplyURI and DeadLetterURI (see CertPool):
+	// when set, the only roots trusted; when empty, the system roots.
+	SubscriberCACerts string `json:"subscriberCaCerts,omitempty"`
+	ReplyCACerts      string `json:"replyCaCerts,omitempty"`
+	DeadLetterCACerts string `json:"deadLetterCaCerts,omitempty"`
 	// Filters must all match for an event to be delivered.
 	Filters []Filter `json:"filters,omitempty"`
 	// Delivery is the effective retry policy.

@@ -18,7 +18,10 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
+
+	corev1 "k8s.io/api/core/v1"
 
 	"github.com/herald-dev/herald/api/v1alpha1"
 	"github.com/herald-dev/herald/compiler"
@@ -109,6 +112,36 @@ func Join(base, uri string) (string, error) {
 	return out.String(), nil
 }
 
+// CACerts returns d's caCerts, "" when d is nil or has none.
+func CACerts(d *v1alpha1.Destination) string {
+	if d == nil || d.CACerts == nil {
+		return ""
+	}
+	return *d.CACerts
+}
+
+// ServiceURL is the in-cluster URL of a Service: the scheme, host
+// <name>.<namespace>.svc.<clusterDomain> and the port of the Service's
+// first port. The scheme is https when that port is named https or has
+// appProtocol https, http otherwise; the port is left out when it is the
+// scheme's default (80 for http, 443 for https). A Service without ports
+// resolves to http without a port.
+func ServiceURL(svc *corev1.Service, clusterDomain string) string {
+	host := svc.Name + "." + svc.Namespace + ".svc." + clusterDomain
+	if len(svc.Spec.Ports) == 0 {
+		return "http://" + host
+	}
+	p := svc.Spec.Ports[0]
+	scheme, defaultPort := "http", int32(80)
+	if p.Name == "https" || (p.AppProtocol != nil && *p.AppProtocol == "https") {
+		scheme, defaultPort = "https", 443
+	}
+	if p.Port != defaultPort {
+		host += ":" + strconv.Itoa(int(p.Port))
+	}
+	return scheme + "://" + host
+}
+
 // DeadLetterSink returns a Subscription's effective dead-letter sink: its
 // own delivery.deadLetterSink, else its Topic's (topic may be nil), else
 // nil. field names where it came from, for messages.
@@ -159,12 +192,15 @@ func Subscription(ctx context.Context, l Lookup, topic *v1alpha1.Topic, s *v1alp
 	var err error
 	rs.SubscriberURI, err = Destination(ctx, l, s.Namespace, &s.Spec.Subscriber)
 	note("subscriber", err)
+	rs.SubscriberCACerts = CACerts(&s.Spec.Subscriber)
 	rs.ReplyURI, err = Destination(ctx, l, s.Namespace, s.Spec.Reply)
 	note("reply", err)
+	rs.ReplyCACerts = CACerts(s.Spec.Reply)
 	// A Subscription and its Topic share a namespace.
 	field, dls := DeadLetterSink(topic, s)
 	rs.DeadLetterURI, err = Destination(ctx, l, s.Namespace, dls)
 	note(field, err)
+	rs.DeadLetterCACerts, rs.DeadLetterField = CACerts(dls), field
 	if err == nil {
 		rs.DeadLetterTopic = DeadLetterTopic(topic, s)
 	}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/herald-dev/herald/api/v1alpha1"
@@ -39,6 +40,31 @@ func TestJoin(t *testing.T) {
 		}
 		if err != nil || got != tt.want {
 			t.Errorf("Join(%q, %q) = %q, %v; want %q", tt.base, tt.uri, got, err, tt.want)
+		}
+	}
+}
+
+func TestServiceURL(t *testing.T) {
+	tests := []struct {
+		name  string
+		ports []corev1.ServicePort
+		want  string
+	}{
+		{"no ports", nil, "http://inventory.shop.svc.cluster.local"},
+		{"80", []corev1.ServicePort{{Port: 80}}, "http://inventory.shop.svc.cluster.local"},
+		{"first port wins", []corev1.ServicePort{{Port: 8080}, {Port: 80}}, "http://inventory.shop.svc.cluster.local:8080"},
+		{"named https", []corev1.ServicePort{{Name: "https", Port: 443}}, "https://inventory.shop.svc.cluster.local"},
+		{"named https, other port", []corev1.ServicePort{{Name: "https", Port: 8443}}, "https://inventory.shop.svc.cluster.local:8443"},
+		{"appProtocol https", []corev1.ServicePort{{Name: "web", Port: 8443, AppProtocol: new("https")}}, "https://inventory.shop.svc.cluster.local:8443"},
+		{"https on 80 keeps its port", []corev1.ServicePort{{Name: "https", Port: 80}}, "https://inventory.shop.svc.cluster.local:80"},
+		{"http on 443 keeps its port", []corev1.ServicePort{{Name: "http", Port: 443}}, "http://inventory.shop.svc.cluster.local:443"},
+		{"appProtocol http", []corev1.ServicePort{{Port: 8443, AppProtocol: new("http")}}, "http://inventory.shop.svc.cluster.local:8443"},
+		{"only a later port is https", []corev1.ServicePort{{Name: "http", Port: 80}, {Name: "https", Port: 443}}, "http://inventory.shop.svc.cluster.local"},
+	}
+	for _, tt := range tests {
+		svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "inventory", Namespace: "shop"}, Spec: corev1.ServiceSpec{Ports: tt.ports}}
+		if got := resolve.ServiceURL(svc, "cluster.local"); got != tt.want {
+			t.Errorf("%s: %s, want %s", tt.name, got, tt.want)
 		}
 	}
 }
@@ -129,5 +155,37 @@ func TestSubscriptionNamesItsDeadLetterTopic(t *testing.T) {
 		if err != nil || rs.DeadLetterTopic != tt.want {
 			t.Errorf("%s: DeadLetterTopic = %q (%v), want %q", tt.name, rs.DeadLetterTopic, err, tt.want)
 		}
+	}
+}
+
+// TestSubscriptionCarriesCACerts: each resolved Destination carries its own
+// caCerts, the dead-letter sink's from the effective sink.
+func TestSubscriptionCarriesCACerts(t *testing.T) {
+	dest := func(uri, ca string) *v1alpha1.Destination {
+		d := &v1alpha1.Destination{URI: new(uri)}
+		if ca != "" {
+			d.CACerts = new(ca)
+		}
+		return d
+	}
+	topic := &v1alpha1.Topic{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "orders"},
+		Spec: v1alpha1.TopicSpec{Delivery: &v1alpha1.DeliverySpec{DeadLetterSink: dest("https://topic-dls/", "topic-ca")}}}
+	sub := &v1alpha1.Subscription{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "s"},
+		Spec: v1alpha1.SubscriptionSpec{Topic: "orders", Subscriber: *dest("https://sub/", "sub-ca"), Reply: dest("https://reply/", "reply-ca")}}
+
+	rs, err := resolve.Subscription(context.Background(), lookup{}, topic, sub)
+	if err != nil || rs.SubscriberCACerts != "sub-ca" || rs.ReplyCACerts != "reply-ca" ||
+		rs.DeadLetterCACerts != "topic-ca" || rs.DeadLetterField != "Topic delivery.deadLetterSink" {
+		t.Fatalf("with the Topic's sink: %+v, %v", rs, err)
+	}
+
+	// The Subscription's own sink wins, and its caCerts with it, even when
+	// it has none.
+	sub.Spec.Delivery = &v1alpha1.DeliverySpec{DeadLetterSink: dest("http://sub-dls/", "")}
+	sub.Spec.Reply = nil
+	rs, err = resolve.Subscription(context.Background(), lookup{}, topic, sub)
+	if err != nil || rs.DeadLetterURI != "http://sub-dls/" || rs.DeadLetterCACerts != "" || rs.ReplyCACerts != "" ||
+		rs.DeadLetterField != "delivery.deadLetterSink" {
+		t.Fatalf("with the Subscription's sink: %+v, %v", rs, err)
 	}
 }

@@ -45,6 +45,17 @@ type Destination struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=2048
 	URI *string `json:"uri,omitempty"`
+
+	// CACerts are the PEM-encoded certificates of the certificate
+	// authorities an https destination's certificate must chain to: one or
+	// more CERTIFICATE blocks, separated by nothing but whitespace. When set,
+	// they are the only roots trusted for this destination (the system roots
+	// are not added); when unset, the system roots are. Knative's
+	// Destination has the same field, named CACerts.
+	// +optional
+	// +kubebuilder:validation:MaxLength=32768
+	// +kubebuilder:validation:XValidation:rule="self.matches(r'^\\s*(-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\\s]+-----END CERTIFICATE-----\\s*)+$')",message="caCerts must be one or more PEM certificates (-----BEGIN CERTIFICATE----- ... -----END CERTIFICATE-----) with nothing but whitespace between them"
+	CACerts *string `json:"caCerts,omitempty"`
 }
 
 // Addressable is the address where producers send events, Knative's duck type.

@@ -48,6 +48,9 @@ var devObjects = []struct {
 	{"subscription empty reply", head(subHead, "reply") + "spec:\n  topic: orders\n  subscriber: {uri: 'http://s.example/'}\n  reply: {}\n", "a destination needs a ref, a uri, or both", ""},
 	{"subscription long topic", head(subHead, "longtopic") + "spec:\n  topic: " + strings.Repeat("t", 53) + "\n  subscriber: {uri: 'http://s.example/'}\n", "spec.topic: Too long", ""},
 	{"subscription cesql the dispatcher cannot compile", head(subHead, "cesql") + "spec:\n  topic: t\n  subscriber: {uri: 'http://x/'}\n  filters: [{cesql: \"type =\"}]\n", "", "spec.filters[0]"},
+	{"subscription caCerts that do not parse", head(subHead, "cabad") + subHTTPS + caCerts("    ", strings.Replace(testCA, "-----\n", "-----\nAAAA", 1)), "", "spec.subscriber.caCerts: block 1: x509:"},
+	{"topic dead-letter sink caCerts that do not parse", head(topicHead, "dlscabad") + "spec:\n  delivery:\n    deadLetterSink:\n      uri: https://d.example/\n" +
+		caCerts("      ", strings.Replace(testCA, "-----\n", "-----\nAAAA", 1)), "", "spec.delivery.deadLetterSink.caCerts: block 1: x509:"},
 	{"eventsource ping timezone", head(srcHead, "tz") + "spec:\n" + pingSink + "  ping: {schedule: '61 * * * *', timezone: Mars/Olympus}\n", "", `spec.ping: timezone "Mars/Olympus"`},
 	{"eventsource webhook signature enums", head(srcHead, "sig") + "spec:\n" + pingSink + "  webhook:\n    signature: {type: hmac, algorithm: md5, encoding: base32, secretKeyRef: {name: s}}\n",
 		`Unsupported value: "md5"`, ""},

@@ -27,6 +27,34 @@ const (
 
 func head(format, name string) string { return strings.Replace(format, "%s", name, 1) }
 
+// testCA is a self-signed certificate authority's certificate (its key is
+// not kept), for caCerts.
+const testCA = `-----BEGIN CERTIFICATE-----
+MIIBiTCCAS+gAwIBAgIUPS3ekmGh/1E2btW7vFxiiedmXVkwCgYIKoZIzj0EAwIw
+GTEXMBUGA1UEAwwOaGVyYWxkLXRlc3QtY2EwIBcNMjYxMjA0MTgwNTQ0WhgPMjEy
+NjExMTAxODA1NDRaMBkxFzAVBgNVBAMMDmhlcmFsZC10ZXN0LWNhMFkwEwYHKoZI
+zj0CAQYIKoZIzj0DAQcDQgAEbfqfSkTRo5GnnwJRAQ6GuFVldVkYu1aoijj+v0jh
+bCSKBGxtM1ELuPhDw+k1SNyymnLHjtKvOrgKeitBQmEhvKNTMFEwHQYDVR0OBBYE
+FGBuXHD/fEVwKG6TP6QltLuwP1LsMB8GA1UdIwQYMBaAFGBuXHD/fEVwKG6TP6Ql
+tLuwP1LsMA8GA1UdEwEB/wQFMAMBAf8wCgYIKoZIzj0EAwIDSAAwRQIhAOni+T2Q
+IKqQ6hj0VOr4QRzREZEQGiSbHmUehgtj7gGQAiA8mv7Xblaw9L8WR/9qXyIquZpY
+2DP9fQhTyVf8lc87gQ==
+-----END CERTIFICATE-----
+`
+
+// caCerts is a caCerts field holding bundle, as a YAML literal block at
+// indent.
+func caCerts(indent, bundle string) string {
+	var b strings.Builder
+	b.WriteString(indent + "caCerts: |\n")
+	for line := range strings.Lines(bundle) {
+		b.WriteString(indent + "  " + line)
+	}
+	return b.String()
+}
+
+const subHTTPS = "spec:\n  topic: orders\n  subscriber:\n    uri: https://s.example/\n"
+
 // objects is the table of create requests: each is accepted (wantErr "") or
 // refused with a message containing wantErr.
 var objects = []struct {
@@ -50,6 +78,7 @@ var objects = []struct {
 	{"topic negative retry", head(topicHead, "retry") + "spec:\n  delivery:\n    retry: -1\n", "should be greater than or equal to 0"},
 	{"topic backoff policy enum", head(topicHead, "fib") + "spec:\n  delivery:\n    backoffPolicy: fibonacci\n", `Unsupported value: "fibonacci"`},
 	{"topic empty dead-letter sink", head(topicHead, "dls") + "spec:\n  delivery:\n    deadLetterSink: {}\n", "a destination needs a ref, a uri, or both"},
+	{"topic dead-letter sink caCerts", head(topicHead, "dlsca") + "spec:\n  delivery:\n    deadLetterSink:\n      uri: https://d.example/\n" + caCerts("      ", testCA), ""},
 	{"topic dispatcher replicas", head(topicHead, "disp") + "spec:\n  dispatcher:\n    replicas: 100\n", "should be less than or equal to 50"},
 
 	// Subscription
@@ -73,6 +102,13 @@ var objects = []struct {
 	{"subscription start position time", head(subHead, "sptime") + "spec:\n  topic: orders\n  subscriber: {uri: 'http://s.example/'}\n  startPosition: \"2026-01-02T15:04:05Z\"\n", ""},
 	{"subscription rate limit zero", head(subHead, "rl") + "spec:\n  topic: orders\n  subscriber: {uri: 'http://s.example/'}\n  rateLimit: {eventsPerSecond: 0}\n", "should be greater than or equal to 1"},
 	{"subscription timeout without unit", head(subHead, "to") + "spec:\n  topic: orders\n  subscriber: {uri: 'http://s.example/'}\n  delivery: {timeout: '30'}\n", "must be an ISO-8601 duration"},
+	{"subscription caCerts", head(subHead, "ca") + subHTTPS + caCerts("    ", testCA+"\n"+testCA), ""},
+	{"subscription caCerts on a ref, reply and dead-letter sink", head(subHead, "caref") + "spec:\n  topic: orders\n  subscriber:\n    ref: {apiVersion: v1, kind: Service, name: inventory}\n" + caCerts("    ", testCA) +
+		"  reply:\n    uri: https://r.example/\n" + caCerts("    ", testCA) + "  delivery:\n    deadLetterSink:\n      uri: https://d.example/\n" + caCerts("      ", testCA), ""},
+	{"subscription caCerts not PEM", head(subHead, "canotpem") + subHTTPS + "    caCerts: my-ca\n", "caCerts must be one or more PEM certificates"},
+	{"subscription caCerts with a key", head(subHead, "cakey") + subHTTPS + caCerts("    ", testCA+"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"), "caCerts must be one or more PEM certificates"},
+	{"subscription caCerts with text", head(subHead, "catext") + subHTTPS + caCerts("    ", "subject=CN = herald-test-ca\n"+testCA), "caCerts must be one or more PEM certificates"},
+	{"subscription caCerts too long", head(subHead, "calong") + subHTTPS + caCerts("    ", strings.Repeat(testCA, 60)), "spec.subscriber.caCerts: Too long"},
 	{"subscription name too long", head(subHead, strings.Repeat("s", 64)) + "spec:\n  topic: orders\n  subscriber: {uri: 'http://s.example/'}\n", "Subscription names are at most 63 characters"},
 
 	// Replay
@@ -101,6 +137,7 @@ var objects = []struct {
 	{"eventsource bad extension name", head(srcHead, "ext") + "spec:\n" + pingSink + "  ping: {schedule: '@hourly'}\n  ceOverrides: {extensions: {Bad-Name: x}}\n", "extension names are 1 to 20 lower-case letters or digits"},
 	{"eventsource without sink", head(srcHead, "nosink") + "spec:\n  ping: {schedule: '@hourly'}\n", "spec.sink: Required value"},
 	{"eventsource relative sink", head(srcHead, "relsink") + "spec:\n  sink: {uri: /x}\n  ping: {schedule: '@hourly'}\n", "uri must be an absolute http:// or https:// URL"},
+	{"eventsource sink caCerts", head(srcHead, "sinkca") + "spec:\n  sink:\n    uri: https://sink.example/\n" + caCerts("    ", testCA) + "  ping: {schedule: '@hourly'}\n", "sink.caCerts is not supported for EventSources yet"},
 	{"eventsource name too long", head(srcHead, strings.Repeat("e", 57)) + "spec:\n" + pingSink + "  ping: {schedule: '@hourly'}\n", "EventSource names are at most 56 characters"},
 }
 
