@@ -15,20 +15,28 @@ import (
 // within about a minute of its change, so a few seconds more do not matter.
 const ingressCertCheckInterval = 5 * time.Second
 
-// fileStamp identifies a version of a file by what os.Stat reports, through
-// symbolic links, as the kubelet swaps a mounted Secret's files.
+// fileStamp identifies a version of a file by what os.Stat reports through
+// symbolic links: the file itself, its modification time and size. The
+// kubelet renews a mounted Secret by swapping a link to a directory of new
+// files, so a renewal is a different file even within the clock's
+// granularity.
 type fileStamp struct {
-	mod  time.Time
-	size int64
+	info os.FileInfo
 }
 
-func (s fileStamp) equal(o fileStamp) bool { return s.mod.Equal(o.mod) && s.size == o.size }
+func (s fileStamp) equal(o fileStamp) bool {
+	if s.info == nil || o.info == nil {
+		return s.info == o.info
+	}
+	return os.SameFile(s.info, o.info) && s.info.ModTime().Equal(o.info.ModTime()) && s.info.Size() == o.info.Size()
+}
 
 // keyPairReloader serves a certificate and private key read from two PEM
-// files, and loads them again when either file's modification time or size
-// changed, looking at most once per interval, during a TLS handshake. A pair
-// that does not load (a half-written renewal, a key that does not match)
-// leaves the previous pair in service and is tried again at the next look.
+// files, and loads them again when either file changed (another file, its
+// modification time or size), looking at most once per interval, during a
+// TLS handshake. A pair that does not load (a half-written renewal, a key
+// that does not match) leaves the previous pair in service and is tried
+// again at the next look.
 type keyPairReloader struct {
 	certFile, keyFile string
 	interval          time.Duration
@@ -107,7 +115,7 @@ func (r *keyPairReloader) stat() ([2]fileStamp, error) {
 		if err != nil {
 			return stamps, fmt.Errorf("stat ingress key pair: %w", err)
 		}
-		stamps[i] = fileStamp{mod: fi.ModTime(), size: fi.Size()}
+		stamps[i] = fileStamp{info: fi}
 	}
 	return stamps, nil
 }
