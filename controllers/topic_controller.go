@@ -214,7 +214,7 @@ func (r *TopicReconciler) reconcileDispatcher(ctx context.Context, t *v1alpha1.T
 			return err
 		}
 	}
-	t.Status.Address = &v1alpha1.Addressable{URL: resources.DispatcherAddress(t.Namespace, t.Name, r.Config.ClusterDomain)}
+	t.Status.Address = &v1alpha1.Addressable{URL: resources.DispatcherAddress(t, r.Config.ClusterDomain)}
 	var dep appsv1.Deployment
 	if err := apply(ctx, r.Client, resources.DispatcherDeployment(t, r.Config.Dispatcher), &dep); err != nil {
 		if apierrors.IsInvalid(err) {

@@ -435,3 +435,83 @@ func TestTopicPublishesThePlanWithoutAFailingConsumer(t *testing.T) {
 		t.Errorf("subscription b: %v", err)
 	}
 }
+
+// TestTopicIngressTLS turns spec.dispatcher.tls on and off on a Ready
+// Topic: the address, the Service's ingress port and the Deployment's
+// Secret volume and flags follow.
+func TestTopicIngressTLS(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	ns := namespace(t)
+	topic := readyTopic(t, ns, "secure")
+	key := types.NamespacedName{Namespace: ns, Name: "secure-dispatcher"}
+	url := func(scheme string) string {
+		return fmt.Sprintf("%s://secure-dispatcher.%s.svc.cluster.local/%s/secure", scheme, ns, ns)
+	}
+	if topic.Status.Address == nil || topic.Status.Address.URL != url("http") {
+		t.Fatalf("address %+v, want %s", topic.Status.Address, url("http"))
+	}
+
+	// ingress is what the dispatcher objects say about the ingress: the
+	// Service's port, the Deployment's Secret volume and flags.
+	type ingress struct {
+		port        int32
+		portName    string
+		appProtocol string
+		secret      string
+		args        []string
+	}
+	observe := func() (ingress, error) {
+		var in ingress
+		svc, dep := &corev1.Service{}, &appsv1.Deployment{}
+		if err := k8s.Get(ctx, key, svc); err != nil {
+			return in, err
+		}
+		if err := k8s.Get(ctx, key, dep); err != nil {
+			return in, err
+		}
+		if len(svc.Spec.Ports) != 2 || svc.Spec.Ports[1].Name != "metrics" {
+			return in, fmt.Errorf("service ports %+v", svc.Spec.Ports)
+		}
+		p := svc.Spec.Ports[0]
+		in.port, in.portName, in.appProtocol = p.Port, p.Name, ptr.Deref(p.AppProtocol, "")
+		pod := dep.Spec.Template.Spec
+		for _, v := range pod.Volumes {
+			if v.Secret != nil {
+				in.secret = v.Secret.SecretName
+			}
+		}
+		in.args = pod.Containers[0].Args
+		return in, nil
+	}
+	wantIngress := func(scheme string, want ingress) {
+		t.Helper()
+		eventually(t, func() error {
+			if err := get(topic); err != nil {
+				return err
+			}
+			if topic.Status.Address == nil || topic.Status.Address.URL != url(scheme) {
+				return fmt.Errorf("address %+v, want %s", topic.Status.Address, url(scheme))
+			}
+			got, err := observe()
+			if err != nil {
+				return err
+			}
+			if got.port != want.port || got.portName != want.portName || got.appProtocol != want.appProtocol ||
+				got.secret != want.secret || !slices.Equal(got.args, want.args) {
+				return fmt.Errorf("ingress %+v, want %+v", got, want)
+			}
+			return nil
+		})
+	}
+
+	update(t, topic, func(tp *v1alpha1.Topic) {
+		tp.Spec.Dispatcher = &v1alpha1.DispatcherSpec{TLS: &v1alpha1.DispatcherTLS{SecretName: "secure-ingress"}}
+	})
+	wantIngress("https", ingress{port: 443, portName: "https", appProtocol: "https", secret: "secure-ingress",
+		args: []string{"dispatcher", "--topics", ns + "/secure",
+			"--tls-cert-file", "/etc/herald/ingress-tls/tls.crt", "--tls-key-file", "/etc/herald/ingress-tls/tls.key"}})
+
+	update(t, topic, func(tp *v1alpha1.Topic) { tp.Spec.Dispatcher.TLS = nil })
+	wantIngress("http", ingress{port: 80, portName: "http", args: []string{"dispatcher", "--topics", ns + "/secure"}})
+}

@@ -68,6 +68,29 @@ type DispatcherSpec struct {
 	// Resources of the dispatcher container.
 	// +optional
 	Resources *corev1.ResourceRequirements `json:"resources,omitempty"`
+
+	// TLS serves the Topic's ingress over HTTPS on port 443 of its Service;
+	// status.address.url then starts with https. Without it the ingress is
+	// plain HTTP on port 80.
+	// +optional
+	TLS *DispatcherTLS `json:"tls,omitempty"`
+}
+
+// DispatcherTLS is the certificate of a Topic's ingress.
+type DispatcherTLS struct {
+	// SecretName is a kubernetes.io/tls Secret in the Topic's namespace whose
+	// keys tls.crt (the certificate chain, leaf first) and tls.key (its
+	// private key) the dispatcher serves, as a cert-manager Certificate
+	// writes them. The certificate should name
+	// <topic>-dispatcher.<namespace>.svc.<cluster domain>. The dispatcher
+	// picks up a renewed certificate within seconds, without a restart; a
+	// missing Secret keeps its Pods from starting, which DispatcherAvailable
+	// reports.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",message="secretName must be a Secret's name: lower-case letters, digits, '-' and '.', starting and ending with a letter or digit"
+	SecretName string `json:"secretName"`
 }
 
 // TopicSpec declares a durable event stream.

@@ -80,6 +80,9 @@ var objects = []struct {
 	{"topic empty dead-letter sink", head(topicHead, "dls") + "spec:\n  delivery:\n    deadLetterSink: {}\n", "a destination needs a ref, a uri, or both"},
 	{"topic dead-letter sink caCerts", head(topicHead, "dlsca") + "spec:\n  delivery:\n    deadLetterSink:\n      uri: https://d.example/\n" + caCerts("      ", testCA), ""},
 	{"topic dispatcher replicas", head(topicHead, "disp") + "spec:\n  dispatcher:\n    replicas: 100\n", "should be less than or equal to 50"},
+	{"topic dispatcher tls", head(topicHead, "tls") + "spec:\n  dispatcher:\n    tls:\n      secretName: orders-ingress.tls\n", ""},
+	{"topic dispatcher tls without secret", head(topicHead, "tlsnone") + "spec:\n  dispatcher:\n    tls: {}\n", "spec.dispatcher.tls.secretName: Required value"},
+	{"topic dispatcher tls bad secret name", head(topicHead, "tlsbad") + "spec:\n  dispatcher:\n    tls:\n      secretName: Orders_TLS\n", "secretName must be a Secret's name"},
 
 	// Subscription
 	{"subscription minimal", head(subHead, "minimal") + "spec:\n  topic: orders\n  subscriber:\n    uri: http://sink.example/\n", ""},

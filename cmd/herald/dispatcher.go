@@ -34,6 +34,11 @@ type dispatcherConfig struct {
 	Topics []string
 	// Listen is the ingress address; it also serves /healthz and /readyz.
 	Listen string
+	// TLSCertFile and TLSKeyFile, both set or both empty, serve the ingress
+	// over TLS with this PEM certificate chain and private key, reloaded
+	// when the files change. The metrics address stays plain HTTP.
+	TLSCertFile string
+	TLSKeyFile  string
 	// MetricsListen serves /metrics, /healthz and /readyz; empty disables.
 	MetricsListen string
 	// LogLevel is the lowest level logged.
@@ -72,6 +77,8 @@ func parseDispatcherConfig(args []string, getenv func(string) string) (dispatche
 	c.registerNATSFlags(fs, getenv)
 	fs.StringVar(&topics, "topics", getenv("HERALD_TOPICS"), "Topics to serve as namespace/name, comma-separated; empty serves all ($HERALD_TOPICS)")
 	fs.StringVar(&c.Listen, "listen", envOr("HERALD_LISTEN", ":8080"), "ingress address, also serving /healthz and /readyz ($HERALD_LISTEN)")
+	fs.StringVar(&c.TLSCertFile, "tls-cert-file", getenv("HERALD_TLS_CERT_FILE"), "PEM certificate chain to serve the ingress over TLS with, reloaded when it changes; needs --tls-key-file ($HERALD_TLS_CERT_FILE)")
+	fs.StringVar(&c.TLSKeyFile, "tls-key-file", getenv("HERALD_TLS_KEY_FILE"), "PEM private key of --tls-cert-file ($HERALD_TLS_KEY_FILE)")
 	fs.StringVar(&c.MetricsListen, "metrics-listen", envOr("HERALD_METRICS_LISTEN", ":9090"), `address of /metrics, /healthz and /readyz; "" disables ($HERALD_METRICS_LISTEN)`)
 	logFlags.BindFlags(fs, getenv)
 	fs.DurationVar(&c.DrainDelay, "drain-delay", 5*time.Second, "after SIGTERM, how long at least to keep accepting events, closing each connection, before the listener closes")
@@ -106,6 +113,9 @@ func (c dispatcherConfig) validate() error {
 		if _, _, err := net.SplitHostPort(addr); err != nil {
 			errs = append(errs, fmt.Errorf("%s %q: %v", flagName, addr, err))
 		}
+	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		errs = append(errs, errors.New("--tls-cert-file and --tls-key-file go together"))
 	}
 	if c.Listen != "" && c.Listen == c.MetricsListen {
 		errs = append(errs, errors.New("--listen and --metrics-listen must differ"))
@@ -220,6 +230,12 @@ func runDispatcher(ctx context.Context, args []string) error {
 		return err
 	}
 	log := logging.New(os.Stderr, logging.JSON, cfg.LogLevel)
+	var certs *keyPairReloader
+	if cfg.TLSCertFile != "" {
+		if certs, err = newKeyPairReloader(cfg.TLSCertFile, cfg.TLSKeyFile, ingressCertCheckInterval, log); err != nil {
+			return err
+		}
+	}
 
 	nc, err := nats.Connect(cfg.NATSURL, cfg.dispatcherNATSOptions(log)...)
 	if err != nil {
@@ -235,6 +251,12 @@ func runDispatcher(ctx context.Context, args []string) error {
 
 	var dr drain
 	ingress := &http.Server{Addr: cfg.Listen, Handler: ingressHandler(d, &dr), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	if certs != nil {
+		ingress.TLSConfig = ingressTLSConfig(certs)
+		// Failed handshakes, logged by the server, are the clients' view of
+		// the certificate.
+		ingress.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
+	}
 	var metrics *http.Server
 	if cfg.MetricsListen != "" {
 		mux := http.NewServeMux()
@@ -253,7 +275,11 @@ func runDispatcher(ctx context.Context, args []string) error {
 			return fmt.Errorf("listen %s: %w", s.Addr, err)
 		}
 		go func() {
-			if err := s.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			serve := s.Serve
+			if s.TLSConfig != nil {
+				serve = func(ln net.Listener) error { return s.ServeTLS(ln, "", "") }
+			}
+			if err := serve(ln); !errors.Is(err, http.ErrServerClosed) {
 				serveErr <- fmt.Errorf("serve %s: %w", s.Addr, err)
 			}
 		}()
@@ -263,7 +289,7 @@ func runDispatcher(ctx context.Context, args []string) error {
 	defer stopRun()
 	runDone := make(chan error, 1)
 	go func() { runDone <- d.Run(runCtx) }()
-	log.Info("dispatcher started", "listen", cfg.Listen, "metrics", cfg.MetricsListen, "topics", cfg.Topics, "nats", cfg.NATSURL)
+	log.Info("dispatcher started", "listen", cfg.Listen, "tls", certs != nil, "metrics", cfg.MetricsListen, "topics", cfg.Topics, "nats", cfg.NATSURL)
 
 	var failed error
 	select {

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -71,6 +72,17 @@ func TestParseDispatcherConfig(t *testing.T) {
 		{name: "bad listen", args: []string{"--listen", "8080"}, env: base, wantErr: "--listen"},
 		{name: "drain delay above its maximum", args: []string{"--drain-delay", "30s"}, env: base, wantErr: "--drain-max"},
 		{name: "same ports", args: []string{"--listen", ":1", "--metrics-listen", ":1"}, env: base, wantErr: "must differ"},
+		{name: "half an ingress key pair", args: []string{"--tls-key-file", "/key"}, env: base, wantErr: "--tls-cert-file and --tls-key-file go together"},
+		{
+			name: "ingress key pair",
+			args: []string{"--tls-cert-file", "/crt"},
+			env:  map[string]string{"NATS_URL": "nats://n", "HERALD_TLS_KEY_FILE": "/key"},
+			check: func(t *testing.T, c dispatcherConfig) {
+				if c.TLSCertFile != "/crt" || c.TLSKeyFile != "/key" {
+					t.Errorf("config %+v", c)
+				}
+			},
+		},
 		{name: "half a client cert", args: []string{"--nats-tls-cert", "/crt"}, env: base, wantErr: "go together"},
 		{name: "bad log level", args: []string{"--log-level", "loud"}, env: base, wantErr: "--log-level"},
 		{name: "extra argument", args: []string{"extra"}, env: base, wantErr: "unexpected arguments"},
@@ -102,11 +114,10 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// TestRunDispatcher starts herald dispatcher against an embedded NATS, sends
-// an event through it and shuts it down as SIGTERM would: it drains, still
-// accepting events (closing each connection) and staying ready for as long
-// as they keep coming past the drain delay, and stops once they stop.
-func TestRunDispatcher(t *testing.T) {
+// natsWithTopic starts an embedded NATS holding the stream and the plan of
+// the Topic shop/orders, as the control plane leaves them.
+func natsWithTopic(t *testing.T) (*server.Server, jetstream.Stream) {
+	t.Helper()
 	srv := natstest.Start(t)
 	nc := natstest.Connect(t, srv)
 	js, _ := jetstream.New(nc)
@@ -119,13 +130,24 @@ func TestRunDispatcher(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := js.CreateStream(ctx, res.Stream); err != nil {
+	stream, err := js.CreateStream(ctx, res.Stream)
+	if err != nil {
 		t.Fatal(err)
 	}
 	b, _ := json.Marshal(res.Plan)
 	if _, err := kv.Put(ctx, plan.Key("shop", "orders"), b); err != nil {
 		t.Fatal(err)
 	}
+	return srv, stream
+}
+
+// TestRunDispatcher starts herald dispatcher against an embedded NATS, sends
+// an event through it and shuts it down as SIGTERM would: it drains, still
+// accepting events (closing each connection) and staying ready for as long
+// as they keep coming past the drain delay, and stops once they stop.
+func TestRunDispatcher(t *testing.T) {
+	srv, _ := natsWithTopic(t)
+	ctx := context.Background()
 
 	listen, metricsListen := freeAddr(t), freeAddr(t)
 	t.Setenv("NATS_URL", srv.ClientURL())

@@ -40,11 +40,15 @@ const (
 	MetricsPort = 9090
 	// ServicePort is the port of the dispatcher and webhook Services.
 	ServicePort = 80
+	// ServicePortHTTPS is the port of a dispatcher Service whose Topic
+	// serves its ingress over TLS; ServicePort is then absent.
+	ServicePortHTTPS = 443
 )
 
 // Names of the ports on containers and Services.
 const (
 	PortNameHTTP    = "http"
+	PortNameHTTPS   = "https"
 	PortNameMetrics = "metrics"
 )
 
@@ -103,10 +107,17 @@ func (i Image) pullSecrets() []corev1.LocalObjectReference {
 }
 
 func httpProbe(path string, period int32) *corev1.Probe {
+	return probe(PortNameHTTP, "", path, period)
+}
+
+// probe gets path on the named port with scheme, HTTP when empty. The
+// kubelet does not verify the certificate of an HTTPS probe.
+func probe(port string, scheme corev1.URIScheme, path string, period int32) *corev1.Probe {
 	return &corev1.Probe{
 		ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
-			Path: path,
-			Port: intstrName(PortNameHTTP),
+			Path:   path,
+			Port:   intstrName(port),
+			Scheme: scheme,
 		}},
 		PeriodSeconds:    period,
 		FailureThreshold: 3,

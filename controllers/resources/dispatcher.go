@@ -38,6 +38,20 @@ const (
 	natsSecretDir    = "/etc/herald/nats"
 )
 
+// The ingress certificate of a Topic with spec.dispatcher.tls: the keys of
+// its kubernetes.io/tls Secret, where they are mounted, and the dispatcher
+// flags that read them.
+const (
+	IngressTLSKeyCert = corev1.TLSCertKey
+	IngressTLSKeyKey  = corev1.TLSPrivateKeyKey
+
+	ingressTLSVolume = "ingress-tls"
+	ingressTLSDir    = "/etc/herald/ingress-tls"
+
+	FlagTLSCertFile = "--tls-cert-file"
+	FlagTLSKeyFile  = "--tls-key-file"
+)
+
 // NATS says how dispatchers reach NATS.
 //
 // A Secret cannot be referenced across namespaces, so credentials and TLS
@@ -95,9 +109,22 @@ func DispatcherSelector(topic string) map[string]string {
 }
 
 // DispatcherAddress is where producers POST events to a Topic: the
-// dispatcher Service, path /<namespace>/<topic>.
-func DispatcherAddress(namespace, topic, clusterDomain string) string {
-	return fmt.Sprintf("http://%s.%s.svc.%s/%s/%s", DispatcherName(topic), namespace, clusterDomain, namespace, topic)
+// dispatcher Service, path /<namespace>/<topic>, over https when the Topic
+// has spec.dispatcher.tls.
+func DispatcherAddress(t *v1alpha1.Topic, clusterDomain string) string {
+	scheme := "http"
+	if ingressTLS(t) != nil {
+		scheme = "https"
+	}
+	return fmt.Sprintf("%s://%s.%s.svc.%s/%s/%s", scheme, DispatcherName(t.Name), t.Namespace, clusterDomain, t.Namespace, t.Name)
+}
+
+// ingressTLS is the Topic's ingress TLS, nil for plain HTTP.
+func ingressTLS(t *v1alpha1.Topic) *v1alpha1.DispatcherTLS {
+	if t.Spec.Dispatcher == nil {
+		return nil
+	}
+	return t.Spec.Dispatcher.TLS
 }
 
 func dispatcherMeta(t *v1alpha1.Topic) metav1.ObjectMeta {
@@ -120,9 +147,15 @@ func DispatcherServiceAccount(t *v1alpha1.Topic) *corev1.ServiceAccount {
 	}
 }
 
-// DispatcherService exposes a Topic's dispatcher: port 80 to the ingress,
+// DispatcherService exposes a Topic's dispatcher: port 80 (http) to the
+// ingress, or 443 (https, appProtocol https) with spec.dispatcher.tls, and
 // 9090 to metrics.
 func DispatcherService(t *v1alpha1.Topic) *corev1.Service {
+	ingress := corev1.ServicePort{Name: PortNameHTTP, Protocol: corev1.ProtocolTCP, Port: ServicePort, TargetPort: intstrName(PortNameHTTP)}
+	if ingressTLS(t) != nil {
+		ingress = corev1.ServicePort{Name: PortNameHTTPS, Protocol: corev1.ProtocolTCP, AppProtocol: ptr.To("https"),
+			Port: ServicePortHTTPS, TargetPort: intstrName(PortNameHTTPS)}
+	}
 	return &corev1.Service{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
 		ObjectMeta: dispatcherMeta(t),
@@ -130,7 +163,7 @@ func DispatcherService(t *v1alpha1.Topic) *corev1.Service {
 			Type:     corev1.ServiceTypeClusterIP,
 			Selector: DispatcherSelector(t.Name),
 			Ports: []corev1.ServicePort{
-				{Name: PortNameHTTP, Protocol: corev1.ProtocolTCP, Port: ServicePort, TargetPort: intstrName(PortNameHTTP)},
+				ingress,
 				{Name: PortNameMetrics, Protocol: corev1.ProtocolTCP, Port: MetricsPort, TargetPort: intstrName(PortNameMetrics)},
 			},
 		},
@@ -139,7 +172,9 @@ func DispatcherService(t *v1alpha1.Topic) *corev1.Service {
 
 // DispatcherDeployment runs `herald dispatcher --topics <namespace>/<topic>`
 // with spec.dispatcher's replicas and resources, under the restricted Pod
-// Security Standard.
+// Security Standard. With spec.dispatcher.tls it mounts the Secret read-only
+// and serves the ingress over TLS from its files, on the container port
+// named https, probed over HTTPS.
 func DispatcherDeployment(t *v1alpha1.Topic, cfg DispatcherConfig) *appsv1.Deployment {
 	replicas := int32(1)
 	var resources corev1.ResourceRequirements
@@ -152,19 +187,37 @@ func DispatcherDeployment(t *v1alpha1.Topic, cfg DispatcherConfig) *appsv1.Deplo
 		}
 	}
 	env, mounts, volumes := natsEnv(cfg.NATS)
+	args := []string{"dispatcher", "--topics", t.Namespace + "/" + t.Name}
+	port, scheme := PortNameHTTP, corev1.URIScheme("")
+	if tls := ingressTLS(t); tls != nil {
+		port, scheme = PortNameHTTPS, corev1.URISchemeHTTPS
+		args = append(args, FlagTLSCertFile, ingressTLSDir+"/"+IngressTLSKeyCert, FlagTLSKeyFile, ingressTLSDir+"/"+IngressTLSKeyKey)
+		mounts = append(mounts, corev1.VolumeMount{Name: ingressTLSVolume, MountPath: ingressTLSDir, ReadOnly: true})
+		volumes = append(volumes, corev1.Volume{
+			Name: ingressTLSVolume,
+			VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+				SecretName: tls.SecretName,
+				Items: []corev1.KeyToPath{
+					{Key: IngressTLSKeyCert, Path: IngressTLSKeyCert},
+					{Key: IngressTLSKeyKey, Path: IngressTLSKeyKey},
+				},
+				DefaultMode: ptr.To[int32](0o440),
+			}},
+		})
+	}
 	container := corev1.Container{
 		Name:            "dispatcher",
 		Image:           cfg.Image.Name,
 		ImagePullPolicy: cfg.Image.PullPolicy,
 		Command:         []string{Binary},
-		Args:            []string{"dispatcher", "--topics", t.Namespace + "/" + t.Name},
+		Args:            args,
 		Env:             env,
 		Ports: []corev1.ContainerPort{
-			{Name: PortNameHTTP, ContainerPort: HTTPPort, Protocol: corev1.ProtocolTCP},
+			{Name: port, ContainerPort: HTTPPort, Protocol: corev1.ProtocolTCP},
 			{Name: PortNameMetrics, ContainerPort: MetricsPort, Protocol: corev1.ProtocolTCP},
 		},
-		ReadinessProbe:  httpProbe(ReadinessPath, 5),
-		LivenessProbe:   httpProbe(LivenessPath, 10),
+		ReadinessProbe:  probe(port, scheme, ReadinessPath, 5),
+		LivenessProbe:   probe(port, scheme, LivenessPath, 10),
 		Resources:       resources,
 		SecurityContext: containerSecurityContext(),
 		VolumeMounts:    mounts,

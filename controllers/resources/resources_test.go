@@ -3,6 +3,7 @@ package resources
 import (
 	"encoding/json"
 	"reflect"
+	"slices"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -156,8 +157,72 @@ func TestDispatcherServiceAndAddress(t *testing.T) {
 	if sa.Name != "orders-dispatcher" || *sa.AutomountServiceAccountToken {
 		t.Errorf("service account %+v", sa)
 	}
-	if got, want := DispatcherAddress("shop", "orders", "cluster.local"), "http://orders-dispatcher.shop.svc.cluster.local/shop/orders"; got != want {
+	if got, want := DispatcherAddress(topic(), "cluster.local"), "http://orders-dispatcher.shop.svc.cluster.local/shop/orders"; got != want {
 		t.Errorf("address %s, want %s", got, want)
+	}
+}
+
+func tlsTopic() *v1alpha1.Topic {
+	t := topic()
+	t.Spec.Dispatcher = &v1alpha1.DispatcherSpec{TLS: &v1alpha1.DispatcherTLS{SecretName: "orders-ingress"}}
+	return t
+}
+
+func TestDispatcherIngressTLS(t *testing.T) {
+	s := DispatcherService(tlsTopic())
+	want := []corev1.ServicePort{
+		{Name: "https", Protocol: corev1.ProtocolTCP, AppProtocol: ptr.To("https"), Port: 443, TargetPort: intstrName("https")},
+		{Name: "metrics", Protocol: corev1.ProtocolTCP, Port: 9090, TargetPort: intstrName("metrics")},
+	}
+	if !reflect.DeepEqual(s.Spec.Ports, want) {
+		t.Errorf("service ports %+v, want %+v", s.Spec.Ports, want)
+	}
+	if got, want := DispatcherAddress(tlsTopic(), "cluster.local"), "https://orders-dispatcher.shop.svc.cluster.local/shop/orders"; got != want {
+		t.Errorf("address %s, want %s", got, want)
+	}
+
+	// The NATS Secret's volume stays beside the ingress certificate's.
+	d := DispatcherDeployment(tlsTopic(), DispatcherConfig{Image: Image{Name: "herald:dev"}, NATS: NATS{URL: "tls://n", Secret: "nats-auth", TLSCA: true}})
+	pod := d.Spec.Template.Spec
+	c := pod.Containers[0]
+	wantArgs := []string{"dispatcher", "--topics", "shop/orders",
+		"--tls-cert-file", "/etc/herald/ingress-tls/tls.crt", "--tls-key-file", "/etc/herald/ingress-tls/tls.key"}
+	if !reflect.DeepEqual(c.Args, wantArgs) {
+		t.Errorf("args %q, want %q", c.Args, wantArgs)
+	}
+	if len(pod.Volumes) != 2 || len(c.VolumeMounts) != 2 || pod.Volumes[0].Name != "nats" || c.VolumeMounts[0].Name != "nats" {
+		t.Fatalf("volumes %+v mounts %+v", pod.Volumes, c.VolumeMounts)
+	}
+	wantVolume := corev1.Volume{Name: "ingress-tls", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+		SecretName:  "orders-ingress",
+		Items:       []corev1.KeyToPath{{Key: "tls.crt", Path: "tls.crt"}, {Key: "tls.key", Path: "tls.key"}},
+		DefaultMode: ptr.To[int32](0o440),
+	}}}
+	if !reflect.DeepEqual(pod.Volumes[1], wantVolume) {
+		t.Errorf("volume %+v, want %+v", pod.Volumes[1], wantVolume)
+	}
+	if m := c.VolumeMounts[1]; !reflect.DeepEqual(m, corev1.VolumeMount{Name: "ingress-tls", MountPath: "/etc/herald/ingress-tls", ReadOnly: true}) {
+		t.Errorf("mount %+v", m)
+	}
+	// A mount by subPath would not see a renewed Secret.
+	for _, m := range c.VolumeMounts {
+		if m.SubPath != "" {
+			t.Errorf("mount %s by subPath", m.Name)
+		}
+	}
+	if len(c.Ports) != 2 || c.Ports[0] != (corev1.ContainerPort{Name: "https", ContainerPort: 8080, Protocol: corev1.ProtocolTCP}) {
+		t.Errorf("ports %+v", c.Ports)
+	}
+	for _, p := range []*corev1.Probe{c.ReadinessProbe, c.LivenessProbe} {
+		if g := p.HTTPGet; g.Scheme != corev1.URISchemeHTTPS || g.Port.StrVal != "https" {
+			t.Errorf("probe %+v", g)
+		}
+	}
+
+	// Without tls: no certificate flags, the port named http, HTTP probes.
+	c = DispatcherDeployment(topic(), DispatcherConfig{Image: Image{Name: "herald:dev"}}).Spec.Template.Spec.Containers[0]
+	if slices.Contains(c.Args, "--tls-cert-file") || c.Ports[0].Name != "http" || c.ReadinessProbe.HTTPGet.Scheme == corev1.URISchemeHTTPS || c.ReadinessProbe.HTTPGet.Port.StrVal != "http" {
+		t.Errorf("plain container %+v", c)
 	}
 }
 
