@@ -29,7 +29,10 @@ const replayStepDelay = 50 * time.Millisecond
 // stopped; Complete and Ready turn True when every selected event was handed
 // over. Deleting a Replay stops it: there is no next step.
 type ReplayReconciler struct {
-	Client      client.Client
+	Client client.Client
+	// APIReader reads a Replay's progress past the cache, which may not
+	// hold the previous step's status yet.
+	APIReader   client.Reader
 	Provisioner *provision.Provisioner
 	Recorder    events.EventRecorder
 	Config      Config
@@ -95,6 +98,16 @@ func (r *ReplayReconciler) reconcileReplay(ctx context.Context, rp *v1alpha1.Rep
 			return &Waiting{Reason: v1alpha1.ReasonNotAddressable, Err: err, RequeueAfter: r.Config.RefreshInterval}
 		}
 	}
+	if r.APIReader != nil {
+		live := &v1alpha1.Replay{}
+		if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(rp), live); err != nil {
+			conds.setFalse(v1alpha1.ConditionComplete, v1alpha1.ReasonProgressing, "get Replay: %v", err)
+			return client.IgnoreNotFound(err)
+		}
+		if live.UID == rp.UID {
+			progress(&rp.Status, &live.Status)
+		}
+	}
 	done, err := replay.Advance(ctx, r.Provisioner.JetStream(), rp, t)
 	if err != nil {
 		conds.setFalse(v1alpha1.ConditionComplete, v1alpha1.ReasonNATSError, "replayed %d events, then: %v", rp.Status.Replayed, err)
@@ -107,6 +120,14 @@ func (r *ReplayReconciler) reconcileReplay(ctx context.Context, rp *v1alpha1.Rep
 	conds.setFalse(v1alpha1.ConditionComplete, v1alpha1.ReasonReplaying, "replayed %d events; at sequence %d of %d",
 		rp.Status.Replayed, rp.Status.Position, rp.Status.UntilSequence)
 	return &Waiting{Reason: v1alpha1.ReasonReplaying, Err: errors.New("replaying"), RequeueAfter: replayStepDelay}
+}
+
+// progress copies the progress of a Replay (bounds, position, counts,
+// times) from src to dst.
+func progress(dst, src *v1alpha1.ReplayStatus) {
+	dst.Topic, dst.FromSequence, dst.UntilSequence = src.Topic, src.FromSequence, src.UntilSequence
+	dst.Position, dst.Replayed = src.Position, src.Replayed
+	dst.StartTime, dst.CompletionTime = src.StartTime, src.CompletionTime
 }
 
 // SetupWithManager registers the reconciler with mgr.

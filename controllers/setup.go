@@ -117,7 +117,7 @@ func Setup(ctx context.Context, mgr manager.Manager, prov *provision.Provisioner
 		return fmt.Errorf("eventsource controller: %w", err)
 	}
 	if err := (&ReplayReconciler{
-		Client: mgr.GetClient(), Provisioner: prov, Recorder: recorder, Config: cfg,
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Provisioner: prov, Recorder: recorder, Config: cfg,
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("replay controller: %w", err)
 	}

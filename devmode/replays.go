@@ -94,17 +94,19 @@ func (rs *replays) sync(ctx context.Context, list []ResolvedReplay) {
 			continue
 		}
 		rctx, cancel := context.WithCancel(ctx)
-		rs.running[k] = &runningReplay{spec: rr.Replay.Spec, cancel: cancel}
+		own := &runningReplay{spec: rr.Replay.Spec, cancel: cancel}
+		rs.running[k] = own
 		rs.wg.Add(1)
 		go func() {
 			defer rs.wg.Done()
-			rs.run(rctx, rr, rec.Status)
+			rs.run(rctx, rr, rec.Status, own)
 		}()
 	}
 }
 
-// run takes rr's steps from status until it is complete or ctx ends.
-func (rs *replays) run(ctx context.Context, rr ResolvedReplay, status v1alpha1.ReplayStatus) {
+// run takes rr's steps from status until it is complete or ctx ends; own is
+// its entry in rs.running, which a newer run of the same Replay replaces.
+func (rs *replays) run(ctx context.Context, rr ResolvedReplay, status v1alpha1.ReplayStatus, own *runningReplay) {
 	r := rr.Replay.DeepCopy()
 	r.Status = status
 	// The spec names the run: a changed Replay's copies are new messages.
@@ -117,7 +119,9 @@ func (rs *replays) run(ctx context.Context, rr ResolvedReplay, status v1alpha1.R
 	}
 	for ctx.Err() == nil {
 		done, err := replay.Advance(ctx, rs.js, r, rr.Target)
-		rs.record(rr.Key(), replayRecord{Spec: r.Spec, Status: r.Status})
+		if !rs.record(rr.Key(), own, replayRecord{Spec: r.Spec, Status: r.Status}) {
+			return // replaced by a newer run
+		}
 		switch {
 		case err != nil && ctx.Err() == nil:
 			log.Warn("replay: step failed; retrying", "replayed", r.Status.Replayed, "error", err)
@@ -128,17 +132,24 @@ func (rs *replays) run(ctx context.Context, rr ResolvedReplay, status v1alpha1.R
 		case done:
 			log.Info("replay: complete", "replayed", r.Status.Replayed, "took", replay.Elapsed(r).Round(time.Millisecond))
 			rs.mu.Lock()
-			delete(rs.running, rr.Key())
+			if rs.running[rr.Key()] == own {
+				delete(rs.running, rr.Key())
+			}
 			rs.mu.Unlock()
 			return
 		}
 	}
 }
 
-// record saves rec as key's record, atomically.
-func (rs *replays) record(key string, rec replayRecord) {
+// record saves rec as key's record, atomically, while own is key's
+// running entry (or key runs nothing, own having completed); it reports
+// false when a newer run replaced own.
+func (rs *replays) record(key string, own *runningReplay, rec replayRecord) bool {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
+	if cur, ok := rs.running[key]; ok && cur != own {
+		return false
+	}
 	rs.records[key] = rec
 	b, err := json.MarshalIndent(rs.records, "", "  ")
 	if err == nil {
@@ -150,6 +161,7 @@ func (rs *replays) record(key string, rec replayRecord) {
 	if err != nil {
 		rs.log.Warn("replay: cannot record progress", "replay", key, "error", err)
 	}
+	return true
 }
 
 // stop stops every running Replay and waits for them.

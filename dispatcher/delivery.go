@@ -103,7 +103,8 @@ type subRunner struct {
 	done             chan struct{}
 	prev             *subRunner
 	heartbeat        atomic.Int64
-	pinned           atomic.Bool
+	// pinID is the pin this loop last held, "" when none.
+	pinID atomic.Pointer[string]
 }
 
 func (d *Dispatcher) newRunner(key string, p *plan.TopicPlan, sp *plan.SubscriptionPlan, cfg *subConfig, prev *subRunner) *subRunner {
@@ -243,7 +244,12 @@ func (r *subRunner) pull(cons jetstream.Consumer, p pool) {
 		}
 		err := r.fetch(cons, p, n)
 		switch {
-		case err == nil, errors.Is(err, jetstream.ErrPinIDMismatch):
+		case err == nil:
+			bo.reset()
+			continue
+		case errors.Is(err, jetstream.ErrPinIDMismatch):
+			// Another dispatcher holds the pin now.
+			r.pinID.Store(nil)
 			bo.reset()
 			continue
 		case r.ctx.Err() != nil:
@@ -257,7 +263,6 @@ func (r *subRunner) pull(cons jetstream.Consumer, p pool) {
 		} else {
 			r.log.Warn("cannot pull", "error", err)
 		}
-		r.unpin()
 		bo.wait(r.ctx)
 		if cons = r.lookup(); cons == nil {
 			return
@@ -269,7 +274,9 @@ func (r *subRunner) pull(cons jetstream.Consumer, p pool) {
 // as they arrive. Messages arriving once the loop is stopping are released
 // at once (Nak) for another dispatcher or a later run.
 func (r *subRunner) fetch(cons jetstream.Consumer, p pool, n int) error {
-	ctx, cancel := context.WithTimeout(r.ctx, pullWait)
+	// Not r.ctx: a request cancelled on stop would drop messages already
+	// on their way instead of releasing them (handOver Naks them).
+	ctx, cancel := context.WithTimeout(context.Background(), pullWait)
 	defer cancel()
 	opts := []jetstream.FetchOpt{jetstream.FetchContext(ctx)}
 	if r.pinnedOrdering() {
@@ -299,8 +306,10 @@ func (r *subRunner) handOver(p pool, msg jetstream.Msg) {
 		_ = msg.Nak()
 		return
 	}
-	if !r.pinned.Load() && msg.Headers().Get("Nats-Pin-Id") != "" {
-		r.pinned.Store(true)
+	if id := msg.Headers().Get("Nats-Pin-Id"); id != "" {
+		if cur := r.pinID.Load(); cur == nil || *cur != id {
+			r.pinID.Store(&id)
+		}
 	}
 	p.submit(msg)
 }
@@ -352,21 +361,39 @@ func streamSeq(msg jetstream.Msg) uint64 {
 }
 
 // unpin hands the pinned-client role of an ordered or perKey consumer to
-// the next puller at once instead of after the pin's TTL. It is called only
-// when this loop held the pin and none of its messages are in flight.
+// the next puller at once instead of after the pin's TTL. It is called when
+// the loop ended and none of its messages are held any more, and unpins
+// only while this loop still holds the pin, never another dispatcher's.
 func (r *subRunner) unpin() {
-	if !r.pinnedOrdering() || !r.pinned.Swap(false) {
+	id := r.pinID.Swap(nil)
+	if !r.pinnedOrdering() || id == nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	s, err := r.d.js.Stream(ctx, r.stream)
 	if err == nil {
+		var c jetstream.Consumer
+		if c, err = s.Consumer(ctx, r.consumer); err == nil && !holdsPin(c.CachedInfo(), *id) {
+			return
+		}
+	}
+	if err == nil {
 		err = s.UnpinConsumer(ctx, r.consumer, plan.PinnedGroup)
 	}
 	if err != nil {
 		r.log.Debug("unpin", "error", err)
 	}
+}
+
+// holdsPin reports whether pin id holds the pin of Herald's priority group.
+func holdsPin(ci *jetstream.ConsumerInfo, id string) bool {
+	for _, g := range ci.PriorityGroups {
+		if g.Group == plan.PinnedGroup && g.PinnedClientID == id {
+			return true
+		}
+	}
+	return false
 }
 
 // hold waits d while keeping msg from being redelivered (InProgress every

@@ -61,11 +61,12 @@ type inflightSlot struct {
 
 func newInflight(n int) *inflight { return &inflight{slots: make([]inflightSlot, n)} }
 
-// begin records that worker i started on m.
-func (f *inflight) begin(i int, m jetstream.Msg) {
+// begin records that worker i started on m, last kept alive (or received)
+// at since.
+func (f *inflight) begin(i int, m jetstream.Msg, since time.Time) {
 	s := &f.slots[i]
 	s.mu.Lock()
-	s.msg, s.since = m, time.Now()
+	s.msg, s.since = m, since
 	s.mu.Unlock()
 }
 
@@ -92,12 +93,14 @@ func (f *inflight) stale(now time.Time, hb time.Duration, out []jetstream.Msg) [
 	return out
 }
 
-// keepAlive calls collect every heartbeat until stop closes and sends
-// InProgress for each message it returns.
+// keepAlive calls collect every half heartbeat until stop closes and sends
+// InProgress for each message it returns, those held for half a heartbeat
+// or more: no held message goes longer than a heartbeat (a third of
+// AckWait) without one.
 func keepAlive(heartbeat func() time.Duration, stop <-chan struct{}, collect func(now time.Time, hb time.Duration, out []jetstream.Msg) []jetstream.Msg) {
 	var held []jetstream.Msg
 	for {
-		hb := heartbeat()
+		hb := heartbeat() / 2
 		t := time.NewTimer(hb)
 		select {
 		case <-stop:
@@ -137,7 +140,7 @@ func newSharedPool(n int, work func(jetstream.Msg), heartbeat func() time.Durati
 		go func() {
 			defer p.wg.Done()
 			for m := range p.ch {
-				p.inflight.begin(i, m)
+				p.inflight.begin(i, m, time.Now())
 				work(m)
 				p.inflight.end(i)
 				p.busy.Add(-1)
@@ -315,7 +318,7 @@ func (p *keyedPool) work(i int, q *keyQueue, work func(jetstream.Msg)) {
 		if p.ctx.Err() != nil {
 			_ = it.msg.Nak()
 		} else {
-			p.inflight.begin(i, it.msg)
+			p.inflight.begin(i, it.msg, it.since)
 			work(it.msg)
 			p.inflight.end(i)
 		}

@@ -71,6 +71,12 @@ func deadLetterStream(t *Target) (stream, subject string, err error) {
 // ListDeadLetters returns the dead letters of t's Subscription held by its
 // dead-letter Topic, oldest first, with the time each was redriven.
 func ListDeadLetters(ctx context.Context, js jetstream.JetStream, t *Target) ([]DeadLetter, error) {
+	return listDeadLetters(ctx, js, t, 1, 0)
+}
+
+// listDeadLetters is ListDeadLetters over the sequences [from, until] of
+// the dead-letter stream (until 0: to its end).
+func listDeadLetters(ctx context.Context, js jetstream.JetStream, t *Target, from, until uint64) ([]DeadLetter, error) {
 	stream, subject, err := deadLetterStream(t)
 	if err != nil {
 		return nil, err
@@ -82,7 +88,7 @@ func ListDeadLetters(ctx context.Context, js jetstream.JetStream, t *Target) ([]
 	who := t.Namespace + "/" + t.Subscription
 	var out []DeadLetter
 	var decodeErr error
-	err = readStream(ctx, js, stream, subject, 1, 0, func(m jetstream.Msg) bool {
+	err = readStream(ctx, js, stream, subject, from, until, func(m jetstream.Msg) bool {
 		ev, err := ce.SDKEvent(m.Headers(), m.Data())
 		if err != nil {
 			return true

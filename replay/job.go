@@ -131,7 +131,7 @@ func (j *Job) Step(ctx context.Context, js jetstream.JetStream, limit int) (int,
 }
 
 func (j *Job) stepDeadLetters(ctx context.Context, js jetstream.JetStream, from uint64, limit int) (int, error) {
-	dls, err := ListDeadLetters(ctx, js, j.Target)
+	dls, err := listDeadLetters(ctx, js, j.Target, from, j.Until)
 	if err != nil {
 		return 0, err
 	}

@@ -126,7 +126,10 @@ func publishCopy(ctx context.Context, js jetstream.JetStream, t *Target, kind, r
 
 // readStream calls fn for each message of stream on subject with a stream
 // sequence in [from, until] (until 0: up to the last one when the read
-// began), in order, until fn returns false.
+// began), in order, until fn returns false. It reads through an ephemeral
+// consumer that acknowledges nothing and is deleted when it returns. A
+// read that gets nothing while messages remain is an error, never an early
+// end: callers record how far they got and try again.
 func readStream(ctx context.Context, js jetstream.JetStream, stream, subject string, from, until uint64, fn func(m jetstream.Msg) bool) error {
 	s, err := js.Stream(ctx, stream)
 	if err != nil {
@@ -140,16 +143,29 @@ func readStream(ctx context.Context, js jetstream.JetStream, stream, subject str
 	if info.State.Msgs == 0 || from > until {
 		return nil
 	}
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}, DeliverPolicy: jetstream.DeliverAllPolicy}
+	cfg := jetstream.ConsumerConfig{
+		FilterSubjects:    []string{subject},
+		DeliverPolicy:     jetstream.DeliverAllPolicy,
+		AckPolicy:         jetstream.AckNonePolicy,
+		MemoryStorage:     true,
+		InactiveThreshold: time.Minute,
+		Description:       "Herald replay read",
+	}
 	if from > 1 {
 		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
 		cfg.OptStartSeq = from
 	}
-	c, err := s.OrderedConsumer(ctx, cfg)
+	c, err := s.CreateConsumer(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	for {
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = s.DeleteConsumer(dctx, c.CachedInfo().Name)
+	}()
+	pending := c.CachedInfo().NumPending
+	for pending > 0 {
 		ctxNext, cancel := context.WithTimeout(ctx, 5*time.Second)
 		batch, err := c.Fetch(256, jetstream.FetchContext(ctxNext))
 		if err != nil {
@@ -164,29 +180,22 @@ func readStream(ctx context.Context, js jetstream.JetStream, stream, subject str
 				cancel()
 				return err
 			}
-			if md.Sequence.Stream > until {
+			if md.Sequence.Stream > until || !fn(m) || md.Sequence.Stream == until || md.NumPending == 0 {
 				cancel()
 				return nil
 			}
-			if !fn(m) {
-				cancel()
-				return nil
-			}
-			if md.Sequence.Stream == until || md.NumPending == 0 {
-				cancel()
-				return nil
-			}
+			pending = md.NumPending
 		}
 		cancel()
 		if err := batch.Error(); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 			return err
 		}
-		if got == 0 {
-			// Nothing left on subject up to until.
-			return nil
+		if err := ctx.Err(); err != nil {
+			return err
 		}
-		if ctx.Err() != nil {
-			return ctx.Err()
+		if got == 0 {
+			return fmt.Errorf("read %s: no answer while %d messages remain", stream, pending)
 		}
 	}
+	return nil
 }
