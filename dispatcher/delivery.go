@@ -274,9 +274,17 @@ func (r *subRunner) pull(cons jetstream.Consumer, p pool) {
 // as they arrive. Messages arriving once the loop is stopping are released
 // at once (Nak) for another dispatcher or a later run.
 func (r *subRunner) fetch(cons jetstream.Consumer, p pool, n int) error {
-	// Not r.ctx: a request cancelled on stop would drop messages already
-	// on their way instead of releasing them (handOver Naks them).
-	ctx, cancel := context.WithTimeout(context.Background(), pullWait)
+	// A request cancelled on stop drops the messages already on their way
+	// to it, which JetStream then redelivers after AckWait. That is fine
+	// for an unordered Subscription, which stops at once; an ordered or
+	// perKey one lets its last request run out instead and releases what
+	// it brings (handOver), so that the next pinned dispatcher gets every
+	// held message before any later one.
+	parent := r.ctx
+	if r.pinnedOrdering() {
+		parent = context.Background()
+	}
+	ctx, cancel := context.WithTimeout(parent, pullWait)
 	defer cancel()
 	opts := []jetstream.FetchOpt{jetstream.FetchContext(ctx)}
 	if r.pinnedOrdering() {

@@ -124,16 +124,24 @@ func TestRetriesAndDeadLetters(t *testing.T) {
 	}
 }
 
-// waitSettled waits until a consumer has nothing pending or unacknowledged.
+// waitSettled waits until a consumer has nothing pending or unacknowledged
+// and has delivered up to the stream's last message (a consumer with
+// several filter subjects may report NumPending 0 for a moment before it
+// counts a message just stored).
 func waitSettled(t testing.TB, e *env, stream, consumer string) {
 	t.Helper()
 	eventually(t, 15*time.Second, func() bool {
+		s, err := e.js.Stream(context.Background(), stream)
+		if err != nil {
+			return false
+		}
+		last := s.CachedInfo().State.LastSeq
 		c, err := e.js.Consumer(context.Background(), stream, consumer)
 		if err != nil {
 			return false
 		}
 		info, err := c.Info(context.Background())
-		return err == nil && info.NumPending == 0 && info.NumAckPending == 0
+		return err == nil && info.NumPending == 0 && info.NumAckPending == 0 && info.Delivered.Stream >= last
 	}, "consumer %s settled", consumer)
 }
 
