@@ -59,6 +59,11 @@ type ResolvedSubscription struct {
 	// (resolve.DeadLetterSink), for messages; empty means
 	// delivery.deadLetterSink.
 	DeadLetterField string
+	// SigningKeyDir is where the dispatcher finds the keys of the
+	// Subscription's spec.signing Secret (plan.SubscriptionPlan.SigningKeyDir):
+	// plan.SigningKeyDir in a cluster, a data-dir path in herald dev. Compile
+	// refuses a Subscription with spec.signing and no SigningKeyDir.
+	SigningKeyDir string
 }
 
 // Result is what Compile produces for one Topic.
@@ -186,6 +191,13 @@ func CompileSubscription(topic *v1alpha1.Topic, rs ResolvedSubscription) (plan.S
 	if err := checkCACerts(rs); err != nil {
 		return plan.SubscriptionPlan{}, jetstream.ConsumerConfig{}, err
 	}
+	signingDir := ""
+	if s.Spec.Signing != nil {
+		if rs.SigningKeyDir == "" {
+			return plan.SubscriptionPlan{}, jetstream.ConsumerConfig{}, errors.New("signing: no directory for the signing keys")
+		}
+		signingDir = rs.SigningKeyDir
+	}
 	filters := make([]plan.Filter, 0, len(s.Spec.Filters))
 	for i := range s.Spec.Filters {
 		f := FromAPI(&s.Spec.Filters[i])
@@ -221,6 +233,7 @@ func CompileSubscription(topic *v1alpha1.Topic, rs ResolvedSubscription) (plan.S
 		Ordering:          plan.Ordering(ordering),
 		MaxInFlight:       inFlight,
 		Paused:            s.Spec.Paused,
+		SigningKeyDir:     signingDir,
 	}
 	if rl := s.Spec.RateLimit; rl != nil {
 		burst := int(rl.EventsPerSecond)

@@ -42,6 +42,9 @@ type subConfig struct {
 	// subscriberClient, replyClient and deadLetterClient send to the
 	// plan's URIs, trusting their caCerts (see Dispatcher.clientFor).
 	subscriberClient, replyClient, deadLetterClient *http.Client
+	// signer signs deliveries to the subscriber; nil when the plan has no
+	// SigningKeyDir.
+	signer *signer
 }
 
 // compileSubscription prepares sp for delivery, keeping old's rate limiter
@@ -73,6 +76,13 @@ func (d *Dispatcher) compileSubscription(tp *plan.TopicPlan, sp *plan.Subscripti
 	}
 	if sp.Delivery.Timeout <= 0 {
 		return nil, errors.New("delivery timeout must be positive")
+	}
+	if sp.SigningKeyDir != "" {
+		if old != nil && old.signer != nil && old.signer.dir == sp.SigningKeyDir {
+			cfg.signer = old.signer
+		} else {
+			cfg.signer = newSigner(sp.SigningKeyDir)
+		}
 	}
 	if rl := sp.RateLimit; rl != nil && rl.EventsPerSecond > 0 {
 		if old != nil && old.limiter != nil && old.plan.RateLimit != nil && *old.plan.RateLimit == *rl {

@@ -1,7 +1,11 @@
 package dispatcher
 
 import (
+	"fmt"
+	"net/http"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -72,8 +76,14 @@ func (r *subRunner) process(msg jetstream.Msg, attempt int) outcome {
 	}
 	cfg = r.cfg.Load()
 	start := time.Now()
-	res := r.d.post(cfg.subscriberClient, cfg.plan.SubscriberURI, subscriberHeader(h), msg.Data(), cfg.plan.Delivery.Timeout.Duration(), cfg.maxEventSize)
-	r.m.observe(res.elapsed)
+	hdr := subscriberHeader(h)
+	var res result
+	if err := r.signDelivery(cfg, hdr, h, msg.Data(), start); err != nil {
+		res = result{err: err}
+	} else {
+		res = r.d.post(cfg.subscriberClient, cfg.plan.SubscriberURI, hdr, msg.Data(), cfg.plan.Delivery.Timeout.Duration(), cfg.maxEventSize)
+		r.m.observe(res.elapsed)
+	}
 	dest := cfg.plan.SubscriberURI
 	if res.verdict() == verdictSuccess && (res.reply != nil || res.replyErr != nil) {
 		r.keepAlive(msg, start)
@@ -108,4 +118,21 @@ func (r *subRunner) ack(msg jetstream.Msg) {
 	if err := msg.Ack(); err != nil {
 		r.log.Debug("ack", "error", err)
 	}
+}
+
+// signDelivery signs a delivery to the subscriber when cfg asks for it.
+// Without its keys a delivery is not sent: the error makes it a retry,
+// logged at most once every signingWarnEvery.
+func (r *subRunner) signDelivery(cfg *subConfig, hdr http.Header, h nats.Header, data []byte, now time.Time) error {
+	if cfg.signer == nil {
+		return nil
+	}
+	err := cfg.signer.sign(hdr, h, data, now)
+	if err != nil {
+		err = fmt.Errorf("cannot sign delivery: %w", err)
+		if cfg.signer.warnable(now) {
+			r.log.Warn("deliveries wait for the signing keys", "dir", cfg.signer.dir, "error", err)
+		}
+	}
+	return err
 }

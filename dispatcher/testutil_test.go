@@ -92,6 +92,8 @@ type subscription struct {
 	spec                         func(*v1alpha1.SubscriptionSpec)
 	// subscriberCA and deadLetterCA are the caCerts of uri and deadLetter.
 	subscriberCA, deadLetterCA string
+	// signingDir is the SigningKeyDir of a Subscription with spec.signing.
+	signingDir string
 }
 
 // provision compiles topic and subs as the control plane does and applies
@@ -108,7 +110,7 @@ func (e *env) provision(topic *v1alpha1.Topic, subs []subscription, tweak func(*
 			s.spec(&sub.Spec)
 		}
 		rs = append(rs, compiler.ResolvedSubscription{Subscription: sub, SubscriberURI: s.uri, ReplyURI: s.reply, DeadLetterURI: s.deadLetter,
-			SubscriberCACerts: s.subscriberCA, DeadLetterCACerts: s.deadLetterCA})
+			SubscriberCACerts: s.subscriberCA, DeadLetterCACerts: s.deadLetterCA, SigningKeyDir: s.signingDir})
 	}
 	res, err := compiler.Compile(topic, rs)
 	if err != nil {

@@ -80,6 +80,11 @@ type SubscriptionPlan struct {
 	RateLimit *RateLimit `json:"rateLimit,omitempty"`
 	// Paused stops delivery; the consumer keeps its position.
 	Paused bool `json:"paused,omitempty"`
+	// SigningKeyDir, when set, is the directory holding the files
+	// SigningKeyFile and, during a rotation, PreviousSigningKeyFile:
+	// every delivery to SubscriberURI is signed with them (see
+	// ParseSigningKey). Empty means deliveries are not signed.
+	SigningKeyDir string `json:"signingKeyDir,omitempty"`
 }
 
 // Ordering says in which order a Subscription's events are delivered.

@@ -25,6 +25,7 @@ import (
 
 	"github.com/herald-dev/herald/api/v1alpha1"
 	"github.com/herald-dev/herald/compiler"
+	"github.com/herald-dev/herald/plan"
 )
 
 // Error says why a Destination has no URI yet. Reason is a condition reason
@@ -174,9 +175,14 @@ func DeadLetterTopic(topic *v1alpha1.Topic, s *v1alpha1.Subscription) string {
 // dead-letter sink (see DeadLetterSink; topic may be nil). It resolves what
 // it can; the error is about the first Destination that did not resolve,
 // its message prefixed with the field, and is a *Error when that
-// Destination's was.
+// Destination's was. A Subscription with spec.signing gets the directory
+// the operator mounts its Secret at (plan.SigningKeyDir); herald dev
+// replaces it with its own.
 func Subscription(ctx context.Context, l Lookup, topic *v1alpha1.Topic, s *v1alpha1.Subscription) (compiler.ResolvedSubscription, error) {
 	rs := compiler.ResolvedSubscription{Subscription: s}
+	if s.Spec.Signing != nil {
+		rs.SigningKeyDir = plan.SigningKeyDir(s.Name)
+	}
 	var first error
 	note := func(field string, err error) {
 		if err == nil || first != nil {

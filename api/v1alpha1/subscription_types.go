@@ -99,6 +99,25 @@ type SubscriptionSpec struct {
 	// accepted meanwhile are delivered when it is set back to false.
 	// +optional
 	Paused bool `json:"paused,omitempty"`
+
+	// Signing signs every delivery to the subscriber with Standard Webhooks
+	// headers (webhook-id, webhook-timestamp, webhook-signature). Replies
+	// and dead-letter sinks are not signed.
+	// +optional
+	Signing *Signing `json:"signing,omitempty"`
+}
+
+// Signing names the Secret holding a Subscription's signing keys.
+type Signing struct {
+	// SecretName is a Secret in the Subscription's namespace. Its key
+	// signingKey holds the Standard Webhooks secret deliveries are signed
+	// with ("whsec_" followed by the base64 of 24 to 64 random bytes, or
+	// the base64 alone); during a key rotation, its key previousSigningKey
+	// holds the old secret and deliveries carry a signature with each.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",message="secretName must be a Secret name: lower-case letters, digits, '-' and '.'"
+	SecretName string `json:"secretName"`
 }
 
 // ConsumerStatus is what JetStream last reported about a Subscription's consumer.

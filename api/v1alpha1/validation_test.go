@@ -105,6 +105,8 @@ var objects = []struct {
 	{"subscription start position time", head(subHead, "sptime") + "spec:\n  topic: orders\n  subscriber: {uri: 'http://s.example/'}\n  startPosition: \"2026-01-02T15:04:05Z\"\n", ""},
 	{"subscription rate limit zero", head(subHead, "rl") + "spec:\n  topic: orders\n  subscriber: {uri: 'http://s.example/'}\n  rateLimit: {eventsPerSecond: 0}\n", "should be greater than or equal to 1"},
 	{"subscription timeout without unit", head(subHead, "to") + "spec:\n  topic: orders\n  subscriber: {uri: 'http://s.example/'}\n  delivery: {timeout: '30'}\n", "must be an ISO-8601 duration"},
+	{"subscription signing", head(subHead, "signed") + subHTTPS + "  signing:\n    secretName: orders-signing\n", ""},
+	{"subscription signing bad secret name", head(subHead, "signedbad") + subHTTPS + "  signing:\n    secretName: Orders_Signing\n", "secretName must be a Secret name"},
 	{"subscription caCerts", head(subHead, "ca") + subHTTPS + caCerts("    ", testCA+"\n"+testCA), ""},
 	{"subscription caCerts on a ref, reply and dead-letter sink", head(subHead, "caref") + "spec:\n  topic: orders\n  subscriber:\n    ref: {apiVersion: v1, kind: Service, name: inventory}\n" + caCerts("    ", testCA) +
 		"  reply:\n    uri: https://r.example/\n" + caCerts("    ", testCA) + "  delivery:\n    deadLetterSink:\n      uri: https://d.example/\n" + caCerts("      ", testCA), ""},
