@@ -206,8 +206,14 @@ func refusedByJetStream(err error) bool {
 }
 
 // reconcileDispatcher applies the dispatcher ServiceAccount, Service and
-// Deployment and reports the Deployment's availability.
+// Deployment, with the signing Secrets of the Topic's Subscriptions
+// mounted, and reports the Deployment's availability.
 func (r *TopicReconciler) reconcileDispatcher(ctx context.Context, t *v1alpha1.Topic, conds conditions) error {
+	signing, err := r.signingSecrets(ctx, t)
+	if err != nil {
+		conds.setFalse(v1alpha1.ConditionDispatcherAvailable, v1alpha1.ReasonProgressing, "%v", err)
+		return err
+	}
 	for _, obj := range []client.Object{resources.DispatcherServiceAccount(t), resources.DispatcherService(t)} {
 		if err := apply(ctx, r.Client, obj, nil); err != nil {
 			conds.setFalse(v1alpha1.ConditionDispatcherAvailable, v1alpha1.ReasonProgressing, "%v", err)
@@ -216,7 +222,7 @@ func (r *TopicReconciler) reconcileDispatcher(ctx context.Context, t *v1alpha1.T
 	}
 	t.Status.Address = &v1alpha1.Addressable{URL: resources.DispatcherAddress(t, r.Config.ClusterDomain)}
 	var dep appsv1.Deployment
-	if err := apply(ctx, r.Client, resources.DispatcherDeployment(t, r.Config.Dispatcher), &dep); err != nil {
+	if err := apply(ctx, r.Client, resources.DispatcherDeployment(t, r.Config.Dispatcher, signing), &dep); err != nil {
 		if apierrors.IsInvalid(err) {
 			conds.setFalse(v1alpha1.ConditionDispatcherAvailable, v1alpha1.ReasonInvalidSpec, "%v", err)
 			return &Stalling{Reason: v1alpha1.ReasonInvalidSpec, Err: err}
@@ -230,6 +236,25 @@ func (r *TopicReconciler) reconcileDispatcher(ctx context.Context, t *v1alpha1.T
 		conds.setFalse(v1alpha1.ConditionDispatcherAvailable, reason, "%s", msg)
 	}
 	return nil
+}
+
+// signingSecrets lists the signing Secrets of t's Subscriptions with
+// spec.signing, in Subscription name order.
+func (r *TopicReconciler) signingSecrets(ctx context.Context, t *v1alpha1.Topic) ([]resources.SigningSecret, error) {
+	var list v1alpha1.SubscriptionList
+	if err := r.Client.List(ctx, &list, client.InNamespace(t.Namespace), client.MatchingFields{indexSubscriptionTopic: t.Name}); err != nil {
+		return nil, fmt.Errorf("list subscriptions: %w", err)
+	}
+	var out []resources.SigningSecret
+	for i := range list.Items {
+		s := &list.Items[i]
+		if s.Spec.Signing == nil || !s.DeletionTimestamp.IsZero() {
+			continue
+		}
+		out = append(out, resources.SigningSecret{Subscription: s.Name, Secret: s.Spec.Signing.SecretName})
+	}
+	slices.SortFunc(out, func(a, b resources.SigningSecret) int { return strings.Compare(a.Subscription, b.Subscription) })
+	return out, nil
 }
 
 // finalize deletes the Topic's stream (with its consumers) and plan, then

@@ -515,3 +515,55 @@ func TestTopicIngressTLS(t *testing.T) {
 	update(t, topic, func(tp *v1alpha1.Topic) { tp.Spec.Dispatcher.TLS = nil })
 	wantIngress("http", ingress{port: 80, portName: "http", args: []string{"dispatcher", "--topics", ns + "/secure"}})
 }
+
+// TestTopicSigningSecrets: a Subscription with spec.signing gets its Secret
+// mounted in its Topic's dispatcher Deployment and its plan entry points
+// there; without spec.signing the volume goes.
+func TestTopicSigningSecrets(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	ns := namespace(t)
+	readyTopic(t, ns, "signed")
+	key := types.NamespacedName{Namespace: ns, Name: "signed-dispatcher"}
+	sub := newSubscription(ns, "audit", "signed", "https://audit.example")
+	sub.Spec.Signing = &v1alpha1.Signing{SecretName: "audit-keys"}
+	create(t, sub)
+	// mounted is the Secret mounted at the Subscription's key directory, ""
+	// for none.
+	mounted := func() (string, error) {
+		dep := &appsv1.Deployment{}
+		if err := k8s.Get(ctx, key, dep); err != nil {
+			return "", err
+		}
+		pod := dep.Spec.Template.Spec
+		for _, m := range pod.Containers[0].VolumeMounts {
+			if m.MountPath != plan.SigningKeyDir("audit") {
+				continue
+			}
+			for _, v := range pod.Volumes {
+				if v.Name == m.Name && v.Secret != nil && m.ReadOnly {
+					return v.Secret.SecretName, nil
+				}
+			}
+			return "", fmt.Errorf("mount %+v has no read-only Secret volume", m)
+		}
+		return "", nil
+	}
+	eventually(t, func() error {
+		if got, err := mounted(); err != nil || got != "audit-keys" {
+			return fmt.Errorf("mounted Secret %q, %v; want audit-keys", got, err)
+		}
+		p, err := prov.GetPlan(ctx, ns, "signed")
+		if err != nil || p == nil || len(p.Subscriptions) != 1 || p.Subscriptions[0].SigningKeyDir != plan.SigningKeyDir("audit") {
+			return fmt.Errorf("plan %+v, %v; want audit signed from %s", p, err, plan.SigningKeyDir("audit"))
+		}
+		return nil
+	})
+	update(t, sub, func(s *v1alpha1.Subscription) { s.Spec.Signing = nil })
+	eventually(t, func() error {
+		if got, err := mounted(); err != nil || got != "" {
+			return fmt.Errorf("mounted Secret %q, %v; want none", got, err)
+		}
+		return nil
+	})
+}

@@ -2,6 +2,7 @@ package resources
 
 import (
 	"fmt"
+	"hash/fnv"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -10,6 +11,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/herald-dev/herald/api/v1alpha1"
+	"github.com/herald-dev/herald/plan"
 )
 
 var apiVersion = v1alpha1.GroupVersion.String()
@@ -82,6 +84,15 @@ type DispatcherConfig struct {
 	NATS NATS
 }
 
+// SigningSecret is the Secret holding the signing keys of one of a Topic's
+// Subscriptions (spec.signing).
+type SigningSecret struct {
+	// Subscription is the Subscription's name.
+	Subscription string
+	// Secret is the name of the Secret, in the Topic's namespace.
+	Secret string
+}
+
 // DispatcherTerminationGracePeriodSeconds covers the dispatcher's drain delay
 // and shutdown timeout, with room to spare.
 const DispatcherTerminationGracePeriodSeconds = 60
@@ -117,6 +128,15 @@ func DispatcherAddress(t *v1alpha1.Topic, clusterDomain string) string {
 		scheme = "https"
 	}
 	return fmt.Sprintf("%s://%s.%s.svc.%s/%s/%s", scheme, DispatcherName(t.Name), t.Namespace, clusterDomain, t.Namespace, t.Name)
+}
+
+// signingVolume is the name of the volume holding the signing Secret of
+// Subscription subscription: a volume name is at most 63 characters, a
+// Subscription name may be longer.
+func signingVolume(subscription string) string {
+	h := fnv.New32a()
+	h.Write([]byte(subscription))
+	return fmt.Sprintf("signing-%08x", h.Sum32())
 }
 
 // ingressTLS is the Topic's ingress TLS, nil for plain HTTP.
@@ -174,8 +194,11 @@ func DispatcherService(t *v1alpha1.Topic) *corev1.Service {
 // with spec.dispatcher's replicas and resources, under the restricted Pod
 // Security Standard. With spec.dispatcher.tls it mounts the Secret read-only
 // and serves the ingress over TLS from its files, on the container port
-// named https, probed over HTTPS.
-func DispatcherDeployment(t *v1alpha1.Topic, cfg DispatcherConfig) *appsv1.Deployment {
+// named https, probed over HTTPS. Each of signing is mounted whole and
+// read-only at plan.SigningKeyDir of its Subscription, where the dispatcher
+// reads the keys and notices their updates; a missing Secret keeps new
+// dispatcher Pods from starting, which DispatcherAvailable reports.
+func DispatcherDeployment(t *v1alpha1.Topic, cfg DispatcherConfig, signing []SigningSecret) *appsv1.Deployment {
 	replicas := int32(1)
 	var resources corev1.ResourceRequirements
 	if d := t.Spec.Dispatcher; d != nil {
@@ -201,6 +224,18 @@ func DispatcherDeployment(t *v1alpha1.Topic, cfg DispatcherConfig) *appsv1.Deplo
 					{Key: IngressTLSKeyCert, Path: IngressTLSKeyCert},
 					{Key: IngressTLSKeyKey, Path: IngressTLSKeyKey},
 				},
+				DefaultMode: ptr.To[int32](0o440),
+			}},
+		})
+	}
+	for _, sg := range signing {
+		name := signingVolume(sg.Subscription)
+		mounts = append(mounts, corev1.VolumeMount{Name: name, MountPath: plan.SigningKeyDir(sg.Subscription), ReadOnly: true})
+		volumes = append(volumes, corev1.Volume{
+			Name: name,
+			VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+				SecretName:  sg.Secret,
+				Optional:    ptr.To(false),
 				DefaultMode: ptr.To[int32](0o440),
 			}},
 		})

@@ -4,15 +4,18 @@ import (
 	"encoding/json"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/utils/ptr"
 
 	"github.com/herald-dev/herald/api/v1alpha1"
+	"github.com/herald-dev/herald/plan"
 )
 
 func topic() *v1alpha1.Topic {
@@ -85,7 +88,7 @@ func TestDispatcherDeployment(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			d := DispatcherDeployment(tt.topic, DispatcherConfig{Image: Image{Name: "herald:dev"}, NATS: tt.nats})
+			d := DispatcherDeployment(tt.topic, DispatcherConfig{Image: Image{Name: "herald:dev"}, NATS: tt.nats}, nil)
 			if d.Name != "orders-dispatcher" || d.Namespace != "shop" {
 				t.Fatalf("name %s/%s", d.Namespace, d.Name)
 			}
@@ -182,7 +185,7 @@ func TestDispatcherIngressTLS(t *testing.T) {
 	}
 
 	// The NATS Secret's volume stays beside the ingress certificate's.
-	d := DispatcherDeployment(tlsTopic(), DispatcherConfig{Image: Image{Name: "herald:dev"}, NATS: NATS{URL: "tls://n", Secret: "nats-auth", TLSCA: true}})
+	d := DispatcherDeployment(tlsTopic(), DispatcherConfig{Image: Image{Name: "herald:dev"}, NATS: NATS{URL: "tls://n", Secret: "nats-auth", TLSCA: true}}, nil)
 	pod := d.Spec.Template.Spec
 	c := pod.Containers[0]
 	wantArgs := []string{"dispatcher", "--topics", "shop/orders",
@@ -220,7 +223,7 @@ func TestDispatcherIngressTLS(t *testing.T) {
 	}
 
 	// Without tls: no certificate flags, the port named http, HTTP probes.
-	c = DispatcherDeployment(topic(), DispatcherConfig{Image: Image{Name: "herald:dev"}}).Spec.Template.Spec.Containers[0]
+	c = DispatcherDeployment(topic(), DispatcherConfig{Image: Image{Name: "herald:dev"}}, nil).Spec.Template.Spec.Containers[0]
 	if slices.Contains(c.Args, "--tls-cert-file") || c.Ports[0].Name != "http" || c.ReadinessProbe.HTTPGet.Scheme == corev1.URISchemeHTTPS || c.ReadinessProbe.HTTPGet.Port.StrVal != "http" {
 		t.Errorf("plain container %+v", c)
 	}
@@ -382,7 +385,7 @@ func TestImagePullSettings(t *testing.T) {
 	wantRefs := []corev1.LocalObjectReference{{Name: "registry-a"}, {Name: "registry-b"}}
 	pods := map[string]func(corev1.PullPolicy, []string) corev1.PodSpec{
 		"dispatcher": func(p corev1.PullPolicy, s []string) corev1.PodSpec {
-			return DispatcherDeployment(topic(), DispatcherConfig{Image: Image{Name: "herald:dev", PullPolicy: p, PullSecrets: s}}).Spec.Template.Spec
+			return DispatcherDeployment(topic(), DispatcherConfig{Image: Image{Name: "herald:dev", PullPolicy: p, PullSecrets: s}}, nil).Spec.Template.Spec
 		},
 		"ping adapter": func(p corev1.PullPolicy, s []string) corev1.PodSpec {
 			src := source(v1alpha1.EventSourceSpec{Ping: &v1alpha1.PingSource{Schedule: "@every 10s"}})
@@ -408,8 +411,41 @@ func TestImagePullSettings(t *testing.T) {
 			}
 		})
 	}
-	grace := DispatcherDeployment(topic(), DispatcherConfig{Image: Image{Name: "herald:dev"}}).Spec.Template.Spec.TerminationGracePeriodSeconds
+	grace := DispatcherDeployment(topic(), DispatcherConfig{Image: Image{Name: "herald:dev"}}, nil).Spec.Template.Spec.TerminationGracePeriodSeconds
 	if grace == nil || *grace < 20+30 {
 		t.Errorf("dispatcher terminationGracePeriodSeconds %v: below the drain delay plus the shutdown timeout", grace)
+	}
+}
+
+// TestDispatcherSigningSecrets: each Subscription's signing Secret is
+// mounted whole, read-only, at its plan.SigningKeyDir, on a volume whose
+// name stays a valid DNS label for any Subscription name.
+func TestDispatcherSigningSecrets(t *testing.T) {
+	long := strings.Repeat("s", 200)
+	pod := DispatcherDeployment(topic(), DispatcherConfig{Image: Image{Name: "herald:dev"}},
+		[]SigningSecret{{Subscription: "audit", Secret: "audit-keys"}, {Subscription: long, Secret: "shared"}}).Spec.Template.Spec
+	c := pod.Containers[0]
+	if len(pod.Volumes) != 2 || len(c.VolumeMounts) != 2 {
+		t.Fatalf("volumes %+v mounts %+v", pod.Volumes, c.VolumeMounts)
+	}
+	for i, want := range []struct{ sub, secret string }{{"audit", "audit-keys"}, {long, "shared"}} {
+		v, m := pod.Volumes[i], c.VolumeMounts[i]
+		if errs := validation.IsDNS1123Label(v.Name); len(errs) > 0 {
+			t.Errorf("volume name %q: %v", v.Name, errs)
+		}
+		wantSource := &corev1.SecretVolumeSource{SecretName: want.secret, Optional: ptr.To(false), DefaultMode: ptr.To[int32](0o440)}
+		if !reflect.DeepEqual(v.Secret, wantSource) {
+			t.Errorf("volume %d source %+v, want %+v", i, v.Secret, wantSource)
+		}
+		wantMount := corev1.VolumeMount{Name: v.Name, MountPath: plan.SigningKeyDir(want.sub), ReadOnly: true}
+		if !reflect.DeepEqual(m, wantMount) {
+			t.Errorf("mount %d %+v, want %+v", i, m, wantMount)
+		}
+	}
+	if pod.Volumes[0].Name == pod.Volumes[1].Name {
+		t.Errorf("two Subscriptions share volume %s", pod.Volumes[0].Name)
+	}
+	if got := plan.SigningKeyDir("audit"); got != "/etc/herald/signing/audit" {
+		t.Errorf("SigningKeyDir = %s", got)
 	}
 }

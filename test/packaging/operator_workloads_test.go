@@ -53,7 +53,7 @@ func TestOperatorWorkloadsAdmitted(t *testing.T) {
 			URL: "tls://nats.nats.svc.cluster.local:4222", Secret: "herald-nats",
 			Creds: true, TLSCA: true, TLSClient: true,
 		},
-	}))
+	}, []resources.SigningSecret{{Subscription: "audit", Secret: "audit-signing"}}))
 
 	for _, f := range []string{
 		"eventing_v1alpha1_eventsource_ping.yaml",
