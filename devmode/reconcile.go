@@ -246,8 +246,9 @@ func (l *loader) validate(_ context.Context, r *loadRun) {
 	r.res = l.resolver(mapKeys(r.topics))
 }
 
-// resolveSubscriptions resolves each Subscription's Destinations and groups
-// the Subscriptions by Topic.
+// resolveSubscriptions resolves each Subscription's Destinations, writes
+// the signing keys of those with spec.signing to the data directory, and
+// groups the Subscriptions by Topic.
 func (l *loader) resolveSubscriptions(ctx context.Context, r *loadRun) {
 	r.subsOf = map[string][]compiler.ResolvedSubscription{}
 	r.keepOf = map[string][]string{}
@@ -270,6 +271,11 @@ func (l *loader) resolveSubscriptions(ctx context.Context, r *loadRun) {
 		}
 		r.subOrigin[s.Namespace+"/"+s.Name] = o.Origin
 		rs, err := resolve.Subscription(ctx, r.res, t, s)
+		if err == nil && s.Spec.Signing != nil {
+			if rs.SigningKeyDir, err = writeSigningKeys(r.valid, r.declared, l.dataDir, s); err != nil {
+				err = fmt.Errorf("spec.signing: %w", err)
+			}
+		}
 		if err != nil {
 			r.fail(o.Origin, k.String(), err)
 			r.keepOf[tk] = append(r.keepOf[tk], s.Name)
