@@ -219,3 +219,26 @@ func TestCACerts(t *testing.T) {
 		}
 	}
 }
+
+// TestSigning: a Subscription with spec.signing is signed from the
+// directory its resolver gives, refused without one, and its SigningKeyDir
+// ignored without spec.signing.
+func TestSigning(t *testing.T) {
+	signing := v1alpha1.SubscriptionSpec{Signing: &v1alpha1.Signing{SecretName: "keys"}}
+	signed, noDir, unsigned := resolved("signed", signing), resolved("no-dir", signing), resolved("unsigned", v1alpha1.SubscriptionSpec{})
+	signed.SigningKeyDir, unsigned.SigningKeyDir = "/keys/signed", "/keys/unsigned"
+	res, err := compiler.Compile(topic(v1alpha1.TopicSpec{}), []compiler.ResolvedSubscription{signed, noDir, unsigned})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dirs := map[string]string{}
+	for _, sp := range res.Plan.Subscriptions {
+		dirs[sp.Name] = sp.SigningKeyDir
+	}
+	if len(dirs) != 2 || dirs["signed"] != "/keys/signed" || dirs["unsigned"] != "" {
+		t.Errorf("signing key dirs %v, want signed at /keys/signed and unsigned without", dirs)
+	}
+	if err := res.Errors["no-dir"]; err == nil || !strings.Contains(err.Error(), "signing") {
+		t.Errorf("no-dir: error %v, want one about signing", err)
+	}
+}

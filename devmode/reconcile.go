@@ -283,6 +283,9 @@ func (l *loader) resolveSubscriptions(ctx context.Context, r *loadRun) {
 		}
 		r.subsOf[tk] = append(r.subsOf[tk], rs)
 	}
+	if err := pruneSigningKeys(l.dataDir, r.subsOf); err != nil {
+		r.st.Notes = append(r.st.Notes, err.Error())
+	}
 }
 
 // applyTopics compiles each Topic with the operator's compiler and applies

@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/herald-dev/herald/api/v1alpha1"
+	"github.com/herald-dev/herald/compiler"
 	"github.com/herald-dev/herald/plan"
 )
 
@@ -83,4 +84,42 @@ func writeFileAtomic(path string, data []byte) error {
 		return err
 	}
 	return os.Rename(tmp.Name(), path)
+}
+
+// pruneSigningKeys removes the key directories under dataDir of every
+// Subscription not signed from them in subsOf.
+func pruneSigningKeys(dataDir string, subsOf map[string][]compiler.ResolvedSubscription) error {
+	keep := map[string]bool{}
+	for _, subs := range subsOf {
+		for _, rs := range subs {
+			if rs.SigningKeyDir != "" {
+				keep[rs.SigningKeyDir] = true
+			}
+		}
+	}
+	root := filepath.Join(dataDir, "signing")
+	namespaces, err := os.ReadDir(root)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("prune signing keys: %w", err)
+	}
+	var errs []error
+	for _, ns := range namespaces {
+		subs, err := os.ReadDir(filepath.Join(root, ns.Name()))
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, sub := range subs {
+			if dir := signingDir(dataDir, ns.Name(), sub.Name()); !keep[dir] {
+				errs = append(errs, os.RemoveAll(dir))
+			}
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("prune signing keys: %w", err)
+	}
+	return nil
 }

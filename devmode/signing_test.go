@@ -124,6 +124,7 @@ func TestLoadSigningKeys(t *testing.T) {
 		t.Errorf("previous key still written after the rotation ended: %v", err)
 	}
 
+	// A Subscription left out of the plan keeps no keys on disk.
 	for _, tc := range []struct{ name, secret, wantErr string }{
 		{"no secret", "", "secret default/audit-signing is not declared in the manifests"},
 		{"no key", signingSecretYAML("other", devKeyNew), `secret default/audit-signing has no key "signingKey"`},
@@ -136,6 +137,9 @@ func TestLoadSigningKeys(t *testing.T) {
 		}
 		if len(st.Topics) != 1 || len(st.Topics[0].Plan.Subscriptions) != 0 {
 			t.Errorf("%s: topics %+v; want audit left out of the plan", tc.name, st.Topics)
+		}
+		if _, err := os.Stat(keyDir); !os.IsNotExist(err) {
+			t.Errorf("%s: keys still in the data directory: %v", tc.name, err)
 		}
 	}
 }

@@ -40,7 +40,8 @@ const (
 
 // signer signs deliveries with the keys of one signing key directory
 // (plan.SubscriptionPlan.SigningKeyDir), read when first needed and again
-// when a key file changes, looking at most every signingRecheck.
+// when a key file changes or the last read failed, looking at most every
+// signingRecheck.
 type signer struct {
 	dir string
 
@@ -76,8 +77,9 @@ func (s *signer) current(now time.Time) ([][]byte, error) {
 			stamp[i] = keyStamp{mod: fi.ModTime(), size: fi.Size()}
 		}
 	}
-	if stamp == s.stamp && (s.keys != nil || s.err != nil) {
-		return s.keys, s.err
+	// Keys that failed to read are read again at every check.
+	if stamp == s.stamp && s.keys != nil {
+		return s.keys, nil
 	}
 	s.stamp = stamp
 	s.keys, s.err = readSigningKeys(s.dir)
