@@ -78,9 +78,12 @@ func (r *subRunner) process(msg jetstream.Msg, attempt int) outcome {
 	start := time.Now()
 	hdr := subscriberHeader(h)
 	var res result
-	if err := r.signDelivery(cfg, hdr, h, msg.Data(), start); err != nil {
-		res = result{err: err}
-	} else {
+	if cfg.signer != nil {
+		if err := r.signDelivery(cfg, hdr, h, msg.Data(), start); err != nil {
+			res = result{err: err}
+		}
+	}
+	if res.err == nil {
 		res = r.d.post(cfg.subscriberClient, cfg.plan.SubscriberURI, hdr, msg.Data(), cfg.plan.Delivery.Timeout.Duration(), cfg.maxEventSize)
 		r.m.observe(res.elapsed)
 	}
@@ -120,13 +123,10 @@ func (r *subRunner) ack(msg jetstream.Msg) {
 	}
 }
 
-// signDelivery signs a delivery to the subscriber when cfg asks for it.
+// signDelivery signs a delivery to the subscriber with cfg's signer.
 // Without its keys a delivery is not sent: the error makes it a retry,
 // logged at most once every signingWarnEvery.
 func (r *subRunner) signDelivery(cfg *subConfig, hdr http.Header, h nats.Header, data []byte, now time.Time) error {
-	if cfg.signer == nil {
-		return nil
-	}
 	err := cfg.signer.sign(hdr, h, data, now)
 	if err != nil {
 		err = fmt.Errorf("cannot sign delivery: %w", err)
