@@ -130,7 +130,7 @@ func (r *subRunner) signDelivery(cfg *subConfig, hdr http.Header, h nats.Header,
 	err := cfg.signer.sign(hdr, h, data, now)
 	if err != nil {
 		err = fmt.Errorf("cannot sign delivery: %w", err)
-		if cfg.signer.warnable(now) {
+		if cfg.signer.warn.allow(now) {
 			r.log.Warn("deliveries wait for the signing keys", "dir", cfg.signer.dir, "error", err)
 		}
 	}

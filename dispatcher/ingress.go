@@ -280,12 +280,20 @@ func (d *Dispatcher) writePublishError(w http.ResponseWriter, t *topicState, err
 	writeError(w, status, "storing the event: "+err.Error(), "")
 }
 
-// sampler lets one event through per second, for logs that could flood.
-type sampler struct{ last atomic.Int64 }
+// sampler lets one event through per period (a second when zero), for
+// logs that could flood.
+type sampler struct {
+	period time.Duration
+	last   atomic.Int64
+}
 
 func (s *sampler) allow(now time.Time) bool {
+	period := s.period
+	if period == 0 {
+		period = time.Second
+	}
 	last := s.last.Load()
-	return now.UnixNano()-last >= int64(time.Second) && s.last.CompareAndSwap(last, now.UnixNano())
+	return now.UnixNano()-last >= int64(period) && s.last.CompareAndSwap(last, now.UnixNano())
 }
 
 // errorBody is the JSON body of an error answer.

@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -51,7 +50,7 @@ type signer struct {
 	keys    [][]byte
 	err     error
 
-	lastWarn atomic.Int64
+	warn sampler
 }
 
 // keyStamp identifies the version of a key file: zero when absent.
@@ -60,7 +59,7 @@ type keyStamp struct {
 	size int64
 }
 
-func newSigner(dir string) *signer { return &signer{dir: dir} }
+func newSigner(dir string) *signer { return &signer{dir: dir, warn: sampler{period: signingWarnEvery}} }
 
 // current returns the keys to sign with at now, current key first, or why
 // there are none.
@@ -148,16 +147,6 @@ func webhookID(h nats.Header) string {
 	d.Write([]byte{0})
 	d.Write([]byte(firstValue(h, ce.Key(ce.AttrID))))
 	return "msg_" + hex.EncodeToString(d.Sum(nil)[:16])
-}
-
-// warnable reports whether a failure to sign should be logged at now,
-// at most once every signingWarnEvery.
-func (s *signer) warnable(now time.Time) bool {
-	last := s.lastWarn.Load()
-	if last != 0 && now.UnixNano()-last < int64(signingWarnEvery) {
-		return false
-	}
-	return s.lastWarn.CompareAndSwap(last, now.UnixNano())
 }
 
 // firstValue is the first value of stored header key k, "" when absent.
