@@ -121,9 +121,10 @@ func TestDevRunsPingSources(t *testing.T) {
 	if st := d.rt.Status(); len(st.Sources) != 0 || len(st.Errors) != 0 {
 		t.Errorf("after removal: sources %v, errors %v", st.Sources, st.Errors)
 	}
-	if !strings.Contains(d.logs.String(), "- eventsource default/heartbeat stopped") {
-		t.Error("the reload did not log the stop")
-	}
+	// The reload logs after the source has stopped; wait for the line rather than race it.
+	eventually(t, 10*time.Second, func() bool {
+		return strings.Contains(d.logs.String(), "- eventsource default/heartbeat stopped")
+	}, "the reload did not log the stop")
 }
 
 const (
