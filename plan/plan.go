@@ -39,6 +39,12 @@ type TopicPlan struct {
 	Subject string `json:"subject"`
 	// MaxEventSize is the largest accepted event in bytes.
 	MaxEventSize int `json:"maxEventSize"`
+	// Audience is the audience a producer's bearer token must carry
+	// (TopicAudience), published in the Topic's status.address.audience.
+	Audience string `json:"audience,omitempty"`
+	// Publish is who may publish. A plan without one (from a version
+	// before publish policies) accepts every request.
+	Publish PublishPolicy `json:"publish"`
 	// Subscriptions are delivered independently of each other.
 	Subscriptions []SubscriptionPlan `json:"subscriptions,omitempty"`
 }
@@ -68,6 +74,13 @@ type SubscriptionPlan struct {
 	SubscriberCACerts string `json:"subscriberCaCerts,omitempty"`
 	ReplyCACerts      string `json:"replyCaCerts,omitempty"`
 	DeadLetterCACerts string `json:"deadLetterCaCerts,omitempty"`
+	// SubscriberAudience, ReplyAudience and DeadLetterAudience, when set,
+	// are the audiences of the bearer token the dispatcher presents to
+	// SubscriberURI, ReplyURI and DeadLetterURI (a Destination's audience,
+	// or the TopicAudience of a Topic it refers to). Empty sends none.
+	SubscriberAudience string `json:"subscriberAudience,omitempty"`
+	ReplyAudience      string `json:"replyAudience,omitempty"`
+	DeadLetterAudience string `json:"deadLetterAudience,omitempty"`
 	// Filters must all match for an event to be delivered.
 	Filters []Filter `json:"filters,omitempty"`
 	// Delivery is the effective retry policy.
@@ -214,6 +227,16 @@ func (p *TopicPlan) Validate() error {
 	}
 	if p.Namespace == "" || p.Name == "" || p.Stream == "" || p.Subject == "" {
 		return fmt.Errorf("plan lacks namespace, name, stream or subject")
+	}
+	if p.Publish.Authenticate && p.Audience == "" {
+		return fmt.Errorf("plan authenticates producers but has no audience")
+	}
+	for _, r := range p.Publish.Rules {
+		for i := range r.Filters {
+			if err := r.Filters[i].Validate(); err != nil {
+				return fmt.Errorf("publish rule %s: filters[%d]: %w", r.Name, i, err)
+			}
+		}
 	}
 	for _, s := range p.Subscriptions {
 		if s.Consumer == "" || s.SubscriberURI == "" {
