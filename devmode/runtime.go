@@ -19,7 +19,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/herald-dev/herald/dispatcher"
+	"github.com/herald-dev/herald/internal/auth"
 	"github.com/herald-dev/herald/internal/natsserver"
+	"github.com/herald-dev/herald/plan"
 	"github.com/herald-dev/herald/provision"
 )
 
@@ -60,6 +62,19 @@ type Config struct {
 	// loopback TCP, as a deployed dispatcher connects, instead of
 	// in-process.
 	NATSOverTCP bool
+	// Verifier, when set, turns authentication on: Topics get the publish
+	// policy the operator would compile with DefaultPublishMode (or their
+	// own spec.publishers), and the ingress checks producers' tokens with
+	// it. When nil, herald dev is open: every Topic accepts every request.
+	Verifier auth.Verifier
+	// DefaultPublishMode is the publish policy of Topics without
+	// publishers while Verifier is set; empty means
+	// plan.PublishAllowSameNamespace, the operator's default.
+	DefaultPublishMode plan.PublishMode
+	// Tokens supplies the tokens herald dev's own senders (dispatcher
+	// deliveries, replies, dead letters and EventSources) present to
+	// destinations with an audience; nil sends none.
+	Tokens auth.TokenSource
 }
 
 // Runtime is herald dev: an embedded NATS JetStream server, the plans of the

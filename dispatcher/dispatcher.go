@@ -25,6 +25,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/herald-dev/herald/internal/auth"
 	"github.com/herald-dev/herald/internal/ce"
 	"github.com/herald-dev/herald/plan"
 )
@@ -46,6 +47,14 @@ type Options struct {
 	// certificates (a copy of its *http.Transport, or of the default
 	// client's when its Transport is of another type).
 	HTTPClient *http.Client
+	// Verifier checks the bearer tokens of producers publishing to Topics
+	// whose plan authenticates them (plan.PublishPolicy.Authenticate); nil
+	// refuses those requests with 503, since no token can be checked.
+	Verifier auth.Verifier
+	// Tokens supplies the bearer tokens presented to destinations with an
+	// audience (plan.SubscriptionPlan.SubscriberAudience and the like); nil
+	// sends none.
+	Tokens auth.TokenSource
 }
 
 // Publishing limits of the ingress.
