@@ -63,3 +63,26 @@ type Error struct {
 }
 
 func (e *Error) Error() string { return e.Message }
+
+type senderKey struct{}
+
+// Sender is the ServiceAccount a Herald component sends as.
+type Sender struct {
+	Namespace string
+	Name      string
+}
+
+// WithSender returns ctx saying which ServiceAccount a request is sent on
+// behalf of (for example the dispatcher of Topic shop/orders sends as
+// shop/orders-dispatcher). A TokenSource minting for one identity, such as
+// a Pod's own ServiceAccount, ignores it; one minting for several, such as
+// herald dev's local issuer, mints for this Sender.
+func WithSender(ctx context.Context, s Sender) context.Context {
+	return context.WithValue(ctx, senderKey{}, s)
+}
+
+// SenderFrom returns the Sender set by WithSender.
+func SenderFrom(ctx context.Context) (Sender, bool) {
+	s, ok := ctx.Value(senderKey{}).(Sender)
+	return s, ok
+}
