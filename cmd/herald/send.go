@@ -27,6 +27,7 @@ func init() {
 type sendConfig struct {
 	to, typ, source, id, subject, specVersion string
 	contentType, data, dataFile               string
+	token, tokenFile                          string
 	extensions                                stringList
 	timeout                                   time.Duration
 }
@@ -39,6 +40,12 @@ body, if any). Exits non-zero unless the answer is 2xx.
 Example:
   herald send --to http://127.0.0.1:8080/default/orders \
     --type com.example.order.created --source /cli --data '{"id":1}'
+
+To a Topic that authenticates producers, with a token for its audience
+(kubectl get htopic orders -o jsonpath='{.status.address.audience}'):
+  herald send --to http://orders-dispatcher.shop.svc/shop/orders \
+    --token "$(kubectl create token checkout -n shop --audience AUDIENCE)" \
+    --type com.example.order.created --source /cli
 
 Flags:
 `
@@ -59,6 +66,8 @@ func parseSendFlags(args []string, stderr io.Writer) (sendConfig, error) {
 	fs.Var(&c.extensions, "H", "extension attribute as name=value; may repeat")
 	fs.Var(&c.extensions, "extension", "same as -H")
 	fs.DurationVar(&c.timeout, "timeout", 30*time.Second, "how long to wait for the answer")
+	fs.StringVar(&c.token, "token", "", "bearer token sent as Authorization: Bearer, e.g. from kubectl create token SA --audience AUDIENCE")
+	fs.StringVar(&c.tokenFile, "token-file", "", "read the bearer token from a file, e.g. a projected ServiceAccount token")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, sendUsage)
 		fs.PrintDefaults()
@@ -80,6 +89,9 @@ func parseSendFlags(args []string, stderr io.Writer) (sendConfig, error) {
 	}
 	if c.data != "" && c.dataFile != "" {
 		return c, errors.New("give --data or --data-file, not both")
+	}
+	if c.token != "" && c.tokenFile != "" {
+		return c, errors.New("give --token or --token-file, not both")
 	}
 	return c, nil
 }
@@ -142,12 +154,32 @@ func (c *sendConfig) buildEvent(stdin io.Reader) (event.Event, error) {
 	return e, nil
 }
 
-// send POSTs e in binary mode to url and returns the response status line
-// and body.
-func send(ctx context.Context, client *http.Client, url string, e event.Event) (int, string, []byte, error) {
+// bearer returns the token c names, read from --token-file at each call
+// (a projected token is rotated in place); "" when none is given.
+func (c *sendConfig) bearer() (string, error) {
+	if c.tokenFile == "" {
+		return c.token, nil
+	}
+	b, err := os.ReadFile(c.tokenFile)
+	if err != nil {
+		return "", fmt.Errorf("--token-file: %w", err)
+	}
+	t := strings.TrimSpace(string(b))
+	if t == "" {
+		return "", fmt.Errorf("--token-file %s is empty", c.tokenFile)
+	}
+	return t, nil
+}
+
+// send POSTs e in binary mode to url, with token as bearer token unless
+// empty, and returns the response status line and body.
+func send(ctx context.Context, client *http.Client, url, token string, e event.Event) (int, string, []byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, nil)
 	if err != nil {
 		return 0, "", nil, err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	if err := cehttp.WriteRequest(binding.WithForceBinary(ctx), binding.ToMessage(&e), req); err != nil {
 		return 0, "", nil, err
@@ -176,7 +208,11 @@ func runSend(ctx context.Context, args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	code, status, body, err := send(ctx, http.DefaultClient, c.to, e)
+	token, err := c.bearer()
+	if err != nil {
+		return err
+	}
+	code, status, body, err := send(ctx, http.DefaultClient, c.to, token, e)
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,9 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -43,7 +46,7 @@ func TestSendToDisplay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	code, status, _, err := send(context.Background(), http.DefaultClient, c.to, e)
+	code, status, _, err := send(context.Background(), http.DefaultClient, c.to, "", e)
 	if err != nil || code != http.StatusAccepted {
 		t.Fatalf("send = %d %q, %v; want 202", code, status, err)
 	}
@@ -66,6 +69,7 @@ func TestSendFlags(t *testing.T) {
 		{[]string{"--type", "t", "--source", "s"}, "missing --to"},
 		{[]string{"--to", "http://x"}, "missing --type, --source"},
 		{[]string{"--to", "http://x", "--type", "t", "--source", "s", "--data", "1", "--data-file", "f"}, "not both"},
+		{[]string{"--to", "http://x", "--type", "t", "--source", "s", "--token", "a", "--token-file", "f"}, "--token or --token-file, not both"},
 		{[]string{"--to", "http://x", "--type", "t", "--source", "s", "extra"}, `unexpected argument "extra"`},
 		{[]string{"--to", "http://x", "--type", "t", "--source", "s", "-H", "novalue"}, `-H "novalue": want name=value`},
 		{[]string{"--to", "http://x", "--type", "t", "--source", "s", "--specversion", "2.0"}, `--specversion "2.0"`},
@@ -123,5 +127,47 @@ func TestDevFlags(t *testing.T) {
 		if err != nil || h != want.host || p != want.port {
 			t.Errorf("parseNATSListen(%q) = %q, %d, %v; want %q, %d", in, h, p, err, want.host, want.port)
 		}
+	}
+}
+
+// --token and --token-file send the token as a bearer token; the file is
+// read when the event is sent, so a rotated projected token is picked up.
+func TestSendToken(t *testing.T) {
+	var got []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = append(got, r.Header.Get("Authorization"))
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	defer srv.Close()
+	file := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(file, []byte("from-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"--token", "inline"}, {"--token-file", file}, nil} {
+		c, err := parseSendFlags(append([]string{"--to", srv.URL, "--type", "t", "--source", "/s"}, args...), io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := c.buildEvent(strings.NewReader(""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		token, err := c.bearer()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code, status, _, err := send(context.Background(), http.DefaultClient, c.to, token, e); err != nil || code != http.StatusAccepted {
+			t.Fatalf("%v: send = %q, %v", args, status, err)
+		}
+	}
+	if want := []string{"Bearer inline", "Bearer from-file", ""}; !slices.Equal(got, want) {
+		t.Errorf("Authorization headers %q, want %q", got, want)
+	}
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := sendConfig{tokenFile: file}
+	if _, err := c.bearer(); err == nil || !strings.Contains(err.Error(), "is empty") {
+		t.Errorf("empty token file: err = %v", err)
 	}
 }
