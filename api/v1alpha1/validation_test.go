@@ -83,6 +83,24 @@ var objects = []struct {
 	{"topic dispatcher tls", head(topicHead, "tls") + "spec:\n  dispatcher:\n    tls:\n      secretName: orders-ingress.tls\n", ""},
 	{"topic dispatcher tls without secret", head(topicHead, "tlsnone") + "spec:\n  dispatcher:\n    tls: {}\n", "spec.dispatcher.tls.secretName: Required value"},
 	{"topic dispatcher tls bad secret name", head(topicHead, "tlsbad") + "spec:\n  dispatcher:\n    tls:\n      secretName: Orders_TLS\n", "secretName must be a Secret's name"},
+	{"topic publishers of every kind", head(topicHead, "pubs") + "spec:\n  publishers:\n  - serviceAccount: {name: checkout}\n  - serviceAccount: {name: billing.v2, namespace: finance}\n  - namespace: shop\n" +
+		"  - namespaceSelector: {matchLabels: {team: shop}}\n  - namespaceSelector:\n      matchExpressions: [{key: tier, operator: In, values: [web]}]\n  - sub: 'https://ci.example/*'\n  - sub: '*'\n" +
+		"  - namespace: web\n    filters:\n    - prefix: {type: com.shop.}\n    - not: {exact: {source: /admin}}\n", ""},
+	{"topic publisher without identity", head(topicHead, "pubnone") + "spec:\n  publishers:\n  - filters: [{exact: {type: a}}]\n", "a publisher sets exactly one of serviceAccount, namespace, namespaceSelector or sub"},
+	{"topic publisher with two identities", head(topicHead, "pubtwo") + "spec:\n  publishers:\n  - namespace: shop\n    sub: 'system:serviceaccount:shop:*'\n", "a publisher sets exactly one of serviceAccount, namespace, namespaceSelector or sub"},
+	{"topic publisher sub star in the middle", head(topicHead, "pubstar") + "spec:\n  publishers:\n  - sub: 'system:serviceaccount:*:checkout'\n", "sub may hold '*' only as its last character"},
+	{"topic publisher sub two stars", head(topicHead, "pubstars") + "spec:\n  publishers:\n  - sub: 'system:**'\n", "sub may hold '*' only as its last character"},
+	{"topic publisher empty sub", head(topicHead, "pubemptysub") + "spec:\n  publishers:\n  - sub: ''\n", "spec.publishers[0].sub: Invalid value: \"\": spec.publishers[0].sub in body should be at least 1 chars long"},
+	{"topic publisher bad namespace", head(topicHead, "pubns") + "spec:\n  publishers:\n  - namespace: Shop_1\n", "namespace must be a namespace's name"},
+	{"topic publisher namespace too long", head(topicHead, "pubnslong") + "spec:\n  publishers:\n  - namespace: " + strings.Repeat("n", 64) + "\n", "spec.publishers[0].namespace: Too long"},
+	{"topic publisher service account without name", head(topicHead, "pubsanoname") + "spec:\n  publishers:\n  - serviceAccount: {namespace: shop}\n", "spec.publishers[0].serviceAccount.name: Required value"},
+	{"topic publisher bad service account name", head(topicHead, "pubsaname") + "spec:\n  publishers:\n  - serviceAccount: {name: Checkout}\n", "serviceAccount.name must be a ServiceAccount's name"},
+	{"topic publisher bad service account namespace", head(topicHead, "pubsans") + "spec:\n  publishers:\n  - serviceAccount: {name: checkout, namespace: shop.eu}\n", "serviceAccount.namespace must be a namespace's name"},
+	{"topic publisher empty namespace selector", head(topicHead, "pubsel") + "spec:\n  publishers:\n  - namespaceSelector: {}\n", "namespaceSelector needs matchLabels or matchExpressions"},
+	{"topic publisher bad filter", head(topicHead, "pubfilter") + "spec:\n  publishers:\n  - namespace: shop\n    filters:\n    - exact: {type: a}\n      prefix: {source: /b}\n", "a filter sets exactly one of exact, prefix, suffix, cesql, all, any or not"},
+	{"topic publisher fourth filter level", head(topicHead, "pubdeep") + "spec:\n  publishers:\n  - namespace: shop\n    filters:\n    - all:\n      - not:\n          not:\n            exact: {type: a}\n", `unknown field "spec.publishers[0].filters[0].all[0].not.not"`},
+	{"topic publishers empty", head(topicHead, "pubsempty") + "spec:\n  publishers: []\n", "spec.publishers: Invalid value: 0: spec.publishers in body should have at least 1 items"},
+	{"topic too many publishers", head(topicHead, "pubsmany") + "spec:\n  publishers:\n" + strings.Repeat("  - namespace: shop\n", 33), "spec.publishers: Too many: 33: must have at most 32 items"},
 
 	// Subscription
 	{"subscription minimal", head(subHead, "minimal") + "spec:\n  topic: orders\n  subscriber:\n    uri: http://sink.example/\n", ""},
