@@ -42,7 +42,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
+	"github.com/herald-dev/herald/compiler"
 	"github.com/herald-dev/herald/controllers/resources"
+	"github.com/herald-dev/herald/plan"
 	"github.com/herald-dev/herald/provision"
 )
 
@@ -74,6 +76,9 @@ type Config struct {
 	ProgressInterval time.Duration
 	// Workers is the number of concurrent reconciles per kind.
 	Workers int
+	// DefaultPublishMode is the publish policy of Topics without
+	// spec.publishers; empty means compiler.DefaultPublishMode.
+	DefaultPublishMode plan.PublishMode
 }
 
 func (c Config) withDefaults() Config {
@@ -88,6 +93,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Workers <= 0 {
 		c.Workers = DefaultWorkers
+	}
+	if c.DefaultPublishMode == "" {
+		c.DefaultPublishMode = compiler.DefaultPublishMode
 	}
 	return c
 }
@@ -130,11 +138,13 @@ func Setup(ctx context.Context, mgr manager.Manager, prov *provision.Provisioner
 // refers to. ServiceAccounts are cached in full too, without their
 // managedFields: apiServer sources run as a ServiceAccount the user
 // creates, whose creation the EventSource reconciler watches. They are small
-// and few next to Deployments.
+// and few next to Deployments. Namespaces are cached likewise, for
+// publishers' namespaceSelectors.
 func CacheByObject() map[client.Object]cache.ByObject {
 	managed := labels.SelectorFromSet(labels.Set{resources.LabelManagedBy: resources.ManagedBy})
 	return map[client.Object]cache.ByObject{
 		&appsv1.Deployment{}:     {Label: managed},
 		&corev1.ServiceAccount{}: {Transform: cache.TransformStripManagedFields()},
+		&corev1.Namespace{}:      {Transform: cache.TransformStripManagedFields()},
 	}
 }

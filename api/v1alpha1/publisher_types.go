@@ -99,6 +99,6 @@ type PublishPolicyStatus struct {
 	// namespaces it matched when the policy was last compiled, as
 	// "publishers[<i>]: <namespace>,...".
 	// +optional
-	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:MaxItems=32
 	Namespaces []string `json:"namespaces,omitempty"`
 }
