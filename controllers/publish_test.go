@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/herald-dev/herald/api/v1alpha1"
+	"github.com/herald-dev/herald/controllers"
 	"github.com/herald-dev/herald/plan"
 )
 
@@ -152,5 +153,45 @@ func TestTopicInvalidNamespaceSelectorStalls(t *testing.T) {
 	}
 	if pol.Source != "allow-same-namespace" {
 		t.Errorf("plan policy %+v, want the last valid one (allow-same-namespace)", pol)
+	}
+}
+
+// Each default mode, as a Topic reconciler configured with it compiles a
+// Topic without publishers; the suite's manager runs with the default mode
+// only.
+func TestTopicPublishPolicyOfEachMode(t *testing.T) {
+	t.Parallel()
+	ns := namespace(t)
+	topic := newTopic(ns, "orders")
+	tests := []struct {
+		mode plan.PublishMode
+		want plan.PublishPolicy
+		st   v1alpha1.PublishPolicyStatus
+	}{
+		{"", plan.PublishPolicy{Source: "allow-same-namespace", Authenticate: true, Rules: []plan.PublishRule{
+			{Name: "allow-same-namespace", Subjects: []string{"system:serviceaccount:" + ns + ":*"}}}},
+			v1alpha1.PublishPolicyStatus{Source: "allow-same-namespace", Authenticate: true, Rules: 1}},
+		{plan.PublishAuthenticated, plan.PublishPolicy{Source: "authenticated", Authenticate: true, Rules: []plan.PublishRule{
+			{Name: "authenticated", Subjects: []string{"*"}}}},
+			v1alpha1.PublishPolicyStatus{Source: "authenticated", Authenticate: true, Rules: 1}},
+		{plan.PublishAllowAll, plan.PublishPolicy{Source: "allow-all"}, v1alpha1.PublishPolicyStatus{Source: "allow-all"}},
+		{plan.PublishDenyAll, plan.PublishPolicy{Source: "deny-all", Authenticate: true}, v1alpha1.PublishPolicyStatus{Source: "deny-all", Authenticate: true}},
+	}
+	for _, tt := range tests {
+		pol, st, err := controllers.TopicPublishPolicy(context.Background(), k8s, tt.mode, topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(pol, tt.want) || !reflect.DeepEqual(*st, tt.st) {
+			t.Errorf("mode %q: policy %+v, status %+v; want %+v, %+v", tt.mode, pol, *st, tt.want, tt.st)
+		}
+	}
+	// Publishers win over every mode.
+	topic.Spec.Publishers = []v1alpha1.Publisher{{Namespace: "web"}}
+	for _, mode := range plan.PublishModes {
+		pol, _, err := controllers.TopicPublishPolicy(context.Background(), k8s, mode, topic)
+		if err != nil || pol.Source != "publishers" || !pol.Authenticate || len(pol.Rules) != 1 {
+			t.Errorf("mode %s with publishers: %+v, %v", mode, pol, err)
+		}
 	}
 }
