@@ -43,8 +43,8 @@ func PublisherRuleName(i int) string { return fmt.Sprintf("publishers[%d]", i) }
 
 // NamespaceSelector returns the selector of a publisher's
 // namespaceSelector.
-func NamespaceSelector(sel *metav1.LabelSelector) (labels.Selector, error) {
-	s, err := metav1.LabelSelectorAsSelector(sel)
+func NamespaceSelector(sel *v1alpha1.NamespaceSelector) (labels.Selector, error) {
+	s, err := metav1.LabelSelectorAsSelector(sel.LabelSelector())
 	if err != nil {
 		return nil, fmt.Errorf("namespaceSelector: %w", err)
 	}

@@ -50,8 +50,8 @@ func TestPublishPolicyPublishers(t *testing.T) {
 			{FilterAttributes: v1alpha1.FilterAttributes{Prefix: map[string]string{"type": "com.shop."}}},
 			{Not: &v1alpha1.InnerFilter{FilterAttributes: v1alpha1.FilterAttributes{Exact: map[string]string{"source": "/admin"}}}},
 		}},
-		{NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"team": "shop"}}},
-		{NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"team": "none"}}},
+		{NamespaceSelector: &v1alpha1.NamespaceSelector{MatchLabels: map[string]string{"team": "shop"}}},
+		{NamespaceSelector: &v1alpha1.NamespaceSelector{MatchLabels: map[string]string{"team": "none"}}},
 		{Sub: "https://ci.example/*"},
 	}})
 	sel, err := compiler.SelectedNamespaces(tp, map[string]map[string]string{
@@ -100,11 +100,11 @@ func TestPublishPolicyErrors(t *testing.T) {
 		pub     v1alpha1.Publisher
 		wantErr string
 	}{
-		{"bad selector operator", v1alpha1.Publisher{NamespaceSelector: &metav1.LabelSelector{
-			MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "team", Operator: "Near", Values: []string{"x"}}}}},
+		{"bad selector operator", v1alpha1.Publisher{NamespaceSelector: &v1alpha1.NamespaceSelector{
+			MatchExpressions: []v1alpha1.NamespaceSelectorRequirement{{Key: "team", Operator: "Near", Values: []string{"x"}}}}},
 			"publishers[0].namespaceSelector: "},
-		{"In without values", v1alpha1.Publisher{NamespaceSelector: &metav1.LabelSelector{
-			MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "team", Operator: metav1.LabelSelectorOpIn}}}},
+		{"In without values", v1alpha1.Publisher{NamespaceSelector: &v1alpha1.NamespaceSelector{
+			MatchExpressions: []v1alpha1.NamespaceSelectorRequirement{{Key: "team", Operator: metav1.LabelSelectorOpIn}}}},
 			"publishers[0].namespaceSelector: "},
 		{"bad cesql", v1alpha1.Publisher{Namespace: "web", Filters: []v1alpha1.NestedFilter{{FilterAttributes: v1alpha1.FilterAttributes{CESQL: "type = "}}}},
 			"publishers[0].filters[0]: cesql"},
@@ -119,8 +119,8 @@ func TestPublishPolicyErrors(t *testing.T) {
 			}
 		})
 	}
-	tp := topic(v1alpha1.TopicSpec{Publishers: []v1alpha1.Publisher{{NamespaceSelector: &metav1.LabelSelector{
-		MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "team", Operator: "Near"}}}}}})
+	tp := topic(v1alpha1.TopicSpec{Publishers: []v1alpha1.Publisher{{NamespaceSelector: &v1alpha1.NamespaceSelector{
+		MatchExpressions: []v1alpha1.NamespaceSelectorRequirement{{Key: "team", Operator: "Near"}}}}}})
 	if _, err := compiler.SelectedNamespaces(tp, nil); err == nil || !strings.Contains(err.Error(), "publishers[0].namespaceSelector: ") {
 		t.Errorf("SelectedNamespaces: %v", err)
 	}

@@ -63,7 +63,7 @@ func TestTopicPublishersFollowNamespaceLabels(t *testing.T) {
 	topic.Spec.Publishers = []v1alpha1.Publisher{
 		{ServiceAccount: &v1alpha1.ServiceAccountReference{Name: "checkout"}},
 		{Namespace: "web", Filters: []v1alpha1.NestedFilter{{FilterAttributes: v1alpha1.FilterAttributes{Prefix: map[string]string{"type": "com.shop."}}}}},
-		{NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{label: "yes"}}},
+		{NamespaceSelector: &v1alpha1.NamespaceSelector{MatchLabels: map[string]string{label: "yes"}}},
 		{Sub: "system:serviceaccount:ci:*"},
 	}
 	create(t, topic)
@@ -128,15 +128,15 @@ func TestTopicPublishersFollowNamespaceLabels(t *testing.T) {
 	}
 }
 
-// A namespaceSelector the API server accepts but that does not parse
-// stalls the Topic and leaves the last published plan in place.
+// A namespaceSelector the API server accepts but that does not parse (a
+// label key the schema does not check) stalls the Topic and leaves the last published plan in place.
 func TestTopicInvalidNamespaceSelectorStalls(t *testing.T) {
 	t.Parallel()
 	ns := namespace(t)
 	topic := readyTopic(t, ns, "orders")
 	update(t, topic, func(tp *v1alpha1.Topic) {
-		tp.Spec.Publishers = []v1alpha1.Publisher{{NamespaceSelector: &metav1.LabelSelector{
-			MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "team", Operator: "Near", Values: []string{"x"}}}}}}
+		tp.Spec.Publishers = []v1alpha1.Publisher{{NamespaceSelector: &v1alpha1.NamespaceSelector{
+			MatchExpressions: []v1alpha1.NamespaceSelectorRequirement{{Key: "not a key!", Operator: metav1.LabelSelectorOpExists}}}}}
 	})
 	eventually(t, func() error {
 		if err := get(topic); err != nil {

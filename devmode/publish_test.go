@@ -150,7 +150,7 @@ metadata:
 spec:
   publishers:
   - namespaceSelector:
-      matchExpressions: [{key: team, operator: Near, values: [x]}]
+      matchExpressions: [{key: 'not a key!', operator: Exists}]
 `)
 		l, _ := testLoader(t, dir)
 		l.authenticate = authenticate

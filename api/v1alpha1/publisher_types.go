@@ -24,11 +24,12 @@ type Publisher struct {
 	// NamespaceSelector admits producers running as any ServiceAccount of
 	// the namespaces whose labels it matches, as they are labelled now: a
 	// namespace labelled or unlabelled later is admitted or refused within
-	// seconds. It needs matchLabels or matchExpressions; an empty selector
-	// is refused rather than read as every namespace.
+	// seconds. It is a Kubernetes label selector; it needs matchLabels or
+	// matchExpressions, as an empty selector is refused rather than read as
+	// every namespace.
 	// +optional
-	// +kubebuilder:validation:XValidation:rule="(has(self.matchLabels) && size(self.matchLabels) > 0) || (has(self.matchExpressions) && size(self.matchExpressions) > 0)",message="namespaceSelector needs matchLabels or matchExpressions; to admit every authenticated producer use sub: \"*\""
-	NamespaceSelector *metav1.LabelSelector `json:"namespaceSelector,omitempty"`
+	// +kubebuilder:validation:XValidation:rule="has(self.matchLabels) || has(self.matchExpressions)",message="namespaceSelector needs matchLabels or matchExpressions; to admit every authenticated producer use sub: \"*\""
+	NamespaceSelector *NamespaceSelector `json:"namespaceSelector,omitempty"`
 
 	// Sub admits producers whose token subject (the JWT sub claim) equals
 	// it or, when it ends in '*', starts with what precedes the '*'. A
@@ -50,6 +51,60 @@ type Publisher struct {
 	// +optional
 	// +kubebuilder:validation:MaxItems=8
 	Filters []NestedFilter `json:"filters,omitempty"`
+}
+
+// NamespaceSelector is a label selector over namespaces, shaped as
+// metav1.LabelSelector with bounds the API server can validate: every
+// entry must hold.
+type NamespaceSelector struct {
+	// MatchLabels selects namespaces carrying each label with the value.
+	// +optional
+	// +kubebuilder:validation:MinProperties=1
+	// +kubebuilder:validation:MaxProperties=16
+	MatchLabels map[string]string `json:"matchLabels,omitempty"`
+
+	// MatchExpressions select namespaces by label expressions.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=16
+	MatchExpressions []NamespaceSelectorRequirement `json:"matchExpressions,omitempty"`
+}
+
+// NamespaceSelectorRequirement is a label expression of a
+// NamespaceSelector, as metav1.LabelSelectorRequirement.
+// +kubebuilder:validation:XValidation:rule="self.operator in ['In', 'NotIn'] ? has(self.values) : !has(self.values)",message="matchExpressions: In and NotIn need values, Exists and DoesNotExist take none"
+type NamespaceSelectorRequirement struct {
+	// Key is the label's key.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=317
+	Key string `json:"key"`
+
+	// Operator is In, NotIn, Exists or DoesNotExist.
+	// +required
+	// +kubebuilder:validation:Enum=In;NotIn;Exists;DoesNotExist
+	Operator metav1.LabelSelectorOperator `json:"operator"`
+
+	// Values of the label for In and NotIn.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MaxLength=63
+	Values []string `json:"values,omitempty"`
+}
+
+// LabelSelector is s as a metav1.LabelSelector.
+func (s *NamespaceSelector) LabelSelector() *metav1.LabelSelector {
+	if s == nil {
+		return nil
+	}
+	out := &metav1.LabelSelector{MatchLabels: s.MatchLabels}
+	for _, e := range s.MatchExpressions {
+		out.MatchExpressions = append(out.MatchExpressions, metav1.LabelSelectorRequirement{Key: e.Key, Operator: e.Operator, Values: e.Values})
+	}
+	return out
 }
 
 // ServiceAccountReference names a Kubernetes ServiceAccount.
