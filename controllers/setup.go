@@ -1,8 +1,10 @@
 // Package controllers holds Herald's reconcilers.
 //
 //   - Topic: the JetStream stream, the dispatcher ServiceAccount, Deployment
-//     and Service, and the Topic's dispatch plan and consumers. It is the
-//     only writer of the plan key and of the consumers of its Subscriptions.
+//     and Service, and the Topic's dispatch plan (with its publish policy,
+//     from spec.publishers or Config.DefaultPublishMode) and consumers. It
+//     is the only writer of the plan key and of the consumers of its
+//     Subscriptions.
 //   - Subscription: resolves its Destinations, checks that its spec compiles,
 //     reports whether the Topic published its current generation, and its
 //     consumer's lag; its finalizer deletes the consumer.
@@ -20,7 +22,8 @@
 // plan with provision.Apply, as herald dev does.
 //
 // Watches: Topics watch their Subscriptions (creation, deletion, generation,
-// resolved URIs); Subscriptions watch Topics and Services they or their
+// resolved URIs) and the Namespaces their publishers' namespaceSelectors
+// match (creation, deletion, labels); Subscriptions watch Topics and Services they or their
 // Topic's dead-letter sink refer to (field indexes); EventSources watch the
 // Topics and Services their sink refers to and, for apiServer sources, the
 // creation and deletion of the ServiceAccount they run as (field index).
