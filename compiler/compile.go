@@ -83,6 +83,9 @@ type Result struct {
 // Compile turns a Topic and its resolved Subscriptions into the stream,
 // consumers and plan. Subscriptions that belong to another Topic or
 // namespace are ignored. An error means the Topic itself cannot be compiled.
+// The plan's Audience is the Topic's; its Publish is left zero (allow-all)
+// for the caller to set from PublishPolicy, which needs the default mode
+// and the namespaces selectors match.
 func Compile(topic *v1alpha1.Topic, subs []ResolvedSubscription) (*Result, error) {
 	stream, err := StreamConfig(topic)
 	if err != nil {
@@ -98,6 +101,7 @@ func Compile(topic *v1alpha1.Topic, subs []ResolvedSubscription) (*Result, error
 			Stream:       stream.Name,
 			Subject:      plan.Subject(topic.Namespace, topic.Name),
 			MaxEventSize: maxEventSize(topic),
+			Audience:     plan.TopicAudience(topic.Namespace, topic.Name),
 		},
 		Errors: map[string]error{},
 	}

@@ -88,6 +88,14 @@ func setupIndexes(ctx context.Context, mgr manager.Manager) error {
 	}); err != nil {
 		return fmt.Errorf("index topics by destination: %w", err)
 	}
+	if err := idx.IndexField(ctx, &v1alpha1.Topic{}, indexNamespaceSelector, func(o client.Object) []string {
+		if hasNamespaceSelector(o.(*v1alpha1.Topic)) {
+			return []string{"true"}
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("index topics by namespace selector: %w", err)
+	}
 	if err := idx.IndexField(ctx, &v1alpha1.EventSource{}, indexDestinations, func(o client.Object) []string {
 		s := o.(*v1alpha1.EventSource)
 		return refKeys(s.Namespace, &s.Spec.Sink)

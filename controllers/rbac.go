@@ -6,6 +6,7 @@ package controllers
 //   - Herald's kinds: read, finalizers and status.
 //   - Deployments, Services and ServiceAccounts: the dispatcher and adapter
 //     objects it applies; Services are also read by the resolver.
+//   - Namespaces: read, to resolve Topic publishers' namespaceSelectors.
 //   - Events (events.k8s.io): recorded on transitions.
 //   - SubjectAccessReviews: whether an apiServer source's ServiceAccount may
 //     get, list and watch the resources it watches. Creating one grants
@@ -28,5 +29,6 @@ package controllers
 // +kubebuilder:rbac:groups=eventing.herald.dev,resources=topics/finalizers;subscriptions/finalizers;eventsources/finalizers,verbs=update
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=services;serviceaccounts,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=authorization.k8s.io,resources=subjectaccessreviews,verbs=create

@@ -1,8 +1,10 @@
 // Package controllers holds Herald's reconcilers.
 //
 //   - Topic: the JetStream stream, the dispatcher ServiceAccount, Deployment
-//     and Service, and the Topic's dispatch plan and consumers. It is the
-//     only writer of the plan key and of the consumers of its Subscriptions.
+//     and Service, and the Topic's dispatch plan (with its publish policy,
+//     from spec.publishers or Config.DefaultPublishMode) and consumers. It
+//     is the only writer of the plan key and of the consumers of its
+//     Subscriptions.
 //   - Subscription: resolves its Destinations, checks that its spec compiles,
 //     reports whether the Topic published its current generation, and its
 //     consumer's lag; its finalizer deletes the consumer.
@@ -20,7 +22,8 @@
 // plan with provision.Apply, as herald dev does.
 //
 // Watches: Topics watch their Subscriptions (creation, deletion, generation,
-// resolved URIs); Subscriptions watch Topics and Services they or their
+// resolved URIs) and the Namespaces their publishers' namespaceSelectors
+// match (creation, deletion, labels); Subscriptions watch Topics and Services they or their
 // Topic's dead-letter sink refer to (field indexes); EventSources watch the
 // Topics and Services their sink refers to and, for apiServer sources, the
 // creation and deletion of the ServiceAccount they run as (field index).
@@ -42,7 +45,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
+	"github.com/herald-dev/herald/compiler"
 	"github.com/herald-dev/herald/controllers/resources"
+	"github.com/herald-dev/herald/plan"
 	"github.com/herald-dev/herald/provision"
 )
 
@@ -74,6 +79,9 @@ type Config struct {
 	ProgressInterval time.Duration
 	// Workers is the number of concurrent reconciles per kind.
 	Workers int
+	// DefaultPublishMode is the publish policy of Topics without
+	// spec.publishers; empty means compiler.DefaultPublishMode.
+	DefaultPublishMode plan.PublishMode
 }
 
 func (c Config) withDefaults() Config {
@@ -88,6 +96,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Workers <= 0 {
 		c.Workers = DefaultWorkers
+	}
+	if c.DefaultPublishMode == "" {
+		c.DefaultPublishMode = compiler.DefaultPublishMode
 	}
 	return c
 }
@@ -130,11 +141,13 @@ func Setup(ctx context.Context, mgr manager.Manager, prov *provision.Provisioner
 // refers to. ServiceAccounts are cached in full too, without their
 // managedFields: apiServer sources run as a ServiceAccount the user
 // creates, whose creation the EventSource reconciler watches. They are small
-// and few next to Deployments.
+// and few next to Deployments. Namespaces are cached likewise, for
+// publishers' namespaceSelectors.
 func CacheByObject() map[client.Object]cache.ByObject {
 	managed := labels.SelectorFromSet(labels.Set{resources.LabelManagedBy: resources.ManagedBy})
 	return map[client.Object]cache.ByObject{
 		&appsv1.Deployment{}:     {Label: managed},
 		&corev1.ServiceAccount{}: {Transform: cache.TransformStripManagedFields()},
+		&corev1.Namespace{}:      {Transform: cache.TransformStripManagedFields()},
 	}
 }

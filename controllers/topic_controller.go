@@ -28,6 +28,7 @@ import (
 	"github.com/herald-dev/herald/compiler"
 	"github.com/herald-dev/herald/controllers/resources"
 	"github.com/herald-dev/herald/internal/jserr"
+	"github.com/herald-dev/herald/plan"
 	"github.com/herald-dev/herald/provision"
 	"github.com/herald-dev/herald/resolve"
 )
@@ -129,6 +130,18 @@ func (r *TopicReconciler) reconcileJetStream(ctx context.Context, t *v1alpha1.To
 		conds.setFalse(v1alpha1.ConditionPlanPublished, v1alpha1.ReasonProgressing, "waiting for the stream")
 		return &Stalling{Reason: v1alpha1.ReasonInvalidSpec, Err: err}
 	}
+	// A policy that does not compile publishes nothing: the dispatchers keep
+	// enforcing the last plan rather than a more open one.
+	pol, selected, err := r.publishPolicy(ctx, t)
+	if err != nil {
+		reason := v1alpha1.ReasonProgressing
+		if st := (*Stalling)(nil); errors.As(err, &st) {
+			reason = st.Reason
+		}
+		conds.setFalse(v1alpha1.ConditionPlanPublished, reason, "%v", err)
+		return err
+	}
+	res.Plan.Publish = pol
 	for name, err := range res.Errors {
 		keep = append(keep, name)
 		left[name] = err.Error()
@@ -151,6 +164,7 @@ func (r *TopicReconciler) reconcileJetStream(ctx context.Context, t *v1alpha1.To
 		return errors.Join(streamErr, &Generic{Reason: v1alpha1.ReasonNATSError, Err: errors.Join(append(errs, rep.PlanErr)...)})
 	}
 	t.Status.Subscriptions = int32(len(rep.Plan.Subscriptions))
+	t.Status.PublishPolicy = publishPolicyStatus(pol, selected)
 	if rep.PlanErr != nil {
 		errs = append(errs, rep.PlanErr)
 	}
@@ -220,7 +234,10 @@ func (r *TopicReconciler) reconcileDispatcher(ctx context.Context, t *v1alpha1.T
 			return err
 		}
 	}
-	t.Status.Address = &v1alpha1.Addressable{URL: resources.DispatcherAddress(t, r.Config.ClusterDomain)}
+	t.Status.Address = &v1alpha1.Addressable{
+		URL:      resources.DispatcherAddress(t, r.Config.ClusterDomain),
+		Audience: plan.TopicAudience(t.Namespace, t.Name),
+	}
 	var dep appsv1.Deployment
 	if err := apply(ctx, r.Client, resources.DispatcherDeployment(t, r.Config.Dispatcher, signing), &dep); err != nil {
 		if apierrors.IsInvalid(err) {
@@ -270,7 +287,8 @@ func (r *TopicReconciler) finalize(ctx context.Context, t *v1alpha1.Topic) error
 }
 
 // SetupWithManager registers the reconciler: Topics, their owned dispatcher
-// objects, and their Subscriptions (whose changes change the plan).
+// objects, their Subscriptions (whose changes change the plan), and
+// Namespaces whose labels a publisher's namespaceSelector matches.
 func (r *TopicReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("topic").
@@ -284,6 +302,7 @@ func (r *TopicReconciler) SetupWithManager(mgr ctrl.Manager) error {
 				return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: s.Namespace, Name: s.Spec.Topic}}}
 			}),
 			builder.WithPredicates(subscriptionPlanChanged())).
+		Watches(&corev1.Namespace{}, r.namespaceHandler(), builder.WithPredicates(namespaceLabelsChanged())).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.Config.Workers}).
 		Complete(r)
 }

@@ -47,6 +47,11 @@ func WriteBanner(w io.Writer, ep Endpoints, st *Status) {
 		fmt.Fprintf(&b, "  webhooks %s/<namespace>/<eventsource>\n", ep.Webhooks)
 	}
 	fmt.Fprintf(&b, "  nats     %s  (data in %s)\n", ep.NATS, ep.DataDir)
+	if st.Authenticate {
+		b.WriteString("  auth     on: producers send a bearer token for the Topic's audience, the Topic's publish policy decides\n")
+	} else {
+		b.WriteString("  auth     off: every Topic accepts every request (herald dev --auth turns authentication on)\n")
+	}
 
 	if len(st.Topics) > 0 {
 		b.WriteString("\nTopics (POST CloudEvents to):\n")
@@ -56,6 +61,10 @@ func WriteBanner(w io.Writer, ep Endpoints, st *Status) {
 		}
 		for _, t := range st.Topics {
 			fmt.Fprintf(&b, "  %-*s  %s\n", width, t.Namespace+"/"+t.Name, t.URL)
+			if st.Authenticate {
+				fmt.Fprintf(&b, "      audience %s\n", t.Plan.Audience)
+				fmt.Fprintf(&b, "      publish  %s\n", PolicySummary(t.Plan.Publish))
+			}
 		}
 	}
 	if len(st.Subscriptions) > 0 {
@@ -94,6 +103,34 @@ func WriteBanner(w io.Writer, ep Endpoints, st *Status) {
 	writeProblems(&b, st)
 	b.WriteString("\n")
 	_, _ = io.WriteString(w, b.String())
+}
+
+// PolicySummary renders a publish policy in one line: its source, then who
+// each rule admits and, when it has filters, which events, for example
+// `publishers: publishers[0] system:serviceaccount:shop:checkout if type = "a"`.
+func PolicySummary(p plan.PublishPolicy) string {
+	if !p.Authenticate {
+		return p.Source + ": anyone, no token needed"
+	}
+	if len(p.Rules) == 0 {
+		return p.Source + ": nobody"
+	}
+	parts := make([]string, 0, len(p.Rules))
+	for _, r := range p.Rules {
+		who := strings.Join(r.Subjects, ", ")
+		if who == "" {
+			who = "nobody (no Namespace manifest matches)"
+		}
+		part := who
+		if r.Name != p.Source {
+			part = r.Name + " " + who
+		}
+		if len(r.Filters) > 0 {
+			part += " if " + FilterSummary(r.Filters)
+		}
+		parts = append(parts, part)
+	}
+	return p.Source + ": " + strings.Join(parts, "; ")
 }
 
 // SourceSummary renders a running source in one line: a webhook as
@@ -240,7 +277,11 @@ func Changes(prev, cur *Status) []string {
 			d = append(d, "stream "+f)
 		}
 		if len(d) > 0 {
-			out = append(out, "~ topic "+k+": "+strings.Join(d, ", ")+" changed")
+			line := "~ topic " + k + ": " + strings.Join(d, ", ") + " changed"
+			if slices.Contains(d, "publish") && cur.Authenticate {
+				line += "; publish now: " + PolicySummary(t.Plan.Publish)
+			}
+			out = append(out, line)
 		}
 		oldSubs := map[string]plan.SubscriptionPlan{}
 		for _, s := range old.Plan.Subscriptions {

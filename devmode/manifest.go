@@ -121,7 +121,13 @@ type Skipped struct {
 	APIVersion string
 	Kind       string
 	Name       string
+	// Labels are the document's metadata.labels: those of a v1 Namespace
+	// are what a Topic publisher's namespaceSelector matches.
+	Labels map[string]string
 }
+
+// IsNamespace reports whether s is a v1 Namespace.
+func (s Skipped) IsNamespace() bool { return s.APIVersion == "v1" && s.Kind == "Namespace" }
 
 // ManifestError is a document Load could not turn into an object.
 type ManifestError struct {
@@ -215,6 +221,9 @@ type typeMeta struct {
 	Metadata   struct {
 		Name      string `json:"name"`
 		Namespace string `json:"namespace"`
+		// Labels are decoded for v1 Namespaces only (namespaceLabels), so
+		// that no other kind's labels can make a document unreadable.
+		Labels json.RawMessage `json:"labels"`
 	} `json:"metadata"`
 }
 
@@ -262,7 +271,14 @@ func (r *FileResult) decodeDocument(origin Origin, doc []byte) {
 		return
 	}
 	if gv.Group != v1alpha1.GroupVersion.Group || !herald {
-		r.Skipped = append(r.Skipped, Skipped{Origin: origin, APIVersion: tm.APIVersion, Kind: tm.Kind, Name: tm.Metadata.Name})
+		sk := Skipped{Origin: origin, APIVersion: tm.APIVersion, Kind: tm.Kind, Name: tm.Metadata.Name}
+		if sk.IsNamespace() && len(tm.Metadata.Labels) > 0 {
+			if err := json.Unmarshal(tm.Metadata.Labels, &sk.Labels); err != nil {
+				r.Errors = append(r.Errors, &ManifestError{Origin: origin, Object: "namespace " + sk.Name, Err: fmt.Errorf("metadata.labels: %w", err)})
+				return
+			}
+		}
+		r.Skipped = append(r.Skipped, sk)
 		return
 	}
 	ns := tm.Metadata.Namespace

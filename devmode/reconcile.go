@@ -38,6 +38,9 @@ type Status struct {
 	Replays []ResolvedReplay
 	// Skipped are documents of other kinds.
 	Skipped []Skipped
+	// Authenticate is whether producers authenticate; when false every
+	// Topic accepts every request, whatever its publishers.
+	Authenticate bool
 	// Errors are manifests that are not (or not fully) applied, and why.
 	Errors []error
 	// Notes say where herald dev serves something differently from the
@@ -90,6 +93,11 @@ type loader struct {
 	dataDir  string
 	// webhooks is whether webhook EventSources are served.
 	webhooks bool
+	// authenticate is whether producers authenticate (Config.Verifier is
+	// set); publishMode is the publish policy of Topics without publishers
+	// then. Without authentication every Topic is allow-all.
+	authenticate bool
+	publishMode  plan.PublishMode
 
 	lastGood  map[string][]*Object // by absolute file path
 	lastValid map[Key]*Object
@@ -134,6 +142,9 @@ type loadRun struct {
 	subsOf    map[string][]compiler.ResolvedSubscription
 	keepOf    map[string][]string
 	subOrigin map[string]Origin
+	// namespaces holds the labels of the v1 Namespaces the files declare,
+	// by name, for publishers' namespaceSelectors.
+	namespaces map[string]map[string]string
 }
 
 // fail records err against the object k declared at origin.
@@ -151,7 +162,7 @@ func (l *loader) load(ctx context.Context) (*Status, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list manifests: %w", err)
 	}
-	r := &loadRun{st: &Status{Files: files}}
+	r := &loadRun{st: &Status{Files: files, Authenticate: l.authenticate}}
 	for _, step := range []func(context.Context, *loadRun){
 		l.readFiles,
 		l.declare,
@@ -178,6 +189,14 @@ func (l *loader) readFiles(_ context.Context, r *loadRun) {
 		abs := absPath(f)
 		present[abs] = true
 		r.st.Skipped = append(r.st.Skipped, fr.Skipped...)
+		for _, sk := range fr.Skipped {
+			if _, dup := r.namespaces[sk.Name]; sk.IsNamespace() && !dup {
+				if r.namespaces == nil {
+					r.namespaces = map[string]map[string]string{}
+				}
+				r.namespaces[sk.Name] = sk.Labels
+			}
+		}
 		if len(fr.Errors) == 0 {
 			l.lastGood[abs] = fr.Objects
 			r.objs = append(r.objs, fr.Objects...)
@@ -288,6 +307,22 @@ func (l *loader) resolveSubscriptions(ctx context.Context, r *loadRun) {
 	}
 }
 
+// publishPolicy compiles t's publish policy as the operator does, with
+// namespaceSelectors matched against the labels of the Namespaces the files
+// declare. Without authentication the Topic is allow-all once its policy
+// compiled, so a Topic the operator would refuse is refused here too.
+func (l *loader) publishPolicy(t *v1alpha1.Topic, namespaces map[string]map[string]string) (plan.PublishPolicy, error) {
+	selected, err := compiler.SelectedNamespaces(t, namespaces)
+	if err != nil {
+		return plan.PublishPolicy{}, err
+	}
+	pol, err := compiler.PublishPolicy(t, l.publishMode, selected)
+	if err != nil || l.authenticate {
+		return pol, err
+	}
+	return compiler.ModePolicy(t.Namespace, plan.PublishAllowAll)
+}
+
 // applyTopics compiles each Topic with the operator's compiler and applies
 // it with the operator's applier. A Subscription that does not compile or
 // whose consumer JetStream refuses is reported and left out of the plan;
@@ -302,6 +337,10 @@ func (l *loader) applyTopics(ctx context.Context, r *loadRun) {
 		}
 		cr, err := compiler.Compile(t, r.subsOf[tk])
 		if err != nil {
+			r.fail(origin, "topic "+tk, err)
+			continue
+		}
+		if cr.Plan.Publish, err = l.publishPolicy(t, r.namespaces); err != nil {
 			r.fail(origin, "topic "+tk, err)
 			continue
 		}

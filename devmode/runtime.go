@@ -135,6 +135,7 @@ func New(cfg Config) (_ *Runtime, err error) {
 		}
 	}
 	rt.loader = newLoader(cfg.Paths, rt.ep.Ingress, prov, cfg.DataDir, state, rt.webhookLn != nil)
+	rt.loader.authenticate, rt.loader.publishMode = cfg.Verifier != nil, cfg.DefaultPublishMode
 	if rt.replays, err = newReplays(prov.JetStream(), cfg.DataDir, rt.log); err != nil {
 		return nil, err
 	}
@@ -246,7 +247,8 @@ func (rt *Runtime) startDataPlane() (*provision.Provisioner, error) {
 	if err != nil {
 		return nil, err
 	}
-	if rt.disp, err = dispatcher.New(rt.nc, dispatcher.Options{Logger: rt.cfg.Log, HTTPClient: rt.cfg.HTTPClient}); err != nil {
+	if rt.disp, err = dispatcher.New(rt.nc, dispatcher.Options{Logger: rt.cfg.Log, HTTPClient: rt.cfg.HTTPClient,
+		Verifier: rt.cfg.Verifier, Tokens: rt.cfg.Tokens}); err != nil {
 		return nil, fmt.Errorf("dispatcher: %w", err)
 	}
 	rt.ep = Endpoints{

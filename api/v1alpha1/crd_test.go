@@ -25,10 +25,12 @@ func TestServedCRDs(t *testing.T) {
 		crd       string
 		shortName string
 		columns   []string
+		// wide are the columns only -o wide shows; nil is not checked.
+		wide []string
 	}{
-		{"topics.eventing.herald.dev", "htopic", []string{"Ready", "URL", "Age"}},
-		{"subscriptions.eventing.herald.dev", "hsub", []string{"Topic", "Subscriber", "Ready", "Age"}},
-		{"eventsources.eventing.herald.dev", "hsrc", []string{"Type", "Sink", "Ready", "Age"}},
+		{"topics.eventing.herald.dev", "htopic", []string{"Ready", "URL", "Age"}, []string{"Reason", "Messages", "Publishers"}},
+		{"subscriptions.eventing.herald.dev", "hsub", []string{"Topic", "Subscriber", "Ready", "Age"}, nil},
+		{"eventsources.eventing.herald.dev", "hsrc", []string{"Type", "Sink", "Ready", "Age"}, nil},
 	} {
 		crd := &apiextensionsv1.CustomResourceDefinition{}
 		if err := k8s.Get(context.Background(), client.ObjectKey{Name: tc.crd}, crd); err != nil {
@@ -47,14 +49,19 @@ func TestServedCRDs(t *testing.T) {
 		if v.Subresources == nil || v.Subresources.Status == nil {
 			t.Errorf("%s has no status subresource", tc.crd)
 		}
-		var shown []string
+		var shown, wide []string
 		for _, c := range v.AdditionalPrinterColumns {
 			if c.Priority == 0 {
 				shown = append(shown, c.Name)
+			} else {
+				wide = append(wide, c.Name)
 			}
 		}
 		if !slices.Equal(shown, tc.columns) {
 			t.Errorf("%s default columns = %v, want %v", tc.crd, shown, tc.columns)
+		}
+		if tc.wide != nil && !slices.Equal(wide, tc.wide) {
+			t.Errorf("%s -o wide columns = %v, want %v", tc.crd, wide, tc.wide)
 		}
 	}
 }

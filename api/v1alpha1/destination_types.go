@@ -63,4 +63,10 @@ type Addressable struct {
 	// URL producers POST CloudEvents to.
 	// +optional
 	URL string `json:"url,omitempty"`
+
+	// Audience is the audience of the bearer token a sender presents to
+	// URL, as in Knative's Addressable; empty when URL does not
+	// authenticate senders.
+	// +optional
+	Audience string `json:"audience,omitempty"`
 }

@@ -136,6 +136,18 @@ type TopicSpec struct {
 	// Subscription's own delivery fields override it field by field.
 	// +optional
 	Delivery *DeliverySpec `json:"delivery,omitempty"`
+
+	// Publishers admit producers: a request must carry a bearer token whose
+	// audience is status.address.audience and whose identity one publisher
+	// names, with an event that publisher's filters match; others get 401
+	// (no valid token) or 403 (no publisher admits it). Without publishers the operator's default mode applies
+	// (--default-publish-policy: allow-same-namespace unless configured
+	// otherwise); status.publishPolicy shows which.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=32
+	Publishers []Publisher `json:"publishers,omitempty"`
 }
 
 // StreamStatus is what JetStream last reported about a Topic's stream.
@@ -173,6 +185,11 @@ type TopicStatus struct {
 	// Subscriptions is the number of Subscriptions in the Topic's plan.
 	// +optional
 	Subscriptions int32 `json:"subscriptions,omitempty"`
+
+	// PublishPolicy is the publish policy the Topic's ingress enforces, from
+	// spec.publishers or the operator's default mode.
+	// +optional
+	PublishPolicy *PublishPolicyStatus `json:"publishPolicy,omitempty"`
 }
 
 // Topic is a durable stream of CloudEvents. Producers POST events to
@@ -185,6 +202,7 @@ type TopicStatus struct {
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
 // +kubebuilder:printcolumn:name="URL",type=string,JSONPath=`.status.address.url`
 // +kubebuilder:printcolumn:name="Messages",type=integer,JSONPath=`.status.stream.messages`,priority=1
+// +kubebuilder:printcolumn:name="Publishers",type=string,JSONPath=`.status.publishPolicy.source`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:validation:XValidation:rule="self.metadata.name.size() <= 52",message="Topic names are at most 52 characters so that the dispatcher's Service name (<name>-dispatcher) fits 63"
 // +kubebuilder:validation:XValidation:rule="self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",message="Topic names start with a letter and hold only lower-case letters, digits and '-', because they name a Service"

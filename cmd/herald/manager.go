@@ -24,9 +24,11 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/herald-dev/herald/api/v1alpha1"
+	"github.com/herald-dev/herald/compiler"
 	"github.com/herald-dev/herald/controllers"
 	"github.com/herald-dev/herald/controllers/resources"
 	"github.com/herald-dev/herald/internal/logging"
+	"github.com/herald-dev/herald/plan"
 	"github.com/herald-dev/herald/provision"
 )
 
@@ -59,6 +61,9 @@ type managerConfig struct {
 	PlanReplicas int
 	// LogLevel is the lowest level logged (logging.ParseLevel).
 	LogLevel slog.Level
+	// DefaultPublishMode is the publish policy of Topics without
+	// spec.publishers.
+	DefaultPublishMode plan.PublishMode
 }
 
 const managerUsage = `Usage: herald manager [flags]
@@ -81,6 +86,7 @@ func parseManagerConfig(args []string, getenv func(string) string) (managerConfi
 		logFlags    logging.Flags
 		pullPolicy  string
 		pullSecrets string
+		publishMode string
 	)
 	c.registerNATSFlags(fs, getenv)
 	fs.StringVar(&c.DispatcherNATSSecret, "dispatcher-nats-secret", getenv("HERALD_DISPATCHER_NATS_SECRET"),
@@ -98,6 +104,9 @@ func parseManagerConfig(args []string, getenv func(string) string) (managerConfi
 	fs.StringVar(&c.MetricsBindAddress, "metrics-bind-address", ":9090", `address of /metrics; "0" disables`)
 	fs.StringVar(&c.HealthProbeBindAddress, "health-probe-bind-address", ":8081", `address of /healthz and /readyz; "0" disables`)
 	fs.IntVar(&c.PlanReplicas, "plan-replicas", 1, "replicas of the plan key-value bucket (1, 3 or 5)")
+	fs.StringVar(&publishMode, "default-publish-policy", envOr("HERALD_DEFAULT_PUBLISH_POLICY", string(compiler.DefaultPublishMode)),
+		"who may publish to a Topic without spec.publishers: allow-same-namespace (ServiceAccounts of the Topic's namespace), "+
+			"authenticated (any valid token), allow-all (no authentication) or deny-all ($HERALD_DEFAULT_PUBLISH_POLICY)")
 	logFlags.BindFlags(fs, getenv)
 	if err := fs.Parse(args); err != nil {
 		return managerConfig{}, err
@@ -113,6 +122,11 @@ func parseManagerConfig(args []string, getenv func(string) string) (managerConfi
 		return managerConfig{}, err
 	}
 	c.LogLevel = lvl
+	mode, err := compiler.ParsePublishMode(publishMode)
+	if err != nil {
+		return managerConfig{}, fmt.Errorf("--default-publish-policy: %w", err)
+	}
+	c.DefaultPublishMode = mode
 	return c, c.validate()
 }
 
@@ -154,7 +168,8 @@ func (c managerConfig) controllersConfig() controllers.Config {
 				TLSClient: c.NATSTLSCert != "",
 			},
 		},
-		Adapter: resources.AdapterConfig{Image: c.Image},
+		Adapter:            resources.AdapterConfig{Image: c.Image},
+		DefaultPublishMode: c.DefaultPublishMode,
 	}
 }
 
@@ -230,7 +245,8 @@ func runManager(ctx context.Context, args []string) error {
 	if err := controllers.Setup(ctx, mgr, prov, cfg.controllersConfig()); err != nil {
 		return err
 	}
-	logger.Info("starting", "nats", cfg.NATSURL, "image", cfg.Image.Name, "namespaces", cfg.Namespaces, "leaderElect", cfg.LeaderElect)
+	logger.Info("starting", "nats", cfg.NATSURL, "image", cfg.Image.Name, "namespaces", cfg.Namespaces, "leaderElect", cfg.LeaderElect,
+		"defaultPublishPolicy", cfg.DefaultPublishMode)
 	return mgr.Start(ctx)
 }
 

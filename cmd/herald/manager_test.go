@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/herald-dev/herald/plan"
 )
 
 func TestParseManagerConfig(t *testing.T) {
@@ -26,7 +28,8 @@ func TestParseManagerConfig(t *testing.T) {
 					t.Errorf("config %+v", c)
 				}
 				cc := c.controllersConfig()
-				if cc.Dispatcher.NATS.URL != "nats://nats:4222" || cc.Dispatcher.NATS.Secret != "" || cc.Adapter.Image.Name != "herald:1" {
+				if cc.Dispatcher.NATS.URL != "nats://nats:4222" || cc.Dispatcher.NATS.Secret != "" || cc.Adapter.Image.Name != "herald:1" ||
+					cc.DefaultPublishMode != plan.PublishAllowSameNamespace {
 					t.Errorf("controllers config %+v", cc)
 				}
 			},
@@ -80,6 +83,21 @@ func TestParseManagerConfig(t *testing.T) {
 		},
 		{name: "bad pull policy", args: []string{"--image-pull-policy", "always"}, env: base, wantErr: "want Always, IfNotPresent or Never"},
 		{name: "bad replicas", args: []string{"--plan-replicas", "2"}, env: base, wantErr: "want 1, 3 or 5"},
+		{name: "publish policy from env", env: map[string]string{"NATS_URL": "nats://n", "HERALD_IMAGE": "herald:1", "HERALD_DEFAULT_PUBLISH_POLICY": "deny-all"},
+			check: func(t *testing.T, c managerConfig) {
+				if c.controllersConfig().DefaultPublishMode != plan.PublishDenyAll {
+					t.Errorf("mode %q", c.DefaultPublishMode)
+				}
+			}},
+		{name: "publish policy flag wins", args: []string{"--default-publish-policy", "allow-all"},
+			env: map[string]string{"NATS_URL": "nats://n", "HERALD_IMAGE": "herald:1", "HERALD_DEFAULT_PUBLISH_POLICY": "deny-all"},
+			check: func(t *testing.T, c managerConfig) {
+				if c.DefaultPublishMode != plan.PublishAllowAll {
+					t.Errorf("mode %q", c.DefaultPublishMode)
+				}
+			}},
+		{name: "bad publish policy", args: []string{"--default-publish-policy", "open"}, env: base,
+			wantErr: "--default-publish-policy: publish policy \"open\": want one of allow-same-namespace, authenticated, allow-all, deny-all"},
 		{name: "bad log level", args: []string{"--log-level", "loud"}, env: base, wantErr: "--log-level"},
 		{name: "stray argument", args: []string{"extra"}, env: base, wantErr: "unexpected arguments"},
 	}

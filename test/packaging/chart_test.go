@@ -82,6 +82,7 @@ func TestChartObjects(t *testing.T) {
 		for _, want := range []string{
 			"--nats-url=nats://herald-nats.herald-system.svc.cluster.local:4222",
 			"--plan-replicas=1", "--leader-elect=true", "--log-level=info", "--image-pull-policy=IfNotPresent",
+			"--default-publish-policy=allow-same-namespace",
 		} {
 			if !slices.Contains(args, want) {
 				t.Errorf("manager args %q lack %s", args, want)
@@ -181,6 +182,46 @@ func TestChartNotes(t *testing.T) {
 	}
 }
 
+// TestChartPublishPolicy checks that publishPolicy.default reaches the
+// operator and that NOTES.txt of an upgrade says producers must now
+// authenticate, with the command that keeps the open behaviour, unless
+// allow-all is set.
+func TestChartPublishPolicy(t *testing.T) {
+	const note = "NOTE: producers must now authenticate"
+	const keepOpen = "helm upgrade herald charts/herald -n herald-system --reuse-values \\\n    --set publishPolicy.default=allow-all"
+	tests := []struct {
+		values   valueSet
+		wantArg  string
+		wantNote []string
+	}{
+		{valueSet{name: "install"}, "--default-publish-policy=allow-same-namespace", nil},
+		{valueSet{name: "upgrade", upgrade: true}, "--default-publish-policy=allow-same-namespace",
+			[]string{note, "publishPolicy.default=allow-same-namespace: only Pods of the Topic's own namespace", keepOpen, "kubectl get htopic -A -o wide"}},
+		{valueSet{name: "upgrade authenticated", upgrade: true, set: []string{"publishPolicy.default=authenticated"}}, "--default-publish-policy=authenticated",
+			[]string{note, "any Pod with a valid ServiceAccount token", keepOpen}},
+		{valueSet{name: "upgrade deny-all", upgrade: true, set: []string{"publishPolicy.default=deny-all"}}, "--default-publish-policy=deny-all",
+			[]string{note, "nobody may publish until a Topic lists its", keepOpen}},
+		{valueSet{name: "upgrade allow-all", upgrade: true, set: []string{"publishPolicy.default=allow-all"}}, "--default-publish-policy=allow-all", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.values.name, func(t *testing.T) {
+			r := mustRender(t, tt.values, "herald-system")
+			args, _ := managerArgs(t, r.objs, "herald-manager")
+			if !slices.Contains(args, tt.wantArg) {
+				t.Errorf("manager args %q lack %s", args, tt.wantArg)
+			}
+			if tt.wantNote == nil && strings.Contains(r.notes, note) {
+				t.Errorf("NOTES.txt warns about authentication:\n%s", r.notes)
+			}
+			for _, want := range tt.wantNote {
+				if !strings.Contains(r.notes, want) {
+					t.Errorf("NOTES.txt lacks %q:\n%s", want, r.notes)
+				}
+			}
+		})
+	}
+}
+
 // TestChartSchemaRefusesBadValues checks that values.schema.json (and the
 // templates' own checks) refuse values that would install something broken,
 // with a message naming the value.
@@ -208,6 +249,7 @@ func TestChartSchemaRefusesBadValues(t *testing.T) {
 			"nats.external.credentialsSecret=a", "nats.external.tls.secret=b",
 		}, "nats.external.dispatcherSecret is required"},
 		{"no ServiceAccount name", []string{"manager.serviceAccount.create=false"}, "manager.serviceAccount.name is required"},
+		{"unknown publish policy", []string{"publishPolicy.default=open"}, "/publishPolicy/default"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

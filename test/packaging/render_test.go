@@ -33,6 +33,8 @@ type valueSet struct {
 	name  string
 	files []string
 	set   []string
+	// upgrade renders as `helm upgrade` does (.Release.IsUpgrade).
+	upgrade bool
 }
 
 // The value sets every chart test renders.
@@ -85,6 +87,7 @@ func renderChart(t *testing.T, v valueSet, namespace string) (*rendered, error) 
 	install.ReleaseName = "herald"
 	install.Namespace = namespace
 	install.KubeVersion = kubeVersion
+	install.IsUpgrade = v.upgrade
 	rel, err := install.Run(loadChart(t), v.values(t))
 	if err != nil {
 		return nil, err

@@ -1,0 +1,22 @@
+package controllers
+
+import (
+	"context"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/herald-dev/herald/api/v1alpha1"
+	"github.com/herald-dev/herald/plan"
+)
+
+// TopicPublishPolicy is what a Topic reconciler configured with mode
+// publishes for t, reading Namespaces through c: the plan's policy and
+// status.publishPolicy.
+func TopicPublishPolicy(ctx context.Context, c client.Client, mode plan.PublishMode, t *v1alpha1.Topic) (plan.PublishPolicy, *v1alpha1.PublishPolicyStatus, error) {
+	r := &TopicReconciler{Client: c, Config: Config{DefaultPublishMode: mode}.withDefaults()}
+	pol, selected, err := r.publishPolicy(ctx, t)
+	if err != nil {
+		return plan.PublishPolicy{}, nil, err
+	}
+	return pol, publishPolicyStatus(pol, selected), nil
+}
