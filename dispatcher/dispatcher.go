@@ -80,6 +80,10 @@ type Dispatcher struct {
 	served map[string]bool
 	// publishErrLog samples logs of failed publishes.
 	publishErrLog sampler
+	// verifier checks producers' tokens (Options.Verifier); authErrLog
+	// samples logs of tokens that could not be checked.
+	verifier   auth.Verifier
+	authErrLog sampler
 	// publishSlots bounds the single-event publishes awaiting their
 	// acknowledgement (batches are bounded by the async publisher).
 	publishSlots chan struct{}
@@ -103,6 +107,7 @@ type Dispatcher struct {
 // topicState is what the ingress needs of one Topic.
 type topicState struct {
 	plan    *plan.TopicPlan
+	publish *publishPolicy
 	key     string
 	metrics *topicMetrics
 }
@@ -120,12 +125,13 @@ func New(nc *nats.Conn, opts Options) (*Dispatcher, error) {
 		return nil, fmt.Errorf("dispatcher: jetstream: %w", err)
 	}
 	d := &Dispatcher{
-		nc:      nc,
-		js:      js,
-		log:     opts.Logger,
-		client:  opts.HTTPClient,
-		runners: map[string]*subRunner{},
-		clients: map[[32]byte]*http.Client{},
+		nc:       nc,
+		js:       js,
+		log:      opts.Logger,
+		client:   opts.HTTPClient,
+		verifier: opts.Verifier,
+		runners:  map[string]*subRunner{},
+		clients:  map[[32]byte]*http.Client{},
 
 		publishSlots: make(chan struct{}, maxPendingPublishes),
 	}

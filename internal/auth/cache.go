@@ -32,13 +32,16 @@ func newTokenCache(size int) *tokenCache {
 	return &tokenCache{size: size, entries: make(map[[sha256.Size]byte]cached)}
 }
 
+// keyBufs holds the buffers cacheKey hashes, so that a cache hit does not
+// allocate.
+var keyBufs = sync.Pool{New: func() any { return new([]byte) }}
+
 func cacheKey(token, audience string) [sha256.Size]byte {
-	h := sha256.New()
-	h.Write([]byte(audience))
-	h.Write([]byte{0})
-	h.Write([]byte(token))
-	var k [sha256.Size]byte
-	h.Sum(k[:0])
+	bp := keyBufs.Get().(*[]byte)
+	b := append(append(append((*bp)[:0], audience...), 0), token...)
+	k := sha256.Sum256(b)
+	*bp = b
+	keyBufs.Put(bp)
 	return k
 }
 
