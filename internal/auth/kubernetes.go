@@ -256,13 +256,14 @@ func (k *KubernetesVerifier) review(ctx context.Context, token, audience string)
 	return reviewIdentity(&res.Status, audience)
 }
 
-// reviewIdentity reads a TokenReview's answer. The API server says
-// "service account token has been invalidated" for a token whose
-// ServiceAccount, Pod or Secret is gone; other refusals are taken as a bad
-// signature, since the claims were checked before.
+// reviewIdentity reads a TokenReview's answer. For a token whose
+// ServiceAccount, Pod, Secret or Node is gone the API server's error says
+// that object is "not found" (older versions: "service account token has
+// been invalidated"); other refusals are taken as a bad signature, since
+// the claims were checked before.
 func reviewIdentity(s *authenticationv1.TokenReviewStatus, audience string) (Identity, error) {
 	if !s.Authenticated {
-		if strings.Contains(s.Error, "invalidated") {
+		if strings.Contains(s.Error, "not found") || strings.Contains(s.Error, "invalidated") {
 			return Identity{}, &Error{Reason: ReasonRevoked, Message: "the API server no longer accepts this token: its ServiceAccount or Pod was deleted"}
 		}
 		return Identity{}, &Error{Reason: ReasonBadSignature, Message: "the API server does not accept this token"}
