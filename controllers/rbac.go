@@ -22,6 +22,15 @@ package controllers
 //
 // The dispatcher needs no Kubernetes API access: its ServiceAccount has no
 // bindings and mounts no token.
+//
+// Producers' tokens are verified offline: the dispatcher reads the issuer's
+// discovery document and keys from the API server, which the built-in
+// ClusterRoleBinding system:service-account-issuer-discovery grants every
+// ServiceAccount. The TokenReview fallback (no discovery, or herald
+// dispatcher --auth-token-review) needs create on tokenreviews, a
+// cluster-wide permission the operator does not hand out: bind the
+// dispatcher's ServiceAccount to the ClusterRole system:auth-delegator
+// where it is wanted; without it tokens are answered 503, never accepted.
 
 // +kubebuilder:rbac:groups=eventing.herald.dev,resources=topics;subscriptions;eventsources;replays,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=eventing.herald.dev,resources=topics/status;subscriptions/status;eventsources/status;replays/status,verbs=get;update;patch
