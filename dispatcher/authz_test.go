@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/herald-dev/herald/internal/auth"
+	"github.com/herald-dev/herald/internal/ce"
 	"github.com/herald-dev/herald/plan"
 )
 
@@ -168,4 +169,41 @@ func TestIngressDenyAll(t *testing.T) {
 	if n := e.streamMsgs(res.Stream.Name); n != 0 {
 		t.Fatalf("%d messages stored", n)
 	}
+}
+
+// FuzzPublishPolicy evaluates a one-rule policy for arbitrary subjects,
+// patterns and event types: the event is admitted exactly when the
+// pattern matches the subject and the type has the rule's prefix, and a
+// refusal names the rule or the policy.
+func FuzzPublishPolicy(f *testing.F) {
+	for _, s := range [][4]string{
+		{"system:serviceaccount:shop:*", "system:serviceaccount:shop:a", "shop.order.created", "shop."},
+		{"system:serviceaccount:shop:*", "system:serviceaccount:other:a", "shop.order", ""},
+		{"*", "", "", ""},
+		{"system:serviceaccount:shop:a", "system:serviceaccount:shop:ab", "t", "t"},
+		{"**", "*", "\x00", "\xff"},
+	} {
+		f.Add(s[0], s[1], s[2], s[3])
+	}
+	f.Fuzz(func(t *testing.T, pattern, subject, typ, prefix string) {
+		rule := plan.PublishRule{Name: "publishers[0]", Subjects: []string{pattern}}
+		if prefix != "" {
+			rule.Filters = []plan.Filter{{Prefix: map[string]string{"type": prefix}}}
+		}
+		pp, err := compilePublishPolicy(&plan.TopicPlan{Namespace: "ns", Name: "t",
+			Publish: plan.PublishPolicy{Source: "publishers", Authenticate: true, Rules: []plan.PublishRule{rule}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := &ce.Event{Attrs: []ce.Attribute{{Name: "type", Value: typ}}}
+		adm := pp.admit(subject)
+		msg := adm.refusal(e)
+		want := plan.SubjectMatches(pattern, subject) && strings.HasPrefix(typ, prefix)
+		if (msg == "") != want {
+			t.Fatalf("pattern %q subject %q type %q prefix %q: refusal %q, want admitted %v", pattern, subject, typ, prefix, msg, want)
+		}
+		if msg != "" && !strings.Contains(msg, "publishers[0]") {
+			t.Fatalf("refusal %q names no rule", msg)
+		}
+	})
 }
