@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herald-dev/herald/api/v1alpha1"
 	"github.com/herald-dev/herald/internal/auth"
 	"github.com/herald-dev/herald/internal/ce"
 	"github.com/herald-dev/herald/plan"
@@ -71,6 +72,51 @@ func BenchmarkIngressAuth(b *testing.B) {
 				}
 				benchMsgSink = storedMsg(t, e, "")
 			}
+		})
+	}
+}
+
+// BenchmarkEndToEndAuth is BenchmarkEndToEnd's fanout1 with the Topic open
+// (off) and authenticating its producers (on: every request carries the
+// same token, verified once, under an allow-same-namespace rule); compare
+// the two rates of one run.
+func BenchmarkEndToEndAuth(b *testing.B) {
+	for _, on := range []bool{false, true} {
+		name := "off"
+		if on {
+			name = "on"
+		}
+		b.Run(name, func(b *testing.B) {
+			e := newEnv(b)
+			sink, delivered := benchSink(b, 0)
+			res := e.provision(newTopic("bench"), []subscription{{name: "s0", uri: sink, spec: func(s *v1alpha1.SubscriptionSpec) {
+				s.Delivery = fastRetry(10)
+			}}}, nil)
+			p := res.Plan
+			var opts Options
+			authz := ""
+			if on {
+				iss, err := auth.NewLocalIssuer(b.TempDir(), "herald-bench", "system:serviceaccount:default:herald")
+				if err != nil {
+					b.Fatal(err)
+				}
+				p.Audience = plan.TopicAudience("default", "bench")
+				p.Publish = plan.PublishPolicy{Source: string(plan.PublishAllowSameNamespace), Authenticate: true,
+					Rules: []plan.PublishRule{{Name: "allow-same-namespace", Subjects: []string{plan.NamespaceSubjects("default")}}}}
+				e.putPlan(&p)
+				tok, err := iss.Mint("system:serviceaccount:default:producer", p.Audience, time.Hour)
+				if err != nil {
+					b.Fatal(err)
+				}
+				opts.Verifier, authz = iss.Verifier(), "Bearer "+tok
+			}
+			r := e.start(nil, opts)
+			r.waitDelivering(b, &p)
+			eventually(b, 10*time.Second, func() bool {
+				ts := r.d.topic("default", "bench")
+				return ts != nil && ts.publish.authenticate == on
+			}, "policy applied")
+			produceWith(b, r.url+"/default/bench", authz, delivered, int64(b.N))
 		})
 	}
 }
