@@ -186,7 +186,8 @@ func (k *KubernetesVerifier) offline(ctx context.Context) *jwtVerifier {
 		return k.jwt
 	}
 	k.lastDiscovery = time.Now()
-	k.jwt, _ = k.discover(ctx)
+	// A producer hanging up must not make the next minute use TokenReview.
+	k.jwt, _ = k.discover(context.WithoutCancel(ctx))
 	return k.jwt
 }
 
