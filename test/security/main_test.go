@@ -176,13 +176,16 @@ func startDispatcher(ctx context.Context, v auth.Verifier) (string, error) {
 }
 
 // token returns a token the API server issues for ServiceAccount ns/name
-// with audience, through the TokenRequest API.
+// with audience (the API server's own when empty), through the
+// TokenRequest API.
 func token(t testing.TB, ns, name, audience string) string {
 	t.Helper()
 	exp := int64(3600)
-	tr, err := kube.CoreV1().ServiceAccounts(ns).CreateToken(t.Context(), name, &authenticationv1.TokenRequest{
-		Spec: authenticationv1.TokenRequestSpec{Audiences: []string{audience}, ExpirationSeconds: &exp},
-	}, metav1.CreateOptions{})
+	spec := authenticationv1.TokenRequestSpec{ExpirationSeconds: &exp}
+	if audience != "" {
+		spec.Audiences = []string{audience}
+	}
+	tr, err := kube.CoreV1().ServiceAccounts(ns).CreateToken(t.Context(), name, &authenticationv1.TokenRequest{Spec: spec}, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

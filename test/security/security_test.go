@@ -300,3 +300,36 @@ func TestAPIServerUnreachable(t *testing.T) {
 		t.Fatalf("Verify error %v, want reason unavailable", err)
 	}
 }
+
+// TestVerifierAsServiceAccount: a dispatcher authenticated as a
+// ServiceAccount without any binding of its own verifies tokens offline
+// (every ServiceAccount may read the issuer's discovery document and
+// keys), while the TokenReview API, which it may not use, answers
+// unavailable rather than refusing the token.
+func TestVerifierAsServiceAccount(t *testing.T) {
+	cfg := rest.AnonymousClientConfig(env.Config)
+	cfg.BearerToken = token(t, "other", "x", "")
+	aud := plan.TopicAudience("shop", topicOrders)
+	tok := token(t, "shop", "a", aud)
+
+	v, err := auth.NewKubernetesVerifier(cfg, auth.KubernetesOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Discover(t.Context()); err != nil {
+		t.Fatalf("discovery as a ServiceAccount: %v", err)
+	}
+	if id, err := v.Verify(t.Context(), tok, aud); err != nil || id.Subject != "system:serviceaccount:shop:a" {
+		t.Fatalf("offline as a ServiceAccount: %+v, %v", id, err)
+	}
+
+	rv, err := auth.NewKubernetesVerifier(cfg, auth.KubernetesOptions{TokenReview: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = rv.Verify(t.Context(), tok, aud)
+	var ae *auth.Error
+	if !errors.As(err, &ae) || ae.Reason != auth.ReasonUnavailable || !strings.Contains(ae.Message, "403") {
+		t.Fatalf("TokenReview without permission: %v, want unavailable (403)", err)
+	}
+}
