@@ -333,3 +333,32 @@ func TestVerifierAsServiceAccount(t *testing.T) {
 		t.Fatalf("TokenReview without permission: %v, want unavailable (403)", err)
 	}
 }
+
+// TestUnknownKeyIDsDoNotHammerTheAPIServer: tokens naming unknown keys
+// make the verifier look for new keys, at most once per ten seconds; in
+// between they are checked against the keys last fetched.
+func TestUnknownKeyIDsDoNotHammerTheAPIServer(t *testing.T) {
+	f := newForger(t)
+	aud := plan.TopicAudience("shop", topicOrders)
+	v, err := auth.NewKubernetesVerifier(env.Config, auth.KubernetesOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Verify(t.Context(), token(t, "shop", "a", aud), aud); err != nil {
+		t.Fatal(err)
+	}
+	fetches := v.KeyFetches()
+	if fetches != 1 {
+		t.Fatalf("%d key fetches for the first token, want 1", fetches)
+	}
+	for i := range 5 {
+		_, err := v.Verify(t.Context(), f.sign(t, f.other, "unknown-"+string(rune('a'+i)), f.claims(aud)), aud)
+		var ae *auth.Error
+		if !errors.As(err, &ae) || ae.Reason != auth.ReasonBadSignature {
+			t.Fatalf("unknown key id: %v", err)
+		}
+	}
+	if got := v.KeyFetches(); got != fetches {
+		t.Fatalf("tokens with unknown key ids fetched the keys %d more times", got-fetches)
+	}
+}
