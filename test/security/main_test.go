@@ -205,3 +205,29 @@ func streamMsgs(t testing.TB, topic string) uint64 {
 	}
 	return info.State.Msgs
 }
+
+// deleteServiceAccount deletes ns/name and waits until the API server
+// refuses tok, a token of it for audience, in a TokenReview: its
+// authenticator reads ServiceAccounts from a cache.
+func deleteServiceAccount(t testing.TB, ns, name, tok, audience string) {
+	t.Helper()
+	if err := kube.CoreV1().ServiceAccounts(ns).Delete(t.Context(), name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		tr, err := kube.AuthenticationV1().TokenReviews().Create(t.Context(), &authenticationv1.TokenReview{
+			Spec: authenticationv1.TokenReviewSpec{Token: tok, Audiences: []string{audience}},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !tr.Status.Authenticated {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the API server still accepts tokens of %s/%s", ns, name)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

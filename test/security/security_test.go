@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 
 	"github.com/herald-dev/herald/internal/auth"
@@ -89,9 +88,7 @@ func TestRefusedCredentials(t *testing.T) {
 		return string(b)
 	}
 	gone := token(t, "shop", "gone", aud)
-	if err := kube.CoreV1().ServiceAccounts("shop").Delete(t.Context(), "gone", metav1.DeleteOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	deleteServiceAccount(t, "shop", "gone", gone, aud)
 
 	tests := []struct {
 		name   string
@@ -272,9 +269,7 @@ func TestVerifiedTokenCached(t *testing.T) {
 // expires, while TokenReview refuses it.
 func TestOfflineCannotSeeDeletion(t *testing.T) {
 	tok := token(t, "shop", "gone-offline", plan.TopicAudience("shop", topicOrders))
-	if err := kube.CoreV1().ServiceAccounts("shop").Delete(t.Context(), "gone-offline", metav1.DeleteOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	deleteServiceAccount(t, "shop", "gone-offline", tok, plan.TopicAudience("shop", topicOrders))
 	if a := publish(t, offlineURL, topicOrders, "shop.order.created", "", bearer(tok), nil); a.status != http.StatusAccepted {
 		t.Fatalf("offline: %d %s, want 202", a.status, a.body)
 	}
