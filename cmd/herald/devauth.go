@@ -110,7 +110,7 @@ func splitDefaultNamespace(s string) (ns, name string) {
 
 // devAuthBanner is the line herald dev prints when authentication is on.
 func devAuthBanner(dataDir string) string {
-	return fmt.Sprintf("herald dev: authentication on (issuer %q, key in %s); get a token with\n"+
+	return fmt.Sprintf("herald dev: authentication on, tokens of the local issuer %q (key in %s):\n"+
 		"  herald dev token [namespace/]serviceaccount --topic <namespace>/<topic> --data-dir %s\n",
 		devIssuer, filepath.Join(dataDir, devAuthDir), dataDir)
 }
