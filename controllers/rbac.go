@@ -14,15 +14,6 @@ package controllers
 // Leader election's Leases are granted by a namespaced Role in the manager's
 // namespace only (config/rbac/leader_election_role.yaml).
 //
-// Destinations referring to a Service or a Topic work out of the box. A ref
-// to any other Addressable kind is read with get on that kind, which this
-// role cannot grant without a wildcard: bind the manager's ServiceAccount a
-// ClusterRole granting get on the kind (for example Knative Services), or
-// the Destination reports Forbidden.
-//
-// The dispatcher needs no Kubernetes API access: its ServiceAccount has no
-// bindings and mounts no token.
-//
 // Producers' tokens are verified offline: the dispatcher reads the issuer's
 // discovery document and keys from the API server, which the built-in
 // ClusterRoleBinding system:service-account-issuer-discovery grants every
@@ -31,6 +22,15 @@ package controllers
 // cluster-wide permission the operator does not hand out: bind the
 // dispatcher's ServiceAccount to the ClusterRole system:auth-delegator
 // where it is wanted; without it tokens are answered 503, never accepted.
+//
+// Destinations referring to a Service or a Topic work out of the box. A ref
+// to any other Addressable kind is read with get on that kind, which this
+// role cannot grant without a wildcard: bind the manager's ServiceAccount a
+// ClusterRole granting get on the kind (for example Knative Services), or
+// the Destination reports Forbidden.
+//
+// The dispatcher needs no Kubernetes API access: its ServiceAccount has no
+// bindings and mounts no token.
 
 // +kubebuilder:rbac:groups=eventing.herald.dev,resources=topics;subscriptions;eventsources;replays,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=eventing.herald.dev,resources=topics/status;subscriptions/status;eventsources/status;replays/status,verbs=get;update;patch

@@ -80,13 +80,14 @@ type Dispatcher struct {
 	served map[string]bool
 	// publishErrLog samples logs of failed publishes.
 	publishErrLog sampler
+	// publishSlots bounds the single-event publishes awaiting their
+	// acknowledgement (batches are bounded by the async publisher).
+	publishSlots chan struct{}
+
 	// verifier checks producers' tokens (Options.Verifier); authErrLog
 	// samples logs of tokens that could not be checked.
 	verifier   auth.Verifier
 	authErrLog sampler
-	// publishSlots bounds the single-event publishes awaiting their
-	// acknowledgement (batches are bounded by the async publisher).
-	publishSlots chan struct{}
 
 	// topics maps namespace → topic name → state; replaced, never mutated.
 	topics atomic.Pointer[map[string]map[string]*topicState]
@@ -138,6 +139,7 @@ func New(nc *nats.Conn, opts Options) (*Dispatcher, error) {
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
 	}
+	d.verifier = opts.Verifier
 	if d.client == nil {
 		d.client = defaultHTTPClient()
 	}
