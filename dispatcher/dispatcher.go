@@ -126,13 +126,12 @@ func New(nc *nats.Conn, opts Options) (*Dispatcher, error) {
 		return nil, fmt.Errorf("dispatcher: jetstream: %w", err)
 	}
 	d := &Dispatcher{
-		nc:       nc,
-		js:       js,
-		log:      opts.Logger,
-		client:   opts.HTTPClient,
-		verifier: opts.Verifier,
-		runners:  map[string]*subRunner{},
-		clients:  map[[32]byte]*http.Client{},
+		nc:      nc,
+		js:      js,
+		log:     opts.Logger,
+		client:  opts.HTTPClient,
+		runners: map[string]*subRunner{},
+		clients: map[[32]byte]*http.Client{},
 
 		publishSlots: make(chan struct{}, maxPendingPublishes),
 	}
