@@ -15,6 +15,15 @@ package controllers
 // Leader election's Leases are granted by a namespaced Role in the manager's
 // namespace only (config/rbac/leader_election_role.yaml).
 //
+// Producers' tokens are verified offline: the dispatcher reads the issuer's
+// discovery document and keys from the API server, which the built-in
+// ClusterRoleBinding system:service-account-issuer-discovery grants every
+// ServiceAccount. The TokenReview fallback (no discovery, or herald
+// dispatcher --auth-token-review) needs create on tokenreviews, a
+// cluster-wide permission the operator does not hand out: bind the
+// dispatcher's ServiceAccount to the ClusterRole system:auth-delegator
+// where it is wanted; without it tokens are answered 503, never accepted.
+//
 // Destinations referring to a Service or a Topic work out of the box. A ref
 // to any other Addressable kind is read with get on that kind, which this
 // role cannot grant without a wildcard: bind the manager's ServiceAccount a

@@ -52,6 +52,12 @@ func benchSink(b *testing.B, failPct int64) (url string, delivered *atomic.Int64
 // produce posts b.N events to url from 32 goroutines, waits until
 // delivered reaches want and reports the metrics.
 func produce(b *testing.B, url string, delivered *atomic.Int64, want int64) {
+	produceWith(b, url, "", delivered, want)
+}
+
+// produceWith is produce sending an Authorization header when authz is
+// not empty.
+func produceWith(b *testing.B, url, authz string, delivered *atomic.Int64, want int64) {
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256, MaxIdleConns: 256}}
 	data := bytes.Repeat([]byte("x"), 1024)
 	var seq atomic.Int64
@@ -68,6 +74,9 @@ func produce(b *testing.B, url string, delivered *atomic.Int64, want int64) {
 				"Ce-Source":      {"/bench"},
 				"Ce-Type":        {"dev.herald.bench"},
 				"Content-Type":   {"application/octet-stream"},
+			}
+			if authz != "" {
+				req.Header["Authorization"] = []string{authz}
 			}
 			resp, err := client.Do(req)
 			if err != nil {

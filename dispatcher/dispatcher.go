@@ -84,6 +84,11 @@ type Dispatcher struct {
 	// acknowledgement (batches are bounded by the async publisher).
 	publishSlots chan struct{}
 
+	// verifier checks producers' tokens (Options.Verifier); authErrLog
+	// samples logs of tokens that could not be checked.
+	verifier   auth.Verifier
+	authErrLog sampler
+
 	// topics maps namespace → topic name → state; replaced, never mutated.
 	topics atomic.Pointer[map[string]map[string]*topicState]
 	loaded atomic.Bool
@@ -103,6 +108,7 @@ type Dispatcher struct {
 // topicState is what the ingress needs of one Topic.
 type topicState struct {
 	plan    *plan.TopicPlan
+	publish *publishPolicy
 	key     string
 	metrics *topicMetrics
 }
@@ -132,6 +138,7 @@ func New(nc *nats.Conn, opts Options) (*Dispatcher, error) {
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
 	}
+	d.verifier = opts.Verifier
 	if d.client == nil {
 		d.client = defaultHTTPClient()
 	}

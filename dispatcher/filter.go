@@ -18,18 +18,27 @@ type matcher interface {
 	match(v *eventView) bool
 }
 
-// eventView gives filters the attributes of a stored event, decoding values
-// on demand.
+// eventView gives filters the attributes of a stored event (h), decoding
+// values on demand, or of an event the ingress decoded (ev).
 type eventView struct {
 	h   nats.Header
+	ev  *ce.Event
 	sdk *ceevent.Event
 }
 
-func (v *eventView) attr(name string) (string, bool) { return ce.StoredAttr(v.h, name) }
+func (v *eventView) attr(name string) (string, bool) {
+	if v.ev != nil {
+		return v.ev.Get(name)
+	}
+	return ce.StoredAttr(v.h, name)
+}
 
 // sdkEvent is the event as the CESQL evaluator takes it, built once.
 func (v *eventView) sdkEvent() ceevent.Event {
 	if v.sdk == nil {
+		if v.h == nil && v.ev != nil {
+			v.h = v.ev.Header()
+		}
 		e := toSDKEvent(v.h)
 		v.sdk = &e
 	}

@@ -36,13 +36,23 @@ const (
 // sent with the same scope: Herald's dispatchers send one naming the
 // Subscription and the stored message a dead letter or reply comes from, so
 // those of different Subscriptions are never merged, while a resent one is.
-// Errors carry a JSON body {"error": "...", "attribute": "..."}: 400 for an
-// invalid event (attribute names the culprit), 404 for an unknown Topic, 405
+// Errors carry a JSON body {"error": "...", "attribute": "...", "reason":
+// "..."}: 400 for an invalid event (attribute names the culprit), 404 for
+// an unknown Topic, 405
 // for methods but POST (with Allow: POST), 413 above the Topic's
 // MaxEventSize, 415 for structured formats other than JSON, 429 with
 // Retry-After while the stream refuses events because it is full, 503 with
 // Retry-After while JetStream does not answer. Nothing is stored for a
 // request answered with an error.
+//
+// When the Topic's publish policy authenticates producers, the bearer
+// token of the Authorization header is checked before the body is read:
+// 401 with WWW-Authenticate: Bearer and "reason" (an auth.Reason) for a
+// missing or invalid token, 503 with Retry-After when it cannot be checked
+// (the keys or the TokenReview API unreachable, or no verifier). A decoded
+// event no rule of the policy admits for the token's subject gets 403
+// (reason "forbidden") naming the rules involved; in a batch every event
+// must be admitted, the first refused one is named by "index".
 //
 // A batch is validated as a whole: one invalid event refuses it all (400
 // with "index"). If storing some events of a valid batch fails, the answer
@@ -65,6 +75,18 @@ func (d *Dispatcher) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		d.metrics.rejected.WithLabelValues("", "", reasonUnknownTopic).Inc()
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no topic at %q: POST to /<namespace>/<topic>", r.URL.Path), "")
 		return
+	}
+	var adm *admission
+	if t.publish != nil && t.publish.authenticate {
+		a, ok := d.authenticate(w, r, t)
+		if !ok {
+			return
+		}
+		if !a.all && len(a.rules) == 0 {
+			forbid(w, t, a.noRule(), nil)
+			return
+		}
+		adm = &a
 	}
 	mode, err := ce.ModeOf(r.Header.Get(ce.HeaderContentType))
 	if err != nil {
@@ -93,7 +115,7 @@ func (d *Dispatcher) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if mode == ce.ModeBatch {
-		d.serveBatch(w, r, t, body, start)
+		d.serveBatch(w, r, t, adm, body, start)
 		return
 	}
 	var e *ce.Event
@@ -114,6 +136,12 @@ func (d *Dispatcher) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		t.metrics.reject(reasonTooLarge)
 		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("event of %d bytes exceeds the limit of %d", e.Size(), t.plan.MaxEventSize), "")
 		return
+	}
+	if adm != nil {
+		if msg := adm.refusal(e); msg != "" {
+			forbid(w, t, msg, nil)
+			return
+		}
 	}
 	if !d.nc.IsConnected() {
 		t.metrics.reject(reasonUnavailable)
@@ -300,6 +328,9 @@ func (s *sampler) allow(now time.Time) bool {
 type errorBody struct {
 	Error     string `json:"error"`
 	Attribute string `json:"attribute,omitempty"`
+	// Reason is why a request was refused for its credentials: an
+	// auth.Reason (401, 503) or "forbidden" (403).
+	Reason string `json:"reason,omitempty"`
 	// Index is the position of the offending event in a batch.
 	Index *int `json:"index,omitempty"`
 }

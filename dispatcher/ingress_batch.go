@@ -45,7 +45,11 @@ type batchReport struct {
 // "error"}]}; the events reported 202 are stored. Resending the whole batch
 // is safe: events are deduplicated on source and id within the Topic's
 // duplicate window. An empty batch is answered 202.
-func (d *Dispatcher) serveBatch(w http.ResponseWriter, r *http.Request, t *topicState, body []byte, start time.Time) {
+//
+// With adm set (the Topic authenticates producers), every event must be
+// admitted by the publish policy, else the batch is refused with 403 and
+// "index" naming the first refused event.
+func (d *Dispatcher) serveBatch(w http.ResponseWriter, r *http.Request, t *topicState, adm *admission, body []byte, start time.Time) {
 	events, err := ce.DecodeBatch(body)
 	if err != nil {
 		t.metrics.reject(reasonInvalid)
@@ -67,6 +71,14 @@ func (d *Dispatcher) serveBatch(w http.ResponseWriter, r *http.Request, t *topic
 			return
 		}
 		e.SetTrace(r.Header)
+	}
+	if adm != nil {
+		for i, e := range events {
+			if msg := adm.refusal(e); msg != "" {
+				forbid(w, t, fmt.Sprintf("events[%d]: %s", i, msg), &i)
+				return
+			}
+		}
 	}
 	if !d.nc.IsConnected() {
 		t.metrics.reject(reasonUnavailable)

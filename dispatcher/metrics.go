@@ -26,6 +26,11 @@ const (
 	reasonBackpressure  = "backpressure"
 	reasonUnavailable   = "unavailable"
 	reasonPublishFailed = "publish_failed"
+	// reasonUnauthenticated: no valid bearer token (401).
+	reasonUnauthenticated = "unauthenticated"
+	// reasonForbidden: the publish policy admits not the producer or not
+	// this event (403).
+	reasonForbidden = "forbidden"
 )
 
 // Values of the outcome label of herald_replies_total.

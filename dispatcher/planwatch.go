@@ -119,6 +119,10 @@ func (d *Dispatcher) apply(e jetstream.KeyValueEntry) {
 		return
 	}
 	ts := &topicState{plan: p, key: key}
+	var err error
+	if ts.publish, err = compilePublishPolicy(p); err != nil {
+		d.log.Error("publish rules admit nothing where their filters do not compile", "topic", p.Namespace+"/"+p.Name, "error", err)
+	}
 	if old := d.topic(p.Namespace, p.Name); old != nil {
 		ts.metrics = old.metrics
 	} else {

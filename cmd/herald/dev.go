@@ -32,6 +32,7 @@ func (s *stringList) String() string     { return strings.Join(*s, ",") }
 func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 
 const devUsage = `Usage: herald dev -f DIR|FILE [-f ...] [flags]
+       herald dev token [namespace/]serviceaccount (--topic [namespace/]name | --audience A) [--ttl D]
 
 Runs Herald on this machine without a cluster: an embedded NATS JetStream
 server, the Topics, Subscriptions and EventSources of the manifests (reloaded
@@ -41,12 +42,18 @@ EventSources run in-process, webhooks at
 http://<webhook-listen>/<namespace>/<name>; v1 Secrets in the manifests hold
 their signature keys. apiServer and container sources need a cluster.
 
+With --auth, producers authenticate as in a cluster: tokens of a local
+issuer whose key lives in the data directory, printed by herald dev token.
+
 Flags:
 `
 
 // devOptions are herald dev's flags that are not the runtime's.
 type devOptions struct {
 	level slog.Level
+	// auth turns producer authentication on with the data directory's
+	// local issuer.
+	auth bool
 	// pprofListen serves net/http/pprof; empty (the default) disables it.
 	pprofListen string
 }
@@ -66,6 +73,7 @@ func parseDevFlags(args []string, stderr io.Writer) (devmode.Config, devOptions,
 	var logFlags logging.Flags
 	logFlags.BindFlags(fs, nil)
 	pprofListen := fs.String("pprof-listen", "", "host:port serving Go's profiler at /debug/pprof/; empty (the default) disables it")
+	authOn := fs.Bool("auth", false, "authenticate producers with tokens of a local issuer kept in the data directory (see herald dev token)")
 	natsInProcess := fs.Bool("nats-in-process", true, "connect the dispatcher to the embedded NATS server in-process; false connects over loopback TCP, as a deployed dispatcher does")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, devUsage)
@@ -98,7 +106,7 @@ func parseDevFlags(args []string, stderr io.Writer) (devmode.Config, devOptions,
 		DisplayListen: *displayListen,
 		WebhookListen: *webhookListen,
 		NATSOverTCP:   !*natsInProcess,
-	}, devOptions{level: level, pprofListen: *pprofListen}, nil
+	}, devOptions{level: level, pprofListen: *pprofListen, auth: *authOn}, nil
 }
 
 // parseNATSListen reads --nats-listen: host:port, or random / -1 for a free
@@ -143,6 +151,13 @@ func runDev(ctx context.Context, args []string) error {
 // devMain runs herald dev until ctx is done: displayed events go to stdout,
 // the banner and logs to stderr.
 func devMain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "token" {
+		err := devToken(args[1:], stdout, stderr)
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
 	cfg, o, err := parseDevFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return nil
@@ -160,6 +175,15 @@ func devMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		go func() { _ = srv.Serve(ln) }()
 		defer srv.Close()
 		cfg.Log.Info("serving the profiler", "url", "http://"+ln.Addr().String()+"/debug/pprof/")
+	}
+	if o.auth {
+		iss, err := devIssuerFor(cfg.DataDir)
+		if err != nil {
+			return err
+		}
+		cfg.Verifier = iss.Verifier()
+		cfg.Tokens = iss.TokenSource()
+		fmt.Fprint(stderr, devAuthBanner(cfg.DataDir))
 	}
 	cfg.Banner = stderr
 	cfg.DisplayOut = stdout

@@ -18,7 +18,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
 	"github.com/herald-dev/herald/dispatcher"
+	"github.com/herald-dev/herald/internal/auth"
 	"github.com/herald-dev/herald/internal/logging"
 )
 
@@ -52,6 +56,15 @@ type dispatcherConfig struct {
 	DrainMax   time.Duration
 	// ShutdownTimeout bounds the graceful shutdown after the drain.
 	ShutdownTimeout time.Duration
+	// Kubeconfig names the cluster whose ServiceAccount tokens producers
+	// present; empty uses the Pod's in-cluster configuration when running
+	// in one, else no tokens can be checked.
+	Kubeconfig string
+	// AuthTokenReview checks every token with the TokenReview API instead
+	// of verifying it offline against the API server's keys.
+	AuthTokenReview bool
+	// AuthCacheSize bounds the verified tokens remembered.
+	AuthCacheSize int
 }
 
 const dispatcherUsage = `Usage: herald dispatcher [flags]
@@ -60,6 +73,14 @@ Serves the ingress of Herald Topics (POST /<namespace>/<topic>) and delivers
 their events to the Topics' Subscriptions, following the dispatch plans the
 control plane publishes in NATS. Flags default to the environment variables
 named.
+
+Topics whose publish policy authenticates producers accept a ServiceAccount
+token for the Topic's audience in Authorization: Bearer. Tokens are verified
+offline against the keys of the API server (--kubeconfig, else the Pod's
+own), or with the TokenReview API while the issuer cannot be discovered or
+with --auth-token-review; offline verification cannot see that a token's
+ServiceAccount was deleted before the token expires, TokenReview can.
+Without an API server such Topics answer 503.
 
 Flags:
 `
@@ -84,6 +105,9 @@ func parseDispatcherConfig(args []string, getenv func(string) string) (dispatche
 	fs.DurationVar(&c.DrainDelay, "drain-delay", 5*time.Second, "after SIGTERM, how long at least to keep accepting events, closing each connection, before the listener closes")
 	fs.DurationVar(&c.DrainMax, "drain-max", 20*time.Second, "after SIGTERM, how long at most to keep accepting events while they still arrive")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "bound on the graceful shutdown after the drain")
+	fs.StringVar(&c.Kubeconfig, "kubeconfig", getenv("KUBECONFIG"), "kubeconfig of the cluster whose ServiceAccount tokens producers present; empty uses the Pod's in-cluster configuration ($KUBECONFIG)")
+	fs.BoolVar(&c.AuthTokenReview, "auth-token-review", getenv("HERALD_AUTH_TOKEN_REVIEW") == "true", "check producers' tokens with the TokenReview API (seeing deleted ServiceAccounts at once) instead of offline ($HERALD_AUTH_TOKEN_REVIEW)")
+	fs.IntVar(&c.AuthCacheSize, "auth-cache-size", auth.DefaultCacheSize, "verified producer tokens remembered until they expire")
 	if err := fs.Parse(args); err != nil {
 		return dispatcherConfig{}, err
 	}
@@ -122,6 +146,9 @@ func (c dispatcherConfig) validate() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		errs = append(errs, errors.New("--shutdown-timeout must be positive"))
+	}
+	if c.AuthCacheSize <= 0 {
+		errs = append(errs, errors.New("--auth-cache-size must be positive"))
 	}
 	if c.DrainDelay < 0 || c.DrainMax < c.DrainDelay {
 		errs = append(errs, errors.New("--drain-delay must not be negative nor above --drain-max"))
@@ -244,7 +271,22 @@ func runDispatcher(ctx context.Context, args []string) error {
 	defer nc.Close()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	d, err := dispatcher.New(nc, dispatcher.Options{Topics: cfg.Topics, Logger: log, Registry: reg})
+	verifier, err := cfg.verifier(os.Getenv)
+	if err != nil && cfg.Kubeconfig != "" {
+		return err
+	}
+	opts := dispatcher.Options{Topics: cfg.Topics, Logger: log, Registry: reg}
+	switch {
+	case err != nil:
+		// A Pod without its ServiceAccount token still serves open Topics.
+		log.Warn("cannot check producers' tokens: Topics authenticating producers answer 503", "error", err)
+	case verifier != nil:
+		opts.Verifier = verifier
+		go logDiscovery(ctx, log, verifier)
+	default:
+		log.Warn("no Kubernetes API server to check producers' tokens with: Topics authenticating producers answer 503")
+	}
+	d, err := dispatcher.New(nc, opts)
 	if err != nil {
 		return err
 	}
@@ -348,4 +390,37 @@ func shutdownDispatcher(timeout time.Duration, log *slog.Logger, ingress, metric
 		log.Info("stopped")
 	}
 	return errors.Join(errs...)
+}
+
+// verifier returns the verifier of producers' tokens: for the cluster of
+// c.Kubeconfig, else for the Pod's own cluster when running in one; nil
+// outside a cluster.
+func (c dispatcherConfig) verifier(getenv func(string) string) (*auth.KubernetesVerifier, error) {
+	var (
+		rc  *rest.Config
+		err error
+	)
+	switch {
+	case c.Kubeconfig != "":
+		if rc, err = clientcmd.BuildConfigFromFlags("", c.Kubeconfig); err != nil {
+			return nil, fmt.Errorf("--kubeconfig: %w", err)
+		}
+	case getenv("KUBERNETES_SERVICE_HOST") != "":
+		if rc, err = rest.InClusterConfig(); err != nil {
+			return nil, fmt.Errorf("in-cluster configuration to check producers' tokens: %w", err)
+		}
+	default:
+		return nil, nil
+	}
+	return auth.NewKubernetesVerifier(rc, auth.KubernetesOptions{TokenReview: c.AuthTokenReview, CacheSize: c.AuthCacheSize})
+}
+
+// logDiscovery discovers the service-account issuer and says how tokens
+// will be checked.
+func logDiscovery(ctx context.Context, log *slog.Logger, v *auth.KubernetesVerifier) {
+	if err := v.Discover(ctx); err != nil {
+		log.Info("checking producers' tokens with the TokenReview API", "why", err.Error())
+		return
+	}
+	log.Info("checking producers' tokens offline against the API server's keys")
 }

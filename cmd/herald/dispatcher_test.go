@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -85,6 +86,17 @@ func TestParseDispatcherConfig(t *testing.T) {
 		},
 		{name: "half a client cert", args: []string{"--nats-tls-cert", "/crt"}, env: base, wantErr: "go together"},
 		{name: "bad log level", args: []string{"--log-level", "loud"}, env: base, wantErr: "--log-level"},
+		{
+			name: "token verification",
+			args: []string{"--auth-cache-size", "10"},
+			env:  map[string]string{"NATS_URL": "nats://n", "KUBECONFIG": "/kc", "HERALD_AUTH_TOKEN_REVIEW": "true"},
+			check: func(t *testing.T, c dispatcherConfig) {
+				if c.Kubeconfig != "/kc" || !c.AuthTokenReview || c.AuthCacheSize != 10 {
+					t.Errorf("config %+v", c)
+				}
+			},
+		},
+		{name: "no token cache", args: []string{"--auth-cache-size", "0"}, env: base, wantErr: "--auth-cache-size"},
 		{name: "extra argument", args: []string{"extra"}, env: base, wantErr: "unexpected arguments"},
 	}
 	for _, tc := range tests {
@@ -225,5 +237,40 @@ func TestRunDispatcher(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("dispatcher did not shut down")
+	}
+}
+
+// TestDispatcherVerifier: a kubeconfig or a Pod's in-cluster configuration
+// gives a verifier of producers' tokens; neither gives none.
+func TestDispatcherVerifier(t *testing.T) {
+	kc := t.TempDir() + "/kubeconfig"
+	if err := os.WriteFile(kc, []byte(`apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: u, user: {token: t}}]
+contexts: [{name: c, context: {cluster: c, user: u}}]
+current-context: c
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	noEnv := func(string) string { return "" }
+	if v, err := (dispatcherConfig{Kubeconfig: kc}).verifier(noEnv); err != nil || v == nil {
+		t.Errorf("with a kubeconfig: %v, %v", v, err)
+	}
+	if v, err := (dispatcherConfig{}).verifier(noEnv); err != nil || v != nil {
+		t.Errorf("outside a cluster: %v, %v; want none", v, err)
+	}
+	inPod := func(k string) string {
+		if k == "KUBERNETES_SERVICE_HOST" {
+			return "10.0.0.1"
+		}
+		return ""
+	}
+	// This process is no Pod: the in-cluster token is missing.
+	if _, err := (dispatcherConfig{}).verifier(inPod); err == nil || !strings.Contains(err.Error(), "in-cluster") {
+		t.Errorf("in a Pod without its token: %v", err)
+	}
+	if _, err := (dispatcherConfig{Kubeconfig: kc + ".missing"}).verifier(noEnv); err == nil {
+		t.Error("missing kubeconfig accepted")
 	}
 }

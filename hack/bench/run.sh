@@ -14,7 +14,7 @@
 #
 # Usage: [N=20000] [C=32] [S=1024] [ROUNDS=3] [FANOUT=1] [FAIL=0]
 #        [PEERS="direct jetstream-http knative-imc"] [PEERS_BENCH=dir]
-#        [NATS="inprocess tcp"]
+#        [NATS="inprocess tcp"] [AUTH=0]
 #        hack/bench/run.sh [extra flags for every scenario, e.g. -rate 5000]
 #
 # NATS lists how Herald's dispatcher reaches the embedded NATS server, one
@@ -22,6 +22,12 @@
 # herald-fanoutN) or tcp (loopback TCP, as a deployed dispatcher and the
 # jetstream-http peer connect; --nats-in-process=false, labelled
 # herald-tcp-fanoutN).
+#
+# AUTH=1 adds, per round, Herald's ingress alone measured by
+# hack/bench/ingressload (a Topic without Subscriptions, 202s per second):
+# herald-ingress with producer authentication off, herald-ingress-auth with
+# herald dev --auth and every request carrying the same token; the summary
+# prints their medians and the median per-round ratio auth/off.
 #
 # PEERS_BENCH is the harness's source directory (default: ../shared/bench
 # beside the repository). FAIL makes the sinks answer that fraction of
@@ -34,6 +40,7 @@ N=${N:-20000} C=${C:-32} S=${S:-1024} ROUNDS=${ROUNDS:-3} WARMUP=${WARMUP:-2000}
 FANOUT=${FANOUT:-1} FAIL=${FAIL:-0}
 PEERS=${PEERS-"direct jetstream-http knative-imc"}
 NATS=${NATS:-"inprocess tcp"}
+AUTH=${AUTH:-0}
 
 mkdir -p "$root/bin"
 bench="$root/bin/bench-peers"
@@ -41,6 +48,10 @@ herald="$root/bin/herald"
 echo "# building the harness from $PEERS_BENCH and herald" >&2
 (cd "$PEERS_BENCH" && go build -ldflags="-s -w" -o "$bench" .)
 (cd "$root" && go build -ldflags="-s -w" -o "$herald" ./cmd/herald)
+ingressload="$root/bin/ingressload"
+if [ "$AUTH" = 1 ]; then
+  (cd "$root" && go build -ldflags="-s -w" -o "$ingressload" ./hack/bench/ingressload)
+fi
 
 work=$(mktemp -d)
 results="$work/results"
@@ -128,6 +139,39 @@ run_herald() {
   if [ -n "$sink_pid" ]; then kill "$sink_pid"; wait "$sink_pid" 2>/dev/null || true; sink_pid=""; fi
 }
 
+# run_ingress measures Herald's ingress alone with ingressload, producer
+# authentication off or on ($2).
+run_ingress() {
+  local listen dir label=herald-ingress
+  local flags=() token=()
+  listen=127.0.0.1:$(free_port)
+  dir="$work/ingress-$1-$2"
+  mkdir -p "$dir/manifests"
+  cat >"$dir/manifests/bench.yaml" <<YAML
+apiVersion: eventing.herald.dev/v1alpha1
+kind: Topic
+metadata:
+  name: bench
+spec:
+  duplicateWindow: PT2M
+YAML
+  if [ "$2" = on ]; then
+    label=herald-ingress-auth
+    flags=(--auth)
+    "$herald" dev token default/producer --topic default/bench --data-dir "$dir/data" >"$dir/token"
+    token=(-token-file "$dir/token")
+  fi
+  "$herald" dev -f "$dir/manifests" --data-dir "$dir/data" --listen "$listen" \
+    --nats-listen random --display-listen "" --webhook-listen "" "${flags[@]}" >"$dir/herald.log" 2>&1 &
+  herald_pid=$!
+  for _ in $(seq 1 100); do
+    # 400 (not a CloudEvent) or 401 (no token) means the Topic is served.
+    case "$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://$listen/default/bench" || true)" in 400|401) break ;; esac
+    sleep 0.1
+  done
+  "$ingressload" -target "http://$listen/default/bench" -label "$label" -n "$N" -c "$C" -size "$S" -warmup "$WARMUP" "${token[@]}"
+  kill "$herald_pid"; wait "$herald_pid" 2>/dev/null || true; herald_pid=""
+}
 extra=("$@")
 echo "# start: $(uptime)"
 echo "# nproc=$(nproc) N=$N C=$C S=$S WARMUP=$WARMUP ROUNDS=$ROUNDS FANOUT=$FANOUT FAIL=$FAIL NATS=\"$NATS\""
@@ -140,6 +184,14 @@ for r in $(seq 1 "$ROUNDS"); do
     line=$(run_herald "$r" "$mode" | grep '^scenario=')
     echo "$line"; echo "round=$r $line" >>"$results"
   done
+  if [ "$AUTH" = 1 ]; then
+    # Alternate the order, so that neither side always runs first.
+    modes="off on"; [ $((r % 2)) = 0 ] && modes="on off"
+    for mode in $modes; do
+      line=$(run_ingress "$r" "$mode" | grep '^scenario=')
+      echo "$line"; echo "round=$r $line" >>"$results"
+    done
+  fi
 done
 echo "# end: $(uptime)"
 
@@ -161,9 +213,10 @@ function median(list,   a, n, i, j, t) {
 }
 END {
   for (i = 1; i <= ns; i++) {
-    s = order[i]; I = ""; E = ""; P5 = ""; P9 = ""; RI = ""; RE = ""; CPU = ""; RJ = ""; RK = ""
+    s = order[i]; I = ""; E = ""; P5 = ""; P9 = ""; RI = ""; RE = ""; CPU = ""; RJ = ""; RK = ""; seenE2E = 0
     for (r in rounds) {
       if (!((r, s, "e2e_eps") in v)) continue
+      seenE2E = 1
       I = I " " v[r, s, "ingress_eps"]; E = E " " v[r, s, "e2e_eps"]; P5 = P5 " " v[r, s, "p50_ms"]; P9 = P9 " " v[r, s, "p99_ms"]; CPU = CPU " " v[r, s, "cpu_us_per_ev"]
       if (((r, "direct", "e2e_eps") in v) && v[r, "direct", "e2e_eps"] > 0) {
         RI = RI " " v[r, s, "ingress_eps"] / v[r, "direct", "ingress_eps"]; RE = RE " " v[r, s, "e2e_eps"] / v[r, "direct", "e2e_eps"]
@@ -171,6 +224,7 @@ END {
       if (((r, "jetstream-http", "e2e_eps") in v) && v[r, "jetstream-http", "e2e_eps"] > 0) RJ = RJ " " v[r, s, "e2e_eps"] / v[r, "jetstream-http", "e2e_eps"]
       if (((r, "knative-imc", "e2e_eps") in v) && v[r, "knative-imc", "e2e_eps"] > 0) RK = RK " " v[r, s, "e2e_eps"] / v[r, "knative-imc", "e2e_eps"]
     }
+    if (!seenE2E) continue
     printf "median scenario=%s ingress_eps=%.0f e2e_eps=%.0f p50_ms=%.3f p99_ms=%.3f cpu_us_per_ev=%.1f", s, median(I), median(E), median(P5), median(P9), median(CPU)
     if (RE != "") printf " ingress_vs_direct=%.3f e2e_vs_direct=%.3f", median(RI), median(RE)
     if (RJ != "") printf " e2e_vs_jetstream_http=%.2f", median(RJ)
@@ -178,3 +232,24 @@ END {
     print ""
   }
 }' "$results"
+if [ "$AUTH" = 1 ]; then
+  awk '
+  function median(list,   a, n, i, j, t) {
+    n = split(list, a, " ")
+    for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
+    return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+  }
+  {
+    r = ""; s = ""; e = ""
+    for (i = 1; i <= NF; i++) {
+      split($i, kv, "=")
+      if (kv[1] == "round") r = kv[2]; else if (kv[1] == "scenario") s = kv[2]; else if (kv[1] == "ingress_eps") e = kv[2]
+    }
+    if (s == "herald-ingress") off[r] = e
+    if (s == "herald-ingress-auth") on[r] = e
+  }
+  END {
+    for (r in on) if ((r in off) && off[r] > 0) { O = O " " off[r]; A = A " " on[r]; R = R " " on[r] / off[r] }
+    if (R != "") printf "median ingress off_eps=%.0f auth_eps=%.0f auth_vs_off=%.3f\n", median(O), median(A), median(R)
+  }' "$results"
+fi

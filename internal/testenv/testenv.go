@@ -62,6 +62,10 @@ type Env struct {
 	// Kubeconfig is the path of a kubeconfig file for Config, for
 	// processes and kubectl.
 	Kubeconfig string
+	// ServiceAccountSigningKey is the PEM private key the kube-apiserver
+	// signs ServiceAccount tokens with, for tests forging tokens the API
+	// server's keys verify.
+	ServiceAccountSigningKey string
 	// Scheme holds client-go's types, apiextensions/v1 and Herald's API.
 	Scheme *runtime.Scheme
 	// Client is a client for Config with Scheme.
@@ -130,6 +134,7 @@ func Start(o Options) (_ *Env, err error) {
 		e.env = nil
 		return nil, fmt.Errorf("start envtest: %w", err)
 	}
+	e.ServiceAccountSigningKey = filepath.Join(e.env.ControlPlane.APIServer.CertDir, "sa-signer.key")
 	e.Kubeconfig = filepath.Join(e.Dir, "kubeconfig")
 	if err := os.WriteFile(e.Kubeconfig, e.env.KubeConfig, 0o600); err != nil {
 		return nil, err
