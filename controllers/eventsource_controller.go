@@ -67,20 +67,20 @@ func (r *EventSourceReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 }
 
 func (r *EventSourceReconciler) reconcileSink(ctx context.Context, s *v1alpha1.EventSource, st *eventSourceState) error {
-	uri, err := resolve.Destination(ctx, r.Resolver, s.Namespace, &s.Spec.Sink)
+	sink, err := resolve.Destination(ctx, r.Resolver, s.Namespace, &s.Spec.Sink)
 	var re *resolve.Error
 	switch {
 	case errors.As(err, &re):
-		s.Status.SinkURI = ""
+		s.Status.SinkURI, s.Status.SinkAudience = "", ""
 		st.conds.setFalse(v1alpha1.ConditionSinkResolved, re.Reason, "sink: %s", re.Message)
 		return &Waiting{Reason: re.Reason, Err: err, RequeueAfter: r.Config.RefreshInterval}
 	case err != nil:
 		st.conds.setFalse(v1alpha1.ConditionSinkResolved, v1alpha1.ReasonProgressing, "sink: %v", err)
 		return err
 	}
-	s.Status.SinkURI = uri
+	s.Status.SinkURI, s.Status.SinkAudience = sink.URI, sink.Audience
 	st.sinkOK = true
-	st.conds.setTrue(v1alpha1.ConditionSinkResolved, "sink resolved to %s", uri)
+	st.conds.setTrue(v1alpha1.ConditionSinkResolved, "sink resolved to %s", sink.URI)
 	return nil
 }
 

@@ -14,7 +14,10 @@ import (
 type ResolvedSource struct {
 	Source  *v1alpha1.EventSource
 	SinkURI string
-	Origin  Origin
+	// SinkAudience is the audience of the token the source presents to
+	// SinkURI; empty sends none.
+	SinkAudience string
+	Origin       Origin
 	// WebhookSecret is the HMAC key of a webhook with a signature, read
 	// from a Secret of the manifests. It is never printed.
 	WebhookSecret []byte
