@@ -164,7 +164,7 @@ func (cfg *Config) complete() error {
 		}
 	}
 	if cfg.Sources == nil {
-		cfg.Sources = NewGroupSources(cfg.Log, nil)
+		cfg.Sources = NewGroupSources(cfg.Log, nil, cfg.Tokens)
 	}
 	if cfg.NATSHost == "" {
 		cfg.NATSHost = "127.0.0.1"
@@ -246,7 +246,7 @@ func (rt *Runtime) startDataPlane() (*provision.Provisioner, error) {
 	if err != nil {
 		return nil, err
 	}
-	if rt.disp, err = dispatcher.New(rt.nc, dispatcher.Options{Logger: rt.cfg.Log, HTTPClient: rt.cfg.HTTPClient}); err != nil {
+	if rt.disp, err = dispatcher.New(rt.nc, dispatcher.Options{Logger: rt.cfg.Log, HTTPClient: rt.cfg.HTTPClient, Tokens: rt.cfg.Tokens}); err != nil {
 		return nil, fmt.Errorf("dispatcher: %w", err)
 	}
 	rt.ep = Endpoints{

@@ -212,6 +212,22 @@ func (s *KubernetesTokenSource) request(ctx context.Context, audience string) (s
 	return tr.Status.Token, tr.Status.ExpirationTimestamp.Time, nil
 }
 
+// NewPodTokenSource returns a KubernetesTokenSource for the ServiceAccount
+// of the Pod it runs in (PodServiceAccount), talking to the API server
+// through the Pod's in-cluster configuration.
+func NewPodTokenSource(getenv func(string) string) (*KubernetesTokenSource, error) {
+	cfg, err := rest.InClusterConfig()
+	if err != nil {
+		return nil, fmt.Errorf("token source: %w", err)
+	}
+	cfg.UserAgent = "herald"
+	ns, name, err := PodServiceAccount(getenv, ServiceAccountTokenPath)
+	if err != nil {
+		return nil, fmt.Errorf("token source: %w", err)
+	}
+	return NewKubernetesTokenSource(cfg, ns, name, 0)
+}
+
 // PodServiceAccount returns the namespace and name of the ServiceAccount
 // the Pod runs as: from EnvPodNamespace and EnvServiceAccount when both are
 // set, else from the subject of the token at tokenPath
