@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/herald-dev/herald/dispatcher"
+	"github.com/herald-dev/herald/internal/auth"
 	"github.com/herald-dev/herald/internal/logging"
 )
 
@@ -244,7 +245,11 @@ func runDispatcher(ctx context.Context, args []string) error {
 	defer nc.Close()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	d, err := dispatcher.New(nc, dispatcher.Options{Topics: cfg.Topics, Logger: log, Registry: reg})
+	tokens, err := dispatcherTokens(os.Getenv, log)
+	if err != nil {
+		return err
+	}
+	d, err := dispatcher.New(nc, dispatcher.Options{Topics: cfg.Topics, Logger: log, Registry: reg, Tokens: tokens})
 	if err != nil {
 		return err
 	}
@@ -348,4 +353,20 @@ func shutdownDispatcher(timeout time.Duration, log *slog.Logger, ingress, metric
 		log.Info("stopped")
 	}
 	return errors.Join(errs...)
+}
+
+// dispatcherTokens is the source of the tokens the dispatcher presents to
+// destinations with an audience: its ServiceAccount's, minted with the
+// TokenRequest API. In a Pod failing to set it up is an error; elsewhere
+// the dispatcher runs without one and presents no tokens.
+func dispatcherTokens(getenv func(string) string, log *slog.Logger) (auth.TokenSource, error) {
+	ts, err := auth.NewPodTokenSource(getenv)
+	switch {
+	case err == nil:
+		return ts, nil
+	case getenv("KUBERNETES_SERVICE_HOST") != "":
+		return nil, fmt.Errorf("dispatcher: %w", err)
+	}
+	log.Warn("deliveries carry no bearer tokens: no ServiceAccount to mint them for", "error", err)
+	return nil, nil
 }

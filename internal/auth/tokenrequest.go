@@ -18,6 +18,7 @@ import (
 	authenticationv1 "k8s.io/api/authentication/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 )
 
 // Defaults of a KubernetesTokenSource.
@@ -214,11 +215,12 @@ func (s *KubernetesTokenSource) request(ctx context.Context, audience string) (s
 
 // NewPodTokenSource returns a KubernetesTokenSource for the ServiceAccount
 // of the Pod it runs in (PodServiceAccount), talking to the API server
-// through the Pod's in-cluster configuration.
+// through $KUBECONFIG when set, else the Pod's in-cluster configuration.
 func NewPodTokenSource(getenv func(string) string) (*KubernetesTokenSource, error) {
-	cfg, err := rest.InClusterConfig()
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(
+		clientcmd.NewDefaultClientConfigLoadingRules(), &clientcmd.ConfigOverrides{}).ClientConfig()
 	if err != nil {
-		return nil, fmt.Errorf("token source: %w", err)
+		return nil, fmt.Errorf("token source: kubernetes client config: %w", err)
 	}
 	cfg.UserAgent = "herald"
 	ns, name, err := PodServiceAccount(getenv, ServiceAccountTokenPath)
