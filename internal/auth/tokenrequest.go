@@ -33,6 +33,8 @@ const (
 	// tokenRetryAfter is how long a failed TokenRequest is not repeated for
 	// an audience; calls meanwhile get the last valid token, or the error.
 	tokenRetryAfter = time.Second
+	// tokenRequestTimeout bounds one TokenRequest.
+	tokenRequestTimeout = 30 * time.Second
 )
 
 // Environment of a Pod that says which ServiceAccount it runs as, from the
@@ -108,7 +110,10 @@ func NewKubernetesTokenSource(cfg *rest.Config, namespace, name string, lifetime
 
 // Token implements TokenSource. While a refresh fails, the last token is
 // returned as long as it is valid; without one, the error of the last
-// attempt is, and the TokenRequest is repeated at most once a second.
+// attempt is, and the TokenRequest is repeated at most once a second. A
+// request, once started, runs to its end (within tokenRequestTimeout)
+// whatever becomes of the caller that started it, so one caller's
+// cancelled context never fails another's.
 func (s *KubernetesTokenSource) Token(ctx context.Context, audience string) (string, error) {
 	if audience == "" {
 		return "", errors.New("token source: empty audience")
@@ -121,53 +126,53 @@ func (s *KubernetesTokenSource) Token(ctx context.Context, audience string) (str
 			s.cache[audience] = c
 		}
 		now := s.now()
-		valid := c.token != "" && now.Before(c.expires)
-		switch {
-		case valid && (now.Before(c.refreshAt) || c.done != nil || now.Before(c.retryAt)):
-			// Fresh, or due for a refresh that is in flight or failed
-			// less than tokenRetryAfter ago.
+		if c.token != "" && now.Before(c.refreshAt) {
 			tok := c.token
 			s.mu.Unlock()
 			return tok, nil
-		case c.done != nil:
-			done := c.done
+		}
+		if c.done == nil && !now.Before(c.retryAt) {
+			c.done = make(chan struct{})
+			go s.refresh(audience, c)
+		}
+		if c.token != "" && now.Before(c.expires) {
+			// Due for a refresh that is in flight or failed less than
+			// tokenRetryAfter ago: the current token is still valid.
+			tok := c.token
 			s.mu.Unlock()
-			select {
-			case <-done:
-				continue
-			case <-ctx.Done():
-				return "", fmt.Errorf("token for %s: %w", audience, ctx.Err())
-			}
-		case now.Before(c.retryAt):
+			return tok, nil
+		}
+		if c.done == nil {
 			err := c.err
 			s.mu.Unlock()
 			return "", err
 		}
-		done := make(chan struct{})
-		c.done = done
+		done := c.done
 		s.mu.Unlock()
-
-		tok, exp, err := s.request(ctx, audience)
-
-		s.mu.Lock()
-		now = s.now()
-		if err == nil {
-			c.token, c.expires, c.err, c.retryAt = tok, exp, nil, time.Time{}
-			c.refreshAt = now.Add(time.Duration(float64(exp.Sub(now)) * TokenRefreshFraction))
-		} else {
-			c.err, c.retryAt = err, now.Add(tokenRetryAfter)
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return "", fmt.Errorf("token for %s: %w", audience, ctx.Err())
 		}
-		c.done = nil
-		close(done)
-		valid = c.token != "" && now.Before(c.expires)
-		tok = c.token
-		s.mu.Unlock()
-		switch {
-		case err == nil, valid:
-			return tok, nil
-		}
-		return "", err
 	}
+}
+
+// refresh requests a token for audience into c and closes c.done.
+func (s *KubernetesTokenSource) refresh(audience string, c *cachedToken) {
+	ctx, cancel := context.WithTimeout(context.Background(), tokenRequestTimeout)
+	defer cancel()
+	tok, exp, err := s.request(ctx, audience)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	if err == nil {
+		c.token, c.expires, c.err, c.retryAt = tok, exp, nil, time.Time{}
+		c.refreshAt = now.Add(time.Duration(float64(exp.Sub(now)) * TokenRefreshFraction))
+	} else {
+		c.err, c.retryAt = err, now.Add(tokenRetryAfter)
+	}
+	close(c.done)
+	c.done = nil
 }
 
 // request asks the TokenRequest API for a token for audience.

@@ -123,10 +123,20 @@ func TestKubernetesTokenSource(t *testing.T) {
 	if _, err := src.Token(ctx, aud); err != nil || requests.Load() != 2 {
 		t.Fatalf("before the refresh point: %v, %d requests in all, want 2", err, requests.Load())
 	}
+	// After it, the still valid token is served while one is requested.
 	advance(DefaultTokenLifetime / 10)
+	if cur, err := src.Token(ctx, aud); err != nil || cur != tok {
+		t.Fatalf("after the refresh point: %v, or another token before the refresh ended", err)
+	}
+	src.mu.Lock()
+	done := src.cache[aud].done
+	src.mu.Unlock()
+	if done != nil {
+		<-done
+	}
 	fresh, err := src.Token(ctx, aud)
 	if err != nil || requests.Load() != 3 {
-		t.Fatalf("after the refresh point: %v, %d requests in all, want 3", err, requests.Load())
+		t.Fatalf("after the refresh: %v, %d requests in all, want 3", err, requests.Load())
 	}
 	if tr := review(t, env.Client, fresh, aud); !tr.Status.Authenticated {
 		t.Fatalf("refreshed token refused: %+v", tr.Status)
