@@ -55,6 +55,10 @@ type ResolvedSubscription struct {
 	// of the subscriber, the reply and the effective dead-letter sink; empty
 	// for none.
 	SubscriberCACerts, ReplyCACerts, DeadLetterCACerts string
+	// SubscriberAudience, ReplyAudience and DeadLetterAudience are the
+	// audiences of the tokens presented to the subscriber, the reply and the
+	// effective dead-letter sink (resolve.Target); empty for none.
+	SubscriberAudience, ReplyAudience, DeadLetterAudience string
 	// DeadLetterField names where the effective dead-letter sink came from
 	// (resolve.DeadLetterSink), for messages; empty means
 	// delivery.deadLetterSink.
@@ -222,22 +226,25 @@ func CompileSubscription(topic *v1alpha1.Topic, rs ResolvedSubscription) (plan.S
 		inFlight = 1
 	}
 	sp := plan.SubscriptionPlan{
-		Name:              s.Name,
-		Consumer:          plan.ConsumerName(s.Name),
-		Generation:        s.Generation,
-		SubscriberURI:     rs.SubscriberURI,
-		ReplyURI:          rs.ReplyURI,
-		DeadLetterURI:     rs.DeadLetterURI,
-		DeadLetterTopic:   rs.DeadLetterTopic,
-		SubscriberCACerts: rs.SubscriberCACerts,
-		ReplyCACerts:      rs.ReplyCACerts,
-		DeadLetterCACerts: rs.DeadLetterCACerts,
-		Filters:           filters,
-		Delivery:          d,
-		Ordering:          plan.Ordering(ordering),
-		MaxInFlight:       inFlight,
-		Paused:            s.Spec.Paused,
-		SigningKeyDir:     signingDir,
+		Name:               s.Name,
+		Consumer:           plan.ConsumerName(s.Name),
+		Generation:         s.Generation,
+		SubscriberURI:      rs.SubscriberURI,
+		ReplyURI:           rs.ReplyURI,
+		DeadLetterURI:      rs.DeadLetterURI,
+		DeadLetterTopic:    rs.DeadLetterTopic,
+		SubscriberCACerts:  rs.SubscriberCACerts,
+		ReplyCACerts:       rs.ReplyCACerts,
+		DeadLetterCACerts:  rs.DeadLetterCACerts,
+		SubscriberAudience: rs.SubscriberAudience,
+		ReplyAudience:      rs.ReplyAudience,
+		DeadLetterAudience: rs.DeadLetterAudience,
+		Filters:            filters,
+		Delivery:           d,
+		Ordering:           plan.Ordering(ordering),
+		MaxInFlight:        inFlight,
+		Paused:             s.Spec.Paused,
+		SigningKeyDir:      signingDir,
 	}
 	if rl := s.Spec.RateLimit; rl != nil {
 		burst := int(rl.EventsPerSecond)

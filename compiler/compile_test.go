@@ -242,3 +242,18 @@ func TestSigning(t *testing.T) {
 		t.Errorf("no-dir: error %v, want one about signing", err)
 	}
 }
+
+// TestAudiences: each Destination's audience reaches the plan entry.
+func TestAudiences(t *testing.T) {
+	rs := resolved("s", v1alpha1.SubscriptionSpec{})
+	rs.ReplyURI, rs.DeadLetterURI = "http://reply/", "http://dls/"
+	rs.SubscriberAudience, rs.ReplyAudience, rs.DeadLetterAudience = "sub", "eventing.herald.dev/topic/shop/replies", "dls"
+	res, err := compiler.Compile(topic(v1alpha1.TopicSpec{}), []compiler.ResolvedSubscription{rs})
+	if err != nil || len(res.Plan.Subscriptions) != 1 {
+		t.Fatalf("compile: %v, %v", res, err)
+	}
+	sp := res.Plan.Subscriptions[0]
+	if sp.SubscriberAudience != "sub" || sp.ReplyAudience != "eventing.herald.dev/topic/shop/replies" || sp.DeadLetterAudience != "dls" {
+		t.Errorf("plan entry audiences %q %q %q", sp.SubscriberAudience, sp.ReplyAudience, sp.DeadLetterAudience)
+	}
+}

@@ -7,6 +7,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -67,20 +68,20 @@ func (r *EventSourceReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 }
 
 func (r *EventSourceReconciler) reconcileSink(ctx context.Context, s *v1alpha1.EventSource, st *eventSourceState) error {
-	uri, err := resolve.Destination(ctx, r.Resolver, s.Namespace, &s.Spec.Sink)
+	sink, err := resolve.Destination(ctx, r.Resolver, s.Namespace, &s.Spec.Sink)
 	var re *resolve.Error
 	switch {
 	case errors.As(err, &re):
-		s.Status.SinkURI = ""
+		s.Status.SinkURI, s.Status.SinkAudience = "", ""
 		st.conds.setFalse(v1alpha1.ConditionSinkResolved, re.Reason, "sink: %s", re.Message)
 		return &Waiting{Reason: re.Reason, Err: err, RequeueAfter: r.Config.RefreshInterval}
 	case err != nil:
 		st.conds.setFalse(v1alpha1.ConditionSinkResolved, v1alpha1.ReasonProgressing, "sink: %v", err)
 		return err
 	}
-	s.Status.SinkURI = uri
+	s.Status.SinkURI, s.Status.SinkAudience = sink.URI, sink.Audience
 	st.sinkOK = true
-	st.conds.setTrue(v1alpha1.ConditionSinkResolved, "sink resolved to %s", uri)
+	st.conds.setTrue(v1alpha1.ConditionSinkResolved, "sink resolved to %s", sink.URI)
 	return nil
 }
 
@@ -133,10 +134,14 @@ func (r *EventSourceReconciler) reconcileWorkload(ctx context.Context, s *v1alph
 		st.conds.setFalse(v1alpha1.ConditionDeploymentAvailable, v1alpha1.ReasonProgressing, "waiting for the source to be configured")
 		return nil
 	}
-	desired, err := resources.AdapterDeployment(s, s.Status.SinkURI, r.Config.Adapter)
+	desired, err := resources.AdapterDeployment(s, s.Status.SinkURI, s.Status.SinkAudience, r.Config.Adapter)
 	if err != nil {
 		st.conds.setFalse(v1alpha1.ConditionDeploymentAvailable, v1alpha1.ReasonInvalidSpec, "%v", err)
 		return &Stalling{Reason: v1alpha1.ReasonInvalidSpec, Err: err}
+	}
+	if err := r.reconcileIdentity(ctx, s); err != nil {
+		st.conds.setFalse(v1alpha1.ConditionDeploymentAvailable, v1alpha1.ReasonProgressing, "%v", err)
+		return err
 	}
 	if s.Spec.Webhook != nil {
 		if err := apply(ctx, r.Client, resources.AdapterService(s), nil); err != nil {
@@ -164,6 +169,55 @@ func (r *EventSourceReconciler) reconcileWorkload(ctx context.Context, s *v1alph
 		st.conds.setTrue(v1alpha1.ConditionDeploymentAvailable, "%s", msg)
 	} else {
 		st.conds.setFalse(v1alpha1.ConditionDeploymentAvailable, reason, "%s", msg)
+	}
+	return nil
+}
+
+// reconcileIdentity applies what lets the adapter mint its own tokens: the
+// ServiceAccount of a ping or webhook adapter, and the Role and RoleBinding
+// of every `herald adapter`. A container source gets none of them, and
+// those of an EventSource that changed type are deleted.
+func (r *EventSourceReconciler) reconcileIdentity(ctx context.Context, s *v1alpha1.EventSource) error {
+	key := client.ObjectKey{Namespace: s.Namespace, Name: resources.AdapterName(s.Name)}
+	var desired, stale []client.Object
+	if resources.AdapterRunsHerald(s) {
+		desired = append(desired, resources.AdapterTokenRole(s), resources.AdapterTokenRoleBinding(s))
+	} else {
+		stale = append(stale, &rbacv1.Role{}, &rbacv1.RoleBinding{})
+	}
+	if sa := resources.AdapterServiceAccountObject(s); sa != nil {
+		desired = append([]client.Object{sa}, desired...)
+	} else {
+		stale = append(stale, &corev1.ServiceAccount{})
+	}
+	for _, obj := range desired {
+		if err := apply(ctx, r.Client, obj, nil); err != nil {
+			return err
+		}
+	}
+	for _, obj := range stale {
+		if err := deleteOwned(ctx, r.Client, s, key, obj); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// deleteOwned deletes the object of obj's kind at key when owner controls
+// it; an absent object is no error.
+func deleteOwned(ctx context.Context, c client.Client, owner metav1.Object, key client.ObjectKey, obj client.Object) error {
+	err := c.Get(ctx, key, obj)
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("get %T %s: %w", obj, key, err)
+	}
+	if !metav1.IsControlledBy(obj, owner) {
+		return nil
+	}
+	if err := c.Delete(ctx, obj); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("delete %T %s: %w", obj, key, err)
 	}
 	return nil
 }
@@ -230,6 +284,9 @@ func (r *EventSourceReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		For(&v1alpha1.EventSource{}, builder.WithPredicates(specOrLifecycleChanged())).
 		Owns(&appsv1.Deployment{}).
 		Owns(&corev1.Service{}).
+		Owns(&corev1.ServiceAccount{}).
+		Owns(&rbacv1.Role{}).
+		Owns(&rbacv1.RoleBinding{}).
 		Watches(&v1alpha1.Topic{}, mapRefs("Topic")).
 		Watches(&corev1.Service{}, mapRefs("Service")).
 		Watches(&corev1.ServiceAccount{}, mapServiceAccount, builder.WithPredicates(createdOrDeleted)).

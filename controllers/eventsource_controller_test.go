@@ -15,8 +15,10 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/herald-dev/herald/api/v1alpha1"
+	"github.com/herald-dev/herald/plan"
 )
 
 func topicSink(name string) v1alpha1.Destination {
@@ -71,6 +73,15 @@ func TestEventSourcePing(t *testing.T) {
 	if env["K_CE_OVERRIDES"].Value != `{"extensions":{"team":"shop"}}` {
 		t.Errorf("K_CE_OVERRIDES %q", env["K_CE_OVERRIDES"].Value)
 	}
+	// The sink is a Topic: the adapter presents a token for its audience,
+	// as its own ServiceAccount, which it may mint tokens for.
+	if env["K_AUDIENCE"].Value != plan.TopicAudience(ns, "ticks") {
+		t.Errorf("K_AUDIENCE %q, want %q", env["K_AUDIENCE"].Value, plan.TopicAudience(ns, "ticks"))
+	}
+	if pod := d.Spec.Template.Spec; pod.ServiceAccountName != "tick-source" || !*pod.AutomountServiceAccountToken {
+		t.Errorf("service account %q automount %v", pod.ServiceAccountName, *pod.AutomountServiceAccountToken)
+	}
+	wantOwnedBy(t, src, types.NamespacedName{Namespace: ns, Name: "tick-source"}, &corev1.ServiceAccount{}, &rbacv1.Role{}, &rbacv1.RoleBinding{})
 	if env["HERALD_SOURCE_TYPE"].Value != "ping" || env["HERALD_SOURCE_NAMESPACE"].Value != ns || env["HERALD_SOURCE_NAME"].Value != "tick" {
 		t.Errorf("source env %v", env)
 	}
@@ -86,8 +97,9 @@ func TestEventSourcePing(t *testing.T) {
 		if err := get(src); err != nil {
 			return err
 		}
-		if src.Status.SinkURI != topic.Status.Address.URL || src.Status.Type != v1alpha1.EventSourceTypePing {
-			return fmt.Errorf("status sinkUri %q type %q", src.Status.SinkURI, src.Status.Type)
+		if src.Status.SinkURI != topic.Status.Address.URL || src.Status.Type != v1alpha1.EventSourceTypePing ||
+			src.Status.SinkAudience != plan.TopicAudience(ns, "ticks") {
+			return fmt.Errorf("status sinkUri %q sinkAudience %q type %q", src.Status.SinkURI, src.Status.SinkAudience, src.Status.Type)
 		}
 		return wantCondition(src.Status.Conditions, v1alpha1.ConditionDeploymentAvailable, metav1.ConditionFalse, v1alpha1.ReasonProgressing, "")
 	})
@@ -367,6 +379,13 @@ func TestEventSourceContainer(t *testing.T) {
 	}
 	makeAvailable(t, ns, "custom-source")
 	wantKStatus(t, src, status.CurrentStatus)
+	// The user's container obtains its own token: no ServiceAccount or
+	// token Role of Herald's.
+	for _, obj := range []client.Object{&corev1.ServiceAccount{}, &rbacv1.Role{}, &rbacv1.RoleBinding{}} {
+		if err := k8s.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: "custom-source"}, obj); !apierrors.IsNotFound(err) {
+			t.Errorf("container source has a %T: %v", obj, err)
+		}
+	}
 
 	// A template the API server refuses stalls the source.
 	bad := newEventSource(ns, "bad", v1alpha1.EventSourceSpec{
@@ -408,4 +427,66 @@ func TestEventSourceSinkResolution(t *testing.T) {
 	if got, want := containerEnv(d.Spec.Template.Spec.Containers[0])["K_SINK"].Value, fmt.Sprintf("http://later.%s.svc.cluster.local", ns); got != want {
 		t.Errorf("K_SINK %q, want %q", got, want)
 	}
+}
+
+// wantOwnedBy waits for an object of each of objs' kinds at key, controlled
+// by owner.
+func wantOwnedBy(t *testing.T, owner client.Object, key types.NamespacedName, objs ...client.Object) {
+	t.Helper()
+	for _, obj := range objs {
+		eventually(t, func() error {
+			if err := k8s.Get(context.Background(), key, obj); err != nil {
+				return fmt.Errorf("%T: %w", obj, err)
+			}
+			if !metav1.IsControlledBy(obj, owner) {
+				return fmt.Errorf("%T owner references %+v", obj, obj.GetOwnerReferences())
+			}
+			return nil
+		})
+	}
+}
+
+// TestEventSourceIdentityFollowsType: an apiServer source's token Role
+// names the user's ServiceAccount and it gets no ServiceAccount of
+// Herald's; a source that becomes a container source loses its token Role.
+func TestEventSourceIdentityFollowsType(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	ns := namespace(t)
+	readyTopic(t, ns, "changes")
+	src := newEventSource(ns, "beat", v1alpha1.EventSourceSpec{
+		Sink: topicSink("changes"),
+		Ping: &v1alpha1.PingSource{Schedule: "*/5 * * * *"},
+	})
+	create(t, src)
+	key := types.NamespacedName{Namespace: ns, Name: "beat-source"}
+	wantOwnedBy(t, src, key, &corev1.ServiceAccount{}, &rbacv1.Role{}, &rbacv1.RoleBinding{})
+	role := &rbacv1.Role{}
+	if err := k8s.Get(ctx, key, role); err != nil || len(role.Rules) != 1 || !slices.Equal(role.Rules[0].ResourceNames, []string{"beat-source"}) {
+		t.Fatalf("token role %+v: %v", role.Rules, err)
+	}
+
+	update(t, src, func(s *v1alpha1.EventSource) {
+		s.Spec.Ping = nil
+		s.Spec.Container = &v1alpha1.ContainerSource{Template: corev1.PodTemplateSpec{
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "main", Image: "example/source:1"}}}}}
+	})
+	for _, obj := range []client.Object{&corev1.ServiceAccount{}, &rbacv1.Role{}, &rbacv1.RoleBinding{}} {
+		eventually(t, func() error {
+			if err := k8s.Get(ctx, key, obj); !apierrors.IsNotFound(err) {
+				return fmt.Errorf("%T still there: %v", obj, err)
+			}
+			return nil
+		})
+	}
+	d := adapterDeployment(t, ns, "beat")
+	eventually(t, func() error {
+		if err := k8s.Get(ctx, key, d); err != nil {
+			return err
+		}
+		if env := containerEnv(d.Spec.Template.Spec.Containers[0]); env["K_AUDIENCE"].Value != plan.TopicAudience(ns, "changes") {
+			return fmt.Errorf("container K_AUDIENCE %q", env["K_AUDIENCE"].Value)
+		}
+		return nil
+	})
 }

@@ -64,8 +64,8 @@ func TestResolve(t *testing.T) {
 			switch {
 			case tt.wantReason == "" && err != nil:
 				t.Fatalf("error %v", err)
-			case tt.wantReason == "" && got != tt.want:
-				t.Errorf("got %s, want %s", got, tt.want)
+			case tt.wantReason == "" && got.URI != tt.want:
+				t.Errorf("got %s, want %s", got.URI, tt.want)
 			case tt.wantReason != "" && (!errors.As(err, &re) || re.Reason != tt.wantReason || !strings.Contains(re.Message, tt.wantMsg)):
 				t.Errorf("error %v, want %s %q", err, tt.wantReason, tt.wantMsg)
 			}

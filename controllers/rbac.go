@@ -11,6 +11,17 @@ package controllers
 //   - SubjectAccessReviews: whether an apiServer source's ServiceAccount may
 //     get, list and watch the resources it watches. Creating one grants
 //     nothing; it only asks the API server's authorizer.
+//   - Roles and RoleBindings: each dispatcher and `herald adapter` gets a
+//     Role allowing only create on serviceaccounts/token of its own
+//     ServiceAccount, bound to it, so it can present its own identity to
+//     the destinations it sends to. The API server lets the manager grant
+//     that Role only if the manager holds the permission itself or may
+//     escalate and bind: the manager holds create on serviceaccounts/token.
+//     That is the least of the two: escalate and bind would let it grant
+//     any permission at all, while minting a token for a ServiceAccount
+//     gives nothing beyond what creating Deployments (which it must) gives
+//     already, since a Pod it creates can run as any ServiceAccount of its
+//     namespace and mount that ServiceAccount's token for any audience.
 //
 // Leader election's Leases are granted by a namespaced Role in the manager's
 // namespace only (config/rbac/leader_election_role.yaml).
@@ -30,8 +41,10 @@ package controllers
 // ClusterRole granting get on the kind (for example Knative Services), or
 // the Destination reports Forbidden.
 //
-// The dispatcher needs no Kubernetes API access: its ServiceAccount has no
-// bindings and mounts no token.
+// The dispatcher's only Kubernetes API access is minting its own tokens
+// (its token Role above); the same holds for ping and webhook adapters. An
+// apiServer adapter runs as the user's ServiceAccount, bound whatever the
+// user grants it, plus the token Role.
 
 // +kubebuilder:rbac:groups=eventing.herald.dev,resources=topics;subscriptions;eventsources;replays,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=eventing.herald.dev,resources=topics/status;subscriptions/status;eventsources/status;replays/status,verbs=get;update;patch
@@ -41,3 +54,5 @@ package controllers
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=authorization.k8s.io,resources=subjectaccessreviews,verbs=create
+// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=serviceaccounts/token,verbs=create

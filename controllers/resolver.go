@@ -22,7 +22,8 @@ import (
 // http(s)://<name>.<namespace>.svc.<ClusterDomain>[:port], as
 // resolve.ServiceURL says. A ref to a Topic resolves to its
 // status.address.url. A ref to any other kind resolves to the referent's
-// status.address.url, read with an uncached unstructured Get; the manager's
+// status.address.url and status.address.audience, read with an uncached
+// unstructured Get; the manager's
 // ClusterRole covers Services and Topics only, so other kinds need a
 // ClusterRole granting get on them bound to the manager's ServiceAccount (a
 // Forbidden reason says so). The reconcilers watch Services and Topics and
@@ -37,10 +38,10 @@ type Resolver struct {
 }
 
 // Address implements resolve.Lookup.
-func (r *Resolver) Address(ctx context.Context, ref v1alpha1.KReference) (string, error) {
+func (r *Resolver) Address(ctx context.Context, ref v1alpha1.KReference) (resolve.Address, error) {
 	gv, err := schema.ParseGroupVersion(ref.APIVersion)
 	if err != nil {
-		return "", &resolve.Error{Reason: v1alpha1.ReasonNotFound, Message: fmt.Sprintf("invalid apiVersion %q: %v", ref.APIVersion, err)}
+		return resolve.Address{}, &resolve.Error{Reason: v1alpha1.ReasonNotFound, Message: fmt.Sprintf("invalid apiVersion %q: %v", ref.APIVersion, err)}
 	}
 	key := client.ObjectKey{Namespace: ref.Namespace, Name: ref.Name}
 	name := ref.Kind + " " + ref.Namespace + "/" + ref.Name
@@ -48,29 +49,31 @@ func (r *Resolver) Address(ctx context.Context, ref v1alpha1.KReference) (string
 	case gv.Group == "" && ref.Kind == "Service":
 		var svc corev1.Service
 		if err := r.Reader.Get(ctx, key, &svc); err != nil {
-			return "", getError(name, err)
+			return resolve.Address{}, getError(name, err)
 		}
-		return resolve.ServiceURL(&svc, r.ClusterDomain), nil
+		return resolve.Address{URL: resolve.ServiceURL(&svc, r.ClusterDomain)}, nil
 	case gv.Group == v1alpha1.GroupVersion.Group && ref.Kind == "Topic":
 		var t v1alpha1.Topic
 		if err := r.Reader.Get(ctx, key, &t); err != nil {
-			return "", getError(name, err)
+			return resolve.Address{}, getError(name, err)
 		}
 		if t.Status.Address == nil || t.Status.Address.URL == "" {
-			return "", &resolve.Error{Reason: v1alpha1.ReasonNotReady, Message: name + " has no address yet"}
+			return resolve.Address{}, &resolve.Error{Reason: v1alpha1.ReasonNotReady, Message: name + " has no address yet"}
 		}
-		return t.Status.Address.URL, nil
+		// resolve gives a Topic its audience.
+		return resolve.Address{URL: t.Status.Address.URL}, nil
 	}
 	u := &unstructured.Unstructured{}
 	u.SetGroupVersionKind(gv.WithKind(ref.Kind))
 	if err := r.Reader.Get(ctx, key, u); err != nil {
-		return "", getError(name, err)
+		return resolve.Address{}, getError(name, err)
 	}
 	addr, found, err := unstructured.NestedString(u.Object, "status", "address", "url")
 	if err != nil || !found || addr == "" {
-		return "", &resolve.Error{Reason: v1alpha1.ReasonNotAddressable, Message: name + " has no status.address.url"}
+		return resolve.Address{}, &resolve.Error{Reason: v1alpha1.ReasonNotAddressable, Message: name + " has no status.address.url"}
 	}
-	return addr, nil
+	aud, _, _ := unstructured.NestedString(u.Object, "status", "address", "audience")
+	return resolve.Address{URL: addr, Audience: aud}, nil
 }
 
 func getError(name string, err error) error {

@@ -29,8 +29,11 @@ func TestResolveTable(t *testing.T) {
 		t.Run(c.Name, func(t *testing.T) {
 			t.Parallel()
 			got, err := resolve.Destination(ctx, r, ns, &c.Destination)
-			if err := check(c, ns, addr, got, err); err != nil {
+			if err := check(c, ns, addr, got.URI, err); err != nil {
 				t.Fatalf("resolve: %v", err)
+			}
+			if got.Audience != c.AudienceIn(ns) {
+				t.Fatalf("resolve: audience %q, want %q", got.Audience, c.AudienceIn(ns))
 			}
 
 			sub := newSubscription(ns, c.Name, resolvetest.Topic, "")
@@ -49,6 +52,9 @@ func TestResolveTable(t *testing.T) {
 				e, err := planEntry(ns, resolvetest.Topic, c.Name)
 				if err != nil || e == nil {
 					return fmt.Errorf("plan entry %v: %v", e, err)
+				}
+				if e.SubscriberAudience != c.AudienceIn(ns) {
+					return fmt.Errorf("plan subscriberAudience %q, want %q", e.SubscriberAudience, c.AudienceIn(ns))
 				}
 				return check(c, ns, addr, e.SubscriberURI, nil)
 			})

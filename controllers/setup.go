@@ -40,6 +40,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -142,11 +143,14 @@ func Setup(ctx context.Context, mgr manager.Manager, prov *provision.Provisioner
 // managedFields: apiServer sources run as a ServiceAccount the user
 // creates, whose creation the EventSource reconciler watches. They are small
 // and few next to Deployments. Namespaces are cached likewise, for
-// publishers' namespaceSelectors.
+// publishers' namespaceSelectors. Roles and RoleBindings are cached only
+// for the operator's own (its workloads' token Roles).
 func CacheByObject() map[client.Object]cache.ByObject {
 	managed := labels.SelectorFromSet(labels.Set{resources.LabelManagedBy: resources.ManagedBy})
 	return map[client.Object]cache.ByObject{
 		&appsv1.Deployment{}:     {Label: managed},
+		&rbacv1.Role{}:           {Label: managed},
+		&rbacv1.RoleBinding{}:    {Label: managed},
 		&corev1.ServiceAccount{}: {Transform: cache.TransformStripManagedFields()},
 		&corev1.Namespace{}:      {Transform: cache.TransformStripManagedFields()},
 	}

@@ -17,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -38,6 +39,8 @@ var (
 	js     jetstream.JetStream
 	prov   *provision.Provisioner
 	scheme *runtime.Scheme
+	// restConfig reaches the API server as an administrator.
+	restConfig *rest.Config
 )
 
 const (
@@ -64,7 +67,7 @@ func run(m *testing.M) int {
 			fmt.Fprintln(os.Stderr, err)
 		}
 	}()
-	k8s, js, scheme = env.Client, env.JetStream, env.Scheme
+	k8s, js, scheme, restConfig = env.Client, env.JetStream, env.Scheme, env.Config
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

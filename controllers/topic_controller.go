@@ -10,6 +10,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -219,8 +220,9 @@ func refusedByJetStream(err error) bool {
 	return errors.Is(err, provision.ErrRefused) || jserr.Classify(err) == jserr.Refused
 }
 
-// reconcileDispatcher applies the dispatcher ServiceAccount, Service and
-// Deployment, with the signing Secrets of the Topic's Subscriptions
+// reconcileDispatcher applies the dispatcher ServiceAccount, the Role and
+// RoleBinding letting it mint its own tokens, Service and Deployment, with
+// the signing Secrets of the Topic's Subscriptions
 // mounted, and reports the Deployment's availability.
 func (r *TopicReconciler) reconcileDispatcher(ctx context.Context, t *v1alpha1.Topic, conds conditions) error {
 	signing, err := r.signingSecrets(ctx, t)
@@ -228,7 +230,8 @@ func (r *TopicReconciler) reconcileDispatcher(ctx context.Context, t *v1alpha1.T
 		conds.setFalse(v1alpha1.ConditionDispatcherAvailable, v1alpha1.ReasonProgressing, "%v", err)
 		return err
 	}
-	for _, obj := range []client.Object{resources.DispatcherServiceAccount(t), resources.DispatcherService(t)} {
+	for _, obj := range []client.Object{resources.DispatcherServiceAccount(t), resources.DispatcherTokenRole(t),
+		resources.DispatcherTokenRoleBinding(t), resources.DispatcherService(t)} {
 		if err := apply(ctx, r.Client, obj, nil); err != nil {
 			conds.setFalse(v1alpha1.ConditionDispatcherAvailable, v1alpha1.ReasonProgressing, "%v", err)
 			return err
@@ -296,6 +299,8 @@ func (r *TopicReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&appsv1.Deployment{}).
 		Owns(&corev1.Service{}).
 		Owns(&corev1.ServiceAccount{}).
+		Owns(&rbacv1.Role{}).
+		Owns(&rbacv1.RoleBinding{}).
 		Watches(&v1alpha1.Subscription{},
 			handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
 				s := o.(*v1alpha1.Subscription)

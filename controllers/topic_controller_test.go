@@ -11,6 +11,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -92,7 +93,7 @@ func TestTopicBecomesReady(t *testing.T) {
 	}
 
 	// The dispatcher objects.
-	for _, obj := range []client.Object{&corev1.ServiceAccount{}, &corev1.Service{}, &appsv1.Deployment{}} {
+	for _, obj := range []client.Object{&corev1.ServiceAccount{}, &rbacv1.Role{}, &rbacv1.RoleBinding{}, &corev1.Service{}, &appsv1.Deployment{}} {
 		if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "orders-dispatcher"}, obj); err != nil {
 			t.Fatalf("%T: %v", obj, err)
 		}
@@ -205,7 +206,7 @@ func TestTopicDriftRepair(t *testing.T) {
 	})
 
 	// Deleted objects come back.
-	for _, obj := range []client.Object{&appsv1.Deployment{}, &corev1.Service{}, &corev1.ServiceAccount{}} {
+	for _, obj := range []client.Object{&appsv1.Deployment{}, &corev1.Service{}, &corev1.ServiceAccount{}, &rbacv1.Role{}, &rbacv1.RoleBinding{}} {
 		withKey(obj, key)
 		if err := k8s.Get(ctx, key, obj); err != nil {
 			t.Fatal(err)

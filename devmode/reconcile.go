@@ -452,7 +452,7 @@ func (l *loader) resolveSources(ctx context.Context, r *loadRun) {
 			r.fail(o.Origin, k.String(), fmt.Errorf("sink: %w", err))
 			continue
 		}
-		rs := ResolvedSource{Source: es, SinkURI: sink, Origin: o.Origin}
+		rs := ResolvedSource{Source: es, SinkURI: sink.URI, SinkAudience: sink.Audience, Origin: o.Origin}
 		if w := es.Spec.Webhook; w != nil && w.Signature != nil {
 			if rs.WebhookSecret, err = secretKey(r.valid, r.declared, es.Namespace, w.Signature.SecretKeyRef); err != nil {
 				r.fail(o.Origin, k.String(), fmt.Errorf("spec.webhook.signature.secretKeyRef: %w", err))

@@ -28,21 +28,21 @@ func (r *Resolver) TopicURL(namespace, name string) string {
 }
 
 // Address implements resolve.Lookup.
-func (r *Resolver) Address(_ context.Context, ref v1alpha1.KReference) (string, error) {
+func (r *Resolver) Address(_ context.Context, ref v1alpha1.KReference) (resolve.Address, error) {
 	if ref.Kind != KindTopic || ref.APIVersion != v1alpha1.GroupVersion.String() {
-		return "", &resolve.Error{Reason: v1alpha1.ReasonNotAddressable, Message: fmt.Sprintf(
+		return resolve.Address{}, &resolve.Error{Reason: v1alpha1.ReasonNotAddressable, Message: fmt.Sprintf(
 			"ref to %s %s/%s cannot be resolved in dev mode; use uri: http://... (herald dev resolves only refs to Topics, kind Topic, apiVersion %s)",
 			ref.Kind, ref.Namespace, ref.Name, v1alpha1.GroupVersion)}
 	}
 	if r.Topics != nil && !r.Topics[ref.Namespace+"/"+ref.Name] {
-		return "", &resolve.Error{Reason: v1alpha1.ReasonNotFound, Message: fmt.Sprintf(
+		return resolve.Address{}, &resolve.Error{Reason: v1alpha1.ReasonNotFound, Message: fmt.Sprintf(
 			"ref to Topic %s/%s: no such Topic in the manifests", ref.Namespace, ref.Name)}
 	}
-	return r.TopicURL(ref.Namespace, ref.Name), nil
+	return resolve.Address{URL: r.TopicURL(ref.Namespace, ref.Name)}, nil
 }
 
-// Resolve returns the URI of d, held by an object in namespace.
-func (r *Resolver) Resolve(d *v1alpha1.Destination, namespace string) (string, error) {
+// Resolve resolves d, held by an object in namespace.
+func (r *Resolver) Resolve(d *v1alpha1.Destination, namespace string) (resolve.Target, error) {
 	return resolve.Destination(context.Background(), r, namespace, d)
 }
 

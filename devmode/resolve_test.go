@@ -52,12 +52,12 @@ func TestResolve(t *testing.T) {
 			got, err := r.Resolve(&tt.dest, "default")
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("Resolve = %q, %v; want error containing %q", got, err, tt.wantErr)
+					t.Fatalf("Resolve = %q, %v; want error containing %q", got.URI, err, tt.wantErr)
 				}
 				return
 			}
-			if err != nil || got != tt.want {
-				t.Fatalf("Resolve = %q, %v; want %q", got, err, tt.want)
+			if err != nil || got.URI != tt.want {
+				t.Fatalf("Resolve = %q, %v; want %q", got.URI, err, tt.want)
 			}
 		})
 	}
@@ -109,10 +109,10 @@ func TestResolveTable(t *testing.T) {
 	addr := rd.rt.Endpoints().Ingress + "/default/" + resolvetest.Topic
 	for _, c := range resolvetest.Cases() {
 		t.Run(c.Name, func(t *testing.T) {
-			var got string
+			var got, audience string
 			for _, s := range st.Subscriptions {
 				if s.Name == c.Name {
-					got = s.Plan.SubscriberURI
+					got, audience = s.Plan.SubscriberURI, s.Plan.SubscriberAudience
 				}
 			}
 			var resolveErr error
@@ -122,8 +122,8 @@ func TestResolveTable(t *testing.T) {
 				}
 			}
 			if c.Reason == "" {
-				if resolveErr != nil || got != c.URI(addr) {
-					t.Fatalf("plan has %q, error %v; want %q", got, resolveErr, c.URI(addr))
+				if resolveErr != nil || got != c.URI(addr) || audience != c.AudienceIn("default") {
+					t.Fatalf("plan has %q (audience %q), error %v; want %q (audience %q)", got, audience, resolveErr, c.URI(addr), c.AudienceIn("default"))
 				}
 				return
 			}

@@ -165,7 +165,7 @@ func (cfg *Config) complete() error {
 		}
 	}
 	if cfg.Sources == nil {
-		cfg.Sources = NewGroupSources(cfg.Log, nil)
+		cfg.Sources = NewGroupSources(cfg.Log, nil, cfg.Tokens)
 	}
 	if cfg.NATSHost == "" {
 		cfg.NATSHost = "127.0.0.1"

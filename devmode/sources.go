@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/herald-dev/herald/api/v1alpha1"
+	"github.com/herald-dev/herald/internal/auth"
 	"github.com/herald-dev/herald/sources"
 )
 
@@ -14,7 +15,10 @@ import (
 type ResolvedSource struct {
 	Source  *v1alpha1.EventSource
 	SinkURI string
-	Origin  Origin
+	// SinkAudience is the audience of the token the source presents to
+	// SinkURI; empty sends none.
+	SinkAudience string
+	Origin       Origin
 	// WebhookSecret is the HMAC key of a webhook with a signature, read
 	// from a Secret of the manifests. It is never printed.
 	WebhookSecret []byte
@@ -49,12 +53,15 @@ type GroupSources struct {
 var _ SourceRunner = (*GroupSources)(nil)
 
 // NewGroupSources returns a GroupSources whose sources log to log (nil
-// discards) and send with client (nil: the sender's own).
-func NewGroupSources(log *slog.Logger, client *http.Client) *GroupSources {
+// discards) and send with client (nil: the sender's own), presenting to a
+// sink with an audience a token of tokens (nil: none) minted for the
+// ServiceAccount the operator's adapter would run as
+// (sources.AdapterServiceAccount).
+func NewGroupSources(log *slog.Logger, client *http.Client, tokens auth.TokenSource) *GroupSources {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &GroupSources{g: sources.NewGroup(sources.Options{Log: log, Client: client})}
+	return &GroupSources{g: sources.NewGroup(sources.Options{Log: log, Client: client, Tokens: tokens})}
 }
 
 // Sync implements SourceRunner.
@@ -62,7 +69,7 @@ func (s *GroupSources) Sync(ctx context.Context, want []ResolvedSource) map[stri
 	errs := map[string]error{}
 	cfgs := make([]sources.Config, 0, len(want))
 	for _, rs := range want {
-		cfg, err := sources.ConfigFor(rs.Source, rs.SinkURI, rs.WebhookSecret)
+		cfg, err := sources.ConfigFor(rs.Source, rs.SinkURI, rs.SinkAudience, rs.WebhookSecret)
 		if err != nil {
 			errs[rs.Key()] = err
 			continue

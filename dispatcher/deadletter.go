@@ -71,7 +71,12 @@ func (r *subRunner) deadLetter(cfg *subConfig, msg jetstream.Msg, dest string, r
 	out[ce.Key(ce.ExtTopic)] = []string{r.ns + "/" + r.topic}
 	out[ce.Key(ce.ExtDeadLetteredAt)] = []string{time.Now().UTC().Format(time.RFC3339)}
 	out[HeaderDedupScope] = []string{r.dedupScope("deadletter", msg)}
-	dl := r.d.post(cfg.deadLetterClient, cfg.plan.DeadLetterURI, out, msg.Data(), cfg.plan.Delivery.Timeout.Duration(), 0)
+	var dl result
+	if nt := r.authorize(out, cfg.plan.DeadLetterAudience, cfg.plan.Delivery.Timeout.Duration()); nt != nil {
+		dl = *nt
+	} else {
+		dl = r.d.post(cfg.deadLetterClient, cfg.plan.DeadLetterURI, out, msg.Data(), cfg.plan.Delivery.Timeout.Duration(), 0)
+	}
 	if dl.verdict() == verdictSuccess {
 		r.countDeadLetter(msg)
 		r.ack(msg)

@@ -40,6 +40,11 @@ type result struct {
 	reply    *ce.Event
 	replyErr error
 	elapsed  time.Duration
+	// noToken: the request was not sent because no bearer token for its
+	// destination's audience could be obtained. Such a failure is Herald's
+	// own, so it is retried without limit and never dead-letters or drops
+	// the event.
+	noToken bool
 }
 
 func (r *result) verdict() verdict {

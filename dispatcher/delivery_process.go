@@ -84,6 +84,11 @@ func (r *subRunner) process(msg jetstream.Msg, attempt int) outcome {
 		}
 	}
 	if res.err == nil {
+		if nt := r.authorize(hdr, cfg.plan.SubscriberAudience, cfg.plan.Delivery.Timeout.Duration()); nt != nil {
+			res = *nt
+		}
+	}
+	if res.err == nil {
 		res = r.d.post(cfg.subscriberClient, cfg.plan.SubscriberURI, hdr, msg.Data(), cfg.plan.Delivery.Timeout.Duration(), cfg.maxEventSize)
 		r.m.observe(res.elapsed)
 	}
@@ -98,7 +103,7 @@ func (r *subRunner) process(msg jetstream.Msg, attempt int) outcome {
 		r.m.outcome(outcomeDelivered, res.codeClass())
 		return outcome{done: true}
 	case verdictRetry:
-		if attempt <= cfg.plan.Delivery.Retry {
+		if attempt <= cfg.plan.Delivery.Retry || res.noToken {
 			r.m.outcome(outcomeRetried, res.codeClass())
 			delay := retryDelay(cfg.plan.Delivery, attempt, res.status, res.retryAfter, time.Now())
 			r.log.Debug("delivery failed; retrying", "destination", dest, "attempt", attempt, "result", res.describe(), "delay", delay)

@@ -53,7 +53,10 @@ type Options struct {
 	Verifier auth.Verifier
 	// Tokens supplies the bearer tokens presented to destinations with an
 	// audience (plan.SubscriptionPlan.SubscriberAudience and the like); nil
-	// sends none.
+	// sends none. Requests for a Topic's deliveries carry the Sender
+	// <topic's namespace>/<topic>-dispatcher (auth.WithSender). A request
+	// whose token cannot be obtained is not sent; it is retried, without
+	// limit, since the failure is not the destination's.
 	Tokens auth.TokenSource
 }
 
@@ -75,6 +78,7 @@ type Dispatcher struct {
 	js      jetstream.JetStream
 	log     *slog.Logger
 	client  *http.Client
+	tokens  auth.TokenSource
 	metrics *metrics
 	// served holds the plan keys of Options.Topics; nil serves all.
 	served map[string]bool
@@ -130,6 +134,7 @@ func New(nc *nats.Conn, opts Options) (*Dispatcher, error) {
 		js:      js,
 		log:     opts.Logger,
 		client:  opts.HTTPClient,
+		tokens:  opts.Tokens,
 		runners: map[string]*subRunner{},
 		clients: map[[32]byte]*http.Client{},
 

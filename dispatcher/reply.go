@@ -52,6 +52,10 @@ func (r *subRunner) forwardReply(cfg *subConfig, msg jetstream.Msg, res *result)
 		rep.TraceState = msg.Headers().Get(ce.HeaderTraceState)
 	}
 	rh := http.Header(rep.Header(HeaderDedupScope, r.dedupScope("reply", msg)))
+	if nt := r.authorize(rh, cfg.plan.ReplyAudience, cfg.plan.Delivery.Timeout.Duration()); nt != nil {
+		r.m.reply(replyFailed)
+		return *nt, cfg.plan.ReplyURI
+	}
 	rr := r.d.post(cfg.replyClient, cfg.plan.ReplyURI, rh, rep.Data, cfg.plan.Delivery.Timeout.Duration(), 0)
 	if rr.verdict() == verdictSuccess {
 		r.m.reply(replyForwarded)

@@ -94,6 +94,9 @@ type subscription struct {
 	subscriberCA, deadLetterCA string
 	// signingDir is the SigningKeyDir of a Subscription with spec.signing.
 	signingDir string
+	// subscriberAudience, replyAudience and deadLetterAudience are the
+	// token audiences of uri, reply and deadLetter.
+	subscriberAudience, replyAudience, deadLetterAudience string
 }
 
 // provision compiles topic and subs as the control plane does and applies
@@ -110,7 +113,8 @@ func (e *env) provision(topic *v1alpha1.Topic, subs []subscription, tweak func(*
 			s.spec(&sub.Spec)
 		}
 		rs = append(rs, compiler.ResolvedSubscription{Subscription: sub, SubscriberURI: s.uri, ReplyURI: s.reply, DeadLetterURI: s.deadLetter,
-			SubscriberCACerts: s.subscriberCA, DeadLetterCACerts: s.deadLetterCA, SigningKeyDir: s.signingDir})
+			SubscriberCACerts: s.subscriberCA, DeadLetterCACerts: s.deadLetterCA, SigningKeyDir: s.signingDir,
+			SubscriberAudience: s.subscriberAudience, ReplyAudience: s.replyAudience, DeadLetterAudience: s.deadLetterAudience})
 	}
 	res, err := compiler.Compile(topic, rs)
 	if err != nil {

@@ -1,4 +1,5 @@
-// Package resolve turns Destinations into URIs. The operator and herald dev
+// Package resolve turns Destinations into URIs and token audiences. The
+// operator and herald dev
 // both resolve through it and differ only in their Lookup: the operator
 // reads referents from the API server, herald dev from its manifests.
 //
@@ -11,6 +12,11 @@
 // reference instead, where /audit would replace the address's path; the two
 // agree whenever the referent's address has no path, as a Service's has
 // not.)
+//
+// The audience of the token Herald presents to a Destination is its
+// audience field when set; otherwise, for a ref to a Topic, the Topic's
+// audience (plan.TopicAudience), and for a ref to another Addressable its
+// status.address.audience. A ref to a Service and a bare uri have none.
 package resolve
 
 import (
@@ -39,43 +45,79 @@ type Error struct {
 
 func (e *Error) Error() string { return e.Message }
 
+// Address is what a Lookup finds of a referent.
+type Address struct {
+	// URL is where the referent receives events.
+	URL string
+	// Audience is the referent's status.address.audience, "" when it
+	// publishes none (a Service never does).
+	Audience string
+}
+
 // Lookup finds the address of a Destination's referent.
 type Lookup interface {
 	// Address returns the address of ref's referent; ref.Namespace is set.
 	// An *Error says why the referent has no address; any other error is a
 	// failure to look it up, worth retrying.
-	Address(ctx context.Context, ref v1alpha1.KReference) (string, error)
+	Address(ctx context.Context, ref v1alpha1.KReference) (Address, error)
 }
 
-// Destination returns the URI of d, held by an object in namespace; a nil d
-// resolves to "". A *Error means the Destination cannot resolve until
-// something changes; other errors come from the Lookup.
-func Destination(ctx context.Context, l Lookup, namespace string, d *v1alpha1.Destination) (string, error) {
+// Target is a resolved Destination.
+type Target struct {
+	// URI is where events are sent.
+	URI string
+	// Audience is the audience of the bearer token presented to URI; ""
+	// sends none.
+	Audience string
+}
+
+// Destination resolves d, held by an object in namespace; a nil d
+// resolves to the zero Target. A *Error means the Destination cannot
+// resolve until something changes; other errors come from the Lookup.
+func Destination(ctx context.Context, l Lookup, namespace string, d *v1alpha1.Destination) (Target, error) {
 	if d == nil {
-		return "", nil
+		return Target{}, nil
 	}
 	uri := ""
 	if d.URI != nil {
 		uri = *d.URI
 	}
+	explicit := ""
+	if d.Audience != nil {
+		explicit = *d.Audience
+	}
 	if d.Ref == nil {
 		if uri == "" {
-			return "", &Error{Reason: v1alpha1.ReasonNotAddressable, Message: "a destination needs a ref, a uri, or both"}
+			return Target{}, &Error{Reason: v1alpha1.ReasonNotAddressable, Message: "a destination needs a ref, a uri, or both"}
 		}
-		return uri, nil
+		return Target{URI: uri, Audience: explicit}, nil
 	}
 	ref := *d.Ref
 	if ref.Namespace == "" {
 		ref.Namespace = namespace
 	}
-	base, err := l.Address(ctx, ref)
+	addr, err := l.Address(ctx, ref)
 	if err != nil {
-		return "", err
+		return Target{}, err
 	}
-	if uri == "" {
-		return base, nil
+	t := Target{URI: addr.URL, Audience: explicit}
+	if t.Audience == "" {
+		t.Audience = addr.Audience
+		if IsTopic(ref) {
+			t.Audience = plan.TopicAudience(ref.Namespace, ref.Name)
+		}
 	}
-	return Join(base, uri)
+	if uri != "" {
+		if t.URI, err = Join(addr.URL, uri); err != nil {
+			return Target{}, err
+		}
+	}
+	return t, nil
+}
+
+// IsTopic reports whether ref refers to a Herald Topic.
+func IsTopic(ref v1alpha1.KReference) bool {
+	return ref.Kind == "Topic" && ref.APIVersion == v1alpha1.GroupVersion.String()
 }
 
 // Join appends uri, a path and/or a query such as /orders or ?a=b, to base,
@@ -161,7 +203,7 @@ func DeadLetterSink(topic *v1alpha1.Topic, s *v1alpha1.Subscription) (field stri
 // nil), or "" when that sink is no ref to a Topic.
 func DeadLetterTopic(topic *v1alpha1.Topic, s *v1alpha1.Subscription) string {
 	_, d := DeadLetterSink(topic, s)
-	if d == nil || d.Ref == nil || d.Ref.Kind != "Topic" || d.Ref.APIVersion != v1alpha1.GroupVersion.String() {
+	if d == nil || d.Ref == nil || !IsTopic(*d.Ref) {
 		return ""
 	}
 	ns := d.Ref.Namespace
@@ -195,17 +237,19 @@ func Subscription(ctx context.Context, l Lookup, topic *v1alpha1.Topic, s *v1alp
 		}
 		first = fmt.Errorf("%s: %w", field, err)
 	}
-	var err error
-	rs.SubscriberURI, err = Destination(ctx, l, s.Namespace, &s.Spec.Subscriber)
+	sub, err := Destination(ctx, l, s.Namespace, &s.Spec.Subscriber)
 	note("subscriber", err)
+	rs.SubscriberURI, rs.SubscriberAudience = sub.URI, sub.Audience
 	rs.SubscriberCACerts = CACerts(&s.Spec.Subscriber)
-	rs.ReplyURI, err = Destination(ctx, l, s.Namespace, s.Spec.Reply)
+	reply, err := Destination(ctx, l, s.Namespace, s.Spec.Reply)
 	note("reply", err)
+	rs.ReplyURI, rs.ReplyAudience = reply.URI, reply.Audience
 	rs.ReplyCACerts = CACerts(s.Spec.Reply)
 	// A Subscription and its Topic share a namespace.
 	field, dls := DeadLetterSink(topic, s)
-	rs.DeadLetterURI, err = Destination(ctx, l, s.Namespace, dls)
+	dl, err := Destination(ctx, l, s.Namespace, dls)
 	note(field, err)
+	rs.DeadLetterURI, rs.DeadLetterAudience = dl.URI, dl.Audience
 	rs.DeadLetterCACerts, rs.DeadLetterField = CACerts(dls), field
 	if err == nil {
 		rs.DeadLetterTopic = DeadLetterTopic(topic, s)

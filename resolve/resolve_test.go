@@ -69,15 +69,81 @@ func TestServiceURL(t *testing.T) {
 	}
 }
 
-// lookup gives every referent the address http://<kind>.<namespace>/<name>,
-// and has no Service named missing.
+// lookup gives every referent the address http://<kind>.<namespace>/<name>
+// and a Broker the audience broker/<namespace>/<name>, and has no referent
+// named missing.
 type lookup struct{}
 
-func (lookup) Address(_ context.Context, ref v1alpha1.KReference) (string, error) {
+func (lookup) Address(_ context.Context, ref v1alpha1.KReference) (resolve.Address, error) {
 	if ref.Name == "missing" {
-		return "", &resolve.Error{Reason: v1alpha1.ReasonNotFound, Message: ref.Kind + " " + ref.Namespace + "/missing not found"}
+		return resolve.Address{}, &resolve.Error{Reason: v1alpha1.ReasonNotFound, Message: ref.Kind + " " + ref.Namespace + "/missing not found"}
 	}
-	return "http://" + strings.ToLower(ref.Kind) + "." + ref.Namespace + "/" + ref.Name, nil
+	a := resolve.Address{URL: "http://" + strings.ToLower(ref.Kind) + "." + ref.Namespace + "/" + ref.Name}
+	if ref.Kind == "Broker" {
+		a.Audience = "broker/" + ref.Namespace + "/" + ref.Name
+	}
+	return a, nil
+}
+
+func TestDestinationAudience(t *testing.T) {
+	topic := func(ns string) *v1alpha1.KReference {
+		return &v1alpha1.KReference{APIVersion: v1alpha1.GroupVersion.String(), Kind: "Topic", Name: "orders", Namespace: ns}
+	}
+	tests := []struct {
+		name string
+		dest v1alpha1.Destination
+		want resolve.Target
+	}{
+		{"uri has none", v1alpha1.Destination{URI: new("http://a.example/x")}, resolve.Target{URI: "http://a.example/x"}},
+		{"uri with an audience", v1alpha1.Destination{URI: new("http://a.example/x"), Audience: new("a")},
+			resolve.Target{URI: "http://a.example/x", Audience: "a"}},
+		{"topic in the holder's namespace", v1alpha1.Destination{Ref: topic("")},
+			resolve.Target{URI: "http://topic.shop/orders", Audience: "eventing.herald.dev/topic/shop/orders"}},
+		{"topic elsewhere, with a path", v1alpha1.Destination{Ref: topic("ops"), URI: new("/x")},
+			resolve.Target{URI: "http://topic.ops/orders/x", Audience: "eventing.herald.dev/topic/ops/orders"}},
+		{"explicit audience wins over the topic's", v1alpha1.Destination{Ref: topic(""), Audience: new("mine")},
+			resolve.Target{URI: "http://topic.shop/orders", Audience: "mine"}},
+		{"topic of another group is an addressable", v1alpha1.Destination{Ref: &v1alpha1.KReference{APIVersion: "example.dev/v1", Kind: "Topic", Name: "orders"}},
+			resolve.Target{URI: "http://topic.shop/orders"}},
+		{"addressable's status audience", v1alpha1.Destination{Ref: &v1alpha1.KReference{APIVersion: "eventing.knative.dev/v1", Kind: "Broker", Name: "b"}},
+			resolve.Target{URI: "http://broker.shop/b", Audience: "broker/shop/b"}},
+		{"explicit audience wins over the addressable's", v1alpha1.Destination{Ref: &v1alpha1.KReference{APIVersion: "eventing.knative.dev/v1", Kind: "Broker", Name: "b"}, Audience: new("mine")},
+			resolve.Target{URI: "http://broker.shop/b", Audience: "mine"}},
+		{"service has none", v1alpha1.Destination{Ref: &v1alpha1.KReference{APIVersion: "v1", Kind: "Service", Name: "inventory"}},
+			resolve.Target{URI: "http://service.shop/inventory"}},
+		{"service with an audience", v1alpha1.Destination{Ref: &v1alpha1.KReference{APIVersion: "v1", Kind: "Service", Name: "inventory"}, Audience: new("inventory")},
+			resolve.Target{URI: "http://service.shop/inventory", Audience: "inventory"}},
+	}
+	for _, tt := range tests {
+		got, err := resolve.Destination(context.Background(), lookup{}, "shop", &tt.dest)
+		if err != nil || got != tt.want {
+			t.Errorf("%s: %+v, %v; want %+v", tt.name, got, err, tt.want)
+		}
+	}
+}
+
+// TestSubscriptionCarriesAudiences: each resolved Destination carries its
+// own audience, the dead-letter sink's from the effective sink (the
+// Topic's when the Subscription has none).
+func TestSubscriptionCarriesAudiences(t *testing.T) {
+	topicRef := &v1alpha1.KReference{APIVersion: v1alpha1.GroupVersion.String(), Kind: "Topic", Name: "dlq"}
+	topic := &v1alpha1.Topic{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "orders"},
+		Spec: v1alpha1.TopicSpec{Delivery: &v1alpha1.DeliverySpec{DeadLetterSink: &v1alpha1.Destination{Ref: topicRef}}}}
+	sub := &v1alpha1.Subscription{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "s"},
+		Spec: v1alpha1.SubscriptionSpec{Topic: "orders",
+			Subscriber: v1alpha1.Destination{URI: new("https://sub/"), Audience: new("sub")},
+			Reply:      &v1alpha1.Destination{Ref: &v1alpha1.KReference{APIVersion: v1alpha1.GroupVersion.String(), Kind: "Topic", Name: "replies", Namespace: "ops"}}}}
+	rs, err := resolve.Subscription(context.Background(), lookup{}, topic, sub)
+	if err != nil || rs.SubscriberAudience != "sub" || rs.ReplyAudience != "eventing.herald.dev/topic/ops/replies" ||
+		rs.DeadLetterAudience != "eventing.herald.dev/topic/shop/dlq" {
+		t.Fatalf("with the Topic's sink: %+v, %v", rs, err)
+	}
+	sub.Spec.Delivery = &v1alpha1.DeliverySpec{DeadLetterSink: &v1alpha1.Destination{URI: new("http://sub-dls/")}}
+	sub.Spec.Reply = nil
+	rs, err = resolve.Subscription(context.Background(), lookup{}, topic, sub)
+	if err != nil || rs.DeadLetterAudience != "" || rs.ReplyAudience != "" || rs.SubscriberAudience != "sub" {
+		t.Fatalf("with the Subscription's sink: %+v, %v", rs, err)
+	}
 }
 
 func TestSubscriptionDeadLetterSinkPrecedence(t *testing.T) {

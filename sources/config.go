@@ -21,6 +21,7 @@ import (
 // Environment variables of the adapter contract (see the package doc).
 const (
 	EnvSink            = "K_SINK"
+	EnvAudience        = "K_AUDIENCE"
 	EnvCEOverrides     = "K_CE_OVERRIDES"
 	EnvSourceType      = "HERALD_SOURCE_TYPE"
 	EnvSourceNamespace = "HERALD_SOURCE_NAMESPACE"
@@ -41,6 +42,13 @@ const (
 type Config struct {
 	// Sink is the absolute http or https URL events are POSTed to.
 	Sink string
+	// Audience is the audience of the bearer token presented to Sink;
+	// empty presents none.
+	Audience string
+	// ServiceAccount is the name of the ServiceAccount the source sends
+	// as, in Namespace (AdapterServiceAccount), for a token source that
+	// mints for several identities; a Pod's token source ignores it.
+	ServiceAccount string
 	// Extensions are set on every event (from K_CE_OVERRIDES).
 	Extensions map[string]string
 	// Type is ping, apiServer or webhook.
@@ -67,6 +75,20 @@ type Config struct {
 	LogLevel slog.Level
 }
 
+// AdapterServiceAccount is the ServiceAccount an EventSource's adapter runs
+// as and sends its events as: for an apiServer source spec.serviceAccountName
+// (default "default"), for the others <name>-source, which the operator
+// creates.
+func AdapterServiceAccount(es *v1alpha1.EventSource) string {
+	if a := es.Spec.APIServer; a != nil {
+		if a.ServiceAccountName == "" {
+			return "default"
+		}
+		return a.ServiceAccountName
+	}
+	return es.Name + "-source"
+}
+
 // SourcePath is the CloudEvents source of the EventSource namespace/name:
 // /apis/eventing.herald.dev/v1alpha1/namespaces/<ns>/eventsources/<name>.
 func SourcePath(namespace, name string) string {
@@ -79,16 +101,17 @@ func SourcePath(namespace, name string) string {
 func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs := flag.NewFlagSet("herald adapter", flag.ContinueOnError)
 	var (
-		sink, overrides, typ, ns, name, spec, secret string
-		cfg                                          Config
-		logFlags                                     logging.Flags
-		err                                          error
+		sink, audience, overrides, typ, ns, name, spec, secret string
+		cfg                                                    Config
+		logFlags                                               logging.Flags
+		err                                                    error
 	)
 	fromEnv := map[string]struct {
 		dst *string
 		env string
 	}{
 		"sink":             {&sink, EnvSink},
+		"audience":         {&audience, EnvAudience},
 		"ce-overrides":     {&overrides, EnvCEOverrides},
 		"source-type":      {&typ, EnvSourceType},
 		"source-namespace": {&ns, EnvSourceNamespace},
@@ -97,6 +120,7 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 		"webhook-secret":   {&secret, EnvWebhookSecret},
 	}
 	fs.StringVar(&sink, "sink", "", "URL events are sent to (default $"+EnvSink+")")
+	fs.StringVar(&audience, "audience", "", "audience of the token presented to the sink; empty presents none (default $"+EnvAudience+")")
 	fs.StringVar(&overrides, "ce-overrides", "", `JSON {"extensions":{...}} set on every event (default $`+EnvCEOverrides+")")
 	fs.StringVar(&typ, "source-type", "", "ping, apiServer or webhook (default $"+EnvSourceType+")")
 	fs.StringVar(&ns, "source-namespace", "", "namespace of the EventSource (default $"+EnvSourceNamespace+")")
@@ -124,7 +148,7 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	if cfg.LogLevel, err = logFlags.Level(); err != nil {
 		return Config{}, err
 	}
-	cfg.Sink = sink
+	cfg.Sink, cfg.Audience = sink, audience
 	cfg.Type = v1alpha1.EventSourceType(typ)
 	cfg.Namespace, cfg.Name = ns, name
 	cfg.WebhookSecret = []byte(secret)
@@ -166,23 +190,26 @@ func (c *Config) setSpec(spec string) error {
 	return nil
 }
 
-// ConfigFor is the Config of EventSource es sending to sinkURI, for running
-// a source in-process (herald dev). secret is the webhook's HMAC key, if it
-// has a signature. The result is validated.
-func ConfigFor(es *v1alpha1.EventSource, sinkURI string, secret []byte) (Config, error) {
+// ConfigFor is the Config of EventSource es sending to sinkURI with a token
+// for audience (none when empty), for running a source in-process (herald
+// dev). secret is the webhook's HMAC key, if it has a signature. The result
+// is validated.
+func ConfigFor(es *v1alpha1.EventSource, sinkURI, audience string, secret []byte) (Config, error) {
 	cfg := Config{
-		Sink:          sinkURI,
-		Type:          es.Spec.Type(),
-		Namespace:     es.Namespace,
-		Name:          es.Name,
-		Ping:          es.Spec.Ping,
-		APIServer:     es.Spec.APIServer,
-		Webhook:       es.Spec.Webhook,
-		WebhookSecret: secret,
-		Listen:        DefaultListen,
-		MetricsListen: DefaultMetricsListen,
-		MaxAttempts:   DefaultMaxAttempts,
-		MaxBodyBytes:  DefaultMaxBodyBytes,
+		Sink:           sinkURI,
+		Audience:       audience,
+		ServiceAccount: AdapterServiceAccount(es),
+		Type:           es.Spec.Type(),
+		Namespace:      es.Namespace,
+		Name:           es.Name,
+		Ping:           es.Spec.Ping,
+		APIServer:      es.Spec.APIServer,
+		Webhook:        es.Spec.Webhook,
+		WebhookSecret:  secret,
+		Listen:         DefaultListen,
+		MetricsListen:  DefaultMetricsListen,
+		MaxAttempts:    DefaultMaxAttempts,
+		MaxBodyBytes:   DefaultMaxBodyBytes,
 	}
 	if o := es.Spec.CEOverrides; o != nil && len(o.Extensions) > 0 {
 		cfg.Extensions = make(map[string]string, len(o.Extensions))

@@ -122,16 +122,17 @@ func TestConfigFor(t *testing.T) {
 			Webhook:     &v1alpha1.WebhookSource{},
 		},
 	}
-	cfg, err := ConfigFor(es, "http://127.0.0.1:8080/topics/ns1/t", nil)
+	cfg, err := ConfigFor(es, "http://127.0.0.1:8080/topics/ns1/t", "aud", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Type != v1alpha1.EventSourceTypeWebhook || cfg.Extensions["team"] != "a" || cfg.Webhook == nil {
+	if cfg.Type != v1alpha1.EventSourceTypeWebhook || cfg.Extensions["team"] != "a" || cfg.Webhook == nil ||
+		cfg.Audience != "aud" || cfg.ServiceAccount != "hook-source" {
 		t.Errorf("config %+v", cfg)
 	}
 	es.Spec.Webhook = nil
 	es.Spec.Container = &v1alpha1.ContainerSource{}
-	if _, err := ConfigFor(es, "http://x", nil); err == nil {
+	if _, err := ConfigFor(es, "http://x", "", nil); err == nil {
 		t.Error("a container source has an adapter config")
 	}
 }

@@ -2,16 +2,23 @@ package sources
 
 import corev1 "k8s.io/api/core/v1"
 
-// InjectSinkEnv sets K_SINK to sink and K_CE_OVERRIDES to overridesJSON in
-// every container and init container of podSpec, replacing any value the
-// template gives them (in place, so later $(K_SINK) references keep
-// working) and dropping duplicates; missing variables are appended. An
-// empty overridesJSON is set as {}.
-func InjectSinkEnv(podSpec *corev1.PodSpec, sink, overridesJSON string) {
+// InjectSinkEnv sets K_SINK to sink, K_AUDIENCE to audience (unless
+// empty) and K_CE_OVERRIDES to overridesJSON in every container and init
+// container of podSpec, replacing any value the template gives them (in
+// place, so later $(K_SINK) references keep working) and dropping
+// duplicates; missing variables are appended. An empty overridesJSON is
+// set as {}. K_AUDIENCE is the audience of the token the sink expects: the
+// container obtains it itself, usually from a projected
+// serviceAccountToken volume with that audience, and sends it as
+// Authorization: Bearer.
+func InjectSinkEnv(podSpec *corev1.PodSpec, sink, audience, overridesJSON string) {
 	if overridesJSON == "" {
 		overridesJSON = "{}"
 	}
 	vars := []corev1.EnvVar{{Name: EnvSink, Value: sink}, {Name: EnvCEOverrides, Value: overridesJSON}}
+	if audience != "" {
+		vars = append(vars, corev1.EnvVar{Name: EnvAudience, Value: audience})
+	}
 	for i := range podSpec.InitContainers {
 		podSpec.InitContainers[i].Env = setEnv(podSpec.InitContainers[i].Env, vars)
 	}

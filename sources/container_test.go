@@ -22,7 +22,7 @@ func TestInjectSinkEnv(t *testing.T) {
 			{Name: "empty"},
 		},
 	}
-	InjectSinkEnv(&pod, "http://sink", `{"extensions":{"a":"b"}}`)
+	InjectSinkEnv(&pod, "http://sink", "", `{"extensions":{"a":"b"}}`)
 	sink := corev1.EnvVar{Name: EnvSink, Value: "http://sink"}
 	over := corev1.EnvVar{Name: EnvCEOverrides, Value: `{"extensions":{"a":"b"}}`}
 	want := map[string][]corev1.EnvVar{
@@ -36,8 +36,13 @@ func TestInjectSinkEnv(t *testing.T) {
 		}
 	}
 
-	InjectSinkEnv(&pod, "http://other", "")
+	InjectSinkEnv(&pod, "http://other", "", "")
 	if env := pod.Containers[1].Env; len(env) != 2 || env[0].Value != "http://other" || env[1].Value != "{}" {
 		t.Errorf("second injection: %+v", env)
+	}
+
+	InjectSinkEnv(&pod, "http://other", "aud", "")
+	if env := pod.Containers[1].Env; len(env) != 3 || env[2] != (corev1.EnvVar{Name: EnvAudience, Value: "aud"}) {
+		t.Errorf("injection with an audience: %+v", env)
 	}
 }

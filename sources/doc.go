@@ -9,6 +9,11 @@
 // has a flag of the same meaning; a flag given on the command line wins.
 //
 //	K_SINK                   --sink              URL every event is POSTed to (required).
+//	K_AUDIENCE               --audience          audience of the bearer token presented to the sink
+//	                                             (the resolved sink's audience); empty for none.
+//	HERALD_POD_NAMESPACE,                        the Pod's namespace and ServiceAccount (downward
+//	HERALD_SERVICE_ACCOUNT                       API), whose tokens the adapter requests for the
+//	                                             sink's audience (TokenRequest).
 //	K_CE_OVERRIDES           --ce-overrides      JSON {"extensions":{"name":"value"}} set on every
 //	                                             event, replacing any value the source set; empty,
 //	                                             unset or {} for none.
@@ -43,7 +48,11 @@
 // ce- header values percent-encoded as HTTP binding 1.0.2 §3.1.3.2 says). A
 // 429, 408, 5xx or connection error is retried with capped exponential
 // backoff honouring Retry-After, up to --max-attempts; any other status is
-// final. Metrics: herald_source_events_sent_total,
+// final. With K_AUDIENCE set, every request carries Authorization: Bearer
+// with a token of the adapter's ServiceAccount for that audience, obtained
+// with the TokenRequest API and cached until shortly before it expires; a
+// token that cannot be obtained is retried like a connection error and the
+// request is not sent without one. Metrics: herald_source_events_sent_total,
 // herald_source_events_failed_total and herald_source_events_retries_total,
 // labelled by type (ping, apiServer, webhook).
 //

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/herald-dev/herald/internal/auth"
 )
 
 // Runner is a running source: Run sends events until ctx ends, then
@@ -36,6 +38,9 @@ type Options struct {
 	Client *http.Client
 	// Retry overrides the retry policy; MaxAttempts defaults to the Config's.
 	Retry RetryPolicy
+	// Tokens supplies the bearer token presented to a sink with an
+	// audience (Config.Audience); nil presents none.
+	Tokens auth.TokenSource
 }
 
 func (o Options) logger() *slog.Logger {
@@ -57,6 +62,9 @@ func NewSenderFor(cfg Config, opts Options) (*Sender, error) {
 	}
 	return NewSender(SenderConfig{
 		Sink:       cfg.Sink,
+		Audience:   cfg.Audience,
+		Tokens:     opts.Tokens,
+		As:         auth.Sender{Namespace: cfg.Namespace, Name: cfg.ServiceAccount},
 		Extensions: cfg.Extensions,
 		Type:       cfg.Type,
 		Retry:      retry,

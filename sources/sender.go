@@ -14,6 +14,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/herald-dev/herald/api/v1alpha1"
+	"github.com/herald-dev/herald/internal/auth"
 	"github.com/herald-dev/herald/internal/ce"
 )
 
@@ -66,6 +67,14 @@ func (p RetryPolicy) delay(n int, retryAfter time.Duration) time.Duration {
 type SenderConfig struct {
 	// Sink is the URL events are POSTed to.
 	Sink string
+	// Audience, when set, is the audience of the bearer token each request
+	// carries, from Tokens; a token that cannot be obtained is a retried
+	// failure and the request is not sent. Without Tokens none is sent.
+	Audience string
+	// Tokens supplies the tokens, asked on behalf of As.
+	Tokens auth.TokenSource
+	// As is the ServiceAccount the source sends as (auth.WithSender).
+	As auth.Sender
 	// Extensions are set on every message, replacing any value it had.
 	Extensions map[string]string
 	// Type labels the metrics.
@@ -85,13 +94,16 @@ type SenderConfig struct {
 // dispatcher does) with capped exponential backoff. It is safe for
 // concurrent use.
 type Sender struct {
-	sink    string
-	ext     map[string]string
-	typ     string
-	retry   RetryPolicy
-	client  *http.Client
-	metrics *Metrics
-	log     *slog.Logger
+	sink     string
+	audience string
+	tokens   auth.TokenSource
+	as       auth.Sender
+	ext      map[string]string
+	typ      string
+	retry    RetryPolicy
+	client   *http.Client
+	metrics  *Metrics
+	log      *slog.Logger
 }
 
 // NewSender returns a Sender for cfg.
@@ -103,13 +115,16 @@ func NewSender(cfg SenderConfig) (*Sender, error) {
 		return nil, err
 	}
 	s := &Sender{
-		sink:    cfg.Sink,
-		ext:     cfg.Extensions,
-		typ:     string(cfg.Type),
-		retry:   cfg.Retry.withDefaults(),
-		client:  cfg.Client,
-		metrics: cfg.Metrics,
-		log:     cfg.Log,
+		sink:     cfg.Sink,
+		audience: cfg.Audience,
+		tokens:   cfg.Tokens,
+		as:       cfg.As,
+		ext:      cfg.Extensions,
+		typ:      string(cfg.Type),
+		retry:    cfg.Retry.withDefaults(),
+		client:   cfg.Client,
+		metrics:  cfg.Metrics,
+		log:      cfg.Log,
 	}
 	if s.client == nil {
 		t := http.DefaultTransport.(*http.Transport).Clone()
@@ -220,6 +235,13 @@ func (s *Sender) attempt(ctx context.Context, m Message) *SendError {
 	}
 	for k, vs := range m.Header {
 		req.Header[k] = append([]string(nil), vs...)
+	}
+	if s.audience != "" && s.tokens != nil {
+		tok, err := s.tokens.Token(auth.WithSender(actx, s.as), s.audience)
+		if err != nil {
+			return &SendError{Err: fmt.Errorf("no token for audience %s: %w", s.audience, err), Retryable: true}
+		}
+		req.Header.Set("Authorization", "Bearer "+tok)
 	}
 	resp, err := s.client.Do(req)
 	if err != nil {

@@ -12,6 +12,8 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/herald-dev/herald/internal/auth"
 )
 
 func testEvent() event.Event {
@@ -228,5 +230,64 @@ func TestWithExtensionsBatch(t *testing.T) {
 	}
 	if string(m.Body) == string(out.Body) {
 		t.Error("input changed or output not")
+	}
+}
+
+// senderTokens mints "<namespace>/<name>@<audience>" for the Sender of the
+// context, after refusing the first fail calls.
+type senderTokens struct {
+	fail, calls int
+}
+
+func (s *senderTokens) Token(ctx context.Context, audience string) (string, error) {
+	s.calls++
+	if s.calls <= s.fail {
+		return "", errors.New("token unavailable")
+	}
+	as, ok := auth.SenderFrom(ctx)
+	if !ok {
+		return "", errors.New("no sender")
+	}
+	return as.Namespace + "/" + as.Name + "@" + audience, nil
+}
+
+// TestSenderPresentsTokens: with an audience each request carries a token
+// minted for the source's ServiceAccount; a token that cannot be obtained
+// is a retried attempt that sends nothing; without an audience no token is
+// asked for.
+func TestSenderPresentsTokens(t *testing.T) {
+	s := newSink(t)
+	tokens := &senderTokens{fail: 2}
+	cfg := Config{Sink: s.URL, Audience: "eventing.herald.dev/topic/shop/orders", Namespace: "shop", Name: "tick", ServiceAccount: "tick-source", Type: "ping", MaxAttempts: 5}
+	snd, err := NewSenderFor(cfg, Options{Tokens: tokens, Retry: fastRetry})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := snd.Send(context.Background(), testEvent()); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.events(); len(got) != 1 || s.attemptCount() != 1 ||
+		got[0].Header.Get("Authorization") != "Bearer shop/tick-source@eventing.herald.dev/topic/shop/orders" {
+		t.Fatalf("sink saw %d attempts, Authorization %q", s.attemptCount(), got[0].Header.Get("Authorization"))
+	}
+
+	tokens = &senderTokens{fail: 10}
+	snd, err = NewSenderFor(cfg, Options{Tokens: tokens, Retry: fastRetry})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var se *SendError
+	if err := snd.Send(context.Background(), testEvent()); !errors.As(err, &se) || !se.Retryable || se.Attempts != 5 || s.attemptCount() != 1 {
+		t.Fatalf("without tokens: %v; the sink saw %d attempts, want the first only", err, s.attemptCount())
+	}
+
+	cfg.Audience = ""
+	tokens = &senderTokens{}
+	snd, err = NewSenderFor(cfg, Options{Tokens: tokens, Retry: fastRetry})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := snd.Send(context.Background(), testEvent()); err != nil || tokens.calls != 0 || s.events()[1].Header.Get("Authorization") != "" {
+		t.Fatalf("without an audience: %v, %d token calls", err, tokens.calls)
 	}
 }

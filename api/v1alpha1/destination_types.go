@@ -56,6 +56,18 @@ type Destination struct {
 	// +kubebuilder:validation:MaxLength=32768
 	// +kubebuilder:validation:XValidation:rule="self.matches(r'^\\s*(-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\\s]+-----END CERTIFICATE-----\\s*)+$')",message="caCerts must be one or more PEM certificates (-----BEGIN CERTIFICATE----- ... -----END CERTIFICATE-----) with nothing but whitespace between them"
 	CACerts *string `json:"caCerts,omitempty"`
+
+	// Audience is the audience of the bearer token Herald presents to this
+	// destination: an OIDC token of the sending component's ServiceAccount
+	// in the Authorization header, which the destination may verify. For a
+	// ref to a Topic it defaults to that Topic's status.address.audience,
+	// for a ref to another Addressable to the referent's
+	// status.address.audience; a ref to a Service or a bare uri without an
+	// audience gets no token. Knative's Destination has the same field.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=512
+	Audience *string `json:"audience,omitempty"`
 }
 
 // Addressable is the address where producers send events, Knative's duck type.

@@ -253,6 +253,12 @@ type EventSourceStatus struct {
 	// +optional
 	SinkURI string `json:"sinkUri,omitempty"`
 
+	// SinkAudience is the audience of the token the source presents to
+	// its sink (the resolved spec.sink's audience); empty when it presents
+	// none. Knative sources publish the same field.
+	// +optional
+	SinkAudience string `json:"sinkAudience,omitempty"`
+
 	// Address is where a webhook source receives requests.
 	// +optional
 	Address *Addressable `json:"address,omitempty"`

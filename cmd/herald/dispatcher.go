@@ -286,6 +286,11 @@ func runDispatcher(ctx context.Context, args []string) error {
 	default:
 		log.Warn("no Kubernetes API server to check producers' tokens with: Topics authenticating producers answer 503")
 	}
+	tokens, err := dispatcherTokens(os.Getenv, log)
+	if err != nil {
+		return err
+	}
+	opts.Tokens = tokens
 	d, err := dispatcher.New(nc, opts)
 	if err != nil {
 		return err
@@ -423,4 +428,20 @@ func logDiscovery(ctx context.Context, log *slog.Logger, v *auth.KubernetesVerif
 		return
 	}
 	log.Info("checking producers' tokens offline against the API server's keys")
+}
+
+// dispatcherTokens is the source of the tokens the dispatcher presents to
+// destinations with an audience: its ServiceAccount's, minted with the
+// TokenRequest API. In a Pod failing to set it up is an error; elsewhere
+// the dispatcher runs without one and presents no tokens.
+func dispatcherTokens(getenv func(string) string, log *slog.Logger) (auth.TokenSource, error) {
+	ts, err := auth.NewPodTokenSource(getenv)
+	switch {
+	case err == nil:
+		return ts, nil
+	case getenv("KUBERNETES_SERVICE_HOST") != "":
+		return nil, fmt.Errorf("dispatcher: %w", err)
+	}
+	log.Warn("deliveries carry no bearer tokens: no ServiceAccount to mint them for", "error", err)
+	return nil, nil
 }

@@ -21,6 +21,10 @@ const AdapterAppName = "herald-adapter"
 // documented by package sources:
 //
 //	K_SINK                   URL every event is POSTed to (the resolved spec.sink).
+//	K_AUDIENCE               audience of the token presented to K_SINK (status.sinkAudience);
+//	                         set only when the sink has one.
+//	HERALD_POD_NAMESPACE,    the Pod's namespace and ServiceAccount (downward API),
+//	HERALD_SERVICE_ACCOUNT   whose tokens the adapter requests (AdapterTokenRole).
 //	K_CE_OVERRIDES           JSON {"extensions":{"name":"value"}} set on every event; {} for none.
 //	HERALD_SOURCE_TYPE       ping, apiServer or webhook.
 //	HERALD_SOURCE_NAMESPACE  namespace of the EventSource.
@@ -32,11 +36,14 @@ const AdapterAppName = "herald-adapter"
 // The adapter serves /healthz and /readyz (and, for webhooks, the incoming
 // requests) on HTTPPort and metrics on MetricsPort.
 //
-// A container source gets only K_SINK and K_CE_OVERRIDES, in every
-// container and init container of its template, replacing any value the
-// template sets (sources.InjectSinkEnv).
+// A container source gets only K_SINK, K_AUDIENCE and K_CE_OVERRIDES, in
+// every container and init container of its template, replacing any value
+// the template sets (sources.InjectSinkEnv); the container obtains its
+// token itself, for example from a projected serviceAccountToken volume
+// with audience K_AUDIENCE.
 const (
 	EnvSink            = sources.EnvSink
+	EnvAudience        = sources.EnvAudience
 	EnvCEOverrides     = sources.EnvCEOverrides
 	EnvSourceType      = sources.EnvSourceType
 	EnvSourceNamespace = sources.EnvSourceNamespace
@@ -109,13 +116,14 @@ func CEOverridesJSON(o *v1alpha1.CloudEventOverrides) (string, error) {
 
 // AdapterDeployment is the Deployment that runs an EventSource:
 // `herald adapter` for ping, apiServer and webhook sources, the user's
-// template for container sources. sinkURI is the resolved sink.
+// template for container sources. sinkURI and sinkAudience are the resolved
+// sink (status.sinkUri, status.sinkAudience).
 //
 // Every kind runs one replica. Ping and apiServer sources must: each replica
 // would send every event again (one event per cron tick, one per object
 // change); ping also uses the Recreate strategy so that a rollout never runs
 // two schedulers at once.
-func AdapterDeployment(s *v1alpha1.EventSource, sinkURI string, cfg AdapterConfig) (*appsv1.Deployment, error) {
+func AdapterDeployment(s *v1alpha1.EventSource, sinkURI, sinkAudience string, cfg AdapterConfig) (*appsv1.Deployment, error) {
 	overrides, err := CEOverridesJSON(s.Spec.CEOverrides)
 	if err != nil {
 		return nil, err
@@ -126,9 +134,9 @@ func AdapterDeployment(s *v1alpha1.EventSource, sinkURI string, cfg AdapterConfi
 	}
 	var pod corev1.PodTemplateSpec
 	if typ == v1alpha1.EventSourceTypeContainer {
-		pod = containerPod(s, sinkURI, overrides)
+		pod = containerPod(s, sinkURI, sinkAudience, overrides)
 	} else {
-		pod, err = adapterPod(s, typ, sinkURI, overrides, cfg)
+		pod, err = adapterPod(s, typ, sinkURI, sinkAudience, overrides, cfg)
 		if err != nil {
 			return nil, err
 		}
@@ -148,7 +156,7 @@ func AdapterDeployment(s *v1alpha1.EventSource, sinkURI string, cfg AdapterConfi
 	return d, nil
 }
 
-func adapterPod(s *v1alpha1.EventSource, typ v1alpha1.EventSourceType, sinkURI, overrides string, cfg AdapterConfig) (corev1.PodTemplateSpec, error) {
+func adapterPod(s *v1alpha1.EventSource, typ v1alpha1.EventSourceType, sinkURI, sinkAudience, overrides string, cfg AdapterConfig) (corev1.PodTemplateSpec, error) {
 	var spec any
 	switch typ {
 	case v1alpha1.EventSourceTypePing:
@@ -170,20 +178,25 @@ func adapterPod(s *v1alpha1.EventSource, typ v1alpha1.EventSourceType, sinkURI, 
 		{Name: EnvSourceName, Value: s.Name},
 		{Name: EnvSourceSpec, Value: string(specJSON)},
 	}
+	if sinkAudience != "" {
+		env = append(env, corev1.EnvVar{Name: EnvAudience, Value: sinkAudience})
+	}
+	env = append(env, podIdentityEnv()...)
 	ports := []corev1.ContainerPort{
 		{Name: PortNameHTTP, ContainerPort: HTTPPort, Protocol: corev1.ProtocolTCP},
 		{Name: PortNameMetrics, ContainerPort: MetricsPort, Protocol: corev1.ProtocolTCP},
 	}
 	podSpec := corev1.PodSpec{
-		// Only apiServer sources talk to the Kubernetes API.
-		AutomountServiceAccountToken: ptr.To(false),
+		// apiServer sources run as the user's ServiceAccount, the others
+		// as their own (AdapterServiceAccountObject). The token calls
+		// TokenRequest for the tokens presented to the sink
+		// (AdapterTokenRole), and an apiServer source's watches.
+		ServiceAccountName:           sources.AdapterServiceAccount(s),
+		AutomountServiceAccountToken: ptr.To(true),
 		SecurityContext:              podSecurityContext(),
 		ImagePullSecrets:             cfg.Image.pullSecrets(),
 	}
 	switch typ {
-	case v1alpha1.EventSourceTypeAPIServer:
-		podSpec.ServiceAccountName = APIServerServiceAccount(s.Spec.APIServer)
-		podSpec.AutomountServiceAccountToken = ptr.To(true)
 	case v1alpha1.EventSourceTypeWebhook:
 		if sig := s.Spec.Webhook.Signature; sig != nil {
 			ref := sig.SecretKeyRef.DeepCopy()
@@ -208,12 +221,12 @@ func adapterPod(s *v1alpha1.EventSource, typ v1alpha1.EventSourceType, sinkURI, 
 	}, nil
 }
 
-// containerPod is the user's template with Herald's labels added and K_SINK
-// and K_CE_OVERRIDES set in every container.
-func containerPod(s *v1alpha1.EventSource, sinkURI, overrides string) corev1.PodTemplateSpec {
+// containerPod is the user's template with Herald's labels added and K_SINK,
+// K_AUDIENCE and K_CE_OVERRIDES set in every container.
+func containerPod(s *v1alpha1.EventSource, sinkURI, sinkAudience, overrides string) corev1.PodTemplateSpec {
 	pod := *s.Spec.Container.Template.DeepCopy()
 	pod.Labels = merge(pod.Labels, AdapterLabels(s.Name))
-	sources.InjectSinkEnv(&pod.Spec, sinkURI, overrides)
+	sources.InjectSinkEnv(&pod.Spec, sinkURI, sinkAudience, overrides)
 	return pod
 }
 

@@ -1,6 +1,8 @@
 // Package resources builds the Kubernetes objects the Herald operator owns:
-// each Topic's dispatcher ServiceAccount, Deployment and Service, and each
-// EventSource's adapter Deployment (and Service for webhooks). The builders
+// each Topic's dispatcher ServiceAccount, token Role and RoleBinding,
+// Deployment and Service, and each EventSource's adapter Deployment (with,
+// for Herald's adapters, a token Role and RoleBinding, and for ping and
+// webhook sources a ServiceAccount; for webhooks a Service). The builders
 // are pure: desired state in, complete object out, so they are tested
 // without a cluster and applied with server-side apply.
 package resources

@@ -156,9 +156,10 @@ func dispatcherMeta(t *v1alpha1.Topic) metav1.ObjectMeta {
 	}
 }
 
-// DispatcherServiceAccount is the identity of a Topic's dispatcher Pods. The
-// dispatcher needs no Kubernetes API access, so no token is mounted and no
-// role is bound.
+// DispatcherServiceAccount is the identity of a Topic's dispatcher Pods.
+// The Pods mount its token themselves (the Deployment sets
+// automountServiceAccountToken); other Pods using it get none. Its only
+// permission is minting its own tokens (DispatcherTokenRole).
 func DispatcherServiceAccount(t *v1alpha1.Topic) *corev1.ServiceAccount {
 	return &corev1.ServiceAccount{
 		TypeMeta:                     metav1.TypeMeta{APIVersion: "v1", Kind: "ServiceAccount"},
@@ -210,6 +211,7 @@ func DispatcherDeployment(t *v1alpha1.Topic, cfg DispatcherConfig, signing []Sig
 		}
 	}
 	env, mounts, volumes := natsEnv(cfg.NATS)
+	env = append(env, podIdentityEnv()...)
 	args := []string{"dispatcher", "--topics", t.Namespace + "/" + t.Name}
 	port, scheme := PortNameHTTP, corev1.URIScheme("")
 	if tls := ingressTLS(t); tls != nil {
@@ -267,8 +269,10 @@ func DispatcherDeployment(t *v1alpha1.Topic, cfg DispatcherConfig, signing []Sig
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: DispatcherLabels(t.Name)},
 				Spec: corev1.PodSpec{
-					ServiceAccountName:           DispatcherName(t.Name),
-					AutomountServiceAccountToken: ptr.To(false),
+					ServiceAccountName: DispatcherName(t.Name),
+					// The token calls TokenRequest for the tokens
+					// presented to subscribers (DispatcherTokenRole).
+					AutomountServiceAccountToken: ptr.To(true),
 					SecurityContext:              podSecurityContext(),
 					ImagePullSecrets:             cfg.Image.pullSecrets(),
 					// The dispatcher drains for 5 to 20 s after SIGTERM

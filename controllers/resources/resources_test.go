@@ -2,6 +2,7 @@ package resources
 
 import (
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"slices"
 	"strings"
@@ -9,12 +10,14 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/utils/ptr"
 
 	"github.com/herald-dev/herald/api/v1alpha1"
+	"github.com/herald-dev/herald/internal/auth"
 	"github.com/herald-dev/herald/plan"
 )
 
@@ -108,7 +111,8 @@ func TestDispatcherDeployment(t *testing.T) {
 				t.Errorf("labels %v", d.Labels)
 			}
 			pod := d.Spec.Template.Spec
-			if pod.ServiceAccountName != "orders-dispatcher" || *pod.AutomountServiceAccountToken {
+			// The token calls TokenRequest for the dispatcher's own tokens.
+			if pod.ServiceAccountName != "orders-dispatcher" || !*pod.AutomountServiceAccountToken {
 				t.Errorf("service account %q automount %v", pod.ServiceAccountName, *pod.AutomountServiceAccountToken)
 			}
 			if !*pod.SecurityContext.RunAsNonRoot || pod.SecurityContext.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
@@ -130,7 +134,13 @@ func TestDispatcherDeployment(t *testing.T) {
 			}
 			got := map[string]string{}
 			for k, e := range envMap(c) {
+				if k == auth.EnvPodNamespace || k == auth.EnvServiceAccount {
+					continue
+				}
 				got[k] = e.Value
+			}
+			if err := checkIdentityEnv(c); err != nil {
+				t.Error(err)
 			}
 			if !reflect.DeepEqual(got, tt.wantEnv) {
 				t.Errorf("env %v, want %v", got, tt.wantEnv)
@@ -157,6 +167,7 @@ func TestDispatcherServiceAndAddress(t *testing.T) {
 		t.Errorf("selector %v", s.Spec.Selector)
 	}
 	sa := DispatcherServiceAccount(topic())
+	// Only the dispatcher's Pods mount its token (DispatcherDeployment).
 	if sa.Name != "orders-dispatcher" || *sa.AutomountServiceAccountToken {
 		t.Errorf("service account %+v", sa)
 	}
@@ -251,6 +262,8 @@ func TestAdapterDeployment(t *testing.T) {
 			name:        "ping",
 			spec:        v1alpha1.EventSourceSpec{Ping: &v1alpha1.PingSource{Schedule: "@every 10s", Data: `{"a":1}`}, CEOverrides: overrides},
 			wantType:    "ping",
+			wantSA:      "tick-source",
+			wantToken:   true,
 			wantRecreat: true,
 		},
 		{
@@ -274,6 +287,8 @@ func TestAdapterDeployment(t *testing.T) {
 				SecretKeyRef: corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "gh"}, Key: "secret"},
 			}}},
 			wantType:   "webhook",
+			wantSA:     "tick-source",
+			wantToken:  true,
 			wantSecret: true,
 		},
 	}
@@ -281,7 +296,7 @@ func TestAdapterDeployment(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			s := source(tt.spec)
 			s.Spec.Sink = v1alpha1.Destination{URI: ptr.To("http://sink")}
-			d, err := AdapterDeployment(s, "http://sink.shop.svc/x", AdapterConfig{Image: Image{Name: "herald:dev"}})
+			d, err := AdapterDeployment(s, "http://sink.shop.svc/x", "", AdapterConfig{Image: Image{Name: "herald:dev"}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -315,6 +330,12 @@ func TestAdapterDeployment(t *testing.T) {
 			if err := json.Unmarshal([]byte(env[EnvSourceSpec].Value), &spec); err != nil || len(spec) == 0 && tt.wantType != "webhook" {
 				t.Errorf("HERALD_SOURCE_SPEC %q: %v", env[EnvSourceSpec].Value, err)
 			}
+			if _, ok := env[EnvAudience]; ok {
+				t.Errorf("K_AUDIENCE set for a sink without an audience: %v", env[EnvAudience])
+			}
+			if err := checkIdentityEnv(c); err != nil {
+				t.Error(err)
+			}
 			sec, ok := env[EnvWebhookSecret]
 			if ok != tt.wantSecret || ok && (sec.ValueFrom.SecretKeyRef.Name != "gh" || sec.ValueFrom.SecretKeyRef.Key != "secret") {
 				t.Errorf("webhook secret %+v", sec)
@@ -338,7 +359,7 @@ func TestContainerSourceInjectsEverywhere(t *testing.T) {
 			}, InitContainers: []corev1.Container{{Name: "init", Image: "init"}}},
 		}},
 	})
-	d, err := AdapterDeployment(s, "http://new", AdapterConfig{Image: Image{Name: "unused"}})
+	d, err := AdapterDeployment(s, "http://new", "", AdapterConfig{Image: Image{Name: "unused"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -389,7 +410,7 @@ func TestImagePullSettings(t *testing.T) {
 		},
 		"ping adapter": func(p corev1.PullPolicy, s []string) corev1.PodSpec {
 			src := source(v1alpha1.EventSourceSpec{Ping: &v1alpha1.PingSource{Schedule: "@every 10s"}})
-			d, err := AdapterDeployment(src, "http://sink", AdapterConfig{Image: Image{Name: "herald:dev", PullPolicy: p, PullSecrets: s}})
+			d, err := AdapterDeployment(src, "http://sink", "", AdapterConfig{Image: Image{Name: "herald:dev", PullPolicy: p, PullSecrets: s}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -447,5 +468,88 @@ func TestDispatcherSigningSecrets(t *testing.T) {
 	}
 	if got := plan.SigningKeyDir("audit"); got != "/etc/herald/signing/audit" {
 		t.Errorf("SigningKeyDir = %s", got)
+	}
+}
+
+// checkIdentityEnv says what is wrong with the downward API variables
+// telling c which ServiceAccount it runs as.
+func checkIdentityEnv(c corev1.Container) error {
+	env := envMap(c)
+	for name, path := range map[string]string{auth.EnvPodNamespace: "metadata.namespace", auth.EnvServiceAccount: "spec.serviceAccountName"} {
+		e, ok := env[name]
+		if !ok || e.ValueFrom == nil || e.ValueFrom.FieldRef == nil || e.ValueFrom.FieldRef.FieldPath != path {
+			return fmt.Errorf("%s: %+v, want the downward API's %s", name, e, path)
+		}
+	}
+	return nil
+}
+
+// TestTokenRBAC: each workload's Role allows only create on
+// serviceaccounts/token of its own ServiceAccount, and its RoleBinding binds
+// that Role to that ServiceAccount; both are owned like the workload.
+func TestTokenRBAC(t *testing.T) {
+	apiServer := source(v1alpha1.EventSourceSpec{APIServer: &v1alpha1.APIServerSource{ServiceAccountName: "watcher",
+		Resources: []v1alpha1.APIServerResource{{APIVersion: "v1", Kind: "ConfigMap"}}}})
+	ping := source(v1alpha1.EventSourceSpec{Ping: &v1alpha1.PingSource{Schedule: "@every 10s"}})
+	tests := []struct {
+		name      string
+		role      *rbacv1.Role
+		binding   *rbacv1.RoleBinding
+		wantName  string
+		wantSA    string
+		wantOwner string
+	}{
+		{"dispatcher", DispatcherTokenRole(topic()), DispatcherTokenRoleBinding(topic()), "orders-dispatcher", "orders-dispatcher", "Topic"},
+		{"ping adapter", AdapterTokenRole(ping), AdapterTokenRoleBinding(ping), "tick-source", "tick-source", "EventSource"},
+		{"apiServer adapter", AdapterTokenRole(apiServer), AdapterTokenRoleBinding(apiServer), "tick-source", "watcher", "EventSource"},
+	}
+	for _, tt := range tests {
+		wantRules := []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"serviceaccounts/token"}, ResourceNames: []string{tt.wantSA}, Verbs: []string{"create"}}}
+		if tt.role.Name != tt.wantName || tt.role.Namespace != "shop" || !reflect.DeepEqual(tt.role.Rules, wantRules) {
+			t.Errorf("%s: role %s/%s rules %+v, want %s with %+v", tt.name, tt.role.Namespace, tt.role.Name, tt.role.Rules, tt.wantName, wantRules)
+		}
+		b := tt.binding
+		if b.Name != tt.wantName || b.RoleRef != (rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: tt.wantName}) ||
+			!reflect.DeepEqual(b.Subjects, []rbacv1.Subject{{Kind: "ServiceAccount", Name: tt.wantSA, Namespace: "shop"}}) {
+			t.Errorf("%s: binding %+v", tt.name, b)
+		}
+		for _, refs := range [][]metav1.OwnerReference{tt.role.OwnerReferences, b.OwnerReferences} {
+			if len(refs) != 1 || refs[0].Kind != tt.wantOwner || !*refs[0].Controller {
+				t.Errorf("%s: owner references %+v", tt.name, refs)
+			}
+		}
+		if tt.role.Labels[LabelManagedBy] != ManagedBy || b.Labels[LabelManagedBy] != ManagedBy {
+			t.Errorf("%s: labels %v %v", tt.name, tt.role.Labels, b.Labels)
+		}
+	}
+	if sa := AdapterServiceAccountObject(ping); sa == nil || sa.Name != "tick-source" || sa.Namespace != "shop" {
+		t.Errorf("ping adapter service account %+v", sa)
+	}
+	if sa := AdapterServiceAccountObject(apiServer); sa != nil {
+		t.Errorf("apiServer adapter runs as the user's ServiceAccount, got %+v", sa)
+	}
+	container := source(v1alpha1.EventSourceSpec{Container: &v1alpha1.ContainerSource{}})
+	if AdapterRunsHerald(container) || AdapterServiceAccountObject(container) != nil {
+		t.Error("a container source gets Herald's adapter identity")
+	}
+}
+
+// TestSinkAudienceReachesAdapters: the sink's audience is K_AUDIENCE of a
+// Herald adapter and of every container of a container source.
+func TestSinkAudienceReachesAdapters(t *testing.T) {
+	ping := source(v1alpha1.EventSourceSpec{Ping: &v1alpha1.PingSource{Schedule: "@every 10s"}})
+	container := source(v1alpha1.EventSourceSpec{Container: &v1alpha1.ContainerSource{Template: corev1.PodTemplateSpec{
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "one", Image: "one"}, {Name: "two", Image: "two"}}}}}})
+	const aud = "eventing.herald.dev/topic/shop/orders"
+	for _, s := range []*v1alpha1.EventSource{ping, container} {
+		d, err := AdapterDeployment(s, "http://sink", aud, AdapterConfig{Image: Image{Name: "herald:dev"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range d.Spec.Template.Spec.Containers {
+			if got := envMap(c)[EnvAudience].Value; got != aud {
+				t.Errorf("%s container %s: K_AUDIENCE %q, want %q", s.Spec.Type(), c.Name, got, aud)
+			}
+		}
 	}
 }

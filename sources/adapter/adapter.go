@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/herald-dev/herald/api/v1alpha1"
+	"github.com/herald-dev/herald/internal/auth"
 	"github.com/herald-dev/herald/sources"
 	"github.com/herald-dev/herald/sources/apiserver"
 )
@@ -35,14 +37,24 @@ func Run(ctx context.Context, cfg sources.Config, log *slog.Logger) error {
 		httpLn.Close()
 		return fmt.Errorf("metrics listen: %w", err)
 	}
-	return serve(ctx, cfg, log, httpLn, metricsLn)
+	var tokens auth.TokenSource
+	if cfg.Audience != "" {
+		// The sink expects a token: the Pod's own ServiceAccount's.
+		if tokens, err = auth.NewPodTokenSource(os.Getenv); err != nil {
+			httpLn.Close()
+			metricsLn.Close()
+			return fmt.Errorf("sink audience %s: %w", cfg.Audience, err)
+		}
+	}
+	return serve(ctx, cfg, log, tokens, httpLn, metricsLn)
 }
 
-// serve is Run on listeners the caller opened; it closes them.
-func serve(ctx context.Context, cfg sources.Config, log *slog.Logger, httpLn, metricsLn net.Listener) error {
+// serve is Run on listeners the caller opened, presenting tokens of tokens
+// (nil: none); it closes the listeners.
+func serve(ctx context.Context, cfg sources.Config, log *slog.Logger, tokens auth.TokenSource, httpLn, metricsLn net.Listener) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	opts := sources.Options{Log: log, Registerer: reg}
+	opts := sources.Options{Log: log, Registerer: reg, Tokens: tokens}
 
 	runner, webhook, err := newRunner(cfg, opts)
 	if err != nil {
@@ -87,7 +99,7 @@ func serve(ctx context.Context, cfg sources.Config, log *slog.Logger, httpLn, me
 			cancel()
 		})
 	}
-	log.Info("adapter started", "eventsource", cfg.Namespace+"/"+cfg.Name, "type", string(cfg.Type), "sink", cfg.Sink,
+	log.Info("adapter started", "eventsource", cfg.Namespace+"/"+cfg.Name, "type", string(cfg.Type), "sink", cfg.Sink, "audience", cfg.Audience,
 		"listen", httpLn.Addr().String(), "metrics", metricsLn.Addr().String())
 	wg.Wait()
 	log.Info("adapter stopped")

@@ -81,7 +81,7 @@ func startAdapter(t *testing.T, env map[string]string) (httpURL, metricsURL stri
 	httpLn, metricsLn := listen(t), listen(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- serve(ctx, cfg, slog.New(slog.DiscardHandler), httpLn, metricsLn) }()
+	go func() { done <- serve(ctx, cfg, slog.New(slog.DiscardHandler), nil, httpLn, metricsLn) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {

@@ -89,6 +89,49 @@ spec:
   ports: [{name: http, port: 80, targetPort: http}]
 `
 
+// sinkAuthYAML lets the subscriber of namespace %[1]s review tokens: its
+// ServiceAccount sink is bound the ClusterRole system:auth-delegator
+// (create tokenreviews and subjectaccessreviews).
+const sinkAuthYAML = `apiVersion: v1
+kind: ServiceAccount
+metadata: {name: sink, namespace: %[1]s}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: herald-cluster-sink-%[1]s}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: system:auth-delegator}
+subjects: [{kind: ServiceAccount, name: sink, namespace: %[1]s}]
+`
+
+// requireTokens makes the fixture's subscriber authenticate Herald: it runs
+// as ServiceAccount sink (sinkAuthYAML) with --audience audience and
+// --subject the Topic's dispatcher, answering 401 (counted in
+// sinkStats.Refused) to any request without such a token, and the
+// Subscription's subscriber gets audience, so the dispatcher presents its
+// token. It returns once the subscriber rolled out and the Subscription is
+// Ready at its new generation; the dispatcher applies the plan
+// milliseconds later.
+func (f *fixture) requireTokens(t *testing.T, audience string) {
+	t.Helper()
+	kubectl(t, fmt.Sprintf(sinkAuthYAML, f.ns), "apply", "-f", "-")
+	t.Cleanup(func() {
+		_, _ = run("", env.kubectl, "delete", "clusterrolebinding", "herald-cluster-sink-"+f.ns, "--ignore-not-found")
+	})
+	subject := "system:serviceaccount:" + f.ns + ":" + f.topic + "-dispatcher"
+	patch := fmt.Sprintf(`{"spec":{"template":{"spec":{"serviceAccountName":"sink","containers":[{"name":"sink","args":["--audience=%s","--subject=%s"]}]}}}}`, audience, subject)
+	kubectl(t, "", "-n", f.ns, "patch", "deployment/sink", "--type=strategic", "-p", patch)
+	kubectl(t, "", "-n", f.ns, "rollout", "status", "deployment/sink", "--timeout=120s")
+	kubectl(t, "", "-n", f.ns, "patch", "subscription/sink", "--type=merge", "-p", fmt.Sprintf(`{"spec":{"subscriber":{"audience":%q}}}`, audience))
+	eventually(t, 60*time.Second, "the Subscription to be Ready at its new generation", func() bool {
+		out, err := run("", env.kubectl, "-n", f.ns, "get", "subscription/sink", "-o",
+			`jsonpath={.metadata.generation} {.status.observedGeneration} {.status.conditions[?(@.type=="Ready")].status}`)
+		var gen, observed int
+		var ready string
+		_, _ = fmt.Sscan(out, &gen, &observed, &ready)
+		return err == nil && gen == observed && ready == "True"
+	})
+}
+
 // topicYAML is a Topic with the given spec lines and a Subscription whose
 // subscriber is the Service sink, by ref.
 const topicYAML = `apiVersion: eventing.herald.dev/v1alpha1
@@ -207,7 +250,9 @@ var client = &http.Client{
 	Transport: &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: 30 * time.Second},
 }
 
-type sinkStats struct{ Unique, Duplicates, Total int }
+// sinkStats are the subscriber's counts; Refused counts the requests it
+// answered 401 (see requireTokens).
+type sinkStats struct{ Unique, Duplicates, Total, Refused int }
 
 func (f *fixture) stats(t *testing.T) sinkStats {
 	t.Helper()

@@ -147,7 +147,7 @@ func (r *runner) start(ctx context.Context, d *appsv1.Deployment, p *pod) error 
 	args = append(args, "--listen="+p.httpAddr, "--metrics-listen="+p.metricsAddr)
 	env := []string{"PATH=" + os.Getenv("PATH"), "KUBECONFIG=" + r.kubecfg}
 	for _, e := range c.Env {
-		v, err := r.envValue(ctx, d.Namespace, e)
+		v, err := r.envValue(ctx, d, e)
 		if err != nil {
 			return err
 		}
@@ -175,7 +175,8 @@ func (r *runner) start(ctx context.Context, d *appsv1.Deployment, p *pod) error 
 	return nil
 }
 
-func (r *runner) envValue(ctx context.Context, ns string, e corev1.EnvVar) (string, error) {
+func (r *runner) envValue(ctx context.Context, d *appsv1.Deployment, e corev1.EnvVar) (string, error) {
+	ns := d.Namespace
 	switch {
 	case e.ValueFrom == nil:
 		return e.Value, nil
@@ -188,6 +189,11 @@ func (r *runner) envValue(ctx context.Context, ns string, e corev1.EnvVar) (stri
 		return string(s.Data[ref.Key]), nil
 	case e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "metadata.namespace":
 		return ns, nil
+	case e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "spec.serviceAccountName":
+		if sa := d.Spec.Template.Spec.ServiceAccountName; sa != "" {
+			return sa, nil
+		}
+		return "default", nil
 	}
 	return "", fmt.Errorf("env %s: value source not supported by the e2e runner", e.Name)
 }

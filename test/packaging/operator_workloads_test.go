@@ -46,6 +46,8 @@ func TestOperatorWorkloadsAdmitted(t *testing.T) {
 	readSample(t, "eventing_v1alpha1_topic.yaml", &topic)
 	topic.Namespace = ns
 	add(resources.DispatcherServiceAccount(&topic))
+	add(resources.DispatcherTokenRole(&topic))
+	add(resources.DispatcherTokenRoleBinding(&topic))
 	add(resources.DispatcherService(&topic))
 	add(resources.DispatcherDeployment(&topic, resources.DispatcherConfig{
 		Image: resources.Image{Name: image},
@@ -63,10 +65,16 @@ func TestOperatorWorkloadsAdmitted(t *testing.T) {
 		var es v1alpha1.EventSource
 		readSample(t, f, &es)
 		es.Namespace = ns
-		d, err := resources.AdapterDeployment(&es, "http://orders-dispatcher.shop.svc.cluster.local/shop/orders", resources.AdapterConfig{Image: resources.Image{Name: image}})
+		d, err := resources.AdapterDeployment(&es, "http://orders-dispatcher.shop.svc.cluster.local/shop/orders", "eventing.herald.dev/topic/shop/orders",
+			resources.AdapterConfig{Image: resources.Image{Name: image}})
 		if err != nil {
 			t.Fatalf("%s: %v", f, err)
 		}
+		if sa := resources.AdapterServiceAccountObject(&es); sa != nil {
+			add(sa)
+		}
+		add(resources.AdapterTokenRole(&es))
+		add(resources.AdapterTokenRoleBinding(&es))
 		add(d)
 		if es.Spec.Webhook != nil {
 			add(resources.AdapterService(&es))

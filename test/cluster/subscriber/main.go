@@ -3,26 +3,44 @@
 // with 202 and counts deliveries by event id, and reports the counts.
 //
 //	POST /...     a CloudEvent (binary mode: Ce-Id; structured: the JSON id)
-//	GET  /stats   {"unique":N,"duplicates":N,"total":N}
+//	GET  /stats   {"unique":N,"duplicates":N,"total":N,"refused":N}
 //	GET  /ids     {"<id>":<deliveries>,...}
 //	GET  /healthz ok
+//
+// With --audience it authenticates Herald: a POST must carry
+// Authorization: Bearer with a token that a TokenReview accepts for that
+// audience (and, with --subject, of that user, such as
+// system:serviceaccount:<ns>:<topic>-dispatcher), or it is answered 401
+// and counted in refused, not in the deliveries. The Pod's ServiceAccount
+// then needs create on tokenreviews (the ClusterRole system:auth-delegator).
 package main
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"log"
 	"mime"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"time"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
+	"k8s.io/client-go/rest"
 )
 
 type counter struct {
-	mu    sync.Mutex
-	count map[string]int
-	total int
+	mu      sync.Mutex
+	count   map[string]int
+	total   int
+	refused int
+	// auth, when set, checks the bearer token of every POST.
+	auth *reviewer
 }
 
 func (c *counter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -31,7 +49,7 @@ func (c *counter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, "ok\n")
 	case r.Method == http.MethodGet && r.URL.Path == "/stats":
 		c.mu.Lock()
-		s := map[string]int{"unique": len(c.count), "duplicates": c.total - len(c.count), "total": c.total}
+		s := map[string]int{"unique": len(c.count), "duplicates": c.total - len(c.count), "total": c.total, "refused": c.refused}
 		c.mu.Unlock()
 		writeJSON(w, s)
 	case r.Method == http.MethodGet && r.URL.Path == "/ids":
@@ -43,6 +61,17 @@ func (c *counter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.mu.Unlock()
 		writeJSON(w, ids)
 	case r.Method == http.MethodPost:
+		if c.auth != nil {
+			if err := c.auth.check(r); err != nil {
+				c.mu.Lock()
+				c.refused++
+				c.mu.Unlock()
+				log.Printf("refused: %v", err)
+				w.Header().Set("WWW-Authenticate", "Bearer")
+				http.Error(w, err.Error(), http.StatusUnauthorized)
+				return
+			}
+		}
 		body, err := io.ReadAll(r.Body)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
@@ -75,10 +104,93 @@ func writeJSON(w http.ResponseWriter, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
+// reviewer checks bearer tokens with the TokenReview API, remembering the
+// tokens it accepted for a minute.
+type reviewer struct {
+	client   *http.Client
+	url      string
+	audience string
+	subject  string
+
+	mu       sync.Mutex
+	accepted map[string]time.Time
+}
+
+func newReviewer(cfg *rest.Config, audience, subject string) (*reviewer, error) {
+	hc, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &reviewer{client: hc, url: strings.TrimSuffix(cfg.Host, "/") + "/apis/authentication.k8s.io/v1/tokenreviews",
+		audience: audience, subject: subject, accepted: map[string]time.Time{}}, nil
+}
+
+func (v *reviewer) check(r *http.Request) error {
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || tok == "" {
+		return errors.New("no bearer token")
+	}
+	v.mu.Lock()
+	until, seen := v.accepted[tok]
+	v.mu.Unlock()
+	if seen && time.Now().Before(until) {
+		return nil
+	}
+	body, err := json.Marshal(&authenticationv1.TokenReview{Spec: authenticationv1.TokenReviewSpec{Token: tok, Audiences: []string{v.audience}}})
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(r.Context(), http.MethodPost, v.url, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := v.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("TokenReview: %w", err)
+	}
+	defer resp.Body.Close()
+	var tr authenticationv1.TokenReview
+	if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+		return fmt.Errorf("TokenReview answered %s: %s", resp.Status, b)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&tr); err != nil {
+		return fmt.Errorf("TokenReview: %w", err)
+	}
+	switch st := tr.Status; {
+	case !st.Authenticated:
+		return fmt.Errorf("token refused: %s", st.Error)
+	case !slices.Contains(st.Audiences, v.audience):
+		return fmt.Errorf("token audiences %v lack %s", st.Audiences, v.audience)
+	case v.subject != "" && st.User.Username != v.subject:
+		return fmt.Errorf("token of %s, want %s", st.User.Username, v.subject)
+	}
+	v.mu.Lock()
+	if len(v.accepted) > 10000 {
+		clear(v.accepted)
+	}
+	v.accepted[tok] = time.Now().Add(time.Minute)
+	v.mu.Unlock()
+	return nil
+}
+
 func main() {
 	addr := flag.String("listen", ":8080", "listen address")
+	audience := flag.String("audience", "", "require a bearer token for this audience, checked with TokenReview; empty accepts every request")
+	subject := flag.String("subject", "", "with --audience, require tokens of this user, e.g. system:serviceaccount:<ns>:<topic>-dispatcher")
 	flag.Parse()
-	srv := &http.Server{Addr: *addr, Handler: &counter{count: map[string]int{}}, ReadHeaderTimeout: 10 * time.Second}
-	log.Printf("subscriber listening on %s", *addr)
+	c := &counter{count: map[string]int{}}
+	if *audience != "" {
+		cfg, err := rest.InClusterConfig()
+		if err == nil {
+			c.auth, err = newReviewer(cfg, *audience, *subject)
+		}
+		if err != nil {
+			log.Fatalf("--audience: %v", err)
+		}
+	}
+	srv := &http.Server{Addr: *addr, Handler: c, ReadHeaderTimeout: 10 * time.Second}
+	log.Printf("subscriber listening on %s (audience %q, subject %q)", *addr, *audience, *subject)
 	log.Fatal(srv.ListenAndServe())
 }
