@@ -37,7 +37,9 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
@@ -74,6 +76,12 @@ type Config struct {
 	ProgressInterval time.Duration
 	// Workers is the number of concurrent reconciles per kind.
 	Workers int
+	// DispatcherNATSSource is the Secret the dispatchers' NATS files are
+	// copied from into each Topic's namespace when Dispatcher.NATS.Copied.
+	DispatcherNATSSource types.NamespacedName
+	// DispatcherNATSCAFile is the CA bundle added to the copies as ca.crt
+	// when the source has none; empty for none.
+	DispatcherNATSCAFile string
 }
 
 func (c Config) withDefaults() Config {
@@ -102,7 +110,7 @@ func Setup(ctx context.Context, mgr manager.Manager, prov *provision.Provisioner
 	resolver := &Resolver{Reader: mgr.GetClient(), ClusterDomain: cfg.ClusterDomain}
 	recorder := mgr.GetEventRecorder(resources.ManagedBy)
 	if err := (&TopicReconciler{
-		Client: mgr.GetClient(), Provisioner: prov, Resolver: resolver, Recorder: recorder, Config: cfg,
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Provisioner: prov, Resolver: resolver, Recorder: recorder, Config: cfg,
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("topic controller: %w", err)
 	}
@@ -124,8 +132,8 @@ func Setup(ctx context.Context, mgr manager.Manager, prov *provision.Provisioner
 	return nil
 }
 
-// CacheByObject limits the manager's cache of Deployments to those the
-// operator manages, so a large cluster's workloads are not held in memory.
+// CacheByObject limits the manager's cache of Deployments and
+// NetworkPolicies to those the operator manages, so a large cluster's workloads are not held in memory.
 // Services are cached in full: the resolver reads any Service a Destination
 // refers to. ServiceAccounts are cached in full too, without their
 // managedFields: apiServer sources run as a ServiceAccount the user
@@ -134,7 +142,8 @@ func Setup(ctx context.Context, mgr manager.Manager, prov *provision.Provisioner
 func CacheByObject() map[client.Object]cache.ByObject {
 	managed := labels.SelectorFromSet(labels.Set{resources.LabelManagedBy: resources.ManagedBy})
 	return map[client.Object]cache.ByObject{
-		&appsv1.Deployment{}:     {Label: managed},
-		&corev1.ServiceAccount{}: {Transform: cache.TransformStripManagedFields()},
+		&appsv1.Deployment{}:          {Label: managed},
+		&networkingv1.NetworkPolicy{}: {Label: managed},
+		&corev1.ServiceAccount{}:      {Transform: cache.TransformStripManagedFields()},
 	}
 }

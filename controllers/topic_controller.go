@@ -10,6 +10,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -45,7 +46,10 @@ import (
 // deleted Subscriptions are pruned. The Subscription reconciler only
 // reports on its Subscription.
 type TopicReconciler struct {
-	Client      client.Client
+	Client client.Client
+	// APIReader reads what the manager does not cache: the source of the
+	// dispatchers' NATS files.
+	APIReader   client.Reader
 	Provisioner *provision.Provisioner
 	Resolver    *Resolver
 	Recorder    events.EventRecorder
@@ -205,9 +209,9 @@ func refusedByJetStream(err error) bool {
 	return errors.Is(err, provision.ErrRefused) || jserr.Classify(err) == jserr.Refused
 }
 
-// reconcileDispatcher applies the dispatcher ServiceAccount, Service and
-// Deployment, with the signing Secrets of the Topic's Subscriptions
-// mounted, and reports the Deployment's availability.
+// reconcileDispatcher applies the dispatcher ServiceAccount, Service,
+// NATS Secret, NetworkPolicy and Deployment, with the signing Secrets of the
+// Topic's Subscriptions mounted, and reports the Deployment's availability.
 func (r *TopicReconciler) reconcileDispatcher(ctx context.Context, t *v1alpha1.Topic, conds conditions) error {
 	signing, err := r.signingSecrets(ctx, t)
 	if err != nil {
@@ -219,6 +223,10 @@ func (r *TopicReconciler) reconcileDispatcher(ctx context.Context, t *v1alpha1.T
 			conds.setFalse(v1alpha1.ConditionDispatcherAvailable, v1alpha1.ReasonProgressing, "%v", err)
 			return err
 		}
+	}
+	if err := r.reconcileDispatcherAccess(ctx, t); err != nil {
+		conds.setFalse(v1alpha1.ConditionDispatcherAvailable, v1alpha1.ReasonProgressing, "%v", err)
+		return err
 	}
 	t.Status.Address = &v1alpha1.Addressable{URL: resources.DispatcherAddress(t, r.Config.ClusterDomain)}
 	var dep appsv1.Deployment
@@ -278,6 +286,7 @@ func (r *TopicReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&appsv1.Deployment{}).
 		Owns(&corev1.Service{}).
 		Owns(&corev1.ServiceAccount{}).
+		Owns(&networkingv1.NetworkPolicy{}).
 		Watches(&v1alpha1.Subscription{},
 			handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
 				s := o.(*v1alpha1.Subscription)

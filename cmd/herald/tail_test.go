@@ -74,7 +74,7 @@ func TestTailPrintsStoredEvents(t *testing.T) {
 	var out bytes.Buffer
 	tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if err := runTail(tctx, tailConfig{toolNATS: toolNATS{NATSURL: s.ClientURL()}, Namespace: "shop", Topic: "orders-dlq", From: "earliest", Count: 1}, &out); err != nil {
+	if err := runTail(tctx, tailConfig{toolNATS: toolNATS{natsConfig{NATSURL: s.ClientURL()}}, Namespace: "shop", Topic: "orders-dlq", From: "earliest", Count: 1}, &out); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"id: 42", "type: com.example.order.created", "knativeerrorcode: 500", "subject: café", `"order": 42`} {
@@ -82,7 +82,7 @@ func TestTailPrintsStoredEvents(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}
 	}
-	err = runTail(tctx, tailConfig{toolNATS: toolNATS{NATSURL: s.ClientURL()}, Namespace: "shop", Topic: "missing", From: "new", Count: 1}, &out)
+	err = runTail(tctx, tailConfig{toolNATS: toolNATS{natsConfig{NATSURL: s.ClientURL()}}, Namespace: "shop", Topic: "missing", From: "new", Count: 1}, &out)
 	if err == nil || !strings.Contains(err.Error(), "topic shop/missing has no stream") {
 		t.Errorf("missing topic: err = %v", err)
 	}
