@@ -1,8 +1,9 @@
 // Package controllers holds Herald's reconcilers.
 //
-//   - Topic: the JetStream stream, the dispatcher ServiceAccount, Deployment
-//     and Service, and the Topic's dispatch plan and consumers. It is the
-//     only writer of the plan key and of the consumers of its Subscriptions.
+//   - Topic: the JetStream stream, the dispatcher ServiceAccount, Deployment,
+//     Service, NetworkPolicy and copy of the NATS Secret, and the Topic's
+//     dispatch plan and consumers. It is the only writer of the plan key and
+//     of the consumers of its Subscriptions.
 //   - Subscription: resolves its Destinations, checks that its spec compiles,
 //     reports whether the Topic published its current generation, and its
 //     consumer's lag; its finalizer deletes the consumer.
@@ -24,8 +25,10 @@
 // Topic's dead-letter sink refer to (field indexes); EventSources watch the
 // Topics and Services their sink refers to and, for apiServer sources, the
 // creation and deletion of the ServiceAccount they run as (field index).
-// Owned Deployments, Services and ServiceAccounts are watched, so drift is
-// repaired at once. RBAC is not watched: an apiServer source whose
+// Owned Deployments, Services, ServiceAccounts and NetworkPolicies are
+// watched, so drift is repaired at once; the copies of the dispatchers' NATS
+// Secret are not (the manager may not read Secrets) and are applied again on
+// every Topic reconcile. RBAC is not watched: an apiServer source whose
 // ServiceAccount is denied access (SubjectAccessReview) is checked again
 // every RefreshInterval.
 package controllers

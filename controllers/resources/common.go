@@ -1,5 +1,6 @@
 // Package resources builds the Kubernetes objects the Herald operator owns:
-// each Topic's dispatcher ServiceAccount, Deployment and Service, and each
+// each Topic's dispatcher ServiceAccount, Deployment, Service, NetworkPolicy
+// and copy of the dispatchers' NATS Secret, and each
 // EventSource's adapter Deployment (and Service for webhooks). The builders
 // are pure: desired state in, complete object out, so they are tested
 // without a cluster and applied with server-side apply.
