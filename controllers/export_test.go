@@ -20,3 +20,9 @@ func TopicPublishPolicy(ctx context.Context, c client.Client, mode plan.PublishM
 	}
 	return pol, publishPolicyStatus(pol, selected), nil
 }
+
+// ReconcileDispatcherAccess runs the dispatcher access step of r on t, for
+// the envtest suite.
+func (r *TopicReconciler) ReconcileDispatcherAccess(ctx context.Context, t *v1alpha1.Topic) error {
+	return r.reconcileDispatcherAccess(ctx, t)
+}

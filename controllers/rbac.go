@@ -7,6 +7,15 @@ package controllers
 //   - Deployments, Services and ServiceAccounts: the dispatcher and adapter
 //     objects it applies; Services are also read by the resolver.
 //   - Namespaces: read, to resolve Topic publishers' namespaceSelectors.
+//   - NetworkPolicies: each dispatcher's (--dispatcher-network-policy).
+//   - Secrets: create and patch only, to write each Topic's copy of the
+//     dispatchers' NATS files (--dispatcher-nats-source) by server-side
+//     apply. Without get, list or watch the manager cannot read any Secret
+//     through this role; the one it copies from is granted by a Role in its
+//     own namespace with get on that name alone (the chart's
+//     <release>-nats-source Role). The copies are not watched: a Topic
+//     applies its copy on every reconcile, RefreshInterval included, so a
+//     deleted or edited copy, or a changed source, is repaired within it.
 //   - Events (events.k8s.io): recorded on transitions.
 //   - SubjectAccessReviews: whether an apiServer source's ServiceAccount may
 //     get, list and watch the resources it watches. Creating one grants
@@ -52,6 +61,8 @@ package controllers
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=services;serviceaccounts,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=create;patch
+// +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=authorization.k8s.io,resources=subjectaccessreviews,verbs=create
 // +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings,verbs=get;list;watch;create;update;patch;delete

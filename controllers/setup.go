@@ -1,7 +1,8 @@
 // Package controllers holds Herald's reconcilers.
 //
-//   - Topic: the JetStream stream, the dispatcher ServiceAccount, Deployment
-//     and Service, and the Topic's dispatch plan (with its publish policy,
+//   - Topic: the JetStream stream, the dispatcher ServiceAccount, token Role
+//     and RoleBinding, Deployment, Service, NetworkPolicy and copy of the
+//     NATS Secret, and the Topic's dispatch plan (with its publish policy,
 //     from spec.publishers or Config.DefaultPublishMode) and consumers. It
 //     is the only writer of the plan key and of the consumers of its
 //     Subscriptions.
@@ -27,8 +28,10 @@
 // Topic's dead-letter sink refer to (field indexes); EventSources watch the
 // Topics and Services their sink refers to and, for apiServer sources, the
 // creation and deletion of the ServiceAccount they run as (field index).
-// Owned Deployments, Services and ServiceAccounts are watched, so drift is
-// repaired at once. RBAC is not watched: an apiServer source whose
+// Owned Deployments, Services, ServiceAccounts and NetworkPolicies are
+// watched, so drift is repaired at once; the copies of the dispatchers' NATS
+// Secret are not (the manager may not read Secrets) and are applied again on
+// every Topic reconcile. RBAC is not watched: an apiServer source whose
 // ServiceAccount is denied access (SubjectAccessReview) is checked again
 // every RefreshInterval.
 package controllers
@@ -40,8 +43,10 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
@@ -83,6 +88,12 @@ type Config struct {
 	// DefaultPublishMode is the publish policy of Topics without
 	// spec.publishers; empty means compiler.DefaultPublishMode.
 	DefaultPublishMode plan.PublishMode
+	// DispatcherNATSSource is the Secret the dispatchers' NATS files are
+	// copied from into each Topic's namespace when Dispatcher.NATS.Copied.
+	DispatcherNATSSource types.NamespacedName
+	// DispatcherNATSCAFile is the CA bundle added to the copies as ca.crt
+	// when the source has none; empty for none.
+	DispatcherNATSCAFile string
 }
 
 func (c Config) withDefaults() Config {
@@ -114,7 +125,7 @@ func Setup(ctx context.Context, mgr manager.Manager, prov *provision.Provisioner
 	resolver := &Resolver{Reader: mgr.GetClient(), ClusterDomain: cfg.ClusterDomain}
 	recorder := mgr.GetEventRecorder(resources.ManagedBy)
 	if err := (&TopicReconciler{
-		Client: mgr.GetClient(), Provisioner: prov, Resolver: resolver, Recorder: recorder, Config: cfg,
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Provisioner: prov, Resolver: resolver, Recorder: recorder, Config: cfg,
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("topic controller: %w", err)
 	}
@@ -136,8 +147,8 @@ func Setup(ctx context.Context, mgr manager.Manager, prov *provision.Provisioner
 	return nil
 }
 
-// CacheByObject limits the manager's cache of Deployments to those the
-// operator manages, so a large cluster's workloads are not held in memory.
+// CacheByObject limits the manager's cache of Deployments and
+// NetworkPolicies to those the operator manages, so a large cluster's workloads are not held in memory.
 // Services are cached in full: the resolver reads any Service a Destination
 // refers to. ServiceAccounts are cached in full too, without their
 // managedFields: apiServer sources run as a ServiceAccount the user
@@ -148,10 +159,11 @@ func Setup(ctx context.Context, mgr manager.Manager, prov *provision.Provisioner
 func CacheByObject() map[client.Object]cache.ByObject {
 	managed := labels.SelectorFromSet(labels.Set{resources.LabelManagedBy: resources.ManagedBy})
 	return map[client.Object]cache.ByObject{
-		&appsv1.Deployment{}:     {Label: managed},
-		&rbacv1.Role{}:           {Label: managed},
-		&rbacv1.RoleBinding{}:    {Label: managed},
-		&corev1.ServiceAccount{}: {Transform: cache.TransformStripManagedFields()},
-		&corev1.Namespace{}:      {Transform: cache.TransformStripManagedFields()},
+		&appsv1.Deployment{}:          {Label: managed},
+		&networkingv1.NetworkPolicy{}: {Label: managed},
+		&rbacv1.Role{}:                {Label: managed},
+		&rbacv1.RoleBinding{}:         {Label: managed},
+		&corev1.ServiceAccount{}:      {Transform: cache.TransformStripManagedFields()},
+		&corev1.Namespace{}:           {Transform: cache.TransformStripManagedFields()},
 	}
 }

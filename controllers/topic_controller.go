@@ -10,6 +10,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -47,7 +48,10 @@ import (
 // deleted Subscriptions are pruned. The Subscription reconciler only
 // reports on its Subscription.
 type TopicReconciler struct {
-	Client      client.Client
+	Client client.Client
+	// APIReader reads what the manager does not cache: the source of the
+	// dispatchers' NATS files.
+	APIReader   client.Reader
 	Provisioner *provision.Provisioner
 	Resolver    *Resolver
 	Recorder    events.EventRecorder
@@ -221,9 +225,9 @@ func refusedByJetStream(err error) bool {
 }
 
 // reconcileDispatcher applies the dispatcher ServiceAccount, the Role and
-// RoleBinding letting it mint its own tokens, Service and Deployment, with
-// the signing Secrets of the Topic's Subscriptions
-// mounted, and reports the Deployment's availability.
+// RoleBinding letting it mint its own tokens, Service, NATS Secret,
+// NetworkPolicy and Deployment, with the signing Secrets of the Topic's
+// Subscriptions mounted, and reports the Deployment's availability.
 func (r *TopicReconciler) reconcileDispatcher(ctx context.Context, t *v1alpha1.Topic, conds conditions) error {
 	signing, err := r.signingSecrets(ctx, t)
 	if err != nil {
@@ -236,6 +240,10 @@ func (r *TopicReconciler) reconcileDispatcher(ctx context.Context, t *v1alpha1.T
 			conds.setFalse(v1alpha1.ConditionDispatcherAvailable, v1alpha1.ReasonProgressing, "%v", err)
 			return err
 		}
+	}
+	if err := r.reconcileDispatcherAccess(ctx, t); err != nil {
+		conds.setFalse(v1alpha1.ConditionDispatcherAvailable, v1alpha1.ReasonProgressing, "%v", err)
+		return err
 	}
 	t.Status.Address = &v1alpha1.Addressable{
 		URL:      resources.DispatcherAddress(t, r.Config.ClusterDomain),
@@ -301,6 +309,7 @@ func (r *TopicReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&corev1.ServiceAccount{}).
 		Owns(&rbacv1.Role{}).
 		Owns(&rbacv1.RoleBinding{}).
+		Owns(&networkingv1.NetworkPolicy{}).
 		Watches(&v1alpha1.Subscription{},
 			handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
 				s := o.(*v1alpha1.Subscription)

@@ -15,7 +15,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -43,6 +45,11 @@ type managerConfig struct {
 	// DispatcherNATSSecret names the Secret, in each Topic's namespace,
 	// holding the dispatchers' copies of the NATS files (resources.NATS).
 	DispatcherNATSSecret string
+	// DispatcherNATSSource is the Secret, "namespace/name", the manager
+	// copies into each Topic's namespace for its dispatchers instead.
+	DispatcherNATSSource types.NamespacedName
+	// NetworkPolicy restricts traffic to dispatcher Pods.
+	NetworkPolicy resources.NetworkPolicy
 	// Image is Herald's image as dispatcher and adapter Deployments run it.
 	Image resources.Image
 	// ClusterDomain is the cluster's DNS domain.
@@ -87,11 +94,21 @@ func parseManagerConfig(args []string, getenv func(string) string) (managerConfi
 		pullPolicy  string
 		pullSecrets string
 		publishMode string
+		natsSource  string
+		metricsNS   string
 	)
 	c.registerNATSFlags(fs, getenv)
 	fs.StringVar(&c.DispatcherNATSSecret, "dispatcher-nats-secret", getenv("HERALD_DISPATCHER_NATS_SECRET"),
 		"Secret in each Topic's namespace with the dispatchers' NATS files: keys nats.creds, ca.crt, tls.crt, tls.key, "+
 			"as the manager's own --nats-* flags ask ($HERALD_DISPATCHER_NATS_SECRET)")
+	fs.StringVar(&natsSource, "dispatcher-nats-source", getenv("HERALD_DISPATCHER_NATS_SOURCE"),
+		"Secret (namespace/name) the manager copies into each Topic's namespace for its dispatchers, keys as --dispatcher-nats-secret; "+
+			"excludes --dispatcher-nats-secret ($HERALD_DISPATCHER_NATS_SOURCE)")
+	fs.BoolVar(&c.NetworkPolicy.Enabled, "dispatcher-network-policy", getenv("HERALD_DISPATCHER_NETWORK_POLICY") == "true",
+		"give each dispatcher a NetworkPolicy: its ingress port open, its metrics port open to --metrics-namespace-selector only ($HERALD_DISPATCHER_NETWORK_POLICY)")
+	fs.StringVar(&metricsNS, "metrics-namespace-selector", getenv("HERALD_METRICS_NAMESPACE_SELECTOR"),
+		"label selector of the namespaces that may scrape dispatcher metrics under --dispatcher-network-policy, "+
+			"e.g. kubernetes.io/metadata.name=monitoring; empty for none ($HERALD_METRICS_NAMESPACE_SELECTOR)")
 	fs.StringVar(&c.Image.Name, "image", getenv("HERALD_IMAGE"), "Herald image for dispatcher and adapter Deployments ($HERALD_IMAGE)")
 	fs.StringVar(&pullPolicy, "image-pull-policy", getenv("HERALD_IMAGE_PULL_POLICY"),
 		"imagePullPolicy of dispatcher and adapter containers: Always, IfNotPresent or Never; empty for Kubernetes' default ($HERALD_IMAGE_PULL_POLICY)")
@@ -115,6 +132,20 @@ func parseManagerConfig(args []string, getenv func(string) string) (managerConfi
 		return managerConfig{}, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
 	c.Namespaces = splitList(namespaces)
+	if natsSource != "" {
+		ns, name, ok := strings.Cut(natsSource, "/")
+		if !ok || ns == "" || name == "" || strings.Contains(name, "/") {
+			return managerConfig{}, fmt.Errorf("--dispatcher-nats-source %q: want namespace/name", natsSource)
+		}
+		c.DispatcherNATSSource = types.NamespacedName{Namespace: ns, Name: name}
+	}
+	if metricsNS != "" {
+		sel, err := metav1.ParseToLabelSelector(metricsNS)
+		if err != nil {
+			return managerConfig{}, fmt.Errorf("--metrics-namespace-selector: %w", err)
+		}
+		c.NetworkPolicy.MetricsNamespaces = sel
+	}
 	c.Image.PullPolicy = corev1.PullPolicy(pullPolicy)
 	c.Image.PullSecrets = splitList(pullSecrets)
 	lvl, err := logFlags.Level()
@@ -143,8 +174,12 @@ func (c managerConfig) validate() error {
 	if c.ClusterDomain == "" {
 		errs = append(errs, errors.New("--cluster-domain must not be empty"))
 	}
-	if (c.NATSCreds != "" || c.NATSTLSCA != "" || c.NATSTLSCert != "") && c.DispatcherNATSSecret == "" {
-		errs = append(errs, errors.New("with NATS credentials or TLS files, --dispatcher-nats-secret must name the Secret dispatchers read theirs from"))
+	copied := c.DispatcherNATSSource.Name != ""
+	switch {
+	case copied && c.DispatcherNATSSecret != "":
+		errs = append(errs, errors.New("--dispatcher-nats-secret and --dispatcher-nats-source exclude each other"))
+	case (c.NATSCreds != "" || c.NATSUser != "" || c.NATSTLSCA != "" || c.NATSTLSCert != "") && c.DispatcherNATSSecret == "" && !copied:
+		errs = append(errs, errors.New("with NATS credentials or TLS files, --dispatcher-nats-secret or --dispatcher-nats-source must name the Secret dispatchers read theirs from"))
 	}
 	switch c.PlanReplicas {
 	case 1, 3, 5:
@@ -163,13 +198,18 @@ func (c managerConfig) controllersConfig() controllers.Config {
 			NATS: resources.NATS{
 				URL:       c.NATSURL,
 				Secret:    c.DispatcherNATSSecret,
+				Copied:    c.DispatcherNATSSource.Name != "",
 				Creds:     c.NATSCreds != "",
+				Password:  c.NATSUser != "",
 				TLSCA:     c.NATSTLSCA != "",
 				TLSClient: c.NATSTLSCert != "",
 			},
+			NetworkPolicy: c.NetworkPolicy,
 		},
-		Adapter:            resources.AdapterConfig{Image: c.Image},
-		DefaultPublishMode: c.DefaultPublishMode,
+		Adapter:              resources.AdapterConfig{Image: c.Image},
+		DefaultPublishMode:   c.DefaultPublishMode,
+		DispatcherNATSSource: c.DispatcherNATSSource,
+		DispatcherNATSCAFile: c.NATSTLSCA,
 	}
 }
 

@@ -60,6 +60,35 @@ func TestParseManagerConfig(t *testing.T) {
 				}
 			},
 		},
+		{
+			name: "user and password copied to dispatchers",
+			args: []string{"--nats-user", "herald-manager", "--nats-password-file", "/etc/herald/nats/password", "--nats-tls-ca", "/etc/herald/nats/ca.crt",
+				"--dispatcher-nats-source", "herald-system/herald-nats-dispatcher", "--dispatcher-network-policy",
+				"--metrics-namespace-selector", "kubernetes.io/metadata.name=monitoring"},
+			env: base,
+			check: func(t *testing.T, c managerConfig) {
+				cc := c.controllersConfig()
+				n := cc.Dispatcher.NATS
+				if n.Secret != "" || !n.Copied || !n.Password || !n.TLSCA || n.Creds || n.TLSClient {
+					t.Errorf("dispatcher NATS %+v", n)
+				}
+				if cc.DispatcherNATSSource.String() != "herald-system/herald-nats-dispatcher" || cc.DispatcherNATSCAFile != "/etc/herald/nats/ca.crt" {
+					t.Errorf("source %s, CA file %q", cc.DispatcherNATSSource, cc.DispatcherNATSCAFile)
+				}
+				np := cc.Dispatcher.NetworkPolicy
+				if !np.Enabled || np.MetricsNamespaces == nil || np.MetricsNamespaces.MatchLabels["kubernetes.io/metadata.name"] != "monitoring" {
+					t.Errorf("network policy %+v", np)
+				}
+			},
+		},
+		{name: "user without password file", args: []string{"--nats-user", "m", "--dispatcher-nats-source", "a/b"}, env: base, wantErr: "go together"},
+		{name: "user and creds", args: []string{"--nats-user", "m", "--nats-password-file", "/p", "--nats-creds", "/c", "--dispatcher-nats-source", "a/b"},
+			env: base, wantErr: "exclude each other"},
+		{name: "user without dispatcher secret", args: []string{"--nats-user", "m", "--nats-password-file", "/p"}, env: base, wantErr: "--dispatcher-nats-source"},
+		{name: "secret and source", args: []string{"--nats-tls-ca", "/c", "--dispatcher-nats-secret", "s", "--dispatcher-nats-source", "a/b"},
+			env: base, wantErr: "exclude each other"},
+		{name: "source without namespace", args: []string{"--dispatcher-nats-source", "b"}, env: base, wantErr: "want namespace/name"},
+		{name: "bad metrics selector", args: []string{"--metrics-namespace-selector", "a in (b"}, env: base, wantErr: "--metrics-namespace-selector"},
 		{name: "verbosity number", args: []string{"--log-level", "2"}, env: base,
 			check: func(t *testing.T, c managerConfig) {
 				if c.LogLevel != slog.Level(-2) {

@@ -3,10 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -74,7 +77,7 @@ func TestTailPrintsStoredEvents(t *testing.T) {
 	var out bytes.Buffer
 	tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if err := runTail(tctx, tailConfig{toolNATS: toolNATS{NATSURL: s.ClientURL()}, Namespace: "shop", Topic: "orders-dlq", From: "earliest", Count: 1}, &out); err != nil {
+	if err := runTail(tctx, tailConfig{toolNATS: toolNATS{natsConfig{NATSURL: s.ClientURL()}}, Namespace: "shop", Topic: "orders-dlq", From: "earliest", Count: 1}, &out); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"id: 42", "type: com.example.order.created", "knativeerrorcode: 500", "subject: café", `"order": 42`} {
@@ -82,8 +85,42 @@ func TestTailPrintsStoredEvents(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}
 	}
-	err = runTail(tctx, tailConfig{toolNATS: toolNATS{NATSURL: s.ClientURL()}, Namespace: "shop", Topic: "missing", From: "new", Count: 1}, &out)
+	err = runTail(tctx, tailConfig{toolNATS: toolNATS{natsConfig{NATSURL: s.ClientURL()}}, Namespace: "shop", Topic: "missing", From: "new", Count: 1}, &out)
 	if err == nil || !strings.Contains(err.Error(), "topic shop/missing has no stream") {
 		t.Errorf("missing topic: err = %v", err)
+	}
+}
+
+// TestToolNATSPassword logs a tool in with --nats-user and
+// --nats-password-file, and reports a missing password file before
+// connecting.
+func TestToolNATSPassword(t *testing.T) {
+	opts := &server.Options{Host: "127.0.0.1", Port: -1, NoSigs: true,
+		Users: []*server.User{{Username: "herald-manager", Password: "s3cret"}}}
+	s, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	t.Cleanup(s.Shutdown)
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server did not start")
+	}
+	file := filepath.Join(t.TempDir(), "password")
+	if err := os.WriteFile(file, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ok := toolNATS{natsConfig{NATSURL: s.ClientURL(), NATSUser: "herald-manager", NATSPasswordFile: file}}
+	nc, _, err := ok.connect("test")
+	if err != nil {
+		t.Fatalf("log in with the password file: %v", err)
+	}
+	nc.Close()
+	if _, _, err := (toolNATS{natsConfig{NATSURL: s.ClientURL()}}).connect("test"); err == nil {
+		t.Error("connected without the password")
+	}
+	missing := toolNATS{natsConfig{NATSURL: s.ClientURL(), NATSUser: "herald-manager", NATSPasswordFile: file + ".gone"}}
+	if _, _, err := missing.connect("test"); err == nil || !strings.Contains(err.Error(), "--nats-password-file") {
+		t.Errorf("missing password file: %v", err)
 	}
 }

@@ -1,8 +1,9 @@
 // Package resources builds the Kubernetes objects the Herald operator owns:
 // each Topic's dispatcher ServiceAccount, token Role and RoleBinding,
-// Deployment and Service, and each EventSource's adapter Deployment (with,
-// for Herald's adapters, a token Role and RoleBinding, and for ping and
-// webhook sources a ServiceAccount; for webhooks a Service). The builders
+// Deployment, Service, NetworkPolicy and copy of the dispatchers' NATS
+// Secret, and each EventSource's adapter Deployment (with, for Herald's
+// adapters, a token Role and RoleBinding, and for ping and webhook sources
+// a ServiceAccount; for webhooks a Service). The builders
 // are pure: desired state in, complete object out, so they are tested
 // without a cluster and applied with server-side apply.
 package resources

@@ -27,6 +27,9 @@ const (
 	EnvNATSTLSCA   = "NATS_TLS_CA"
 	EnvNATSTLSCert = "NATS_TLS_CERT"
 	EnvNATSTLSKey  = "NATS_TLS_KEY"
+	EnvNATSUser    = "NATS_USER"
+	// EnvNATSPasswordFile names the file holding the NATS user's password.
+	EnvNATSPasswordFile = "NATS_PASSWORD_FILE"
 )
 
 // Keys of the dispatcher NATS Secret (NATS.Secret) and where they are mounted.
@@ -35,6 +38,10 @@ const (
 	NATSSecretKeyTLSCA   = "ca.crt"
 	NATSSecretKeyTLSCert = "tls.crt"
 	NATSSecretKeyTLSKey  = "tls.key"
+	// NATSSecretKeyUser and NATSSecretKeyPassword are the dispatchers' NATS
+	// user and password, as in a kubernetes.io/basic-auth Secret.
+	NATSSecretKeyUser     = corev1.BasicAuthUsernameKey
+	NATSSecretKeyPassword = corev1.BasicAuthPasswordKey
 
 	natsSecretVolume = "nats"
 	natsSecretDir    = "/etc/herald/nats"
@@ -57,19 +64,29 @@ const (
 // NATS says how dispatchers reach NATS.
 //
 // A Secret cannot be referenced across namespaces, so credentials and TLS
-// files come from a Secret named Secret that must exist in each Topic's
-// namespace (for example copied there by the cluster's secret tooling), with
-// the keys nats.creds, ca.crt, tls.crt and tls.key as the flags below ask.
-// The Secret is mounted read-only at /etc/herald/nats; a missing Secret keeps
-// the dispatcher Pod from starting, which DispatcherAvailable reports.
+// files come from a Secret in each Topic's namespace, with the keys
+// nats.creds, username, password, ca.crt, tls.crt and tls.key as the fields
+// below ask: either the operator's copy of them, named
+// DispatcherNATSSecretName and owned by the Topic (Copied), or a Secret named
+// Secret that the cluster's secret tooling puts into every namespace with
+// Topics. The Secret is mounted read-only at /etc/herald/nats; a missing
+// Secret keeps the dispatcher Pod from starting, which DispatcherAvailable
+// reports.
 type NATS struct {
 	// URL of the NATS servers, comma-separated.
 	URL string
 	// Secret is the name of the Secret holding the files below, in the Topic's
-	// namespace. Empty when NATS needs neither credentials nor TLS files.
+	// namespace. Empty when NATS needs neither credentials nor TLS files, or
+	// when they are Copied.
 	Secret string
+	// Copied mounts the Topic's DispatcherNATSSecret, which the operator
+	// writes, instead of Secret.
+	Copied bool
 	// Creds mounts the key nats.creds as the credentials file.
 	Creds bool
+	// Password logs in as the user in the key username with the password in
+	// the key password, mounted as a file.
+	Password bool
 	// TLSCA mounts the key ca.crt as the CA bundle for the server's certificate.
 	TLSCA bool
 	// TLSClient mounts tls.crt and tls.key as the client certificate.
@@ -82,6 +99,8 @@ type DispatcherConfig struct {
 	Image Image
 	// NATS says how to reach NATS.
 	NATS NATS
+	// NetworkPolicy says how traffic to dispatcher Pods is restricted.
+	NetworkPolicy NetworkPolicy
 }
 
 // SigningSecret is the Secret holding the signing keys of one of a Topic's
@@ -210,7 +229,7 @@ func DispatcherDeployment(t *v1alpha1.Topic, cfg DispatcherConfig, signing []Sig
 			resources = *d.Resources.DeepCopy()
 		}
 	}
-	env, mounts, volumes := natsEnv(cfg.NATS)
+	env, mounts, volumes := natsEnv(cfg.NATS, t.Name)
 	env = append(env, podIdentityEnv()...)
 	args := []string{"dispatcher", "--topics", t.Namespace + "/" + t.Name}
 	port, scheme := PortNameHTTP, corev1.URIScheme("")
@@ -287,11 +306,33 @@ func DispatcherDeployment(t *v1alpha1.Topic, cfg DispatcherConfig, signing []Sig
 	}
 }
 
-// natsEnv is the dispatcher's NATS environment and the Secret volume
-// carrying its credentials and TLS files.
-func natsEnv(n NATS) ([]corev1.EnvVar, []corev1.VolumeMount, []corev1.Volume) {
+// DispatcherNATSSecretName is the name of the operator's copy of the
+// dispatchers' NATS files in a Topic's namespace (NATS.Copied).
+func DispatcherNATSSecretName(topic string) string { return DispatcherName(topic) + "-nats" }
+
+// DispatcherNATSSecret is the operator's copy of the dispatchers' NATS files
+// for Topic t (NATS.Copied): data under DispatcherNATSSecretName, owned by t
+// so that it goes with the Topic.
+func DispatcherNATSSecret(t *v1alpha1.Topic, data map[string][]byte) *corev1.Secret {
+	meta := dispatcherMeta(t)
+	meta.Name = DispatcherNATSSecretName(t.Name)
+	return &corev1.Secret{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
+		ObjectMeta: meta,
+		Type:       corev1.SecretTypeOpaque,
+		Data:       data,
+	}
+}
+
+// natsEnv is the environment of topic's dispatcher for NATS and the Secret
+// volume carrying its credentials and TLS files.
+func natsEnv(n NATS, topic string) ([]corev1.EnvVar, []corev1.VolumeMount, []corev1.Volume) {
 	env := []corev1.EnvVar{{Name: EnvNATSURL, Value: n.URL}}
-	if n.Secret == "" || !(n.Creds || n.TLSCA || n.TLSClient) {
+	secret := n.Secret
+	if n.Copied {
+		secret = DispatcherNATSSecretName(topic)
+	}
+	if secret == "" || !(n.Creds || n.Password || n.TLSCA || n.TLSClient) {
 		return env, nil, nil
 	}
 	var items []corev1.KeyToPath
@@ -301,6 +342,12 @@ func natsEnv(n NATS) ([]corev1.EnvVar, []corev1.VolumeMount, []corev1.Volume) {
 	}
 	if n.Creds {
 		file(EnvNATSCreds, NATSSecretKeyCreds)
+	}
+	if n.Password {
+		env = append(env, corev1.EnvVar{Name: EnvNATSUser, ValueFrom: &corev1.EnvVarSource{
+			SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: secret}, Key: NATSSecretKeyUser},
+		}})
+		file(EnvNATSPasswordFile, NATSSecretKeyPassword)
 	}
 	if n.TLSCA {
 		file(EnvNATSTLSCA, NATSSecretKeyTLSCA)
@@ -313,7 +360,7 @@ func natsEnv(n NATS) ([]corev1.EnvVar, []corev1.VolumeMount, []corev1.Volume) {
 	volumes := []corev1.Volume{{
 		Name: natsSecretVolume,
 		VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
-			SecretName:  n.Secret,
+			SecretName:  secret,
 			Items:       items,
 			DefaultMode: ptr.To[int32](0o440),
 		}},

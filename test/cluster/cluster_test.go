@@ -15,6 +15,7 @@ import (
 // uninstall the chart, so they cannot run before the others.
 func TestCluster(t *testing.T) {
 	t.Run("deliver", testDeliver)
+	t.Run("nats-refuses-anonymous", testNATSRefusesAnonymous)
 	t.Run("dispatcher-pod-deleted", func(t *testing.T) { testDispatcherPodLost(t, false) })
 	t.Run("dispatcher-pod-killed", func(t *testing.T) { testDispatcherPodLost(t, true) })
 	t.Run("dispatcher-scaled-to-3", testDispatcherScaled)
@@ -132,9 +133,18 @@ func testHelmUpgrade(t *testing.T) {
 	if env.upgradeTag != "" {
 		args = append(args, "--set", "image.tag="+env.upgradeTag)
 	}
+	// The generated NATS passwords, CA and certificate survive the upgrade.
+	natsSecrets := func() string {
+		return kubectl(t, "", "-n", env.namespace, "get", "secret",
+			natsStatefulSet()+"-tls", natsStatefulSet()+"-manager", natsStatefulSet()+"-dispatcher", "-o", "jsonpath={.items[*].data}")
+	}
+	secretsBefore := natsSecrets()
 	start := time.Now()
 	helm(t, args...)
 	t.Logf("upgrade: helm upgrade took %v, after %d accepted events", time.Since(start).Round(time.Millisecond), l.accepted.Load())
+	if natsSecrets() != secretsBefore {
+		t.Errorf("upgrade: the NATS Secrets changed; the generated CA, certificate and passwords must be kept")
+	}
 	if env.upgradeTag != "" {
 		eventually(t, 120*time.Second, "dispatcher rolled to the new image", func() bool {
 			img := kubectl(t, "", "-n", f.ns, "get", "deployment", f.topic+"-dispatcher", "-o", "jsonpath={.spec.template.spec.containers[0].image} {.status.updatedReplicas} {.status.readyReplicas} {.status.replicas}")

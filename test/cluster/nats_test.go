@@ -3,13 +3,65 @@
 package cluster
 
 import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/herald-dev/herald/plan"
 )
+
+// The bundled NATS refuses a client that brings no credentials, over TLS
+// with the chart's CA, and one that does not speak TLS; the operator's login
+// from its Secret is accepted, so the refusals are about what was missing.
+func testNATSRefusesAnonymous(t *testing.T) {
+	secret := func(key string) string {
+		t.Helper()
+		v := kubectl(t, "", "-n", env.namespace, "get", "secret", natsStatefulSet()+"-manager",
+			"-o", "jsonpath={.data."+strings.ReplaceAll(key, ".", `\.`)+"}")
+		b, err := base64.StdEncoding.DecodeString(v)
+		if err != nil || len(b) == 0 {
+			t.Fatalf("Secret %s-manager key %s: %q, %v", natsStatefulSet(), key, v, err)
+		}
+		return string(b)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM([]byte(secret("ca.crt"))) {
+		t.Fatal("ca.crt of the manager's NATS Secret holds no certificate")
+	}
+	svc := natsStatefulSet()
+	tlsConf := &tls.Config{RootCAs: pool, ServerName: svc + "." + env.namespace + ".svc.cluster.local", MinVersion: tls.VersionTLS12}
+	addr := clusterIP(t, env.namespace, svc) + ":4222"
+
+	nc, err := nats.Connect("tls://"+addr, nats.Secure(tlsConf), nats.Timeout(10*time.Second))
+	if err == nil {
+		nc.Close()
+		t.Fatal("the bundled NATS accepted a client without credentials")
+	}
+	if !errors.Is(err, nats.ErrAuthorization) {
+		t.Errorf("a client without credentials: %v, want an authorization violation", err)
+	}
+	t.Logf("nats: a client without credentials is refused: %v", err)
+
+	plain, err := nats.Connect("nats://"+addr, nats.UserInfo("herald-manager", secret("password")), nats.Timeout(10*time.Second))
+	if err == nil {
+		plain.Close()
+		t.Fatal("the bundled NATS accepted a client that does not verify its certificate")
+	}
+	t.Logf("nats: a client without the CA is refused: %v", err)
+
+	nc, err = nats.Connect("tls://"+addr, nats.Secure(tlsConf), nats.UserInfo("herald-manager", secret("password")), nats.Timeout(10*time.Second))
+	if err != nil {
+		t.Fatalf("the operator's login from its Secret: %v", err)
+	}
+	nc.Close()
+}
 
 // A Topic with 3 replicas on the chart's 3-server NATS StatefulSet loses no
 // accepted event when the NATS pod leading its stream is killed mid-stream.

@@ -55,16 +55,17 @@ func TestChartObjects(t *testing.T) {
 	}{
 		{defaultValues, map[string]int{
 			"CustomResourceDefinition": 4, "ServiceAccount": 1, "ClusterRole": 1, "ClusterRoleBinding": 1,
-			"Role": 1, "RoleBinding": 1, "Deployment": 1, "Service": 3, "ConfigMap": 1, "StatefulSet": 1,
+			"Role": 2, "RoleBinding": 2, "Deployment": 1, "Service": 3, "ConfigMap": 1, "StatefulSet": 1,
+			"NetworkPolicy": 2, "Secret": 3,
 		}},
 		{haValues, map[string]int{
 			"CustomResourceDefinition": 4, "ServiceAccount": 1, "ClusterRole": 1, "ClusterRoleBinding": 1,
-			"Role": 1, "RoleBinding": 1, "Deployment": 1, "Service": 3, "ConfigMap": 1, "StatefulSet": 1,
-			"PodDisruptionBudget": 2, "NetworkPolicy": 2,
+			"Role": 2, "RoleBinding": 2, "Deployment": 1, "Service": 3, "ConfigMap": 1, "StatefulSet": 1,
+			"PodDisruptionBudget": 2, "NetworkPolicy": 2, "Secret": 3,
 		}},
 		{externalValues, map[string]int{
 			"CustomResourceDefinition": 4, "ServiceAccount": 1, "ClusterRole": 1, "ClusterRoleBinding": 1,
-			"Role": 1, "RoleBinding": 1, "Deployment": 1, "Service": 1, "ServiceMonitor": 1,
+			"Role": 1, "RoleBinding": 1, "Deployment": 1, "Service": 1, "ServiceMonitor": 1, "NetworkPolicy": 1,
 		}},
 	}
 	for _, tt := range tests {
@@ -80,7 +81,10 @@ func TestChartObjects(t *testing.T) {
 		r := mustRender(t, defaultValues, "herald-system")
 		args, env := managerArgs(t, r.objs, "herald-manager")
 		for _, want := range []string{
-			"--nats-url=nats://herald-nats.herald-system.svc.cluster.local:4222",
+			"--nats-url=tls://herald-nats.herald-system.svc.cluster.local:4222",
+			"--nats-user=herald-manager", "--nats-password-file=/etc/herald/nats/password", "--nats-tls-ca=/etc/herald/nats/ca.crt",
+			"--dispatcher-nats-source=herald-system/herald-nats-dispatcher",
+			"--dispatcher-network-policy=true", "--metrics-namespace-selector=kubernetes.io/metadata.name=monitoring",
 			"--plan-replicas=1", "--leader-elect=true", "--log-level=info", "--image-pull-policy=IfNotPresent",
 			"--default-publish-policy=allow-same-namespace",
 		} {

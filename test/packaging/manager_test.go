@@ -2,12 +2,16 @@ package packaging_test
 
 import (
 	"bytes"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
@@ -17,8 +21,9 @@ import (
 //
 //   - with -h appended, every flag must be one `herald manager` defines;
 //   - run as is (bundled NATS only: the external set names certificate
-//     files that exist only in the pod), the manager must get past parsing
-//     and validating its configuration and be waiting for NATS, not exit.
+//     files the chart does not render), with the files of the rendered
+//     Secrets it mounts, the manager must get past parsing and validating
+//     its configuration and be waiting for NATS, not exit.
 func TestManagerAcceptsDeployedConfig(t *testing.T) {
 	bin := heraldBinary(t)
 
@@ -57,8 +62,35 @@ func TestManagerAcceptsDeployedConfig(t *testing.T) {
 				return
 			}
 
+			// The files of the container's Secret volumes, rendered by the
+			// chart, stand in a temporary directory for each mount path.
+			args := slices.Clone(c.Args)
+			r := &rendered{objs: tc.objs}
+			for _, m := range c.VolumeMounts {
+				for _, vol := range d.Spec.Template.Spec.Volumes {
+					if vol.Name != m.Name || vol.Secret == nil {
+						continue
+					}
+					dir := t.TempDir()
+					data := secretData(t, r, vol.Secret.SecretName)
+					items := vol.Secret.Items
+					if len(items) == 0 {
+						for k := range data {
+							items = append(items, corev1.KeyToPath{Key: k, Path: k})
+						}
+					}
+					for _, it := range items {
+						if err := os.WriteFile(filepath.Join(dir, it.Path), []byte(data[it.Key]), 0o600); err != nil {
+							t.Fatal(err)
+						}
+					}
+					for i := range args {
+						args[i] = strings.ReplaceAll(args[i], m.MountPath+"/", dir+"/")
+					}
+				}
+			}
 			var out bytes.Buffer
-			cmd := exec.Command(bin, c.Args...)
+			cmd := exec.Command(bin, args...)
 			cmd.Env = env
 			cmd.Stdout, cmd.Stderr = &out, &out
 			if err := cmd.Start(); err != nil {

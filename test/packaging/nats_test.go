@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -28,6 +29,12 @@ const maxTopicMessage = 8<<20 + 64<<10
 func processNATSConf(t *testing.T, conf string) *server.Options {
 	t.Helper()
 	t.Setenv("SERVER_NAME", "herald-nats-0")
+	// The users' passwords, unless the caller set those of a rendered Secret.
+	for _, env := range []string{"HERALD_MANAGER_PASSWORD", "HERALD_DISPATCHER_PASSWORD"} {
+		if os.Getenv(env) == "" {
+			t.Setenv(env, "P"+strings.ToLower(env))
+		}
+	}
 	path := filepath.Join(t.TempDir(), "nats.conf")
 	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
@@ -46,26 +53,30 @@ func TestNATSConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	chartConf := func(v valueSet) (string, *appsv1.StatefulSet) {
+	chartConf := func(v valueSet) (*server.Options, *appsv1.StatefulSet) {
 		r := mustRender(t, v, "herald-system")
-		return natsConf(t, r.objs, "herald-nats-config"), statefulSet(t, r.objs, "herald-nats")
+		return chartNATSOptions(t, r), statefulSet(t, r.objs, "herald-nats")
 	}
-	defaultConf, _ := chartConf(defaultValues)
-	haConf, haSts := chartConf(haValues)
+	defaultOpts, _ := chartConf(defaultValues)
+	haOpts, haSts := chartConf(haValues)
 
 	tests := []struct {
 		name     string
+		opts     *server.Options
 		conf     string
 		fileMax  int64
 		clusterd bool
 	}{
-		{"chart default", defaultConf, 8 << 30, false},
-		{"chart ha", haConf, 40 << 30, true},
-		{"config/nats", string(kustomized), 8 << 30, false},
+		{"chart default", defaultOpts, "", 8 << 30, false},
+		{"chart ha", haOpts, "", 40 << 30, true},
+		{"config/nats", nil, string(kustomized), 8 << 30, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			o := processNATSConf(t, tt.conf)
+			o := tt.opts
+			if o == nil {
+				o = processNATSConf(t, tt.conf)
+			}
 			if o.ServerName != "herald-nats-0" {
 				t.Errorf("server_name %q, want the pod name", o.ServerName)
 			}
@@ -110,23 +121,12 @@ func TestNATSConfig(t *testing.T) {
 
 // TestNATSConfigRuns starts nats-server with the chart's configuration
 // (on free ports, in a temporary store), asks it the StatefulSet's probes,
-// and stores in JetStream the largest message a Topic takes.
+// and stores in a stream the operator's user created, as the dispatchers'
+// user, the largest message a Topic takes.
 func TestNATSConfigRuns(t *testing.T) {
 	r := mustRender(t, defaultValues, "herald-system")
-	o := processNATSConf(t, natsConf(t, r.objs, "herald-nats-config"))
-	o.Host, o.Port = "127.0.0.1", -1
-	o.HTTPHost, o.HTTPPort = "127.0.0.1", -1
-	o.StoreDir = t.TempDir()
-	o.NoSigs = true
-	s, err := server.NewServer(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server did not start")
-	}
+	n := startChartNATS(t, defaultValues)
+	s := n.srv
 
 	sts := statefulSet(t, r.objs, "herald-nats")
 	c := sts.Spec.Template.Spec.Containers[0]
@@ -155,23 +155,21 @@ func TestNATSConfigRuns(t *testing.T) {
 		}
 	}
 
-	nc, err := nats.Connect(s.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
+	js, err := jetstream.New(n.connect(t, "manager"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{
-		Name: "big", Subjects: []string{"big"}, MaxMsgSize: maxTopicMessage, Storage: jetstream.FileStorage,
+		Name: "big", Subjects: []string{"herald.events.packaging.big"}, MaxMsgSize: maxTopicMessage, Storage: jetstream.FileStorage,
 	}); err != nil {
 		t.Fatal(err)
 	}
-	msg := nats.NewMsg("big")
+	if js, err = jetstream.New(n.connect(t, "dispatcher")); err != nil {
+		t.Fatal(err)
+	}
+	msg := nats.NewMsg("herald.events.packaging.big")
 	msg.Data = bytes.Repeat([]byte{'x'}, 8<<20)
 	msg.Header.Set("ce-specversion", "1.0")
 	msg.Header.Set("ce-type", "com.example.big")

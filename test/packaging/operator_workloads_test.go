@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/yaml"
@@ -15,8 +16,9 @@ import (
 )
 
 // TestOperatorWorkloadsAdmitted builds the Deployments the operator
-// creates — a Topic's dispatcher (with NATS credentials and TLS mounted)
-// and the ping, apiServer and webhook adapters of config/samples — with
+// creates — a Topic's dispatcher (with NATS credentials and TLS mounted),
+// one with the copy of the bundled NATS's dispatcher Secret and its
+// NetworkPolicy, and the ping, apiServer and webhook adapters of config/samples — with
 // the operator's own builders, and checks them like the chart's: applied
 // with server-side dry-run and their pods admitted in a namespace that
 // enforces the restricted Pod Security Standard, every container declaring
@@ -56,6 +58,17 @@ func TestOperatorWorkloadsAdmitted(t *testing.T) {
 			Creds: true, TLSCA: true, TLSClient: true,
 		},
 	}, []resources.SigningSecret{{Subscription: "audit", Secret: "audit-signing"}}))
+	// A second Topic whose dispatcher logs in with the operator's copy of the
+	// bundled NATS's dispatcher Secret, behind its NetworkPolicy.
+	copied := topic.DeepCopy()
+	copied.Name = "payments"
+	add(resources.DispatcherNATSSecret(copied, map[string][]byte{"username": []byte("herald-dispatcher"), "password": []byte("p"), "ca.crt": []byte("ca")}))
+	add(resources.DispatcherNetworkPolicy(copied, resources.NetworkPolicy{Enabled: true,
+		MetricsNamespaces: &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": "monitoring"}}}))
+	add(resources.DispatcherDeployment(copied, resources.DispatcherConfig{
+		Image: resources.Image{Name: image},
+		NATS:  resources.NATS{URL: "tls://herald-nats.herald-system.svc.cluster.local:4222", Copied: true, Password: true, TLSCA: true},
+	}, nil))
 
 	for _, f := range []string{
 		"eventing_v1alpha1_eventsource_ping.yaml",

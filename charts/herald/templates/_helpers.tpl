@@ -103,13 +103,14 @@ Images. A digest, when given, pins the image and wins over the tag.
 {{- end }}
 
 {{/*
-NATS connection of the operator (and, through it, of every dispatcher and
-adapter): the bundled StatefulSet's client Service by its cluster-wide DNS
-name, because dispatchers run in the Topics' namespaces, or the external URL.
+NATS connection of the operator (and, through it, of every dispatcher): the
+bundled StatefulSet's client Service by its cluster-wide DNS name, because
+dispatchers run in the Topics' namespaces, or the external URL. tls:// makes
+the clients refuse a server that does not speak TLS.
 */}}
 {{- define "herald.nats.url" -}}
 {{- if .Values.nats.enabled }}
-{{- printf "nats://%s.%s.svc.%s:%d" (include "herald.nats.fullname" .) .Release.Namespace .Values.clusterDomain (int .Values.nats.ports.client) }}
+{{- printf "%s://%s.%s.svc.%s:%d" (ternary "tls" "nats" .Values.nats.tls.enabled) (include "herald.nats.fullname" .) .Release.Namespace .Values.clusterDomain (int .Values.nats.ports.client) }}
 {{- else }}
 {{- required "nats.external.url is required when nats.enabled is false" .Values.nats.external.url }}
 {{- end }}
@@ -157,4 +158,12 @@ empty when NATS needs neither.
 {{- default $ext.tls.secret $ext.credentialsSecret }}
 {{- end }}
 {{- end }}
+{{- end }}
+
+{{/*
+The Secret holding the bundled NATS's server certificate: the one given in
+nats.tls.secret, or the one the chart generates.
+*/}}
+{{- define "herald.nats.tlsSecret" -}}
+{{- default (printf "%s-tls" (include "herald.nats.fullname" .)) .Values.nats.tls.secret }}
 {{- end }}
