@@ -15,6 +15,7 @@ import (
 // uninstall the chart, so they cannot run before the others.
 func TestCluster(t *testing.T) {
 	t.Run("deliver", testDeliver)
+	t.Run("auth", testAuth)
 	t.Run("nats-refuses-anonymous", testNATSRefusesAnonymous)
 	t.Run("dispatcher-pod-deleted", func(t *testing.T) { testDispatcherPodLost(t, false) })
 	t.Run("dispatcher-pod-killed", func(t *testing.T) { testDispatcherPodLost(t, true) })

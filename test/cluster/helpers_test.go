@@ -158,6 +158,11 @@ type fixture struct {
 	ns, topic string
 	ingress   string // http://<dispatcher ClusterIP>/<ns>/<topic>
 	sink      string // http://<sink ClusterIP>
+	audience  string // the Topic's status.address.audience
+	// token is a token of the namespace's default ServiceAccount for
+	// audience: the test process publishes as a producer of the Topic's
+	// namespace, which the default publish policy admits.
+	token string
 }
 
 // newFixture creates the namespace, the subscriber, the Topic (with extra
@@ -190,6 +195,11 @@ func newFixture(t *testing.T, ns, topic, spec string) *fixture {
 		ingress: "http://" + clusterIP(t, ns, topic+"-dispatcher") + "/" + ns + "/" + topic,
 		sink:    "http://" + clusterIP(t, ns, "sink"),
 	}
+	f.audience = kubectl(t, "", "-n", ns, "get", "topic/"+topic, "-o", "jsonpath={.status.address.audience}")
+	if f.audience == "" {
+		t.Fatalf("topic %s/%s has no status.address.audience", ns, topic)
+	}
+	f.token = createToken(t, ns, "default", f.audience)
 	// kube-proxy programs a new Service's rules within a second or so; wait
 	// for both ClusterIPs to answer before any figure is taken.
 	// A GET is 405 from a dispatcher's ingress, 200 "ok" from the
@@ -205,6 +215,13 @@ func newFixture(t *testing.T, ns, topic, spec string) *fixture {
 	}
 	t.Logf("%s/%s: ingress %s, subscriber %s (%s)", ns, topic, f.ingress, uri, f.sink)
 	return f
+}
+
+// createToken is a token of ServiceAccount ns/sa for audience, as
+// `kubectl create token` makes it (through the TokenRequest API).
+func createToken(t *testing.T, ns, sa, audience string) string {
+	t.Helper()
+	return strings.TrimSpace(kubectl(t, "", "-n", ns, "create", "token", sa, "--audience", audience, "--duration", "2h"))
 }
 
 // status is the status code of a GET of url, 0 when nothing answers (as
@@ -327,7 +344,7 @@ func startPacedLoad(t *testing.T, f *fixture, prefix string, n, producers int, e
 func (l *load) sendUntilAccepted(id string) error {
 	deadline := time.Now().Add(120 * time.Second)
 	for {
-		code, answer, err := send(l.f.ingress, id)
+		code, answer, err := send(l.f.ingress, l.f.token, id)
 		if code == http.StatusAccepted {
 			l.accepted.Add(1)
 			return nil
@@ -415,9 +432,11 @@ func (l *load) firstFailure() string {
 	return l.first
 }
 
-// send POSTs one binary-mode CloudEvent and returns the status code.
-func send(url, id string) (code int, answer string, err error) {
+// send POSTs one binary-mode CloudEvent, with token as bearer token, and
+// returns the status code.
+func send(url, token, id string) (code int, answer string, err error) {
 	req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader([]byte(fmt.Sprintf(`{"id":%q}`, id))))
+	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Ce-Specversion", "1.0")
 	req.Header.Set("Ce-Id", id)
 	req.Header.Set("Ce-Type", "dev.herald.e2e.cluster")
