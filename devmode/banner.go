@@ -96,6 +96,12 @@ func WriteBanner(w io.Writer, ep Endpoints, st *Status) {
 		t := st.Topics[0]
 		b.WriteString("\nSend an event:\n")
 		fmt.Fprintf(&b, "  curl -i -X POST %s \\\n", t.URL)
+		if t.Plan.Publish.Authenticate {
+			// The namespace's default ServiceAccount: allow-same-namespace
+			// admits it; other policies may not.
+			fmt.Fprintf(&b, "    -H \"Authorization: Bearer $(herald dev token %s/default --topic %s/%s --data-dir %s)\" \\\n",
+				t.Namespace, t.Namespace, t.Name, ep.DataDir)
+		}
 		b.WriteString("    -H 'ce-specversion: 1.0' -H 'ce-type: com.example.order.created' \\\n")
 		b.WriteString("    -H 'ce-source: /curl' -H 'ce-id: 1' \\\n")
 		b.WriteString("    -H 'content-type: application/json' -d '{\"id\":1}'\n")

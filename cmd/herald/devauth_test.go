@@ -27,6 +27,10 @@ func TestDevAuth(t *testing.T) {
 	if !strings.Contains(dev.stderr.String(), "authentication on") || !strings.Contains(dev.stderr.String(), "herald dev token") {
 		t.Fatalf("no authentication line in the banner:\n%s", dev.stderr.String())
 	}
+	// The banner's example request carries a token the policy admits.
+	if want := `-H "Authorization: Bearer $(herald dev token shop/default --topic shop/orders --data-dir ` + data + `)"`; !strings.Contains(dev.stderr.String(), want) {
+		t.Errorf("the banner's curl example lacks %s:\n%s", want, dev.stderr.String())
+	}
 	if _, err := os.Stat(filepath.Join(data, devAuthDir, "issuer-key.pem")); err != nil {
 		t.Fatalf("issuer key: %v", err)
 	}
