@@ -26,6 +26,9 @@ const (
 	DefaultDuplicateWindow = 2 * time.Minute
 	DefaultMaxEventSize    = 1 << 20
 	DefaultMaxInFlight     = 64
+	DefaultBatchMaxEvents  = 100
+	// MaxBatchWait bounds a batch's maxWait.
+	MaxBatchWait = 10 * time.Second
 
 	// RetryBacklog is how many events of an unordered Subscription may wait
 	// for a retry (nakked with a delay, still pending in JetStream) per
@@ -246,6 +249,11 @@ func CompileSubscription(topic *v1alpha1.Topic, rs ResolvedSubscription) (plan.S
 		Paused:             s.Spec.Paused,
 		SigningKeyDir:      signingDir,
 	}
+	if b := s.Spec.Batch; b != nil {
+		if sp.Batch, err = compileBatch(b, sp); err != nil {
+			return plan.SubscriptionPlan{}, jetstream.ConsumerConfig{}, err
+		}
+	}
 	if rl := s.Spec.RateLimit; rl != nil {
 		burst := int(rl.EventsPerSecond)
 		if rl.Burst != nil {
@@ -258,6 +266,32 @@ func CompileSubscription(topic *v1alpha1.Topic, rs ResolvedSubscription) (plan.S
 		return plan.SubscriptionPlan{}, jetstream.ConsumerConfig{}, err
 	}
 	return sp, cc, nil
+}
+
+// compileBatch checks b against the rest of sp (the API server checks the
+// same; herald dev's manifests and older objects come here too).
+func compileBatch(b *v1alpha1.Batch, sp plan.SubscriptionPlan) (*plan.Batch, error) {
+	if sp.Ordering != plan.OrderingUnordered {
+		return nil, errors.New("batch needs ordering unordered")
+	}
+	if sp.ReplyURI != "" {
+		return nil, errors.New("batch cannot be combined with reply")
+	}
+	out := &plan.Batch{MaxEvents: int(b.MaxEvents)}
+	if out.MaxEvents <= 0 {
+		out.MaxEvents = DefaultBatchMaxEvents
+	}
+	if b.MaxWait != nil {
+		w, err := b.MaxWait.Parse()
+		if err != nil {
+			return nil, fmt.Errorf("batch.maxWait: %w", err)
+		}
+		if w > MaxBatchWait {
+			return nil, fmt.Errorf("batch.maxWait %s is longer than %s", w, MaxBatchWait)
+		}
+		out.MaxWait = plan.ToMillis(w)
+	}
+	return out, nil
 }
 
 // checkCACerts refuses a CA bundle of rs the dispatcher could not use (see
@@ -282,6 +316,14 @@ func checkCACerts(rs ResolvedSubscription) error {
 	return nil
 }
 
+// batchSize is how many events one delivery of sp carries at most.
+func batchSize(sp plan.SubscriptionPlan) int {
+	if sp.Batch != nil {
+		return sp.Batch.MaxEvents
+	}
+	return 1
+}
+
 func consumerConfig(topic *v1alpha1.Topic, s *v1alpha1.Subscription, sp plan.SubscriptionPlan) (jetstream.ConsumerConfig, error) {
 	replicas := 1
 	if ds := topic.Spec.Dispatcher; ds != nil && ds.Replicas != nil && *ds.Replicas > 1 {
@@ -301,7 +343,7 @@ func consumerConfig(topic *v1alpha1.Topic, s *v1alpha1.Subscription, sp plan.Sub
 		// Subscription alone.
 		FilterSubjects: []string{plan.Subject(topic.Namespace, topic.Name), plan.RedeliverySubject(topic.Namespace, topic.Name, s.Name)},
 		ReplayPolicy:   jetstream.ReplayInstantPolicy,
-		MaxAckPending:  (sp.MaxInFlight + RetryBacklog) * replicas,
+		MaxAckPending:  (sp.MaxInFlight*batchSize(sp) + RetryBacklog) * replicas,
 		Metadata: map[string]string{
 			"herald.dev/subscription": s.Namespace + "/" + s.Name,
 		},

@@ -257,3 +257,41 @@ func TestAudiences(t *testing.T) {
 		t.Errorf("plan entry audiences %q %q %q", sp.SubscriberAudience, sp.ReplyAudience, sp.DeadLetterAudience)
 	}
 }
+
+// TestBatch: a batch Subscription's plan carries its batch shape, its
+// consumer lets maxInFlight full batches be pending, and combinations the
+// API server refuses are refused here too.
+func TestBatch(t *testing.T) {
+	b := func(spec v1alpha1.SubscriptionSpec) v1alpha1.SubscriptionSpec {
+		spec.MaxInFlight = 4
+		return spec
+	}
+	batched := resolved("batched", b(v1alpha1.SubscriptionSpec{Batch: &v1alpha1.Batch{MaxEvents: 50, MaxWait: ptr(v1alpha1.Duration("PT0.25S"))}}))
+	defaults := resolved("defaults", b(v1alpha1.SubscriptionSpec{Batch: &v1alpha1.Batch{}}))
+	ordered := resolved("ordered", b(v1alpha1.SubscriptionSpec{Ordering: v1alpha1.OrderingPerKey, Batch: &v1alpha1.Batch{MaxEvents: 5}}))
+	withReply := resolved("reply", b(v1alpha1.SubscriptionSpec{Batch: &v1alpha1.Batch{MaxEvents: 5}}))
+	withReply.ReplyURI = "http://replies.shop.svc/"
+	tooLong := resolved("long", b(v1alpha1.SubscriptionSpec{Batch: &v1alpha1.Batch{MaxWait: ptr(v1alpha1.Duration("PT11S"))}}))
+	res, err := compiler.Compile(topic(v1alpha1.TopicSpec{}), []compiler.ResolvedSubscription{batched, defaults, ordered, withReply, tooLong})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]*plan.Batch{}
+	for _, sp := range res.Plan.Subscriptions {
+		got[sp.Name] = sp.Batch
+	}
+	if g := got["batched"]; g == nil || g.MaxEvents != 50 || g.MaxWait.Duration() != 250*time.Millisecond {
+		t.Errorf("batched: plan batch %+v, want 50 events, 250ms", g)
+	}
+	if g := got["defaults"]; g == nil || g.MaxEvents != compiler.DefaultBatchMaxEvents || g.MaxWait != 0 {
+		t.Errorf("defaults: plan batch %+v, want %d events, no wait", g, compiler.DefaultBatchMaxEvents)
+	}
+	if c, ok := res.Consumers["batched"]; !ok || c.MaxAckPending != 4*50+compiler.RetryBacklog {
+		t.Errorf("batched: consumer %v MaxAckPending %d, want maxInFlight × maxEvents + the retry backlog", ok, c.MaxAckPending)
+	}
+	for name, want := range map[string]string{"ordered": "ordering unordered", "reply": "reply", "long": "maxWait"} {
+		if err := res.Errors[name]; err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: error %v, want one about %s", name, err, want)
+		}
+	}
+}

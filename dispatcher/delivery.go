@@ -105,14 +105,17 @@ type subRunner struct {
 	ordering         plan.Ordering
 	maxInFlight      int
 	paused           bool
-	cfg              atomic.Pointer[subConfig]
-	m                *subMetrics
-	log              *slog.Logger
-	ctx              context.Context
-	cancel           context.CancelFunc
-	done             chan struct{}
-	prev             *subRunner
-	heartbeat        atomic.Int64
+	// batch shapes the batches of a Subscription delivered in batches;
+	// nil for one event per request.
+	batch     *plan.Batch
+	cfg       atomic.Pointer[subConfig]
+	m         *subMetrics
+	log       *slog.Logger
+	ctx       context.Context
+	cancel    context.CancelFunc
+	done      chan struct{}
+	prev      *subRunner
+	heartbeat atomic.Int64
 	// pinID is the pin this loop last held, "" when none.
 	pinID atomic.Pointer[string]
 }
@@ -124,9 +127,10 @@ func (d *Dispatcher) newRunner(key string, p *plan.TopicPlan, sp *plan.Subscript
 		ns: p.Namespace, topic: p.Name, name: sp.Name,
 		stream: p.Stream, consumer: sp.Consumer,
 		ordering: sp.Ordering, maxInFlight: max(sp.MaxInFlight, 1), paused: sp.Paused,
-		m:   d.metrics.forSubscription(p.Namespace, p.Name, sp.Name),
-		log: d.log.With("topic", p.Namespace+"/"+p.Name, "subscription", sp.Name),
-		ctx: ctx, cancel: cancel,
+		batch: sp.Batch,
+		m:     d.metrics.forSubscription(p.Namespace, p.Name, sp.Name),
+		log:   d.log.With("topic", p.Namespace+"/"+p.Name, "subscription", sp.Name),
+		ctx:   ctx, cancel: cancel,
 		done: make(chan struct{}),
 		prev: prev,
 	}
@@ -145,7 +149,15 @@ func (r *subRunner) needsRestart(p *plan.TopicPlan, sp *plan.SubscriptionPlan) b
 		ordering = plan.OrderingUnordered
 	}
 	return r.stream != p.Stream || r.consumer != sp.Consumer || r.ordering != ordering ||
-		r.maxInFlight != max(sp.MaxInFlight, 1) || r.paused != sp.Paused
+		r.maxInFlight != max(sp.MaxInFlight, 1) || r.paused != sp.Paused ||
+		!sameBatch(r.batch, sp.Batch)
+}
+
+func sameBatch(a, b *plan.Batch) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
 }
 
 // stop asks the loop to stop pulling; done closes once in-flight

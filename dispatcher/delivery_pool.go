@@ -31,7 +31,8 @@ type pool interface {
 }
 
 // newPool builds the pool of r's ordering: unordered runs maxInFlight
-// workers over one queue and ordered a single one (the consumer's
+// workers over one queue (each delivering a batch at a time when the
+// Subscription takes batches) and ordered a single one (the consumer's
 // MaxAckPending of 1 keeps strict FIFO, retries included, with retry state
 // in JetStream); perKey runs maxInFlight FIFO queues, one worker each,
 // chosen by the partitionkey extension.
@@ -42,6 +43,9 @@ func (r *subRunner) newPool() pool {
 		return newSharedPool(1, r.deliverOnce, heartbeat)
 	case plan.OrderingPerKey:
 		return newKeyedPool(r.ctx, r.maxInFlight, 4*r.maxInFlight, r.deliverHeld, heartbeat)
+	}
+	if r.batch != nil {
+		return newBatchPool(r.maxInFlight, r.batch.MaxEvents, r.batch.MaxWait.Duration(), r.deliverBatch, heartbeat)
 	}
 	return newSharedPool(r.maxInFlight, r.deliverOnce, heartbeat)
 }

@@ -5,8 +5,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -79,7 +77,7 @@ func (r *subRunner) process(msg jetstream.Msg, attempt int) outcome {
 	hdr := subscriberHeader(h)
 	var res result
 	if cfg.signer != nil {
-		if err := r.signDelivery(cfg, hdr, h, msg.Data(), start); err != nil {
+		if err := r.signDelivery(cfg, hdr, webhookID(h), msg.Data(), start); err != nil {
 			res = result{err: err}
 		}
 	}
@@ -131,8 +129,8 @@ func (r *subRunner) ack(msg jetstream.Msg) {
 // signDelivery signs a delivery to the subscriber with cfg's signer.
 // Without its keys a delivery is not sent: the error makes it a retry,
 // logged at most once every signingWarnEvery.
-func (r *subRunner) signDelivery(cfg *subConfig, hdr http.Header, h nats.Header, data []byte, now time.Time) error {
-	err := cfg.signer.sign(hdr, h, data, now)
+func (r *subRunner) signDelivery(cfg *subConfig, hdr http.Header, id string, data []byte, now time.Time) error {
+	err := cfg.signer.sign(hdr, id, data, now)
 	if err != nil {
 		err = fmt.Errorf("cannot sign delivery: %w", err)
 		if cfg.signer.warn.allow(now) {

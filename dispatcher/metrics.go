@@ -175,6 +175,15 @@ func (s *subMetrics) outcome(outcome, codeClass string) {
 	s.m.deliveries.WithLabelValues(s.ns, s.topic, s.sb, outcome, codeClass).Inc()
 }
 
+// outcomes counts n deliveries with the same outcome (a batch's).
+func (s *subMetrics) outcomes(outcome, codeClass string, n int) {
+	if outcome == outcomeDelivered && codeClass == "2xx" {
+		s.delivered2xx.Add(float64(n))
+		return
+	}
+	s.m.deliveries.WithLabelValues(s.ns, s.topic, s.sb, outcome, codeClass).Add(float64(n))
+}
+
 func (s *subMetrics) deadLetter(sink string) {
 	s.m.deadLetters.WithLabelValues(s.ns, s.topic, s.sb, sink).Inc()
 }

@@ -106,16 +106,13 @@ func readSigningKeys(dir string) ([][]byte, error) {
 	return keys, nil
 }
 
-// sign adds the Standard Webhooks headers to hdr, a delivery of the stored
-// message with headers h and body data, at now. The webhook-id is derived
-// from the event's source and id, so that every attempt at one event
-// carries the same one.
-func (s *signer) sign(hdr http.Header, h nats.Header, data []byte, now time.Time) error {
+// sign adds the Standard Webhooks headers to hdr, a delivery with body
+// data and webhook-id id, at now.
+func (s *signer) sign(hdr http.Header, id string, data []byte, now time.Time) error {
 	keys, err := s.current(now)
 	if err != nil {
 		return err
 	}
-	id := webhookID(h)
 	ts := strconv.FormatInt(now.Unix(), 10)
 	content := make([]byte, 0, len(id)+len(ts)+2+len(data))
 	content = append(content, id...)
@@ -139,13 +136,20 @@ func (s *signer) sign(hdr http.Header, h nats.Header, data []byte, now time.Time
 	return nil
 }
 
-// webhookID is "msg_" and the hex of a SHA-256 digest of the event's
-// source and id attributes, as stored.
-func webhookID(h nats.Header) string {
+// webhookID is the webhook-id of a delivery of the stored messages with
+// headers hs (one, or a batch's): "msg_" and the hex of a SHA-256 digest of
+// their source and id attributes, as stored, so that every attempt at the
+// same event, or at the same batch, carries the same one.
+func webhookID(hs ...nats.Header) string {
 	d := sha256.New()
-	d.Write([]byte(firstValue(h, ce.Key(ce.AttrSource))))
-	d.Write([]byte{0})
-	d.Write([]byte(firstValue(h, ce.Key(ce.AttrID))))
+	for i, h := range hs {
+		if i > 0 {
+			d.Write([]byte{1})
+		}
+		d.Write([]byte(firstValue(h, ce.Key(ce.AttrSource))))
+		d.Write([]byte{0})
+		d.Write([]byte(firstValue(h, ce.Key(ce.AttrID))))
+	}
 	return "msg_" + hex.EncodeToString(d.Sum(nil)[:16])
 }
 

@@ -138,7 +138,7 @@ func TestSignerRereadsChangedKeys(t *testing.T) {
 	now := time.Now()
 	sign := func(at time.Time) (received, error) {
 		hdr := http.Header{}
-		err := s.sign(hdr, map[string][]string{"ce-id": {"1"}, "ce-source": {"/x"}}, []byte("body"), at)
+		err := s.sign(hdr, webhookID(map[string][]string{"ce-id": {"1"}, "ce-source": {"/x"}}), []byte("body"), at)
 		return received{header: hdr, body: []byte("body")}, err
 	}
 	if req, err := sign(now); err != nil || !verifyWebhook(t, req, testKeyOld) {

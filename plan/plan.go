@@ -89,6 +89,9 @@ type SubscriptionPlan struct {
 	Ordering Ordering `json:"ordering"`
 	// MaxInFlight bounds concurrent deliveries per dispatcher replica.
 	MaxInFlight int `json:"maxInFlight"`
+	// Batch, when set, delivers events in batches (CloudEvents batch
+	// content mode); only for unordered Subscriptions without a ReplyURI.
+	Batch *Batch `json:"batch,omitempty"`
 	// RateLimit bounds the delivery rate per dispatcher replica; nil means none.
 	RateLimit *RateLimit `json:"rateLimit,omitempty"`
 	// Paused stops delivery; the consumer keeps its position.
@@ -130,6 +133,14 @@ type Delivery struct {
 	Timeout Millis `json:"timeoutMs"`
 	// RetryAfterMax caps an honoured Retry-After; negative means "up to BackoffMax".
 	RetryAfterMax Millis `json:"retryAfterMaxMs"`
+}
+
+// Batch shapes the batches of a Subscription delivered in batches.
+type Batch struct {
+	// MaxEvents is the most events in one request.
+	MaxEvents int `json:"maxEvents"`
+	// MaxWait is how long a batch that is not full may wait for more.
+	MaxWait Millis `json:"maxWaitMs,omitempty"`
 }
 
 // RateLimit is a token bucket.

@@ -38,6 +38,8 @@ type RateLimit struct {
 }
 
 // SubscriptionSpec declares which events of a Topic go to which subscriber, and how.
+// +kubebuilder:validation:XValidation:rule="!has(self.batch) || !has(self.ordering) || self.ordering == 'unordered'",message="batch needs ordering unordered: a batch is delivered and acknowledged as a whole, so its events cannot keep an order"
+// +kubebuilder:validation:XValidation:rule="!has(self.batch) || !has(self.reply)",message="batch cannot be combined with reply: the response to a batch carries no reply event"
 type SubscriptionSpec struct {
 	// Topic is the name of a Topic in the Subscription's namespace. It cannot
 	// change once the Subscription exists.
@@ -80,6 +82,16 @@ type SubscriptionSpec struct {
 	// +kubebuilder:validation:Maximum=10000
 	MaxInFlight int32 `json:"maxInFlight,omitempty"`
 
+	// Batch delivers several events in one request, in CloudEvents batch
+	// content mode (application/cloudevents-batch+json: a JSON array of
+	// events in structured form), to subscribers that take many events at a
+	// time. A 2xx response acknowledges every event of the batch; any other
+	// answer fails each of them, and each is then retried and dead-lettered
+	// on its own, with the delivery policy. maxInFlight bounds the batches
+	// under way at once. Only with ordering unordered and without reply.
+	// +optional
+	Batch *Batch `json:"batch,omitempty"`
+
 	// RateLimit bounds the delivery rate.
 	// +optional
 	RateLimit *RateLimit `json:"rateLimit,omitempty"`
@@ -105,6 +117,22 @@ type SubscriptionSpec struct {
 	// and dead-letter sinks are not signed.
 	// +optional
 	Signing *Signing `json:"signing,omitempty"`
+}
+
+// Batch shapes the batches of a Subscription that takes events in batches.
+type Batch struct {
+	// MaxEvents is the most events one request carries. Default 100.
+	// +optional
+	// +kubebuilder:default=100
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000
+	MaxEvents int32 `json:"maxEvents,omitempty"`
+
+	// MaxWait is how long a batch that is not full may wait for more events
+	// before it is sent, at most PT10S. Default: none, a batch carries the
+	// events that are ready when a delivery can start.
+	// +optional
+	MaxWait *Duration `json:"maxWait,omitempty"`
 }
 
 // Signing names the Secret holding a Subscription's signing keys.

@@ -12,7 +12,7 @@
 # figures and of its per-round ratios to `direct` and to the peers. Absolute
 # rates vary between machines: compare within a run.
 #
-# Usage: [N=20000] [C=32] [S=1024] [ROUNDS=3] [FANOUT=1] [FAIL=0]
+# Usage: [N=20000] [C=32] [S=1024] [ROUNDS=3] [FANOUT=1] [FAIL=0] [BATCH=0]
 #        [PEERS="direct jetstream-http knative-imc"] [PEERS_BENCH=dir]
 #        [NATS="inprocess tcp"] [AUTH=0]
 #        hack/bench/run.sh [extra flags for every scenario, e.g. -rate 5000]
@@ -29,6 +29,10 @@
 # herald dev --auth and every request carrying the same token; the summary
 # prints their medians and the median per-round ratio auth/off.
 #
+# BATCH > 0 gives Herald's Subscriptions `batch: {maxEvents: BATCH}`: they
+# deliver in CloudEvents batch mode, which the harness's sink reads (its
+# label gets -batchN).
+#
 # PEERS_BENCH is the harness's source directory (default: ../shared/bench
 # beside the repository). FAIL makes the sinks answer that fraction of
 # requests with 500, for Herald and the peers alike.
@@ -37,7 +41,7 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 PEERS_BENCH=${PEERS_BENCH:-$root/../shared/bench}
 N=${N:-20000} C=${C:-32} S=${S:-1024} ROUNDS=${ROUNDS:-3} WARMUP=${WARMUP:-2000}
-FANOUT=${FANOUT:-1} FAIL=${FAIL:-0}
+FANOUT=${FANOUT:-1} FAIL=${FAIL:-0} BATCH=${BATCH:-0}
 PEERS=${PEERS-"direct jetstream-http knative-imc"}
 NATS=${NATS:-"inprocess tcp"}
 AUTH=${AUTH:-0}
@@ -68,8 +72,11 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 
 # manifests writes a Topic and FANOUT Subscriptions into $1.
 manifests() {
-  local dir=$1 sink=$2 other=$3
+  local dir=$1 sink=$2 other=$3 batch=""
   mkdir -p "$dir"
+  if [ "$BATCH" -gt 0 ]; then batch="
+  batch:
+    maxEvents: $BATCH"; fi
   cat >"$dir/bench.yaml" <<YAML
 apiVersion: eventing.herald.dev/v1alpha1
 kind: Topic
@@ -86,7 +93,7 @@ spec:
   topic: bench
   subscriber:
     uri: http://$sink/
-  maxInFlight: 64
+  maxInFlight: 64$batch
   delivery:
     retry: 10
     backoffDelay: PT0.05S
@@ -103,7 +110,7 @@ spec:
   topic: bench
   subscriber:
     uri: http://$other/
-  maxInFlight: 64
+  maxInFlight: 64$batch
   delivery:
     retry: 10
     backoffDelay: PT0.05S
@@ -115,6 +122,7 @@ YAML
 run_herald() {
   local listen sink other dir label=herald inproc=true
   if [ "$2" = tcp ]; then label=herald-tcp inproc=false; fi
+  if [ "$BATCH" -gt 0 ]; then label=$label-batch$BATCH; fi
   listen=127.0.0.1:$(free_port)
   sink=127.0.0.1:$(free_port)
   other=127.0.0.1:$(free_port)
