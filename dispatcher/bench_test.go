@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/herald-dev/herald/api/v1alpha1"
+	"github.com/herald-dev/herald/internal/ce"
 )
 
 // The benchmarks measure HTTP producer → system → HTTP subscriber with 1 KiB
@@ -31,18 +32,29 @@ import (
 //     publish, 202 after the PubAck, pull consumer, POST, ack), as in
 //     shared/bench's jetstream-http.
 
-// benchSink is a subscriber counting successful deliveries; it answers 503
-// to failPct percent of requests.
+// benchSink is a subscriber counting the events it accepted (each of a
+// batch); it answers 503 to failPct percent of requests.
 func benchSink(b *testing.B, failPct int64) (url string, delivered *atomic.Int64) {
 	delivered = new(atomic.Int64)
 	var requests atomic.Int64
 	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
+		events := int64(1)
+		if r.Header.Get("Content-Type") == ce.MediaBatchJSON {
+			body, _ := io.ReadAll(r.Body)
+			evs, err := ce.DecodeBatch(body)
+			if err != nil {
+				w.WriteHeader(http.StatusBadRequest)
+				return
+			}
+			events = int64(len(evs))
+		} else {
+			_, _ = io.Copy(io.Discard, r.Body)
+		}
 		if failPct > 0 && requests.Add(1)%100 < failPct {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			return
 		}
-		delivered.Add(1)
+		delivered.Add(events)
 		w.WriteHeader(http.StatusAccepted)
 	}))
 	b.Cleanup(s.Close)
@@ -111,10 +123,14 @@ func BenchmarkEndToEnd(b *testing.B) {
 		name    string
 		fanout  int
 		failPct int64
+
+		batch int32
 	}{
-		{"fanout1", 1, 0},
-		{"fanout10", 10, 0},
-		{"fanout1-fail10pct", 1, 10},
+		{"fanout1", 1, 0, 0},
+		{"fanout10", 10, 0, 0},
+		{"fanout1-fail10pct", 1, 10, 0},
+		{"fanout1-batch100", 1, 0, 100},
+		{"fanout10-batch100", 10, 0, 100},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			e := newEnv(b)
@@ -123,12 +139,75 @@ func BenchmarkEndToEnd(b *testing.B) {
 			for i := range bc.fanout {
 				subs = append(subs, subscription{name: fmt.Sprintf("s%d", i), uri: sink, spec: func(s *v1alpha1.SubscriptionSpec) {
 					s.Delivery = fastRetry(10)
+					if bc.batch > 0 {
+						s.Batch = &v1alpha1.Batch{MaxEvents: bc.batch}
+					}
 				}})
 			}
 			res := e.provision(newTopic("bench"), subs, nil)
 			r := e.start(nil, Options{})
 			r.waitDelivering(b, &res.Plan)
 			produce(b, r.url+"/default/bench", delivered, int64(b.N)*int64(bc.fanout))
+		})
+	}
+}
+
+// BenchmarkIngress is Herald's ingress alone: producers → validation →
+// JetStream (202 after the PubAck), a Topic without Subscriptions.
+func BenchmarkIngress(b *testing.B) {
+	e := newEnv(b)
+	e.provision(newTopic("bench"), nil, nil)
+	r := e.start(nil, Options{})
+	eventually(b, 10*time.Second, func() bool { return r.d.topic("default", "bench") != nil }, "topic served")
+	produce(b, r.url+"/default/bench", new(atomic.Int64), 0)
+}
+
+// BenchmarkDelivery is Herald's delivery alone: b.N events of 1 KiB are
+// stored in the Topic's stream first, then the dispatcher starts and
+// delivers them to the subscriber, one per request or in batches of 100.
+// It reports deliveries/s and cpu-us/event (subscriber included).
+func BenchmarkDelivery(b *testing.B) {
+	for _, bc := range []struct {
+		name  string
+		batch int32
+	}{{"single", 0}, {"batch100", 100}} {
+		b.Run(bc.name, func(b *testing.B) {
+			e := newEnv(b)
+			sink, delivered := benchSink(b, 0)
+			res := e.provision(newTopic("bench"), []subscription{{name: "s", uri: sink, spec: func(s *v1alpha1.SubscriptionSpec) {
+				if bc.batch > 0 {
+					s.Batch = &v1alpha1.Batch{MaxEvents: bc.batch}
+				}
+			}}}, nil)
+			data := bytes.Repeat([]byte("x"), 1024)
+			var futures []jetstream.PubAckFuture
+			for i := range b.N {
+				ev := &ce.Event{Attrs: []ce.Attribute{{Name: ce.AttrSpecVersion, Value: "1.0"}, {Name: ce.AttrID, Value: strconv.Itoa(i)},
+					{Name: ce.AttrSource, Value: "/bench"}, {Name: ce.AttrType, Value: "dev.herald.bench"}}, ContentType: "application/octet-stream", Data: data}
+				f, err := e.js.PublishMsgAsync(&nats.Msg{Subject: res.Plan.Subject, Header: ev.Header(), Data: data})
+				if err != nil {
+					b.Fatal(err)
+				}
+				futures = append(futures, f)
+			}
+			for _, f := range futures {
+				select {
+				case <-f.Ok():
+				case err := <-f.Err():
+					b.Fatal(err)
+				}
+			}
+			b.SetBytes(int64(len(data)))
+			b.ResetTimer()
+			start, cpu0 := time.Now(), cpuTime()
+			e.start(nil, Options{})
+			eventually(b, 5*time.Minute, func() bool { return delivered.Load() >= int64(b.N) }, "%d deliveries", b.N)
+			total, cpu := time.Since(start), cpuTime()-cpu0
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/total.Seconds(), "deliveries/s")
+			if cpu > 0 {
+				b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-us/event")
+			}
 		})
 	}
 }
