@@ -283,7 +283,7 @@ func (p *Provisioner) Apply(ctx context.Context, res *compiler.Result, keep ...s
 	if !changed {
 		next.count = prev.count
 		p.remember(stream, next)
-		return rep, nil
+		return rep, rep.Err()
 	}
 	n, err := p.pruneConsumers(ctx, stream, names)
 	rep.PlanErr = err
