@@ -2,12 +2,17 @@ package controllers
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/json"
 	"fmt"
+	"reflect"
+	"sync"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -29,35 +34,118 @@ const FieldOwner = resources.ManagedBy
 // object and the live one is controlled by the same owner, its spec is
 // replaced with the declared one and applied again.
 func apply(ctx context.Context, c client.Client, desired client.Object, out any) error {
+	u, err := applyConfiguration(desired)
+	if err != nil {
+		return err
+	}
+	_, err = applyUnstructured(ctx, c, u, out)
+	return err
+}
+
+// applyConfiguration is desired as apply sends it: without status and nulls.
+func applyConfiguration(desired client.Object) (*unstructured.Unstructured, error) {
 	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(desired)
 	if err != nil {
-		return fmt.Errorf("convert %T: %w", desired, err)
+		return nil, fmt.Errorf("convert %T: %w", desired, err)
 	}
 	delete(m, "status")
 	pruneNulls(m)
-	u := &unstructured.Unstructured{Object: m}
+	return &unstructured.Unstructured{Object: m}, nil
+}
+
+// applyUnstructured applies u as apply does and returns the applied
+// object's resourceVersion.
+func applyUnstructured(ctx context.Context, c client.Client, u *unstructured.Unstructured, out any) (string, error) {
 	kind, ns, name := u.GetKind(), u.GetNamespace(), u.GetName()
-	err = serverSideApply(ctx, c, u.DeepCopy(), out)
+	rv, err := serverSideApply(ctx, c, u.DeepCopy(), out)
 	if apierrors.IsInvalid(err) && replaceDrifted(ctx, c, u) {
-		err = serverSideApply(ctx, c, u.DeepCopy(), out)
+		rv, err = serverSideApply(ctx, c, u.DeepCopy(), out)
 	}
 	if err != nil {
-		return fmt.Errorf("apply %s %s/%s: %w", kind, ns, name, err)
+		return "", fmt.Errorf("apply %s %s/%s: %w", kind, ns, name, err)
 	}
+	return rv, nil
+}
+
+func serverSideApply(ctx context.Context, c client.Client, u *unstructured.Unstructured, out any) (string, error) {
+	if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
+		return "", err
+	}
+	if out == nil {
+		return u.GetResourceVersion(), nil
+	}
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, out); err != nil {
+		return "", fmt.Errorf("convert applied %s: %w", u.GetKind(), err)
+	}
+	return u.GetResourceVersion(), nil
+}
+
+// appliedObjects remembers what a reconciler last applied to each object
+// it owns and watches, and the resourceVersion the API server answered, so
+// that an object neither the reconciler's desired state nor anyone else
+// changed since is not applied again. The objects must be in the manager's
+// cache (watched): a change by someone else shows there as a new
+// resourceVersion, and its watch event reconciles the owner. The zero value
+// is ready to use.
+type appliedObjects struct {
+	mu sync.Mutex
+	// m holds entries by object key, then by Go type of the object.
+	m map[types.NamespacedName]map[string]appliedEntry
+}
+
+type appliedEntry struct {
+	fingerprint     [sha256.Size]byte
+	resourceVersion string
+}
+
+// apply applies desired with apply unless the cached object is the one the
+// last apply of the same desired state answered; out (a pointer to an
+// object of desired's type, or nil) receives the object either way.
+func (a *appliedObjects) apply(ctx context.Context, c client.Client, desired client.Object, out client.Object) error {
+	u, err := applyConfiguration(desired)
+	if err != nil {
+		return err
+	}
+	b, err := json.Marshal(u.Object)
+	if err != nil {
+		return fmt.Errorf("encode %T: %w", desired, err)
+	}
+	key, kind := client.ObjectKeyFromObject(desired), fmt.Sprintf("%T", desired)
+	fp := sha256.Sum256(b)
+	a.mu.Lock()
+	last, ok := a.m[key][kind]
+	a.mu.Unlock()
+	if ok && last.fingerprint == fp {
+		live := out
+		if live == nil {
+			live = reflect.New(reflect.TypeOf(desired).Elem()).Interface().(client.Object)
+		}
+		if err := c.Get(ctx, key, live); err == nil && live.GetResourceVersion() == last.resourceVersion {
+			return nil
+		}
+	}
+	rv, err := applyUnstructured(ctx, c, u, out)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if err != nil {
+		delete(a.m[key], kind)
+		return err
+	}
+	if a.m == nil {
+		a.m = map[types.NamespacedName]map[string]appliedEntry{}
+	}
+	if a.m[key] == nil {
+		a.m[key] = map[string]appliedEntry{}
+	}
+	a.m[key][kind] = appliedEntry{fingerprint: fp, resourceVersion: rv}
 	return nil
 }
 
-func serverSideApply(ctx context.Context, c client.Client, u *unstructured.Unstructured, out any) error {
-	if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
-		return err
-	}
-	if out == nil {
-		return nil
-	}
-	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, out); err != nil {
-		return fmt.Errorf("convert applied %s: %w", u.GetKind(), err)
-	}
-	return nil
+// forget drops what a remembers of the objects named key, of every kind.
+func (a *appliedObjects) forget(key types.NamespacedName) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	delete(a.m, key)
 }
 
 // replaceDrifted replaces the live object's spec and labels with desired's

@@ -28,7 +28,7 @@ func (r *TopicReconciler) reconcileDispatcherAccess(ctx context.Context, t *v1al
 		}
 	}
 	if np := r.Config.Dispatcher.NetworkPolicy; np.Enabled {
-		if err := apply(ctx, r.Client, resources.DispatcherNetworkPolicy(t, np), nil); err != nil {
+		if err := r.applied.apply(ctx, r.Client, resources.DispatcherNetworkPolicy(t, np), nil); err != nil {
 			return err
 		}
 	}

@@ -26,3 +26,10 @@ func TopicPublishPolicy(ctx context.Context, c client.Client, mode plan.PublishM
 func (r *TopicReconciler) ReconcileDispatcherAccess(ctx context.Context, t *v1alpha1.Topic) error {
 	return r.reconcileDispatcherAccess(ctx, t)
 }
+
+// WithDefaults is c with the defaults Setup fills in.
+func (c Config) WithDefaults() Config { return c.withDefaults() }
+
+// TopicChangedForSubscriptions is the predicate of the Subscription
+// reconciler's watch on Topics.
+var TopicChangedForSubscriptions = topicChangedForSubscriptions

@@ -24,12 +24,17 @@
 //
 // Watches: Topics watch their Subscriptions (creation, deletion, generation,
 // resolved URIs) and the Namespaces their publishers' namespaceSelectors
-// match (creation, deletion, labels); Subscriptions watch Topics and Services they or their
-// Topic's dead-letter sink refer to (field indexes); EventSources watch the
+// match (creation, deletion, labels); Subscriptions watch their Topic when
+// what they read of it changes (Ready, generations, address), the Topics and
+// Services they or their Topic's dead-letter sink refer to (field indexes),
+// and the Topic reconciler's announcements that their entry in the plan
+// changed (TopicReconciler.PlanChanged); EventSources watch the
 // Topics and Services their sink refers to and, for apiServer sources, the
 // creation and deletion of the ServiceAccount they run as (field index).
-// Owned Deployments, Services, ServiceAccounts and NetworkPolicies are
-// watched, so drift is repaired at once; the copies of the dispatchers' NATS
+// Owned Deployments, Services, ServiceAccounts, Roles, RoleBindings and
+// NetworkPolicies are watched, so drift is repaired at once, and applied
+// only when the Topic's desired state changed or the cached object is not
+// the one the last apply answered (appliedObjects); the copies of the dispatchers' NATS
 // Secret are not (the manager may not read Secrets) and are applied again on
 // every Topic reconcile. RBAC is not watched: an apiServer source whose
 // ServiceAccount is denied access (SubjectAccessReview) is checked again
@@ -49,6 +54,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	"github.com/herald-dev/herald/compiler"
@@ -124,13 +130,16 @@ func Setup(ctx context.Context, mgr manager.Manager, prov *provision.Provisioner
 	}
 	resolver := &Resolver{Reader: mgr.GetClient(), ClusterDomain: cfg.ClusterDomain}
 	recorder := mgr.GetEventRecorder(resources.ManagedBy)
+	planChanged := make(chan event.GenericEvent, 1024)
 	if err := (&TopicReconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Provisioner: prov, Resolver: resolver, Recorder: recorder, Config: cfg,
+		PlanChanged: planChanged,
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("topic controller: %w", err)
 	}
 	if err := (&SubscriptionReconciler{
 		Client: mgr.GetClient(), Provisioner: prov, Resolver: resolver, Recorder: recorder, Config: cfg,
+		PlanChanged: planChanged,
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("subscription controller: %w", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -16,9 +17,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/herald-dev/herald/api/v1alpha1"
 	"github.com/herald-dev/herald/compiler"
@@ -39,6 +43,9 @@ type SubscriptionReconciler struct {
 	Resolver    *Resolver
 	Recorder    events.EventRecorder
 	Config      Config
+	// PlanChanged, when set, carries the Subscriptions whose entry in their
+	// Topic's plan the Topic reconciler changed (TopicReconciler.PlanChanged).
+	PlanChanged <-chan event.GenericEvent
 }
 
 // subscriptionState carries what one reconcile's steps learn for the next.
@@ -248,11 +255,13 @@ func (r *SubscriptionReconciler) finalize(ctx context.Context, s *v1alpha1.Subsc
 	return removeFinalizer(ctx, r.Client, s)
 }
 
-// SetupWithManager registers the reconciler: Subscriptions, and the Topics
-// and Services their Destinations (or their Topic's dead-letter sink) refer to.
+// SetupWithManager registers the reconciler: Subscriptions, the Topics
+// and Services their Destinations (or their Topic's dead-letter sink) refer
+// to, their own Topic when what they read of it changed, and the changes of
+// their entries in the published plans (PlanChanged).
 func (r *SubscriptionReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	c := mgr.GetClient()
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		Named("subscription").
 		For(&v1alpha1.Subscription{}, builder.WithPredicates(specOrLifecycleChanged())).
 		Watches(&v1alpha1.Topic{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
@@ -261,12 +270,43 @@ func (r *SubscriptionReconciler) SetupWithManager(mgr ctrl.Manager) error {
 				log.FromContext(ctx).Error(err, "map Topic to Subscriptions")
 			}
 			return append(reqs, r.referring(ctx, refKey("Topic", o.GetNamespace(), o.GetName()))...)
-		})).
+		}), builder.WithPredicates(topicChangedForSubscriptions())).
 		Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
 			return r.referring(ctx, refKey("Service", o.GetNamespace(), o.GetName()))
 		})).
-		WithOptions(controller.Options{MaxConcurrentReconciles: r.Config.Workers}).
-		Complete(r)
+		WithOptions(controller.Options{MaxConcurrentReconciles: r.Config.Workers})
+	if r.PlanChanged != nil {
+		b = b.WatchesRawSource(source.Channel(r.PlanChanged, &handler.EnqueueRequestForObject{}))
+	}
+	return b.Complete(r)
+}
+
+// topicChangedForSubscriptions passes the Topic events that change what
+// Subscriptions read of a Topic: creation, deletion, a new generation (the
+// delivery defaults, the dead-letter sink), the start of deletion, a new
+// observedGeneration, Ready's status, reason or message, and the address
+// (of a Topic that is a Destination). The Topic's other status updates,
+// such as its stream's size or its plan's Subscription count, do not: a
+// Topic of k Subscriptions would wake all k each time one of them is added.
+func topicChangedForSubscriptions() predicate.Predicate {
+	return predicate.Funcs{
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			o, ok1 := e.ObjectOld.(*v1alpha1.Topic)
+			n, ok2 := e.ObjectNew.(*v1alpha1.Topic)
+			if !ok1 || !ok2 {
+				return true
+			}
+			or := meta.FindStatusCondition(o.Status.Conditions, v1alpha1.ConditionReady)
+			nr := meta.FindStatusCondition(n.Status.Conditions, v1alpha1.ConditionReady)
+			readyChanged := (or == nil) != (nr == nil) ||
+				(or != nil && (or.Status != nr.Status || or.Reason != nr.Reason || or.Message != nr.Message))
+			return o.Generation != n.Generation ||
+				!o.DeletionTimestamp.Equal(n.DeletionTimestamp) ||
+				o.Status.ObservedGeneration != n.Status.ObservedGeneration ||
+				readyChanged ||
+				!equality.Semantic.DeepEqual(o.Status.Address, n.Status.Address)
+		},
+	}
 }
 
 // referring lists the Subscriptions whose Destinations refer to key, and

@@ -41,6 +41,10 @@ var (
 	scheme *runtime.Scheme
 	// restConfig reaches the API server as an administrator.
 	restConfig *rest.Config
+	// mgrClient is the manager's client, reading from its cache.
+	mgrClient client.Client
+	// controllersConfig is the reconcilers' configuration.
+	controllersConfig controllers.Config
 )
 
 const (
@@ -86,13 +90,15 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "manager:", err)
 		return 1
 	}
-	if err := controllers.Setup(ctx, mgr, prov, controllers.Config{
+	controllersConfig = controllers.Config{
 		ClusterDomain:    "cluster.local",
 		Dispatcher:       resources.DispatcherConfig{Image: resources.Image{Name: image}, NATS: resources.NATS{URL: env.NATS.ClientURL()}},
 		Adapter:          resources.AdapterConfig{Image: resources.Image{Name: image}},
 		RefreshInterval:  refreshInterval,
 		ProgressInterval: 200 * time.Millisecond,
-	}); err != nil {
+	}
+	mgrClient = mgr.GetClient()
+	if err := controllers.Setup(ctx, mgr, prov, controllersConfig); err != nil {
 		fmt.Fprintln(os.Stderr, "setup:", err)
 		return 1
 	}

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -56,6 +57,18 @@ type TopicReconciler struct {
 	Resolver    *Resolver
 	Recorder    events.EventRecorder
 	Config      Config
+
+	// PlanChanged, when set, receives the Subscriptions whose entry in
+	// their Topic's published plan changed (added, removed, a new
+	// generation or URIs), so that they report it at once.
+	PlanChanged chan<- event.GenericEvent
+
+	// applied spares re-applying owned objects that did not change.
+	applied appliedObjects
+	// published holds, by Topic, a fingerprint of each Subscription's entry
+	// in the plan the reconciler last published, for PlanChanged.
+	mu        sync.Mutex
+	published map[types.NamespacedName]map[string]string
 }
 
 // Reconcile implements reconcile.Reconciler.
@@ -168,6 +181,7 @@ func (r *TopicReconciler) reconcileJetStream(ctx context.Context, t *v1alpha1.To
 		conds.setFalse(v1alpha1.ConditionPlanPublished, v1alpha1.ReasonNATSError, "%v", rep.PlanErr)
 		return errors.Join(streamErr, &Generic{Reason: v1alpha1.ReasonNATSError, Err: errors.Join(append(errs, rep.PlanErr)...)})
 	}
+	r.notifyPlan(ctx, t, &rep.Plan)
 	t.Status.Subscriptions = int32(len(rep.Plan.Subscriptions))
 	t.Status.PublishPolicy = publishPolicyStatus(pol, selected)
 	if rep.PlanErr != nil {
@@ -189,6 +203,45 @@ func (r *TopicReconciler) reconcileJetStream(ctx context.Context, t *v1alpha1.To
 	}
 	conds.setTrue(v1alpha1.ConditionPlanPublished, "%s", msg)
 	return streamErr
+}
+
+// notifyPlan sends to PlanChanged the Subscriptions whose entry in tp, as
+// planHas reads it, differs from the plan published before.
+func (r *TopicReconciler) notifyPlan(ctx context.Context, t *v1alpha1.Topic, tp *plan.TopicPlan) {
+	if r.PlanChanged == nil {
+		return
+	}
+	key := client.ObjectKeyFromObject(t)
+	now := make(map[string]string, len(tp.Subscriptions))
+	for _, sp := range tp.Subscriptions {
+		now[sp.Name] = fmt.Sprintf("%d\x00%s\x00%s\x00%s", sp.Generation, sp.SubscriberURI, sp.ReplyURI, sp.DeadLetterURI)
+	}
+	r.mu.Lock()
+	before := r.published[key]
+	if r.published == nil {
+		r.published = map[types.NamespacedName]map[string]string{}
+	}
+	r.published[key] = now
+	r.mu.Unlock()
+	var changed []string
+	for name, fp := range now {
+		if old, ok := before[name]; !ok || old != fp {
+			changed = append(changed, name)
+		}
+	}
+	for name := range before {
+		if _, ok := now[name]; !ok {
+			changed = append(changed, name)
+		}
+	}
+	for _, name := range changed {
+		ev := event.GenericEvent{Object: &v1alpha1.Subscription{ObjectMeta: metav1.ObjectMeta{Namespace: t.Namespace, Name: name}}}
+		select {
+		case r.PlanChanged <- ev:
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // streamStatus sets StreamReady and status.stream from what Apply reports,
@@ -236,7 +289,7 @@ func (r *TopicReconciler) reconcileDispatcher(ctx context.Context, t *v1alpha1.T
 	}
 	for _, obj := range []client.Object{resources.DispatcherServiceAccount(t), resources.DispatcherTokenRole(t),
 		resources.DispatcherTokenRoleBinding(t), resources.DispatcherService(t)} {
-		if err := apply(ctx, r.Client, obj, nil); err != nil {
+		if err := r.applied.apply(ctx, r.Client, obj, nil); err != nil {
 			conds.setFalse(v1alpha1.ConditionDispatcherAvailable, v1alpha1.ReasonProgressing, "%v", err)
 			return err
 		}
@@ -250,7 +303,7 @@ func (r *TopicReconciler) reconcileDispatcher(ctx context.Context, t *v1alpha1.T
 		Audience: plan.TopicAudience(t.Namespace, t.Name),
 	}
 	var dep appsv1.Deployment
-	if err := apply(ctx, r.Client, resources.DispatcherDeployment(t, r.Config.Dispatcher, signing), &dep); err != nil {
+	if err := r.applied.apply(ctx, r.Client, resources.DispatcherDeployment(t, r.Config.Dispatcher, signing), &dep); err != nil {
 		if apierrors.IsInvalid(err) {
 			conds.setFalse(v1alpha1.ConditionDispatcherAvailable, v1alpha1.ReasonInvalidSpec, "%v", err)
 			return &Stalling{Reason: v1alpha1.ReasonInvalidSpec, Err: err}
@@ -294,6 +347,10 @@ func (r *TopicReconciler) finalize(ctx context.Context, t *v1alpha1.Topic) error
 	if err := r.Provisioner.DeleteTopic(ctx, t.Namespace, t.Name); err != nil {
 		return err
 	}
+	r.applied.forget(types.NamespacedName{Namespace: t.Namespace, Name: resources.DispatcherName(t.Name)})
+	r.mu.Lock()
+	delete(r.published, client.ObjectKeyFromObject(t))
+	r.mu.Unlock()
 	return removeFinalizer(ctx, r.Client, t)
 }
 

@@ -6,11 +6,14 @@
 //
 // Every Ensure call compares the desired configuration with what the server
 // reports and writes only when they differ, so calling it on every reconcile
-// is cheap.
+// is cheap. Apply goes further: it remembers the consumers it ensured, and
+// while a stream holds as many consumers as Apply left it with, it ensures
+// only the consumers whose configuration changed since (see Apply).
 package provision
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +21,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -32,10 +36,39 @@ import (
 // help; the spec must change or the Topic be recreated.
 var ErrRefused = errors.New("jetstream refused the change")
 
-// Provisioner applies plans through one JetStream context.
+// Provisioner applies plans through one JetStream context. It is safe for
+// concurrent use, as long as one Topic is applied by one caller at a time.
 type Provisioner struct {
 	js jetstream.JetStream
 	kv jetstream.KeyValue
+
+	mu sync.Mutex
+	// applied remembers, by stream name, what Apply left in each stream.
+	applied map[string]*streamMemo
+	// plans holds the last plan decoded per key, at its revision, so that
+	// many readers of one unchanged plan decode it once.
+	plans map[string]decodedPlan
+	// counters is the counter stream, looked up once.
+	counters jetstream.Stream
+}
+
+// streamMemo is what Apply left in one stream.
+type streamMemo struct {
+	// created is the stream's creation time: a stream deleted and created
+	// again is not the one remembered.
+	created time.Time
+	// consumers holds the fingerprint of each consumer's configuration as
+	// Apply ensured it, by durable name.
+	consumers map[string]string
+	// names is the fingerprint of the consumer names Apply kept.
+	names string
+	// count is how many consumers the stream held when Apply finished.
+	count int
+}
+
+type decodedPlan struct {
+	revision uint64
+	plan     *plan.TopicPlan
 }
 
 // New returns a Provisioner, creating the plan bucket when it is missing.
@@ -57,7 +90,7 @@ func New(ctx context.Context, js jetstream.JetStream, replicas int) (*Provisione
 	if _, err := js.CreateOrUpdateStream(ctx, CounterStreamConfig(replicas)); err != nil {
 		return nil, fmt.Errorf("counter stream: %w", err)
 	}
-	return &Provisioner{js: js, kv: kv}, nil
+	return &Provisioner{js: js, kv: kv, applied: map[string]*streamMemo{}, plans: map[string]decodedPlan{}}, nil
 }
 
 // CounterStreamConfig is the stream of Herald's counters: one subject per
@@ -81,13 +114,19 @@ func CounterStreamConfig(replicas int) jetstream.StreamConfig {
 // DeadLetterCount returns how many events a Subscription dead-lettered and
 // when the last one was; zero when none.
 func (p *Provisioner) DeadLetterCount(ctx context.Context, namespace, topic, subscription string) (int64, time.Time, error) {
-	s, err := p.js.Stream(ctx, plan.CounterStream)
+	s, err := p.counterStream(ctx)
 	if err != nil {
 		return 0, time.Time{}, err
 	}
 	m, err := s.GetLastMsgForSubject(ctx, plan.DeadLetterCounter(namespace, topic, subscription))
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return 0, time.Time{}, nil
+	}
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		// Deleted behind our back; look it up again next time.
+		p.mu.Lock()
+		p.counters = nil
+		p.mu.Unlock()
 	}
 	if err != nil {
 		return 0, time.Time{}, err
@@ -103,6 +142,24 @@ func (p *Provisioner) DeadLetterCount(ctx context.Context, namespace, topic, sub
 		return 0, time.Time{}, fmt.Errorf("dead-letter counter %q: %w", v.Val, err)
 	}
 	return n, m.Time, nil
+}
+
+// counterStream returns the counter stream, looked up on first use.
+func (p *Provisioner) counterStream(ctx context.Context) (jetstream.Stream, error) {
+	p.mu.Lock()
+	s := p.counters
+	p.mu.Unlock()
+	if s != nil {
+		return s, nil
+	}
+	s, err := p.js.Stream(ctx, plan.CounterStream)
+	if err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	p.counters = s
+	p.mu.Unlock()
+	return s, nil
 }
 
 // ResetDeadLetterCount removes a Subscription's dead-letter counter, so a
@@ -162,42 +219,118 @@ func (r *Report) Err() error { return errors.Join(r.StreamErr, r.PlanErr) }
 // of res (for example with a Destination that does not resolve yet): their
 // consumers stay, so they resume where they stopped once fixed.
 //
+// Apply remembers what it left in each stream. While the stream is the same
+// and holds as many consumers as Apply left it with, it ensures only the
+// consumers whose configuration changed since, and lists the stream's
+// consumers to prune only when the set of names changed: applying an
+// unchanged Topic costs two requests (the stream and the plan), and adding
+// one Subscription to a Topic of k costs a constant number, not k. A
+// consumer deleted behind Apply's back changes the count, and the next
+// Apply ensures every consumer again; a consumer's configuration edited
+// behind its back is repaired when the Provisioner is new (a restart) or
+// the count changes.
+//
 // Without a stream Apply stops after trying to create it. The returned
 // error is the Report's Err.
 func (p *Provisioner) Apply(ctx context.Context, res *compiler.Result, keep ...string) (*Report, error) {
 	rep := &Report{Subscriptions: map[string]error{}, Plan: res.Plan}
+	stream := res.Stream.Name
 	rep.Stream, rep.StreamErr = p.EnsureStream(ctx, res.Stream)
 	if rep.StreamErr != nil {
 		// A refused change leaves the old stream in place.
-		info, err := p.StreamInfo(ctx, res.Stream.Name)
+		info, err := p.StreamInfo(ctx, stream)
 		if err != nil || info == nil {
+			p.forget(stream)
 			return rep, rep.Err()
 		}
 		rep.Stream = info
 	}
+	prev := p.remembered(stream, rep.Stream)
+	next := &streamMemo{created: rep.Stream.Created, consumers: map[string]string{}}
 	names := map[string]bool{}
 	for _, name := range keep {
 		names[plan.ConsumerName(name)] = true
 	}
+	changed := prev == nil
 	for _, name := range slices.Sorted(maps.Keys(res.Consumers)) {
 		cc := res.Consumers[name]
 		names[cc.Durable] = true
-		if _, err := p.EnsureConsumer(ctx, res.Stream.Name, cc); err != nil {
+		fp := fingerprint(cc)
+		if prev != nil && prev.consumers[cc.Durable] == fp {
+			next.consumers[cc.Durable] = fp
+			rep.Subscriptions[name] = nil
+			continue
+		}
+		changed = true
+		if _, err := p.EnsureConsumer(ctx, stream, cc); err != nil {
 			rep.Subscriptions[name] = err
 			continue
 		}
+		next.consumers[cc.Durable] = fp
 		rep.Subscriptions[name] = nil
 	}
+	next.names = fingerprint(slices.Sorted(maps.Keys(names)))
+	changed = changed || prev.names != next.names
 	rep.Plan.Subscriptions = slices.DeleteFunc(slices.Clone(res.Plan.Subscriptions), func(sp plan.SubscriptionPlan) bool {
 		return rep.Subscriptions[sp.Name] != nil
 	})
 	if err := p.PutPlan(ctx, &rep.Plan); err != nil {
 		rep.PlanErr = err
+		p.forget(stream)
 		return rep, rep.Err()
 	}
 	rep.Published = true
-	rep.PlanErr = p.PruneConsumers(ctx, res.Stream.Name, names)
+	if !changed {
+		next.count = prev.count
+		p.remember(stream, next)
+		return rep, rep.Err()
+	}
+	n, err := p.pruneConsumers(ctx, stream, names)
+	rep.PlanErr = err
+	if err != nil {
+		p.forget(stream)
+		return rep, rep.Err()
+	}
+	next.count = n
+	p.remember(stream, next)
 	return rep, rep.Err()
+}
+
+// remembered returns what Apply left in the stream info describes, or nil
+// when it has nothing to trust: no memory of it, a stream created since, or
+// a consumer count other than the one it left.
+func (p *Provisioner) remembered(stream string, info *jetstream.StreamInfo) *streamMemo {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	m := p.applied[stream]
+	if m == nil || !m.created.Equal(info.Created) || m.count != info.State.Consumers {
+		return nil
+	}
+	c := *m
+	c.consumers = maps.Clone(m.consumers)
+	return &c
+}
+
+func (p *Provisioner) remember(stream string, m *streamMemo) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.applied[stream] = m
+}
+
+func (p *Provisioner) forget(stream string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.applied, stream)
+}
+
+// fingerprint is a digest of v's JSON encoding (map keys sorted).
+func fingerprint(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return ""
+	}
+	sum := sha256.Sum256(b)
+	return string(sum[:])
 }
 
 // EnsureStream creates the stream or updates it when it differs from cfg.
@@ -415,39 +548,60 @@ func (p *Provisioner) DeleteConsumer(ctx context.Context, stream, name string) e
 	if err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) && !errors.Is(err, jetstream.ErrStreamNotFound) {
 		return fmt.Errorf("delete consumer %s: %w", name, err)
 	}
+	if err == nil {
+		// Keep what Apply remembers of the stream in step, so that the
+		// next Apply need not ensure every consumer again.
+		p.mu.Lock()
+		if m := p.applied[stream]; m != nil {
+			delete(m.consumers, name)
+			m.count--
+		}
+		p.mu.Unlock()
+	}
 	return nil
 }
 
 // PruneConsumers deletes the stream's Herald consumers whose names are not in keep.
 func (p *Provisioner) PruneConsumers(ctx context.Context, stream string, keep map[string]bool) error {
+	_, err := p.pruneConsumers(ctx, stream, keep)
+	return err
+}
+
+// pruneConsumers is PruneConsumers, returning how many consumers the stream
+// holds afterwards.
+func (p *Provisioner) pruneConsumers(ctx context.Context, stream string, keep map[string]bool) (int, error) {
 	s, err := p.js.Stream(ctx, stream)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		return nil
+		return 0, nil
 	}
 	if err != nil {
-		return fmt.Errorf("get stream %s: %w", stream, err)
+		return 0, fmt.Errorf("get stream %s: %w", stream, err)
 	}
 	names := s.ConsumerNames(ctx)
 	var stale []string
+	all := 0
 	for n := range names.Name() {
+		all++
 		if strings.HasPrefix(n, plan.ConsumerPrefix) && !keep[n] {
 			stale = append(stale, n)
 		}
 	}
 	if err := names.Err(); err != nil {
-		return fmt.Errorf("list consumers of %s: %w", stream, err)
+		return 0, fmt.Errorf("list consumers of %s: %w", stream, err)
 	}
 	for _, n := range stale {
-		if err := p.DeleteConsumer(ctx, stream, n); err != nil {
-			return err
+		if err := p.js.DeleteConsumer(ctx, stream, n); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			return 0, fmt.Errorf("delete consumer %s: %w", n, err)
 		}
+		all--
 	}
-	return nil
+	return all, nil
 }
 
 // DeleteStream deletes a stream with its events and consumers; a missing
 // stream is not an error.
 func (p *Provisioner) DeleteStream(ctx context.Context, name string) error {
+	p.forget(name)
 	err := p.js.DeleteStream(ctx, name)
 	if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
 		return fmt.Errorf("delete stream %s: %w", name, err)
@@ -472,24 +626,39 @@ func (p *Provisioner) PutPlan(ctx context.Context, tp *plan.TopicPlan) error {
 }
 
 // GetPlan returns the stored plan of a Topic, or nil when there is none.
+// The plan is shared with other callers reading the same revision: it must
+// not be changed.
 func (p *Provisioner) GetPlan(ctx context.Context, namespace, topic string) (*plan.TopicPlan, error) {
-	e, err := p.kv.Get(ctx, plan.Key(namespace, topic))
+	key := plan.Key(namespace, topic)
+	e, err := p.kv.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("get plan: %w", err)
 	}
+	p.mu.Lock()
+	d, ok := p.plans[key]
+	p.mu.Unlock()
+	if ok && d.revision == e.Revision() {
+		return d.plan, nil
+	}
 	var tp plan.TopicPlan
 	if err := json.Unmarshal(e.Value(), &tp); err != nil {
 		return nil, fmt.Errorf("decode plan: %w", err)
 	}
+	p.mu.Lock()
+	p.plans[key] = decodedPlan{revision: e.Revision(), plan: &tp}
+	p.mu.Unlock()
 	return &tp, nil
 }
 
 // DeletePlan removes a Topic's plan (purging its history); a missing key is
 // not an error. Dispatchers stop serving the Topic when they see it go.
 func (p *Provisioner) DeletePlan(ctx context.Context, namespace, topic string) error {
+	p.mu.Lock()
+	delete(p.plans, plan.Key(namespace, topic))
+	p.mu.Unlock()
 	err := p.kv.Purge(ctx, plan.Key(namespace, topic))
 	if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
 		return fmt.Errorf("delete plan: %w", err)
