@@ -17,17 +17,24 @@ import (
 // request. It holds at most n×size messages, queued or in a worker's
 // batch, and keeps every one of them alive (InProgress every heartbeat), so
 // a batch Subscription pulls enough to fill its batches while JetStream
-// still redelivers what a dead dispatcher held within one AckWait. A
-// worker takes what is queued, up to size; with maxWait it first waits,
-// from the oldest queued message's arrival, up to maxWait for a full
-// batch. When the pool closes, queued messages are released (Nak) for
-// another dispatcher.
+// still redelivers what a dead dispatcher held within one AckWait.
+//
+// Full batches go out in parallel, up to n at once. A batch that is not
+// full goes out only while no other batch is under way (and, with maxWait,
+// once its oldest message waited that long): under load, events gather
+// into full batches while earlier ones are delivered, instead of many
+// small requests competing for the subscriber; under light load, one
+// request at a time carries what arrived during the previous one, without
+// an added wait. When the pool closes, queued messages are released (Nak)
+// for another dispatcher.
 type batchPool struct {
-	n, size   int
-	maxWait   time.Duration
-	mu        sync.Mutex
-	queue     []queued
-	closed    bool
+	n, size int
+	maxWait time.Duration
+	mu      sync.Mutex
+	queue   []queued
+	closed  bool
+	// sending is how many batches are under way.
+	sending   int
 	held      atomic.Int64
 	wake      chan struct{}
 	freed     chan struct{}
@@ -101,39 +108,40 @@ func (p *batchPool) take() []jetstream.Msg {
 			p.mu.Unlock()
 			return nil
 		}
-		if n := len(p.queue); n > 0 {
-			wait := time.Duration(0)
-			if n < p.size && p.maxWait > 0 {
-				wait = time.Until(p.queue[0].since.Add(p.maxWait))
+		n := len(p.queue)
+		wait := time.Duration(0)
+		if n > 0 && n < p.size && p.maxWait > 0 {
+			wait = time.Until(p.queue[0].since.Add(p.maxWait))
+		}
+		if n >= p.size || (n > 0 && p.sending == 0 && wait <= 0) {
+			k := min(n, p.size)
+			batch := make([]jetstream.Msg, k)
+			for i := range k {
+				batch[i] = p.queue[i].msg
 			}
-			if wait <= 0 {
-				k := min(n, p.size)
-				batch := make([]jetstream.Msg, k)
-				for i := range k {
-					batch[i] = p.queue[i].msg
-				}
-				p.queue = append(p.queue[:0], p.queue[k:]...)
-				left := len(p.queue)
-				p.mu.Unlock()
-				if left > 0 {
-					p.signal()
-				}
-				return batch
-			}
+			p.queue = append(p.queue[:0], p.queue[k:]...)
+			p.sending++
+			left := len(p.queue)
 			p.mu.Unlock()
-			if timer == nil {
-				timer = time.NewTimer(wait)
-			} else {
-				timer.Reset(wait)
+			if left > 0 {
+				p.signal()
 			}
-			select {
-			case <-p.wake:
-			case <-timer.C:
-			}
-			continue
+			return batch
 		}
 		p.mu.Unlock()
-		<-p.wake
+		if wait <= 0 {
+			<-p.wake
+			continue
+		}
+		if timer == nil {
+			timer = time.NewTimer(wait)
+		} else {
+			timer.Reset(wait)
+		}
+		select {
+		case <-p.wake:
+		case <-timer.C:
+		}
 	}
 }
 
@@ -152,6 +160,13 @@ func (p *batchPool) work(i int, work func([]jetstream.Msg)) {
 		a.mu.Lock()
 		a.msgs = nil
 		a.mu.Unlock()
+		p.mu.Lock()
+		p.sending--
+		waiting := len(p.queue) > 0
+		p.mu.Unlock()
+		if waiting {
+			p.signal()
+		}
 		p.held.Add(-int64(len(batch)))
 		select {
 		case p.freed <- struct{}{}:
@@ -261,6 +276,7 @@ func (r *subRunner) deliverBatch(msgs []jetstream.Msg) {
 	if res.err == nil {
 		res = r.d.post(cfg.subscriberClient, cfg.plan.SubscriberURI, hdr, body, cfg.plan.Delivery.Timeout.Duration(), 0)
 		r.m.observe(res.elapsed)
+		r.m.batch(len(keep))
 	}
 	if res.verdict() == verdictSuccess {
 		for _, m := range keep {

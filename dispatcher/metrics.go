@@ -52,6 +52,7 @@ type metrics struct {
 	deadLetters     *prometheus.CounterVec
 	replies         *prometheus.CounterVec
 	duration        *prometheus.HistogramVec
+	batchEvents     *prometheus.HistogramVec
 	pending         *prometheus.GaugeVec
 	ackPending      *prometheus.GaugeVec
 }
@@ -94,6 +95,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "Duration of one delivery attempt to a subscriber.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, sub),
+		batchEvents: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "herald_delivery_batch_events",
+			Help:    "Events per request of Subscriptions delivered in batches.",
+			Buckets: []float64{1, 2, 5, 10, 20, 50, 100, 200, 500, 1000},
+		}, sub),
 		pending: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "herald_consumer_pending",
 			Help: "Events not yet delivered to the Subscription (its lag), as JetStream last reported.",
@@ -104,7 +110,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, sub),
 	}
 	for _, c := range []prometheus.Collector{m.received, m.duplicates, m.rejected, m.ingressDuration,
-		m.deliveries, m.deadLetters, m.replies, m.duration, m.pending, m.ackPending} {
+		m.deliveries, m.deadLetters, m.replies, m.duration, m.batchEvents, m.pending, m.ackPending} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {
@@ -123,6 +129,7 @@ func (m *metrics) forgetSubscription(ns, topic, sub string) {
 	m.deadLetters.DeletePartialMatch(l)
 	m.replies.DeletePartialMatch(l)
 	m.duration.DeletePartialMatch(l)
+	m.batchEvents.DeletePartialMatch(l)
 	m.pending.DeletePartialMatch(l)
 	m.ackPending.DeletePartialMatch(l)
 }
@@ -182,6 +189,10 @@ func (s *subMetrics) outcomes(outcome, codeClass string, n int) {
 		return
 	}
 	s.m.deliveries.WithLabelValues(s.ns, s.topic, s.sb, outcome, codeClass).Add(float64(n))
+}
+
+func (s *subMetrics) batch(events int) {
+	s.m.batchEvents.WithLabelValues(s.ns, s.topic, s.sb).Observe(float64(events))
 }
 
 func (s *subMetrics) deadLetter(sink string) {

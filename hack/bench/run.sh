@@ -29,9 +29,11 @@
 # herald dev --auth and every request carrying the same token; the summary
 # prints their medians and the median per-round ratio auth/off.
 #
-# BATCH > 0 gives Herald's Subscriptions `batch: {maxEvents: BATCH}`: they
-# deliver in CloudEvents batch mode, which the harness's sink reads (its
-# label gets -batchN).
+# BATCH lists batch sizes, one Herald run per entry and NATS mode in each
+# round (e.g. BATCH="0 100"): 0 delivers one event per request; N > 0 gives
+# Herald's Subscriptions `batch: {maxEvents: N}` (and `maxWait: BATCH_WAIT`
+# when set), delivering in CloudEvents batch mode, which the harness's sink
+# reads (the label gets -batchN). MAXINFLIGHT sets their maxInFlight (64).
 #
 # PEERS_BENCH is the harness's source directory (default: ../shared/bench
 # beside the repository). FAIL makes the sinks answer that fraction of
@@ -41,7 +43,7 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 PEERS_BENCH=${PEERS_BENCH:-$root/../shared/bench}
 N=${N:-20000} C=${C:-32} S=${S:-1024} ROUNDS=${ROUNDS:-3} WARMUP=${WARMUP:-2000}
-FANOUT=${FANOUT:-1} FAIL=${FAIL:-0} BATCH=${BATCH:-0}
+FANOUT=${FANOUT:-1} FAIL=${FAIL:-0} BATCH=${BATCH:-0} BATCH_WAIT=${BATCH_WAIT:-}
 PEERS=${PEERS-"direct jetstream-http knative-imc"}
 NATS=${NATS:-"inprocess tcp"}
 AUTH=${AUTH:-0}
@@ -70,13 +72,15 @@ trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-# manifests writes a Topic and FANOUT Subscriptions into $1.
+# manifests writes a Topic and FANOUT Subscriptions, batch size $4, into $1.
 manifests() {
-  local dir=$1 sink=$2 other=$3 batch=""
+  local dir=$1 sink=$2 other=$3 size=$4 batch=""
   mkdir -p "$dir"
-  if [ "$BATCH" -gt 0 ]; then batch="
+  if [ "$size" -gt 0 ]; then batch="
   batch:
-    maxEvents: $BATCH"; fi
+    maxEvents: $size"; fi
+  if [ -n "$BATCH_WAIT" ]; then batch="$batch
+    maxWait: $BATCH_WAIT"; fi
   cat >"$dir/bench.yaml" <<YAML
 apiVersion: eventing.herald.dev/v1alpha1
 kind: Topic
@@ -93,7 +97,7 @@ spec:
   topic: bench
   subscriber:
     uri: http://$sink/
-  maxInFlight: 64$batch
+  maxInFlight: ${MAXINFLIGHT:-64}$batch
   delivery:
     retry: 10
     backoffDelay: PT0.05S
@@ -110,7 +114,7 @@ spec:
   topic: bench
   subscriber:
     uri: http://$other/
-  maxInFlight: 64$batch
+  maxInFlight: ${MAXINFLIGHT:-64}$batch
   delivery:
     retry: 10
     backoffDelay: PT0.05S
@@ -122,12 +126,12 @@ YAML
 run_herald() {
   local listen sink other dir label=herald inproc=true
   if [ "$2" = tcp ]; then label=herald-tcp inproc=false; fi
-  if [ "$BATCH" -gt 0 ]; then label=$label-batch$BATCH; fi
+  if [ "$3" -gt 0 ]; then label=$label-batch$3; fi
   listen=127.0.0.1:$(free_port)
   sink=127.0.0.1:$(free_port)
   other=127.0.0.1:$(free_port)
-  dir="$work/round-$1-$2"
-  manifests "$dir/manifests" "$sink" "$other"
+  dir="$work/round-$1-$2-batch$3"
+  manifests "$dir/manifests" "$sink" "$other" "$3"
   if [ "$FANOUT" -gt 1 ]; then
     "$bench" sink -sink-addr "$other" -fail "$FAIL" >"$dir/other-sink.log" 2>&1 &
     sink_pid=$!
@@ -182,15 +186,17 @@ YAML
 }
 extra=("$@")
 echo "# start: $(uptime)"
-echo "# nproc=$(nproc) N=$N C=$C S=$S WARMUP=$WARMUP ROUNDS=$ROUNDS FANOUT=$FANOUT FAIL=$FAIL NATS=\"$NATS\""
+echo "# nproc=$(nproc) N=$N C=$C S=$S WARMUP=$WARMUP ROUNDS=$ROUNDS FANOUT=$FANOUT FAIL=$FAIL NATS=\"$NATS\" BATCH=\"$BATCH\""
 for r in $(seq 1 "$ROUNDS"); do
   for s in $PEERS; do
     line=$("$bench" "$s" -n "$N" -c "$C" -size "$S" -warmup "$WARMUP" -fail "$FAIL" "${extra[@]}")
     echo "$line"; echo "round=$r $line" >>"$results"
   done
   for mode in $NATS; do
-    line=$(run_herald "$r" "$mode" | grep '^scenario=')
-    echo "$line"; echo "round=$r $line" >>"$results"
+    for size in $BATCH; do
+      line=$(run_herald "$r" "$mode" "$size" | grep '^scenario=')
+      echo "$line"; echo "round=$r $line" >>"$results"
+    done
   done
   if [ "$AUTH" = 1 ]; then
     # Alternate the order, so that neither side always runs first.
