@@ -2,6 +2,7 @@ package dispatcher
 
 import (
 	"fmt"
+	"net/http"
 	"sort"
 	"testing"
 	"time"
@@ -151,4 +152,37 @@ func TestBatchFailures(t *testing.T) {
 			t.Errorf("the subscriber got no batch")
 		}
 	})
+}
+
+// TestBatchGathersWhileOneIsUnderWay: without maxWait, events that arrive
+// while a batch is being delivered wait for it and go out together in the
+// next request, instead of one request each.
+func TestBatchGathersWhileOneIsUnderWay(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	r := e.start(nil, Options{})
+	release := make(chan struct{})
+	s := newSink(t, func(n int, _ received, w http.ResponseWriter) {
+		if n == 0 {
+			<-release
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+	res := e.provision(newTopic("gather"), []subscription{{name: "s", uri: s.url(), spec: func(s *v1alpha1.SubscriptionSpec) {
+		s.Batch = &v1alpha1.Batch{MaxEvents: 100}
+	}}}, nil)
+	r.waitDelivering(t, &res.Plan)
+	sendOK(t, r.url+"/default/gather", "first")
+	eventually(t, 10*time.Second, func() bool { return s.count() == 1 }, "the first batch under way")
+	for i := range 5 {
+		sendOK(t, r.url+"/default/gather", fmt.Sprintf("later%d", i))
+	}
+	time.Sleep(100 * time.Millisecond) // let the dispatcher pull them
+	close(release)
+	eventually(t, 10*time.Second, func() bool { return s.count() >= 2 }, "a second batch")
+	time.Sleep(100 * time.Millisecond)
+	got := batchIDs(t, s)
+	if len(got) != 2 || len(got[1]) != 5 {
+		t.Errorf("batches %v, want [first] then the 5 later events in one request", got)
+	}
 }
