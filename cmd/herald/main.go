@@ -1,6 +1,8 @@
-// Command herald is Herald's single binary. Its subcommands run the operator
+// Command herald is Herald's main binary. Its subcommands run the operator
 // (manager), the data plane (dispatcher), event sources (adapter), the whole
-// data plane on one machine (dev), and small tools (display, send).
+// data plane on one machine (dev), and small tools (display, send). The
+// data plane also ships alone as herald-dispatcher, which dispatcher Pods
+// run.
 package main
 
 import (
