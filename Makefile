@@ -69,8 +69,8 @@ test: envtest ## Run all tests against a local kube-apiserver + etcd (envtest).
 ##@ Build
 
 .PHONY: build
-build: ## Build the herald binary into bin/herald.
-	go build -o $(LOCALBIN)/herald ./cmd/herald
+build: ## Build the herald and herald-dispatcher binaries into bin/.
+	go build -o $(LOCALBIN)/ ./cmd/herald ./cmd/herald-dispatcher
 
 .PHONY: run
 run: ## Run herald in dev mode against the sample configuration.

@@ -112,7 +112,7 @@ func TestTopicBecomesReady(t *testing.T) {
 	if *dep.Spec.Replicas != 2 || dep.Spec.Template.Spec.Containers[0].Image != image {
 		t.Errorf("deployment replicas %d image %s", *dep.Spec.Replicas, dep.Spec.Template.Spec.Containers[0].Image)
 	}
-	if args := dep.Spec.Template.Spec.Containers[0].Args; !slices.Equal(args, []string{"dispatcher", "--topics", ns + "/orders"}) {
+	if args := dep.Spec.Template.Spec.Containers[0].Args; !slices.Equal(args, []string{"--topics", ns + "/orders"}) {
 		t.Errorf("args %v", args)
 	}
 
@@ -191,7 +191,7 @@ func TestTopicDriftRepair(t *testing.T) {
 	dep := &appsv1.Deployment{}
 	update(t, withKey(dep, key), func(d *appsv1.Deployment) {
 		d.Spec.Replicas = ptr.To[int32](7)
-		d.Spec.Template.Spec.Containers[0].Args = []string{"dispatcher", "--topics", "other/topic"}
+		d.Spec.Template.Spec.Containers[0].Args = []string{"--topics", "other/topic"}
 		d.Labels["app.kubernetes.io/name"] = "edited"
 	})
 	eventually(t, func() error {
@@ -199,7 +199,7 @@ func TestTopicDriftRepair(t *testing.T) {
 			return err
 		}
 		args := dep.Spec.Template.Spec.Containers[0].Args
-		if *dep.Spec.Replicas != 1 || !slices.Equal(args, []string{"dispatcher", "--topics", ns + "/drift"}) || dep.Labels["app.kubernetes.io/name"] != "herald-dispatcher" {
+		if *dep.Spec.Replicas != 1 || !slices.Equal(args, []string{"--topics", ns + "/drift"}) || dep.Labels["app.kubernetes.io/name"] != "herald-dispatcher" {
 			return fmt.Errorf("deployment not restored: replicas %d args %v labels %v", *dep.Spec.Replicas, args, dep.Labels)
 		}
 		return nil
@@ -510,11 +510,11 @@ func TestTopicIngressTLS(t *testing.T) {
 		tp.Spec.Dispatcher = &v1alpha1.DispatcherSpec{TLS: &v1alpha1.DispatcherTLS{SecretName: "secure-ingress"}}
 	})
 	wantIngress("https", ingress{port: 443, portName: "https", appProtocol: "https", secret: "secure-ingress",
-		args: []string{"dispatcher", "--topics", ns + "/secure",
+		args: []string{"--topics", ns + "/secure",
 			"--tls-cert-file", "/etc/herald/ingress-tls/tls.crt", "--tls-key-file", "/etc/herald/ingress-tls/tls.key"}})
 
 	update(t, topic, func(tp *v1alpha1.Topic) { tp.Spec.Dispatcher.TLS = nil })
-	wantIngress("http", ingress{port: 80, portName: "http", args: []string{"dispatcher", "--topics", ns + "/secure"}})
+	wantIngress("http", ingress{port: 80, portName: "http", args: []string{"--topics", ns + "/secure"}})
 }
 
 // TestTopicSigningSecrets: a Subscription with spec.signing gets its Secret

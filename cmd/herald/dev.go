@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/herald-dev/herald/devmode"
+	"github.com/herald-dev/herald/internal/cli"
 	"github.com/herald-dev/herald/internal/logging"
 )
 
@@ -134,7 +135,7 @@ func parseNATSListen(s string) (string, int, error) {
 }
 
 func runDev(ctx context.Context, args []string) error {
-	tuneGC(os.Getenv, cgroupMemoryLimit)
+	cli.TuneGC(os.Getenv, cli.CgroupMemoryLimit)
 	go func() {
 		// ctx ends on the first Ctrl-C or SIGTERM; a second one does not
 		// wait for the deliveries under way.

@@ -10,6 +10,7 @@ import (
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 
+	"github.com/herald-dev/herald/internal/dispatchercmd"
 	"github.com/herald-dev/herald/internal/logging"
 	"github.com/herald-dev/herald/sources"
 )
@@ -39,7 +40,7 @@ func TestLogLevelFlag(t *testing.T) {
 			return c.LogLevel, err
 		}},
 		"dispatcher": {readEnv: true, parse: func(args []string, getenv func(string) string) (slog.Level, error) {
-			c, err := parseDispatcherConfig(args, getenv)
+			c, err := dispatchercmd.ParseConfig(args, getenv)
 			return c.LogLevel, err
 		}},
 		"adapter": {readEnv: true, parse: func(args []string, getenv func(string) string) (slog.Level, error) {

@@ -1,17 +1,18 @@
-// Command herald is Herald's single binary. Its subcommands run the operator
+// Command herald is Herald's main binary. Its subcommands run the operator
 // (manager), the data plane (dispatcher), event sources (adapter), the whole
-// data plane on one machine (dev), and small tools (display, send).
+// data plane on one machine (dev), and small tools (display, send). The
+// data plane also ships alone as herald-dispatcher, which dispatcher Pods
+// run.
 package main
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
-	"os/signal"
 	"sort"
-	"syscall"
+
+	"github.com/herald-dev/herald/internal/cli"
 )
 
 // commands maps a subcommand name to its entry point. Each subcommand's file
@@ -21,30 +22,24 @@ import (
 var commands = map[string]func(ctx context.Context, args []string) error{}
 
 func main() {
-	if err := run(); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "herald:", err)
-		}
-		os.Exit(1)
-	}
+	cli.Main("herald", run)
 }
 
-func run() error {
-	if len(os.Args) < 2 || os.Args[1] == "-h" || os.Args[1] == "--help" || os.Args[1] == "help" {
+// run runs the subcommand named by args[0] with the arguments after it.
+func run(ctx context.Context, args []string) error {
+	if len(args) < 1 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		usage()
-		if len(os.Args) < 2 {
+		if len(args) < 1 {
 			return errors.New("missing subcommand")
 		}
 		return nil
 	}
-	cmd, ok := commands[os.Args[1]]
+	cmd, ok := commands[args[0]]
 	if !ok {
 		usage()
-		return fmt.Errorf("unknown subcommand %q", os.Args[1])
+		return fmt.Errorf("unknown subcommand %q", args[0])
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	return cmd(ctx, os.Args[2:])
+	return cmd(ctx, args[1:])
 }
 
 func usage() {

@@ -29,6 +29,7 @@ import (
 	"github.com/herald-dev/herald/compiler"
 	"github.com/herald-dev/herald/controllers"
 	"github.com/herald-dev/herald/controllers/resources"
+	"github.com/herald-dev/herald/internal/cli"
 	"github.com/herald-dev/herald/internal/logging"
 	"github.com/herald-dev/herald/plan"
 	"github.com/herald-dev/herald/provision"
@@ -40,8 +41,8 @@ func init() {
 
 // managerConfig is herald manager's validated configuration.
 type managerConfig struct {
-	// natsConfig is how the manager reaches NATS.
-	natsConfig
+	// NATSConfig is how the manager reaches NATS.
+	cli.NATSConfig
 	// DispatcherNATSSecret names the Secret, in each Topic's namespace,
 	// holding the dispatchers' copies of the NATS files (resources.NATS).
 	DispatcherNATSSecret string
@@ -85,8 +86,8 @@ Flags:
 // parseManagerConfig reads the flags in args, with defaults from getenv,
 // and validates them.
 func parseManagerConfig(args []string, getenv func(string) string) (managerConfig, error) {
-	fs := newFlagSet("manager", managerUsage)
-	envOr := envDefault(getenv)
+	fs := cli.NewFlagSet("manager", managerUsage)
+	envOr := cli.EnvDefault(getenv)
 	var (
 		c           managerConfig
 		namespaces  string
@@ -97,7 +98,7 @@ func parseManagerConfig(args []string, getenv func(string) string) (managerConfi
 		natsSource  string
 		metricsNS   string
 	)
-	c.registerNATSFlags(fs, getenv)
+	c.RegisterNATSFlags(fs, getenv)
 	fs.StringVar(&c.DispatcherNATSSecret, "dispatcher-nats-secret", getenv("HERALD_DISPATCHER_NATS_SECRET"),
 		"Secret in each Topic's namespace with the dispatchers' NATS files: keys nats.creds, ca.crt, tls.crt, tls.key, "+
 			"as the manager's own --nats-* flags ask ($HERALD_DISPATCHER_NATS_SECRET)")
@@ -131,7 +132,7 @@ func parseManagerConfig(args []string, getenv func(string) string) (managerConfi
 	if fs.NArg() > 0 {
 		return managerConfig{}, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
-	c.Namespaces = splitList(namespaces)
+	c.Namespaces = cli.SplitList(namespaces)
 	if natsSource != "" {
 		ns, name, ok := strings.Cut(natsSource, "/")
 		if !ok || ns == "" || name == "" || strings.Contains(name, "/") {
@@ -147,7 +148,7 @@ func parseManagerConfig(args []string, getenv func(string) string) (managerConfi
 		c.NetworkPolicy.MetricsNamespaces = sel
 	}
 	c.Image.PullPolicy = corev1.PullPolicy(pullPolicy)
-	c.Image.PullSecrets = splitList(pullSecrets)
+	c.Image.PullSecrets = cli.SplitList(pullSecrets)
 	lvl, err := logFlags.Level()
 	if err != nil {
 		return managerConfig{}, err
@@ -162,7 +163,7 @@ func parseManagerConfig(args []string, getenv func(string) string) (managerConfi
 }
 
 func (c managerConfig) validate() error {
-	errs := c.validateNATS()
+	errs := c.ValidateNATS()
 	if c.Image.Name == "" {
 		errs = append(errs, errors.New("--image (or HERALD_IMAGE) is required: the image dispatcher and adapter Deployments run"))
 	}
@@ -224,7 +225,7 @@ func runManager(ctx context.Context, args []string) error {
 	setManagerLogger(logging.NewHandler(os.Stderr, logging.JSON, cfg.LogLevel))
 	logger := ctrl.Log.WithName("manager")
 
-	nc, err := nats.Connect(cfg.NATSURL, cfg.natsOptions("herald-manager")...)
+	nc, err := nats.Connect(cfg.NATSURL, cfg.NATSOptions("herald-manager")...)
 	if err != nil {
 		return fmt.Errorf("connect to NATS: %w", err)
 	}

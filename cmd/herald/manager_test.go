@@ -55,8 +55,8 @@ func TestParseManagerConfig(t *testing.T) {
 				if n.Secret != "nats-auth" || !n.Creds || !n.TLSCA || n.TLSClient {
 					t.Errorf("dispatcher NATS %+v", n)
 				}
-				if len(c.natsOptions("herald-manager")) != 5 {
-					t.Errorf("nats options %d", len(c.natsOptions("herald-manager")))
+				if len(c.NATSOptions("herald-manager")) != 5 {
+					t.Errorf("nats options %d", len(c.NATSOptions("herald-manager")))
 				}
 			},
 		},

@@ -16,6 +16,7 @@ import (
 
 	"github.com/herald-dev/herald/api/v1alpha1"
 	"github.com/herald-dev/herald/compiler"
+	"github.com/herald-dev/herald/internal/cli"
 	"github.com/herald-dev/herald/internal/natstest"
 	"github.com/herald-dev/herald/plan"
 )
@@ -77,7 +78,7 @@ func TestTailPrintsStoredEvents(t *testing.T) {
 	var out bytes.Buffer
 	tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if err := runTail(tctx, tailConfig{toolNATS: toolNATS{natsConfig{NATSURL: s.ClientURL()}}, Namespace: "shop", Topic: "orders-dlq", From: "earliest", Count: 1}, &out); err != nil {
+	if err := runTail(tctx, tailConfig{toolNATS: toolNATS{cli.NATSConfig{NATSURL: s.ClientURL()}}, Namespace: "shop", Topic: "orders-dlq", From: "earliest", Count: 1}, &out); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"id: 42", "type: com.example.order.created", "knativeerrorcode: 500", "subject: café", `"order": 42`} {
@@ -85,7 +86,7 @@ func TestTailPrintsStoredEvents(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}
 	}
-	err = runTail(tctx, tailConfig{toolNATS: toolNATS{natsConfig{NATSURL: s.ClientURL()}}, Namespace: "shop", Topic: "missing", From: "new", Count: 1}, &out)
+	err = runTail(tctx, tailConfig{toolNATS: toolNATS{cli.NATSConfig{NATSURL: s.ClientURL()}}, Namespace: "shop", Topic: "missing", From: "new", Count: 1}, &out)
 	if err == nil || !strings.Contains(err.Error(), "topic shop/missing has no stream") {
 		t.Errorf("missing topic: err = %v", err)
 	}
@@ -110,16 +111,16 @@ func TestToolNATSPassword(t *testing.T) {
 	if err := os.WriteFile(file, []byte("s3cret\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ok := toolNATS{natsConfig{NATSURL: s.ClientURL(), NATSUser: "herald-manager", NATSPasswordFile: file}}
+	ok := toolNATS{cli.NATSConfig{NATSURL: s.ClientURL(), NATSUser: "herald-manager", NATSPasswordFile: file}}
 	nc, _, err := ok.connect("test")
 	if err != nil {
 		t.Fatalf("log in with the password file: %v", err)
 	}
 	nc.Close()
-	if _, _, err := (toolNATS{natsConfig{NATSURL: s.ClientURL()}}).connect("test"); err == nil {
+	if _, _, err := (toolNATS{cli.NATSConfig{NATSURL: s.ClientURL()}}).connect("test"); err == nil {
 		t.Error("connected without the password")
 	}
-	missing := toolNATS{natsConfig{NATSURL: s.ClientURL(), NATSUser: "herald-manager", NATSPasswordFile: file + ".gone"}}
+	missing := toolNATS{cli.NATSConfig{NATSURL: s.ClientURL(), NATSUser: "herald-manager", NATSPasswordFile: file + ".gone"}}
 	if _, _, err := missing.connect("test"); err == nil || !strings.Contains(err.Error(), "--nats-password-file") {
 		t.Errorf("missing password file: %v", err)
 	}

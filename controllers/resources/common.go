@@ -67,6 +67,12 @@ const NonRootUID = 65532
 // Binary is the command of Herald's image; the subcommand is the first argument.
 const Binary = "herald"
 
+// DispatcherBinary is the command of the image's dispatcher, the data path
+// alone: herald dispatcher without the rest of herald, so that it takes
+// less memory. It takes herald dispatcher's flags; herald dispatcher stays,
+// for the Deployments of earlier operators.
+const DispatcherBinary = "herald-dispatcher"
+
 // podSecurityContext is the restricted Pod Security Standard profile.
 func podSecurityContext() *corev1.PodSecurityContext {
 	return &corev1.PodSecurityContext{

@@ -210,7 +210,7 @@ func DispatcherService(t *v1alpha1.Topic) *corev1.Service {
 	}
 }
 
-// DispatcherDeployment runs `herald dispatcher --topics <namespace>/<topic>`
+// DispatcherDeployment runs `herald-dispatcher --topics <namespace>/<topic>`
 // with spec.dispatcher's replicas and resources, under the restricted Pod
 // Security Standard. With spec.dispatcher.tls it mounts the Secret read-only
 // and serves the ingress over TLS from its files, on the container port
@@ -231,7 +231,7 @@ func DispatcherDeployment(t *v1alpha1.Topic, cfg DispatcherConfig, signing []Sig
 	}
 	env, mounts, volumes := natsEnv(cfg.NATS, t.Name)
 	env = append(env, podIdentityEnv()...)
-	args := []string{"dispatcher", "--topics", t.Namespace + "/" + t.Name}
+	args := []string{"--topics", t.Namespace + "/" + t.Name}
 	port, scheme := PortNameHTTP, corev1.URIScheme("")
 	if tls := ingressTLS(t); tls != nil {
 		port, scheme = PortNameHTTPS, corev1.URISchemeHTTPS
@@ -265,7 +265,7 @@ func DispatcherDeployment(t *v1alpha1.Topic, cfg DispatcherConfig, signing []Sig
 		Name:            "dispatcher",
 		Image:           cfg.Image.Name,
 		ImagePullPolicy: cfg.Image.PullPolicy,
-		Command:         []string{Binary},
+		Command:         []string{DispatcherBinary},
 		Args:            args,
 		Env:             env,
 		Ports: []corev1.ContainerPort{

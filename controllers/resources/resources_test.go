@@ -119,7 +119,7 @@ func TestDispatcherDeployment(t *testing.T) {
 				t.Errorf("pod security context %+v", pod.SecurityContext)
 			}
 			c := pod.Containers[0]
-			if !reflect.DeepEqual(append(c.Command, c.Args...), []string{"herald", "dispatcher", "--topics", "shop/orders"}) {
+			if !reflect.DeepEqual(append(c.Command, c.Args...), []string{"herald-dispatcher", "--topics", "shop/orders"}) {
 				t.Errorf("command %v %v", c.Command, c.Args)
 			}
 			sc := c.SecurityContext
@@ -199,7 +199,7 @@ func TestDispatcherIngressTLS(t *testing.T) {
 	d := DispatcherDeployment(tlsTopic(), DispatcherConfig{Image: Image{Name: "herald:dev"}, NATS: NATS{URL: "tls://n", Secret: "nats-auth", TLSCA: true}}, nil)
 	pod := d.Spec.Template.Spec
 	c := pod.Containers[0]
-	wantArgs := []string{"dispatcher", "--topics", "shop/orders",
+	wantArgs := []string{"--topics", "shop/orders",
 		"--tls-cert-file", "/etc/herald/ingress-tls/tls.crt", "--tls-key-file", "/etc/herald/ingress-tls/tls.key"}
 	if !reflect.DeepEqual(c.Args, wantArgs) {
 		t.Errorf("args %q, want %q", c.Args, wantArgs)

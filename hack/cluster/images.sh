@@ -25,8 +25,9 @@
 #   images.sh import   import the archives already built
 #
 # Images:
-#   localhost/herald:cluster          bin/herald at /usr/local/bin/herald, PATH set,
-#                                     so command ["herald"] works (as in the Dockerfile)
+#   localhost/herald:cluster          herald and herald-dispatcher in /usr/local/bin, PATH
+#                                     set, so command ["herald"] and ["herald-dispatcher"]
+#                                     work (as in the Dockerfile)
 #   localhost/nats:<version>          nats-server from hack/tools/nats-server, entrypoint
 #                                     nats-server, like the official image
 #   localhost/herald-cluster/subscriber:1.0   test/cluster/subscriber (e2e-cluster)
@@ -67,9 +68,11 @@ base() {
 
 herald() {
 	gobuild "${WORK}/herald" ./cmd/herald
+	gobuild "${WORK}/herald-dispatcher" ./cmd/herald-dispatcher
 	"${MKOCI}" -name "${HERALD_IMAGE_REPO}:${HERALD_IMAGE_TAG}" -o "${IMAGES_DIR}/herald.tar" \
 		-entrypoint /usr/local/bin/herald -env "${PATH_ENV}" -user 65532:65532 -dir /tmp:1777 \
-		"${COMMON[@]}" "${WORK}/herald:/usr/local/bin/herald"
+		"${COMMON[@]}" "${WORK}/herald:/usr/local/bin/herald" \
+		"${WORK}/herald-dispatcher:/usr/local/bin/herald-dispatcher"
 	gobuild "${WORK}/subscriber" ./test/cluster/subscriber
 	"${MKOCI}" -name "${SUBSCRIBER_IMAGE}" -o "${IMAGES_DIR}/subscriber.tar" \
 		-entrypoint /usr/local/bin/subscriber -env "${PATH_ENV}" -user 65532:65532 \

@@ -48,8 +48,10 @@ func setup(m *testing.M) int {
 	}
 	defer os.RemoveAll(workDir)
 
-	bin := filepath.Join(workDir, "herald")
-	build := exec.Command("go", "build", "-o", bin, "../../cmd/herald")
+	// The image's binaries, in the directory standing in for its PATH.
+	binDir := filepath.Join(workDir, "bin")
+	bin := filepath.Join(binDir, "herald")
+	build := exec.Command("go", "build", "-o", binDir+"/", "../../cmd/herald", "../../cmd/herald-dispatcher")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build herald:", err)
@@ -101,7 +103,7 @@ func setup(m *testing.M) int {
 		return 1
 	}
 
-	run = newRunner(bin, image, workDir, kubeconfig, k8s)
+	run = newRunner(binDir, image, workDir, kubeconfig, k8s)
 	runDone := make(chan struct{})
 	go func() { run.run(ctx); close(runDone) }()
 	defer func() { cancel(); <-runDone }()

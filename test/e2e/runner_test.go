@@ -31,7 +31,7 @@ import (
 // Each pod slot (Deployment, replica index) keeps its ports across restarts,
 // the way a Service address outlives its pods.
 type runner struct {
-	bin     string
+	binDir  string // the image's binaries, by name
 	image   string
 	logDir  string
 	k8s     client.Client
@@ -52,8 +52,8 @@ type pod struct {
 	stopped     bool
 }
 
-func newRunner(bin, image, logDir, kubeconfig string, k8s client.Client) *runner {
-	return &runner{bin: bin, image: image, logDir: logDir, kubecfg: kubeconfig, k8s: k8s, pods: map[string]*pod{}}
+func newRunner(binDir, image, logDir, kubeconfig string, k8s client.Client) *runner {
+	return &runner{binDir: binDir, image: image, logDir: logDir, kubecfg: kubeconfig, k8s: k8s, pods: map[string]*pod{}}
 }
 
 // run reconciles every 200 ms until ctx is done, then stops every process.
@@ -143,6 +143,9 @@ func (r *runner) ensure(ctx context.Context, d *appsv1.Deployment, key, hash str
 
 func (r *runner) start(ctx context.Context, d *appsv1.Deployment, p *pod) error {
 	c := d.Spec.Template.Spec.Containers[0]
+	if len(c.Command) == 0 || strings.Contains(c.Command[0], "/") {
+		return fmt.Errorf("command %q: want a binary of the image, found on its PATH", c.Command)
+	}
 	args := append(append([]string{}, c.Command[1:]...), c.Args...)
 	args = append(args, "--listen="+p.httpAddr, "--metrics-listen="+p.metricsAddr)
 	env := []string{"PATH=" + os.Getenv("PATH"), "KUBECONFIG=" + r.kubecfg}
@@ -157,7 +160,7 @@ func (r *runner) start(ctx context.Context, d *appsv1.Deployment, p *pod) error 
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(r.bin, args...)
+	cmd := exec.Command(filepath.Join(r.binDir, c.Command[0]), args...)
 	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

@@ -78,9 +78,9 @@ func parseDockerfile(t *testing.T) (args map[string]string, stages []dockerStage
 
 // TestDockerfile checks the image the Dockerfile describes without a
 // container engine: a Go build stage at least as new as go.mod asks,
-// building a static binary; a distroless or scratch runtime stage running
-// it as the non-root user the operator's pods run as, from the path the
-// operator's containers call it by.
+// building static binaries; a distroless or scratch runtime stage running
+// them as the non-root user the operator's pods run as, from the paths the
+// operator's containers call them by.
 func TestDockerfile(t *testing.T) {
 	args, stages := parseDockerfile(t)
 	build, runtime := stages[0], stages[len(stages)-1]
@@ -102,7 +102,7 @@ func TestDockerfile(t *testing.T) {
 		t.Errorf("build stage Go %s is older than go.mod's go %s", m[1], goMod[1])
 	}
 	buildText := strings.Join(build.lines, "\n")
-	for _, want := range []string{"CGO_ENABLED=0", "go build", "./cmd/herald"} {
+	for _, want := range []string{"CGO_ENABLED=0", "go build", "./cmd/" + resources.Binary + " ", "./cmd/" + resources.DispatcherBinary} {
 		if !strings.Contains(buildText, want) {
 			t.Errorf("build stage lacks %q", want)
 		}
@@ -111,7 +111,8 @@ func TestDockerfile(t *testing.T) {
 	if !strings.HasPrefix(runtime.from, "gcr.io/distroless/static") && runtime.from != "scratch" {
 		t.Errorf("runtime stage FROM %s, want distroless/static or scratch", runtime.from)
 	}
-	var user, entrypoint, binary string
+	var user, entrypoint string
+	copied := map[string]bool{} // paths in the image of the files copied
 	for _, l := range runtime.lines {
 		fields := strings.Fields(l)
 		switch strings.ToUpper(fields[0]) {
@@ -120,37 +121,55 @@ func TestDockerfile(t *testing.T) {
 		case "ENTRYPOINT":
 			entrypoint = strings.TrimSpace(strings.TrimPrefix(l, fields[0]))
 		case "COPY":
-			binary = fields[len(fields)-1]
+			var srcs []string
+			for _, f := range fields[1 : len(fields)-1] {
+				if !strings.HasPrefix(f, "--") {
+					srcs = append(srcs, f)
+				}
+			}
+			dst := fields[len(fields)-1]
+			for _, src := range srcs {
+				if strings.HasSuffix(dst, "/") {
+					copied[dst+filepath.Base(src)] = true
+				} else {
+					copied[dst] = true
+				}
+			}
 		}
 	}
 	uid := fmt.Sprint(resources.NonRootUID)
 	if user != uid+":"+uid {
 		t.Errorf("USER %q, want %s:%s (resources.NonRootUID, the operator's runAsUser)", user, uid, uid)
 	}
-	// The operator starts dispatchers and adapters with command
-	// [resources.Binary]: the binary must be on distroless's PATH.
-	if binary != "/usr/local/bin/"+resources.Binary {
-		t.Errorf("binary copied to %q, want /usr/local/bin/%s (on PATH)", binary, resources.Binary)
+	// The operator starts adapters with command [resources.Binary] and
+	// dispatchers with [resources.DispatcherBinary]: both must be on
+	// distroless's PATH.
+	for _, b := range []string{resources.Binary, resources.DispatcherBinary} {
+		if !copied["/usr/local/bin/"+b] {
+			t.Errorf("%s not copied to /usr/local/bin/%s (on PATH); copied %v", b, b, sortedKeys(copied))
+		}
 	}
-	if entrypoint != fmt.Sprintf(`["%s"]`, binary) {
-		t.Errorf("ENTRYPOINT %s, want [%q]", entrypoint, binary)
+	if want := fmt.Sprintf(`["/usr/local/bin/%s"]`, resources.Binary); entrypoint != want {
+		t.Errorf("ENTRYPOINT %s, want %s", entrypoint, want)
 	}
 }
 
-// TestDockerBuildContext checks that the herald binary builds, as the
-// Dockerfile builds it, from what .dockerignore lets into the build
-// context (see heraldBinary), and that it is static.
+// TestDockerBuildContext checks that the image's binaries build, as the
+// Dockerfile builds them, from what .dockerignore lets into the build
+// context (see heraldBinary), and that they are static.
 func TestDockerBuildContext(t *testing.T) {
-	bin := heraldBinary(t)
-	f, err := elf.Open(bin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	for _, p := range f.Progs {
-		if p.Type == elf.PT_INTERP {
-			t.Error("the herald binary is dynamically linked; distroless/static has no libc")
+	dir := filepath.Dir(heraldBinary(t))
+	for _, name := range []string{resources.Binary, resources.DispatcherBinary} {
+		f, err := elf.Open(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
 		}
+		for _, p := range f.Progs {
+			if p.Type == elf.PT_INTERP {
+				t.Errorf("the %s binary is dynamically linked; distroless/static has no libc", name)
+			}
+		}
+		f.Close()
 	}
 }
 
@@ -161,9 +180,11 @@ var heraldBuild struct {
 }
 
 // heraldBinary copies what .dockerignore lets into the Docker build
-// context to a temporary directory and builds the herald binary there the
-// way the Dockerfile does (CGO_ENABLED=0, -mod=readonly, -trimpath), once
-// per test run. A missing package in the context fails the build.
+// context to a temporary directory and builds the herald and
+// herald-dispatcher binaries there the way the Dockerfile does
+// (CGO_ENABLED=0, -mod=readonly, -trimpath), once per test run, and returns
+// the herald binary's path; herald-dispatcher is beside it. A missing
+// package in the context fails the build.
 func heraldBinary(t *testing.T) string {
 	t.Helper()
 	patterns := dockerignore(t)
@@ -194,15 +215,15 @@ func heraldBinary(t *testing.T) string {
 			heraldBuild.err = err
 			return
 		}
-		bin := filepath.Join(workDir, "herald")
-		cmd := exec.Command("go", "build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w", "-o", bin, "./cmd/herald")
+		binDir := filepath.Join(workDir, "bin")
+		cmd := exec.Command("go", "build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w", "-o", binDir+"/", "./cmd/herald", "./cmd/herald-dispatcher")
 		cmd.Dir = ctxDir
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=-mod=readonly", "GOWORK=off")
 		if out, err := cmd.CombinedOutput(); err != nil {
-			heraldBuild.err = fmt.Errorf("go build ./cmd/herald in the Docker build context (%d files): %v\n%s", files, err, out)
+			heraldBuild.err = fmt.Errorf("go build ./cmd/herald ./cmd/herald-dispatcher in the Docker build context (%d files): %v\n%s", files, err, out)
 			return
 		}
-		heraldBuild.bin = bin
+		heraldBuild.bin = filepath.Join(binDir, "herald")
 	})
 	if heraldBuild.err != nil {
 		t.Fatal(heraldBuild.err)

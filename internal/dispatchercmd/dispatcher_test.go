@@ -1,4 +1,4 @@
-package main
+package dispatchercmd
 
 import (
 	"context"
@@ -32,12 +32,12 @@ func TestParseDispatcherConfig(t *testing.T) {
 		args    []string
 		env     map[string]string
 		wantErr string
-		check   func(t *testing.T, c dispatcherConfig)
+		check   func(t *testing.T, c Config)
 	}{
 		{
 			name: "defaults",
 			env:  base,
-			check: func(t *testing.T, c dispatcherConfig) {
+			check: func(t *testing.T, c Config) {
 				if c.NATSURL != "nats://nats:4222" || c.Listen != ":8080" || c.MetricsListen != ":9090" ||
 					c.Topics != nil || c.LogLevel != slog.LevelInfo || c.ShutdownTimeout != 30*time.Second || c.DrainDelay != 5*time.Second || c.DrainMax != 20*time.Second {
 					t.Errorf("config %+v", c)
@@ -47,7 +47,7 @@ func TestParseDispatcherConfig(t *testing.T) {
 		{
 			name: "topics from env",
 			env:  map[string]string{"NATS_URL": "nats://n", "HERALD_TOPICS": " shop/orders, shop/returns ,"},
-			check: func(t *testing.T, c dispatcherConfig) {
+			check: func(t *testing.T, c Config) {
 				if !slices.Equal(c.Topics, []string{"shop/orders", "shop/returns"}) {
 					t.Errorf("topics %q", c.Topics)
 				}
@@ -58,12 +58,12 @@ func TestParseDispatcherConfig(t *testing.T) {
 			args: []string{"--nats-url", "nats://other", "--topics", "a/b", "--listen", "127.0.0.1:18080", "--metrics-listen", "",
 				"--log-level", "debug", "--nats-creds", "/c", "--nats-tls-cert", "/crt", "--nats-tls-key", "/key"},
 			env: base,
-			check: func(t *testing.T, c dispatcherConfig) {
+			check: func(t *testing.T, c Config) {
 				if c.NATSURL != "nats://other" || !slices.Equal(c.Topics, []string{"a/b"}) || c.Listen != "127.0.0.1:18080" ||
 					c.MetricsListen != "" || c.LogLevel != slog.LevelDebug {
 					t.Errorf("config %+v", c)
 				}
-				if n := len(c.dispatcherNATSOptions(slog.New(slog.DiscardHandler))); n != 7 {
+				if n := len(c.natsOptions(slog.New(slog.DiscardHandler))); n != 7 {
 					t.Errorf("nats options: %d", n)
 				}
 			},
@@ -78,7 +78,7 @@ func TestParseDispatcherConfig(t *testing.T) {
 			name: "ingress key pair",
 			args: []string{"--tls-cert-file", "/crt"},
 			env:  map[string]string{"NATS_URL": "nats://n", "HERALD_TLS_KEY_FILE": "/key"},
-			check: func(t *testing.T, c dispatcherConfig) {
+			check: func(t *testing.T, c Config) {
 				if c.TLSCertFile != "/crt" || c.TLSKeyFile != "/key" {
 					t.Errorf("config %+v", c)
 				}
@@ -90,7 +90,7 @@ func TestParseDispatcherConfig(t *testing.T) {
 			name: "token verification",
 			args: []string{"--auth-cache-size", "10"},
 			env:  map[string]string{"NATS_URL": "nats://n", "KUBECONFIG": "/kc", "HERALD_AUTH_TOKEN_REVIEW": "true"},
-			check: func(t *testing.T, c dispatcherConfig) {
+			check: func(t *testing.T, c Config) {
 				if c.Kubeconfig != "/kc" || !c.AuthTokenReview || c.AuthCacheSize != 10 {
 					t.Errorf("config %+v", c)
 				}
@@ -101,7 +101,7 @@ func TestParseDispatcherConfig(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := parseDispatcherConfig(tc.args, env(tc.env))
+			c, err := ParseConfig(tc.args, env(tc.env))
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("error %v, want one containing %q", err, tc.wantErr)
@@ -166,7 +166,7 @@ func TestRunDispatcher(t *testing.T) {
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() {
-		done <- runDispatcher(runCtx, []string{"--topics", "shop/orders", "--listen", listen, "--metrics-listen", metricsListen, "--log-level", "error", "--drain-delay", "1s", "--drain-max", "20s"})
+		done <- Run(runCtx, []string{"--topics", "shop/orders", "--listen", listen, "--metrics-listen", metricsListen, "--log-level", "error", "--drain-delay", "1s", "--drain-max", "20s"})
 	}()
 	get := func(url string) (int, string) {
 		resp, err := http.Get(url)
@@ -254,10 +254,10 @@ current-context: c
 		t.Fatal(err)
 	}
 	noEnv := func(string) string { return "" }
-	if v, err := (dispatcherConfig{Kubeconfig: kc}).verifier(noEnv); err != nil || v == nil {
+	if v, err := (Config{Kubeconfig: kc}).verifier(noEnv); err != nil || v == nil {
 		t.Errorf("with a kubeconfig: %v, %v", v, err)
 	}
-	if v, err := (dispatcherConfig{}).verifier(noEnv); err != nil || v != nil {
+	if v, err := (Config{}).verifier(noEnv); err != nil || v != nil {
 		t.Errorf("outside a cluster: %v, %v; want none", v, err)
 	}
 	inPod := func(k string) string {
@@ -267,10 +267,10 @@ current-context: c
 		return ""
 	}
 	// This process is no Pod: the in-cluster token is missing.
-	if _, err := (dispatcherConfig{}).verifier(inPod); err == nil || !strings.Contains(err.Error(), "in-cluster") {
+	if _, err := (Config{}).verifier(inPod); err == nil || !strings.Contains(err.Error(), "in-cluster") {
 		t.Errorf("in a Pod without its token: %v", err)
 	}
-	if _, err := (dispatcherConfig{Kubeconfig: kc + ".missing"}).verifier(noEnv); err == nil {
+	if _, err := (Config{Kubeconfig: kc + ".missing"}).verifier(noEnv); err == nil {
 		t.Error("missing kubeconfig accepted")
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"os"
@@ -7,25 +7,25 @@ import (
 	"strings"
 )
 
-// dataPlaneGCPercent is the GC target of the data plane (herald dispatcher
+// DataPlaneGCPercent is the GC target of the data plane (the dispatcher
 // and herald dev) when GOGC is not set. Its heap is small and short-lived
 // (requests, messages in flight), so collecting at 4× the live heap
 // instead of 2× costs a few MiB and saves CPU on every event.
-const dataPlaneGCPercent = 300
+const DataPlaneGCPercent = 300
 
 // memoryLimitFraction is the part of the container's memory limit given to
 // the Go heap when GOMEMLIMIT is not set.
 const memoryLimitFraction = 0.9
 
-// tuneGC applies dataPlaneGCPercent unless GOGC is set, and, unless
+// TuneGC applies DataPlaneGCPercent unless GOGC is set, and, unless
 // GOMEMLIMIT is set, a soft memory limit of memoryLimitFraction of the
 // cgroup's memory limit, so that the larger GC target never pushes the
 // process past its container's limit: the runtime collects sooner when the
 // heap nears it. getenv and cgroupLimit are the environment and the
 // cgroup's limit in bytes (0 when none).
-func tuneGC(getenv func(string) string, cgroupLimit func() int64) {
+func TuneGC(getenv func(string) string, cgroupLimit func() int64) {
 	if getenv("GOGC") == "" {
-		debug.SetGCPercent(dataPlaneGCPercent)
+		debug.SetGCPercent(DataPlaneGCPercent)
 	}
 	if getenv("GOMEMLIMIT") == "" {
 		if limit := cgroupLimit(); limit > 0 {
@@ -34,9 +34,9 @@ func tuneGC(getenv func(string) string, cgroupLimit func() int64) {
 	}
 }
 
-// cgroupMemoryLimit reads the memory limit of this process's cgroup (v2,
+// CgroupMemoryLimit reads the memory limit of this process's cgroup (v2,
 // then v1); 0 when there is none or it cannot be read.
-func cgroupMemoryLimit() int64 {
+func CgroupMemoryLimit() int64 {
 	for _, f := range []string{"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"} {
 		b, err := os.ReadFile(f)
 		if err != nil {

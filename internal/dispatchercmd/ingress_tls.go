@@ -1,4 +1,4 @@
-package main
+package dispatchercmd
 
 import (
 	"crypto/tls"

@@ -1,4 +1,4 @@
-package main
+package dispatchercmd
 
 import (
 	"context"
@@ -183,7 +183,7 @@ func TestRunDispatcherTLS(t *testing.T) {
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() {
-		done <- runDispatcher(runCtx, []string{"--topics", "shop/orders", "--listen", listen, "--metrics-listen", metricsListen,
+		done <- Run(runCtx, []string{"--topics", "shop/orders", "--listen", listen, "--metrics-listen", metricsListen,
 			"--log-level", "error", "--drain-delay", "0s", "--tls-cert-file", dir.certFile(), "--tls-key-file", dir.keyFile()})
 	}()
 	trusting := func(pool *x509.CertPool) *http.Client {
