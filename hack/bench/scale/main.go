@@ -44,6 +44,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	appsv1 "k8s.io/api/apps/v1"
@@ -55,6 +56,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/herald-dev/herald/api/v1alpha1"
 	"github.com/herald-dev/herald/controllers/resources"
@@ -83,6 +85,7 @@ func main() {
 	flag.StringVar(&c.herald, "herald", "", "herald binary to run as the manager (default: build ./cmd/herald into a temporary directory)")
 	flag.BoolVar(&c.keep, "keep-logs", false, "keep the manager's log (its path is printed)")
 	flag.Parse()
+	ctrllog.SetLogger(logr.Discard())
 	if err := run(c); err != nil {
 		fmt.Fprintln(os.Stderr, "scale:", err)
 		os.Exit(1)
