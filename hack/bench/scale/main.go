@@ -52,7 +52,9 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -72,6 +74,8 @@ type config struct {
 	timeout      time.Duration
 	herald       string
 	keep         bool
+	profile      string
+	profileFor   time.Duration
 }
 
 func main() {
@@ -84,6 +88,8 @@ func main() {
 	flag.DurationVar(&c.timeout, "timeout", 15*time.Minute, "give up when not all Ready after this long")
 	flag.StringVar(&c.herald, "herald", "", "herald binary to run as the manager (default: build ./cmd/herald into a temporary directory)")
 	flag.BoolVar(&c.keep, "keep-logs", false, "keep the manager's log (its path is printed)")
+	flag.StringVar(&c.profile, "apiserver-profile", "", "write a CPU profile of the kube-apiserver, taken from the first create on, to this file")
+	flag.DurationVar(&c.profileFor, "apiserver-profile-for", 20*time.Second, "length of the -apiserver-profile")
 	flag.Parse()
 	ctrllog.SetLogger(logr.Discard())
 	if err := run(c); err != nil {
@@ -197,6 +203,11 @@ func run(c config) error {
 	apiserver := childPID("kube-apiserver")
 
 	b := &bench{c: c, k8s: k8s, js: js, mgrPID: mgr.Process.Pid, apiPID: apiserver, metrics: "http://" + metricsAddr + "/metrics"}
+	if c.profile != "" {
+		if b.rest, err = rest.RESTClientFor(restCfgForProfile(restCfg)); err != nil {
+			return err
+		}
+	}
 	if err := k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: c.namespace}}); err != nil {
 		return err
 	}
@@ -225,6 +236,8 @@ type bench struct {
 	mgrPID  int
 	apiPID  int
 	metrics string
+	// rest reaches the API server's /debug/pprof for -apiserver-profile.
+	rest *rest.RESTClient
 
 	available atomic.Int64
 }
@@ -261,6 +274,13 @@ func (b *bench) run(ctx context.Context) error {
 	go b.kubelet(kubeletCtx)
 
 	start := b.sample(ctx)
+	profiled := make(chan struct{})
+	if b.rest != nil {
+		go b.profile(ctx, profiled)
+	} else {
+		close(profiled)
+	}
+	defer func() { <-profiled }()
 	if err := b.create(ctx); err != nil {
 		return err
 	}
@@ -311,6 +331,31 @@ func (b *bench) run(ctx context.Context) error {
 		perSec(total(idle.requests)-total(ready.requests), idle.at.Sub(ready.at)),
 		perSec(total(idle.recon)-total(ready.recon), idle.at.Sub(ready.at)))
 	return nil
+}
+
+// profile writes a CPU profile of the kube-apiserver to -apiserver-profile.
+func (b *bench) profile(ctx context.Context, done chan<- struct{}) {
+	defer close(done)
+	data, err := b.rest.Get().AbsPath("/debug/pprof/profile").
+		Param("seconds", strconv.Itoa(int(b.c.profileFor.Seconds()))).DoRaw(ctx)
+	if err == nil {
+		err = os.WriteFile(b.c.profile, data, 0o644)
+	}
+	if err != nil {
+		logf("apiserver profile: %v", err)
+		return
+	}
+	logf("apiserver profile: %s", b.c.profile)
+}
+
+// restCfgForProfile is cfg for a plain REST client of the API server's
+// non-resource paths.
+func restCfgForProfile(cfg *rest.Config) *rest.Config {
+	c := rest.CopyConfig(cfg)
+	c.GroupVersion = &schema.GroupVersion{}
+	c.NegotiatedSerializer = clientgoscheme.Codecs.WithoutConversion()
+	c.Timeout = 0
+	return c
 }
 
 // phase prints one phase's line: figures between from and to.
