@@ -534,7 +534,8 @@ func (p *Provisioner) ConsumerInfo(ctx context.Context, stream, name string) (*j
 	if err != nil {
 		return nil, err
 	}
-	return c.Info(ctx)
+	// Looking the consumer up fetched its info: one request.
+	return c.CachedInfo(), nil
 }
 
 // DeleteConsumer deletes a consumer; a missing consumer or stream is not an error.

@@ -445,8 +445,11 @@ loop:
 }
 
 // kubelet marks the operator's Deployments available, as the deployment
-// controller would once their Pods run.
+// controller would once their Pods run, with as many concurrent updates as
+// its default --concurrent-deployment-syncs (5).
 func (b *bench) kubelet(ctx context.Context) {
+	const workers = 5
+	var mu sync.Mutex
 	done := map[string]bool{}
 	for ctx.Err() == nil {
 		var list appsv1.DeploymentList
@@ -455,38 +458,60 @@ func (b *bench) kubelet(ctx context.Context) {
 				logf("list deployments: %v", err)
 			}
 		}
+		work := make(chan *appsv1.Deployment)
+		var wg sync.WaitGroup
+		for range workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for d := range work {
+					if b.markAvailable(ctx, d) {
+						mu.Lock()
+						if !done[d.Name] {
+							b.available.Add(1)
+						}
+						done[d.Name] = true
+						mu.Unlock()
+					}
+				}
+			}()
+		}
 		for i := range list.Items {
 			d := &list.Items[i]
-			if done[d.Name] && d.Status.ObservedGeneration == d.Generation {
-				continue
+			mu.Lock()
+			skip := done[d.Name] && d.Status.ObservedGeneration == d.Generation
+			mu.Unlock()
+			if !skip {
+				work <- d.DeepCopy()
 			}
-			d = d.DeepCopy()
-			replicas := int32(1)
-			if d.Spec.Replicas != nil {
-				replicas = *d.Spec.Replicas
-			}
-			now := metav1.Now()
-			d.Status = appsv1.DeploymentStatus{
-				ObservedGeneration: d.Generation, Replicas: replicas, UpdatedReplicas: replicas,
-				ReadyReplicas: replicas, AvailableReplicas: replicas,
-				Conditions: []appsv1.DeploymentCondition{
-					{Type: appsv1.DeploymentAvailable, Status: corev1.ConditionTrue, Reason: "MinimumReplicasAvailable", LastUpdateTime: now, LastTransitionTime: now},
-					{Type: appsv1.DeploymentProgressing, Status: corev1.ConditionTrue, Reason: "NewReplicaSetAvailable", LastUpdateTime: now, LastTransitionTime: now},
-				},
-			}
-			if err := b.k8s.Status().Update(ctx, d); err != nil {
-				continue // a conflict: the next round sees the new generation
-			}
-			if !done[d.Name] {
-				b.available.Add(1)
-			}
-			done[d.Name] = true
 		}
+		close(work)
+		wg.Wait()
 		select {
 		case <-ctx.Done():
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
+}
+
+// markAvailable writes the status of an available Deployment into d and
+// reports whether the API server took it (not on a conflict: the next
+// round sees the new generation).
+func (b *bench) markAvailable(ctx context.Context, d *appsv1.Deployment) bool {
+	replicas := int32(1)
+	if d.Spec.Replicas != nil {
+		replicas = *d.Spec.Replicas
+	}
+	now := metav1.Now()
+	d.Status = appsv1.DeploymentStatus{
+		ObservedGeneration: d.Generation, Replicas: replicas, UpdatedReplicas: replicas,
+		ReadyReplicas: replicas, AvailableReplicas: replicas,
+		Conditions: []appsv1.DeploymentCondition{
+			{Type: appsv1.DeploymentAvailable, Status: corev1.ConditionTrue, Reason: "MinimumReplicasAvailable", LastUpdateTime: now, LastTransitionTime: now},
+			{Type: appsv1.DeploymentProgressing, Status: corev1.ConditionTrue, Reason: "NewReplicaSetAvailable", LastUpdateTime: now, LastTransitionTime: now},
+		},
+	}
+	return b.k8s.Status().Update(ctx, d) == nil
 }
 
 // provisioned reports whether NATS holds every stream and consumer and every
