@@ -289,11 +289,15 @@ func (b *bench) run(ctx context.Context) error {
 
 	deadline := start.at.Add(c.timeout)
 	var provisioned, ready sample
+	last := created
 	for provisioned.at.IsZero() || ready.at.IsZero() {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("not all Ready after %s", c.timeout)
 		}
 		time.Sleep(500 * time.Millisecond)
+		if time.Since(last.at) >= 5*time.Second {
+			last = b.progress(ctx, start, last)
+		}
 		if provisioned.at.IsZero() {
 			ok, err := b.provisioned(ctx)
 			if err != nil {
@@ -356,6 +360,20 @@ func restCfgForProfile(cfg *rest.Config) *rest.Config {
 	c.NegotiatedSerializer = clientgoscheme.Codecs.WithoutConversion()
 	c.Timeout = 0
 	return c
+}
+
+// progress logs how many objects are Ready and the CPU used since last.
+func (b *bench) progress(ctx context.Context, start, last sample) sample {
+	now := sample{at: time.Now(), mgrCPU: cpuTime(b.mgrPID), apiCPU: cpuTime(b.apiPID)}
+	nt, ns, err := b.notReady(ctx)
+	if err != nil {
+		return now
+	}
+	d := now.at.Sub(last.at)
+	logf("t=%.0fs topics_ready=%d subs_ready=%d deployments_available=%d mgr_cores=%.2f apiserver_cores=%.2f",
+		now.at.Sub(start.at).Seconds(), b.c.topics-nt, b.c.topics*b.c.subs-ns, b.available.Load(),
+		cores(now.mgrCPU-last.mgrCPU, d), cores(now.apiCPU-last.apiCPU, d))
+	return now
 }
 
 // phase prints one phase's line: figures between from and to.
