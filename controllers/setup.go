@@ -39,6 +39,13 @@
 // every Topic reconcile. RBAC is not watched: an apiServer source whose
 // ServiceAccount is denied access (SubjectAccessReview) is checked again
 // every RefreshInterval.
+//
+// What NATS reports (stream size, consumer lag, dead-letter counts) is read
+// in bulk every RefreshInterval by one figuresRefresher, which wakes only
+// the Topics and Subscriptions whose figures changed or whose stream lost
+// consumers behind the operator's back; an idle, Ready object is not
+// reconciled again before ResyncInterval, unless it refers to a kind the
+// reconcilers do not watch (resolved again every RefreshInterval).
 package controllers
 
 import (
@@ -69,7 +76,7 @@ const (
 	DefaultRefreshInterval  = 30 * time.Second
 	DefaultResyncInterval   = 10 * time.Minute
 	DefaultProgressInterval = 2 * time.Second
-	DefaultWorkers          = 4
+	DefaultWorkers          = 8
 )
 
 // Config configures the reconcilers.
@@ -95,7 +102,9 @@ type Config struct {
 	// ProgressInterval is how soon a Subscription is looked at again while
 	// it waits for its Topic to publish it in the plan.
 	ProgressInterval time.Duration
-	// Workers is the number of concurrent reconciles per kind.
+	// Workers is the number of concurrent reconciles per kind. A reconcile
+	// mostly waits for the API server and NATS, one request after another,
+	// so more workers than cores keep both busy when many objects change.
 	Workers int
 	// DefaultPublishMode is the publish policy of Topics without
 	// spec.publishers; empty means compiler.DefaultPublishMode.
