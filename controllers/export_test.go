@@ -3,10 +3,12 @@ package controllers
 import (
 	"context"
 
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/herald-dev/herald/api/v1alpha1"
 	"github.com/herald-dev/herald/plan"
+	"github.com/herald-dev/herald/provision"
 )
 
 // TopicPublishPolicy is what a Topic reconciler configured with mode
@@ -33,3 +35,14 @@ func (c Config) WithDefaults() Config { return c.withDefaults() }
 // TopicChangedForSubscriptions is the predicate of the Subscription
 // reconciler's watch on Topics.
 var TopicChangedForSubscriptions = topicChangedForSubscriptions
+
+// StaleFigures is what one round of a figures refresher reading through c
+// and prov finds stale: the Topics and Subscriptions it would wake.
+func StaleFigures(ctx context.Context, c client.Reader, prov *provision.Provisioner) (topics, subs []types.NamespacedName, err error) {
+	f := &figuresRefresher{client: c, prov: prov}
+	return f.stale(ctx)
+}
+
+// RefersToUnwatched reports whether s (of Topic t) is resolved again every
+// RefreshInterval.
+var RefersToUnwatched = refersToUnwatched

@@ -34,9 +34,10 @@ type steps struct {
 	// Ready's message when all of them hold.
 	ready   []string
 	message func() string
-	// refresh requeues the object after this long when every step
-	// succeeded; zero does not.
-	refresh time.Duration
+	// refresh, when set, returns how long after a reconcile in which every
+	// step succeeded the object is requeued; zero does not requeue. It is
+	// called after the steps ran.
+	refresh func() time.Duration
 }
 
 // kind is what reconcileObject needs to know of a reconciled kind.
@@ -99,8 +100,8 @@ func reconcileObject[T client.Object](ctx context.Context, c client.Client, rec 
 		}
 		retErr = errors.Join(out.retry...)
 		requeue := out.requeue
-		if len(errs) == 0 {
-			requeue.after(s.refresh)
+		if len(errs) == 0 && s.refresh != nil {
+			requeue.after(s.refresh())
 		}
 		if retErr == nil && requeue > 0 {
 			result.RequeueAfter = jitter(time.Duration(requeue))

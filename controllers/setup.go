@@ -39,6 +39,13 @@
 // every Topic reconcile. RBAC is not watched: an apiServer source whose
 // ServiceAccount is denied access (SubjectAccessReview) is checked again
 // every RefreshInterval.
+//
+// What NATS reports (stream size, consumer lag, dead-letter counts) is read
+// in bulk every RefreshInterval by one figuresRefresher, which wakes only
+// the Topics and Subscriptions whose figures changed or whose stream lost
+// consumers behind the operator's back; an idle, Ready object is not
+// reconciled again before ResyncInterval, unless it refers to a kind the
+// reconcilers do not watch (resolved again every RefreshInterval).
 package controllers
 
 import (
@@ -67,8 +74,9 @@ import (
 const (
 	DefaultClusterDomain    = "cluster.local"
 	DefaultRefreshInterval  = 30 * time.Second
+	DefaultResyncInterval   = 10 * time.Minute
 	DefaultProgressInterval = 2 * time.Second
-	DefaultWorkers          = 4
+	DefaultWorkers          = 8
 )
 
 // Config configures the reconcilers.
@@ -79,17 +87,24 @@ type Config struct {
 	Dispatcher resources.DispatcherConfig
 	// Adapter configures EventSources' adapter Deployments.
 	Adapter resources.AdapterConfig
-	// RefreshInterval is how often Ready objects are reconciled again to
-	// refresh what NATS reports (stream size, consumer lag) and re-resolve
-	// Destinations of kinds the reconcilers do not watch; and how often an
-	// apiServer source whose ServiceAccount may not watch its resources, or
-	// that names an unknown kind, is checked again (RBAC objects and CRDs
-	// are not watched).
+	// RefreshInterval is how often what NATS reports (a Topic's stream
+	// size, a Subscription's consumer lag and dead-letter count) is read in
+	// bulk, the objects whose figures changed being reconciled again; how
+	// often Subscriptions referring to kinds the reconcilers do not watch
+	// are resolved again; and how often an apiServer source whose
+	// ServiceAccount may not watch its resources, or that names an unknown
+	// kind, is checked again (RBAC objects and CRDs are not watched).
 	RefreshInterval time.Duration
+	// ResyncInterval is how often a Ready Topic or Subscription is
+	// reconciled again although nothing it watches changed, as a safety
+	// net: for example a plan key deleted behind the operator's back.
+	ResyncInterval time.Duration
 	// ProgressInterval is how soon a Subscription is looked at again while
 	// it waits for its Topic to publish it in the plan.
 	ProgressInterval time.Duration
-	// Workers is the number of concurrent reconciles per kind.
+	// Workers is the number of concurrent reconciles per kind. A reconcile
+	// mostly waits for the API server and NATS, one request after another,
+	// so more workers than cores keep both busy when many objects change.
 	Workers int
 	// DefaultPublishMode is the publish policy of Topics without
 	// spec.publishers; empty means compiler.DefaultPublishMode.
@@ -108,6 +123,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.RefreshInterval <= 0 {
 		c.RefreshInterval = DefaultRefreshInterval
+	}
+	if c.ResyncInterval <= 0 {
+		c.ResyncInterval = DefaultResyncInterval
 	}
 	if c.ProgressInterval <= 0 {
 		c.ProgressInterval = DefaultProgressInterval
@@ -131,15 +149,21 @@ func Setup(ctx context.Context, mgr manager.Manager, prov *provision.Provisioner
 	resolver := &Resolver{Reader: mgr.GetClient(), ClusterDomain: cfg.ClusterDomain}
 	recorder := mgr.GetEventRecorder(resources.ManagedBy)
 	planChanged := make(chan event.GenericEvent, 1024)
+	refreshTopics, refreshSubs := make(chan event.GenericEvent, 1024), make(chan event.GenericEvent, 1024)
+	if err := mgr.Add(&figuresRefresher{
+		client: mgr.GetClient(), prov: prov, interval: cfg.RefreshInterval, topics: refreshTopics, subs: refreshSubs,
+	}); err != nil {
+		return fmt.Errorf("figures refresher: %w", err)
+	}
 	if err := (&TopicReconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Provisioner: prov, Resolver: resolver, Recorder: recorder, Config: cfg,
-		PlanChanged: planChanged,
+		PlanChanged: planChanged, Refresh: refreshTopics,
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("topic controller: %w", err)
 	}
 	if err := (&SubscriptionReconciler{
 		Client: mgr.GetClient(), Provisioner: prov, Resolver: resolver, Recorder: recorder, Config: cfg,
-		PlanChanged: planChanged,
+		PlanChanged: planChanged, Refresh: refreshSubs,
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("subscription controller: %w", err)
 	}

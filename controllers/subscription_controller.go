@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -46,6 +47,9 @@ type SubscriptionReconciler struct {
 	// PlanChanged, when set, carries the Subscriptions whose entry in their
 	// Topic's plan the Topic reconciler changed (TopicReconciler.PlanChanged).
 	PlanChanged <-chan event.GenericEvent
+	// Refresh, when set, carries the Subscriptions whose consumer lag or
+	// dead-letter count changed (figuresRefresher).
+	Refresh <-chan event.GenericEvent
 }
 
 // subscriptionState carries what one reconcile's steps learn for the next.
@@ -74,8 +78,14 @@ func (r *SubscriptionReconciler) Reconcile(ctx context.Context, req ctrl.Request
 				},
 				ready:   []string{v1alpha1.ConditionTopicReady, v1alpha1.ConditionSubscriberResolved, v1alpha1.ConditionConsumerReady},
 				message: func() string { return fmt.Sprintf("delivering to %s", s.Status.SubscriberURI) },
-				// Refresh the lag now and then.
-				refresh: r.Config.RefreshInterval,
+				// The figuresRefresher wakes it when its lag or dead
+				// letters change; kinds not watched resolve again.
+				refresh: func() time.Duration {
+					if refersToUnwatched(st.topic, s) {
+						return r.Config.RefreshInterval
+					}
+					return r.Config.ResyncInterval
+				},
 			}
 		},
 	})
@@ -168,16 +178,7 @@ func (r *SubscriptionReconciler) reconcileConsumer(ctx context.Context, s *v1alp
 		st.conds.setFalse(v1alpha1.ConditionConsumerReady, v1alpha1.ReasonNATSError, "consumer %s: %v", consumer, err)
 		return err
 	}
-	if info == nil {
-		s.Status.Consumer = nil
-	} else {
-		s.Status.Consumer = &v1alpha1.ConsumerStatus{
-			Name:        consumer,
-			Pending:     info.NumPending,
-			AckPending:  int64(info.NumAckPending),
-			Redelivered: int64(info.NumRedelivered),
-		}
-	}
+	s.Status.Consumer = consumerStatus(info)
 	count, last, err := r.Provisioner.DeadLetterCount(ctx, s.Namespace, s.Spec.Topic, s.Name)
 	if err != nil {
 		st.conds.setFalse(v1alpha1.ConditionConsumerReady, v1alpha1.ReasonNATSError, "dead-letter count: %v", err)
@@ -277,6 +278,9 @@ func (r *SubscriptionReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.Config.Workers})
 	if r.PlanChanged != nil {
 		b = b.WatchesRawSource(source.Channel(r.PlanChanged, &handler.EnqueueRequestForObject{}))
+	}
+	if r.Refresh != nil {
+		b = b.WatchesRawSource(source.Channel(r.Refresh, &handler.EnqueueRequestForObject{}))
 	}
 	return b.Complete(r)
 }

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -26,6 +27,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/herald-dev/herald/api/v1alpha1"
 	"github.com/herald-dev/herald/compiler"
@@ -62,6 +64,9 @@ type TopicReconciler struct {
 	// their Topic's published plan changed (added, removed, a new
 	// generation or URIs), so that they report it at once.
 	PlanChanged chan<- event.GenericEvent
+	// Refresh, when set, carries the Topics whose stream's figures or
+	// consumers changed (figuresRefresher).
+	Refresh <-chan event.GenericEvent
 
 	// applied spares re-applying owned objects that did not change.
 	applied appliedObjects
@@ -89,8 +94,9 @@ func (r *TopicReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl
 				independent: true,
 				ready:       []string{v1alpha1.ConditionStreamReady, v1alpha1.ConditionDispatcherAvailable, v1alpha1.ConditionPlanPublished},
 				message:     func() string { return fmt.Sprintf("Topic accepts events at %s", addressOf(t)) },
-				// Refresh status.stream now and then.
-				refresh: r.Config.RefreshInterval,
+				// The figuresRefresher wakes it when its stream's
+				// figures or consumers change.
+				refresh: func() time.Duration { return r.Config.ResyncInterval },
 			}
 		},
 	})
@@ -358,7 +364,7 @@ func (r *TopicReconciler) finalize(ctx context.Context, t *v1alpha1.Topic) error
 // objects, their Subscriptions (whose changes change the plan), and
 // Namespaces whose labels a publisher's namespaceSelector matches.
 func (r *TopicReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		Named("topic").
 		For(&v1alpha1.Topic{}, builder.WithPredicates(specOrLifecycleChanged())).
 		Owns(&appsv1.Deployment{}).
@@ -374,8 +380,11 @@ func (r *TopicReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			}),
 			builder.WithPredicates(subscriptionPlanChanged())).
 		Watches(&corev1.Namespace{}, r.namespaceHandler(), builder.WithPredicates(namespaceLabelsChanged())).
-		WithOptions(controller.Options{MaxConcurrentReconciles: r.Config.Workers}).
-		Complete(r)
+		WithOptions(controller.Options{MaxConcurrentReconciles: r.Config.Workers})
+	if r.Refresh != nil {
+		b = b.WatchesRawSource(source.Channel(r.Refresh, &handler.EnqueueRequestForObject{}))
+	}
+	return b.Complete(r)
 }
 
 // subscriptionPlanChanged passes Subscription events that change its

@@ -19,7 +19,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -50,6 +49,8 @@ type Provisioner struct {
 	plans map[string]decodedPlan
 	// counters is the counter stream, looked up once.
 	counters jetstream.Stream
+	// handles holds stream handles by name, for Consumers.
+	handles map[string]jetstream.Stream
 }
 
 // streamMemo is what Apply left in one stream.
@@ -131,15 +132,9 @@ func (p *Provisioner) DeadLetterCount(ctx context.Context, namespace, topic, sub
 	if err != nil {
 		return 0, time.Time{}, err
 	}
-	var v struct {
-		Val string `json:"val"`
-	}
-	if err := json.Unmarshal(m.Data, &v); err != nil {
-		return 0, time.Time{}, fmt.Errorf("dead-letter counter: %w", err)
-	}
-	n, err := strconv.ParseInt(v.Val, 10, 64)
+	n, err := counterValue(m.Data)
 	if err != nil {
-		return 0, time.Time{}, fmt.Errorf("dead-letter counter %q: %w", v.Val, err)
+		return 0, time.Time{}, err
 	}
 	return n, m.Time, nil
 }
@@ -539,7 +534,8 @@ func (p *Provisioner) ConsumerInfo(ctx context.Context, stream, name string) (*j
 	if err != nil {
 		return nil, err
 	}
-	return c.Info(ctx)
+	// Looking the consumer up fetched its info: one request.
+	return c.CachedInfo(), nil
 }
 
 // DeleteConsumer deletes a consumer; a missing consumer or stream is not an error.

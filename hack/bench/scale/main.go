@@ -44,6 +44,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	appsv1 "k8s.io/api/apps/v1"
@@ -51,9 +52,13 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/herald-dev/herald/api/v1alpha1"
 	"github.com/herald-dev/herald/controllers/resources"
@@ -69,6 +74,8 @@ type config struct {
 	timeout      time.Duration
 	herald       string
 	keep         bool
+	profile      string
+	profileFor   time.Duration
 }
 
 func main() {
@@ -81,7 +88,10 @@ func main() {
 	flag.DurationVar(&c.timeout, "timeout", 15*time.Minute, "give up when not all Ready after this long")
 	flag.StringVar(&c.herald, "herald", "", "herald binary to run as the manager (default: build ./cmd/herald into a temporary directory)")
 	flag.BoolVar(&c.keep, "keep-logs", false, "keep the manager's log (its path is printed)")
+	flag.StringVar(&c.profile, "apiserver-profile", "", "write a CPU profile of the kube-apiserver, taken from the first create on, to this file")
+	flag.DurationVar(&c.profileFor, "apiserver-profile-for", 20*time.Second, "length of the -apiserver-profile")
 	flag.Parse()
+	ctrllog.SetLogger(logr.Discard())
 	if err := run(c); err != nil {
 		fmt.Fprintln(os.Stderr, "scale:", err)
 		os.Exit(1)
@@ -193,16 +203,41 @@ func run(c config) error {
 	apiserver := childPID("kube-apiserver")
 
 	b := &bench{c: c, k8s: k8s, js: js, mgrPID: mgr.Process.Pid, apiPID: apiserver, metrics: "http://" + metricsAddr + "/metrics"}
+	if c.profile != "" {
+		if b.rest, err = rest.RESTClientFor(restCfgForProfile(restCfg)); err != nil {
+			return err
+		}
+	}
+	if err := k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: c.namespace}}); err != nil {
+		return err
+	}
+	// The benchmark watches what it waits for: listing thousands of
+	// objects every half second would load the API server it measures.
+	if b.cache, err = cache.New(restCfg, cache.Options{Scheme: scheme, DefaultNamespaces: map[string]cache.Config{c.namespace: {}}}); err != nil {
+		return err
+	}
+	for _, obj := range []client.Object{&v1alpha1.Topic{}, &v1alpha1.Subscription{}, &appsv1.Deployment{}} {
+		if _, err := b.cache.GetInformer(ctx, obj); err != nil {
+			return err
+		}
+	}
+	go func() { _ = b.cache.Start(ctx) }()
+	if !b.cache.WaitForCacheSync(ctx) {
+		return errors.New("benchmark cache did not sync")
+	}
 	return b.run(ctx)
 }
 
 type bench struct {
 	c       config
 	k8s     client.Client
+	cache   cache.Cache
 	js      jetstream.JetStream
 	mgrPID  int
 	apiPID  int
 	metrics string
+	// rest reaches the API server's /debug/pprof for -apiserver-profile.
+	rest *rest.RESTClient
 
 	available atomic.Int64
 }
@@ -234,14 +269,18 @@ func (b *bench) sample(ctx context.Context) sample {
 func (b *bench) run(ctx context.Context) error {
 	c := b.c
 	objects := c.topics * (1 + c.subs)
-	if err := b.k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: c.namespace}}); err != nil {
-		return err
-	}
 	kubeletCtx, stopKubelet := context.WithCancel(ctx)
 	defer stopKubelet()
 	go b.kubelet(kubeletCtx)
 
 	start := b.sample(ctx)
+	profiled := make(chan struct{})
+	if b.rest != nil {
+		go b.profile(ctx, profiled)
+	} else {
+		close(profiled)
+	}
+	defer func() { <-profiled }()
 	if err := b.create(ctx); err != nil {
 		return err
 	}
@@ -250,11 +289,15 @@ func (b *bench) run(ctx context.Context) error {
 
 	deadline := start.at.Add(c.timeout)
 	var provisioned, ready sample
+	last := created
 	for provisioned.at.IsZero() || ready.at.IsZero() {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("not all Ready after %s", c.timeout)
 		}
 		time.Sleep(500 * time.Millisecond)
+		if time.Since(last.at) >= 5*time.Second {
+			last = b.progress(ctx, start, last)
+		}
 		if provisioned.at.IsZero() {
 			ok, err := b.provisioned(ctx)
 			if err != nil {
@@ -292,6 +335,45 @@ func (b *bench) run(ctx context.Context) error {
 		perSec(total(idle.requests)-total(ready.requests), idle.at.Sub(ready.at)),
 		perSec(total(idle.recon)-total(ready.recon), idle.at.Sub(ready.at)))
 	return nil
+}
+
+// profile writes a CPU profile of the kube-apiserver to -apiserver-profile.
+func (b *bench) profile(ctx context.Context, done chan<- struct{}) {
+	defer close(done)
+	data, err := b.rest.Get().AbsPath("/debug/pprof/profile").
+		Param("seconds", strconv.Itoa(int(b.c.profileFor.Seconds()))).DoRaw(ctx)
+	if err == nil {
+		err = os.WriteFile(b.c.profile, data, 0o644)
+	}
+	if err != nil {
+		logf("apiserver profile: %v", err)
+		return
+	}
+	logf("apiserver profile: %s", b.c.profile)
+}
+
+// restCfgForProfile is cfg for a plain REST client of the API server's
+// non-resource paths.
+func restCfgForProfile(cfg *rest.Config) *rest.Config {
+	c := rest.CopyConfig(cfg)
+	c.GroupVersion = &schema.GroupVersion{}
+	c.NegotiatedSerializer = clientgoscheme.Codecs.WithoutConversion()
+	c.Timeout = 0
+	return c
+}
+
+// progress logs how many objects are Ready and the CPU used since last.
+func (b *bench) progress(ctx context.Context, start, last sample) sample {
+	now := sample{at: time.Now(), mgrCPU: cpuTime(b.mgrPID), apiCPU: cpuTime(b.apiPID)}
+	nt, ns, err := b.notReady(ctx)
+	if err != nil {
+		return now
+	}
+	d := now.at.Sub(last.at)
+	logf("t=%.0fs topics_ready=%d subs_ready=%d deployments_available=%d mgr_cores=%.2f apiserver_cores=%.2f",
+		now.at.Sub(start.at).Seconds(), b.c.topics-nt, b.c.topics*b.c.subs-ns, b.available.Load(),
+		cores(now.mgrCPU-last.mgrCPU, d), cores(now.apiCPU-last.apiCPU, d))
+	return now
 }
 
 // phase prints one phase's line: figures between from and to.
@@ -381,47 +463,73 @@ loop:
 }
 
 // kubelet marks the operator's Deployments available, as the deployment
-// controller would once their Pods run.
+// controller would once their Pods run, with as many concurrent updates as
+// its default --concurrent-deployment-syncs (5).
 func (b *bench) kubelet(ctx context.Context) {
+	const workers = 5
+	var mu sync.Mutex
 	done := map[string]bool{}
 	for ctx.Err() == nil {
 		var list appsv1.DeploymentList
-		if err := b.k8s.List(ctx, &list, client.InNamespace(b.c.namespace), client.MatchingLabels{resources.LabelManagedBy: resources.ManagedBy}); err != nil {
+		if err := b.cache.List(ctx, &list, client.MatchingLabels{resources.LabelManagedBy: resources.ManagedBy}, client.UnsafeDisableDeepCopy); err != nil {
 			if ctx.Err() == nil {
 				logf("list deployments: %v", err)
 			}
 		}
+		work := make(chan *appsv1.Deployment)
+		var wg sync.WaitGroup
+		for range workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for d := range work {
+					if b.markAvailable(ctx, d) {
+						mu.Lock()
+						if !done[d.Name] {
+							b.available.Add(1)
+						}
+						done[d.Name] = true
+						mu.Unlock()
+					}
+				}
+			}()
+		}
 		for i := range list.Items {
 			d := &list.Items[i]
-			if done[d.Name] && d.Status.ObservedGeneration == d.Generation {
-				continue
+			mu.Lock()
+			skip := done[d.Name] && d.Status.ObservedGeneration == d.Generation
+			mu.Unlock()
+			if !skip {
+				work <- d.DeepCopy()
 			}
-			replicas := int32(1)
-			if d.Spec.Replicas != nil {
-				replicas = *d.Spec.Replicas
-			}
-			now := metav1.Now()
-			d.Status = appsv1.DeploymentStatus{
-				ObservedGeneration: d.Generation, Replicas: replicas, UpdatedReplicas: replicas,
-				ReadyReplicas: replicas, AvailableReplicas: replicas,
-				Conditions: []appsv1.DeploymentCondition{
-					{Type: appsv1.DeploymentAvailable, Status: corev1.ConditionTrue, Reason: "MinimumReplicasAvailable", LastUpdateTime: now, LastTransitionTime: now},
-					{Type: appsv1.DeploymentProgressing, Status: corev1.ConditionTrue, Reason: "NewReplicaSetAvailable", LastUpdateTime: now, LastTransitionTime: now},
-				},
-			}
-			if err := b.k8s.Status().Update(ctx, d); err != nil {
-				continue // a conflict: the next round sees the new generation
-			}
-			if !done[d.Name] {
-				b.available.Add(1)
-			}
-			done[d.Name] = true
 		}
+		close(work)
+		wg.Wait()
 		select {
 		case <-ctx.Done():
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
+}
+
+// markAvailable writes the status of an available Deployment into d and
+// reports whether the API server took it (not on a conflict: the next
+// round sees the new generation).
+func (b *bench) markAvailable(ctx context.Context, d *appsv1.Deployment) bool {
+	replicas := int32(1)
+	if d.Spec.Replicas != nil {
+		replicas = *d.Spec.Replicas
+	}
+	now := metav1.Now()
+	d.Status = appsv1.DeploymentStatus{
+		ObservedGeneration: d.Generation, Replicas: replicas, UpdatedReplicas: replicas,
+		ReadyReplicas: replicas, AvailableReplicas: replicas,
+		Conditions: []appsv1.DeploymentCondition{
+			{Type: appsv1.DeploymentAvailable, Status: corev1.ConditionTrue, Reason: "MinimumReplicasAvailable", LastUpdateTime: now, LastTransitionTime: now},
+			{Type: appsv1.DeploymentProgressing, Status: corev1.ConditionTrue, Reason: "NewReplicaSetAvailable", LastUpdateTime: now, LastTransitionTime: now},
+		},
+	}
+	return b.k8s.Status().Update(ctx, d) == nil
 }
 
 // provisioned reports whether NATS holds every stream and consumer and every
@@ -452,7 +560,7 @@ func (b *bench) provisioned(ctx context.Context) (bool, error) {
 	}
 	// Only the Topics' status says cheaply whether each plan is complete.
 	var topics v1alpha1.TopicList
-	if err := b.k8s.List(ctx, &topics, client.InNamespace(b.c.namespace)); err != nil {
+	if err := b.cache.List(ctx, &topics, client.UnsafeDisableDeepCopy); err != nil {
 		return false, err
 	}
 	for _, t := range topics.Items {
@@ -482,7 +590,7 @@ func (b *bench) natsObjects(ctx context.Context) string {
 // notReady counts the Topics and Subscriptions not Ready at their generation.
 func (b *bench) notReady(ctx context.Context) (topics, subs int, err error) {
 	var tl v1alpha1.TopicList
-	if err := b.k8s.List(ctx, &tl, client.InNamespace(b.c.namespace)); err != nil {
+	if err := b.cache.List(ctx, &tl, client.UnsafeDisableDeepCopy); err != nil {
 		return 0, 0, err
 	}
 	for _, t := range tl.Items {
@@ -491,7 +599,7 @@ func (b *bench) notReady(ctx context.Context) (topics, subs int, err error) {
 		}
 	}
 	var sl v1alpha1.SubscriptionList
-	if err := b.k8s.List(ctx, &sl, client.InNamespace(b.c.namespace)); err != nil {
+	if err := b.cache.List(ctx, &sl, client.UnsafeDisableDeepCopy); err != nil {
 		return 0, 0, err
 	}
 	for _, s := range sl.Items {
