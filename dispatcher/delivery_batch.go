@@ -179,12 +179,7 @@ func (p *batchPool) work(i int, work func([]jetstream.Msg)) {
 // for at least hb since they arrived or were last kept alive.
 func (p *batchPool) stale(now time.Time, hb time.Duration, out []jetstream.Msg) []jetstream.Msg {
 	p.mu.Lock()
-	for i := range p.queue {
-		if now.Sub(p.queue[i].since) >= hb {
-			p.queue[i].since = now
-			out = append(out, p.queue[i].msg)
-		}
-	}
+	out = staleQueued(p.queue, now, hb, out)
 	p.mu.Unlock()
 	for i := range p.active {
 		a := &p.active[i]

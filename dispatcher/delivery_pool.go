@@ -248,6 +248,18 @@ type queued struct {
 	since time.Time
 }
 
+// staleQueued appends to out the messages of items held for at least hb
+// since they arrived or were last kept alive, and restarts their clocks.
+func staleQueued(items []queued, now time.Time, hb time.Duration, out []jetstream.Msg) []jetstream.Msg {
+	for i := range items {
+		if now.Sub(items[i].since) >= hb {
+			items[i].since = now
+			out = append(out, items[i].msg)
+		}
+	}
+	return out
+}
+
 func newKeyedPool(ctx context.Context, n, capacity int, work func(jetstream.Msg), heartbeat func() time.Duration) *keyedPool {
 	p := &keyedPool{
 		ctx:       ctx,
@@ -339,12 +351,7 @@ func (p *keyedPool) work(i int, q *keyQueue, work func(jetstream.Msg)) {
 func (p *keyedPool) stale(now time.Time, hb time.Duration, out []jetstream.Msg) []jetstream.Msg {
 	for _, q := range p.queues {
 		q.mu.Lock()
-		for i := range q.items {
-			if now.Sub(q.items[i].since) >= hb {
-				q.items[i].since = now
-				out = append(out, q.items[i].msg)
-			}
-		}
+		out = staleQueued(q.items, now, hb, out)
 		q.mu.Unlock()
 	}
 	return p.inflight.stale(now, hb, out)

@@ -99,7 +99,7 @@ func Start(o Options) (_ *Env, err error) {
 	if e.RepoRoot, err = RepoRoot(); err != nil {
 		return nil, err
 	}
-	if e.AssetsDir, err = assetsDir(e.RepoRoot); err != nil {
+	if e.AssetsDir, err = FindAssets(e.RepoRoot); err != nil {
 		return nil, err
 	}
 	if e.Dir, err = os.MkdirTemp("", "herald-test-"); err != nil {
@@ -208,9 +208,9 @@ func declares(gomod []byte, path string) bool {
 	return false
 }
 
-// assetsDir returns $KUBEBUILDER_ASSETS, or else the newest directory
+// FindAssets returns $KUBEBUILDER_ASSETS, or else the newest directory
 // hack/envtest-assets.sh built under root, which it exports.
-func assetsDir(root string) (string, error) {
+func FindAssets(root string) (string, error) {
 	if dir := os.Getenv("KUBEBUILDER_ASSETS"); dir != "" {
 		return dir, nil
 	}

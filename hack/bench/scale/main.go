@@ -63,6 +63,7 @@ import (
 	"github.com/herald-dev/herald/api/v1alpha1"
 	"github.com/herald-dev/herald/controllers/resources"
 	"github.com/herald-dev/herald/internal/natsserver"
+	"github.com/herald-dev/herald/internal/testenv"
 	"github.com/herald-dev/herald/plan"
 )
 
@@ -129,7 +130,7 @@ func run(c config) error {
 	if err := v1alpha1.AddToScheme(scheme); err != nil {
 		return err
 	}
-	assets, err := assetsDir(root)
+	assets, err := testenv.FindAssets(root)
 	if err != nil {
 		return err
 	}
@@ -803,20 +804,6 @@ func repoRoot() (string, error) {
 		}
 		dir = parent
 	}
-}
-
-// assetsDir is $KUBEBUILDER_ASSETS or the newest directory
-// hack/envtest-assets.sh built.
-func assetsDir(root string) (string, error) {
-	if d := os.Getenv("KUBEBUILDER_ASSETS"); d != "" {
-		return d, nil
-	}
-	found, _ := filepath.Glob(filepath.Join(root, "bin", "k8s", "*", "kube-apiserver"))
-	if len(found) == 0 {
-		return "", errors.New("no kube-apiserver: export KUBEBUILDER_ASSETS=$(hack/envtest-assets.sh)")
-	}
-	sort.Strings(found)
-	return filepath.Dir(found[len(found)-1]), nil
 }
 
 func logf(format string, args ...any) {
