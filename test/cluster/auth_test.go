@@ -90,9 +90,13 @@ func testAuth(t *testing.T) {
 	}
 
 	// Only the event of the Pod with a token reached the subscriber.
-	eventually(t, 30*time.Second, "the authenticated producer's event at the subscriber", func() bool {
-		return f.stats(t).Unique >= 1
-	})
+	for deadline := time.Now().Add(30 * time.Second); f.stats(t).Unique < 1; time.Sleep(250 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			sinkLogs, _ := run("", env.kubectl, "-n", f.ns, "logs", "--tail=30", "deployment/sink")
+			t.Fatalf("timed out after 30s waiting for the authenticated producer's event at the subscriber; subscriber %+v\n%s\nsubscriber logs:\n%s",
+				f.stats(t), f.diagnostics(), sinkLogs)
+		}
+	}
 	if s := f.stats(t); s.Unique != 1 {
 		t.Errorf("subscriber received %d events, want 1 (only the authenticated producer's)", s.Unique)
 	}

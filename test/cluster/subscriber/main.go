@@ -11,8 +11,10 @@
 // Authorization: Bearer with a token that a TokenReview accepts for that
 // audience (and, with --subject, of that user, such as
 // system:serviceaccount:<ns>:<topic>-dispatcher), or it is answered 401
-// and counted in refused, not in the deliveries. The Pod's ServiceAccount
-// then needs create on tokenreviews (the ClusterRole system:auth-delegator).
+// and counted in refused, not in the deliveries; when the TokenReview
+// itself fails it answers 503, which Herald retries. The Pod's
+// ServiceAccount then needs create on tokenreviews (the ClusterRole
+// system:auth-delegator).
 package main
 
 import (
@@ -63,6 +65,14 @@ func (c *counter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.Method == http.MethodPost:
 		if c.auth != nil {
 			if err := c.auth.check(r); err != nil {
+				var unavailable *reviewUnavailable
+				if errors.As(err, &unavailable) {
+					// The token could not be checked: Herald retries.
+					log.Printf("cannot check a token: %v", err)
+					w.Header().Set("Retry-After", "1")
+					http.Error(w, err.Error(), http.StatusServiceUnavailable)
+					return
+				}
 				c.mu.Lock()
 				c.refused++
 				c.mu.Unlock()
@@ -103,6 +113,15 @@ func writeJSON(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(v)
 }
+
+// reviewUnavailable is a token that could not be checked (the TokenReview
+// API unreachable or refusing the subscriber, e.g. while its RBAC
+// propagates): answered 503, which Herald retries, not 401, which would
+// dead-letter the event.
+type reviewUnavailable struct{ err error }
+
+func (e *reviewUnavailable) Error() string { return e.err.Error() }
+func (e *reviewUnavailable) Unwrap() error { return e.err }
 
 // reviewer checks bearer tokens with the TokenReview API, remembering the
 // tokens it accepted for a minute.
@@ -147,16 +166,16 @@ func (v *reviewer) check(r *http.Request) error {
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := v.client.Do(req)
 	if err != nil {
-		return fmt.Errorf("TokenReview: %w", err)
+		return &reviewUnavailable{fmt.Errorf("TokenReview: %w", err)}
 	}
 	defer resp.Body.Close()
 	var tr authenticationv1.TokenReview
 	if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
-		return fmt.Errorf("TokenReview answered %s: %s", resp.Status, b)
+		return &reviewUnavailable{fmt.Errorf("TokenReview answered %s: %s", resp.Status, b)}
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&tr); err != nil {
-		return fmt.Errorf("TokenReview: %w", err)
+		return &reviewUnavailable{fmt.Errorf("TokenReview: %w", err)}
 	}
 	switch st := tr.Status; {
 	case !st.Authenticated:
