@@ -70,9 +70,18 @@ func sendAll(t *testing.T, url string, ids []string, extra func(id string) []str
 
 // TestInvariantUnderFailures: while the subscriber fails 30% of requests,
 // every accepted event is delivered, dead-lettered or filtered out, each
-// exactly one of them.
+// exactly one of them, whether events go one per request or in batches.
 func TestInvariantUnderFailures(t *testing.T) {
 	t.Parallel()
+	for _, batch := range []int32{0, 20} {
+		t.Run(fmt.Sprintf("batch%d", batch), func(t *testing.T) {
+			t.Parallel()
+			testInvariantUnderFailures(t, batch)
+		})
+	}
+}
+
+func testInvariantUnderFailures(t *testing.T, batch int32) {
 	e := newEnv(t)
 	var (
 		mu        sync.Mutex
@@ -87,7 +96,20 @@ func TestInvariantUnderFailures(t *testing.T) {
 			w.WriteHeader(503)
 			return
 		}
-		delivered.add(r.ce("id"))
+		if r.header.Get("Content-Type") == ce.MediaBatchJSON {
+			evs, err := ce.DecodeBatch(r.body)
+			if err != nil {
+				t.Errorf("batch: %v", err)
+				w.WriteHeader(400)
+				return
+			}
+			for _, ev := range evs {
+				id, _ := ev.Get(ce.AttrID)
+				delivered.add(id)
+			}
+		} else {
+			delivered.add(r.ce("id"))
+		}
 		w.WriteHeader(200)
 	})
 	dls := newSink(t, nil)
@@ -95,6 +117,9 @@ func TestInvariantUnderFailures(t *testing.T) {
 		s.Delivery = fastRetry(2)
 		s.MaxInFlight = 16
 		s.Filters = []v1alpha1.SubscriptionsAPIFilter{{Not: &v1alpha1.NestedFilter{FilterAttributes: v1alpha1.FilterAttributes{Exact: map[string]string{"type": "skip"}}}}}
+		if batch > 0 {
+			s.Batch = &v1alpha1.Batch{MaxEvents: batch}
+		}
 	}}}, nil)
 	r := e.start(nil, Options{})
 	r.waitDelivering(t, &res.Plan)
