@@ -23,6 +23,7 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 ROUNDS=${ROUNDS:-3} N=${N:-20000} LONG_N=${LONG_N:-100000}
 OUT=${OUT:-$(mktemp -d)}
+mkdir -p "$OUT"
 run=("$root/hack/bench/run.sh")
 
 # median of the numbers on stdin, one per line.
