@@ -9,6 +9,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/herald-dev/herald/api/v1alpha1"
 	"github.com/herald-dev/herald/controllers/resources"
@@ -19,7 +20,7 @@ import (
 // namespace (resources.NATS.Copied) and the dispatcher's NetworkPolicy.
 func (r *TopicReconciler) reconcileDispatcherAccess(ctx context.Context, t *v1alpha1.Topic) error {
 	if r.Config.Dispatcher.NATS.Copied {
-		data, err := r.dispatcherNATSFiles(ctx)
+		data, err := dispatcherNATSFiles(ctx, r.APIReader, r.Config)
 		if err != nil {
 			return err
 		}
@@ -41,10 +42,10 @@ func (r *TopicReconciler) reconcileDispatcherAccess(ctx context.Context, t *v1al
 // own the source is completed with the CA bundle the manager trusts
 // (Config.DispatcherNATSCAFile), so that a CA kept elsewhere (cert-manager's
 // Secret) reaches the dispatchers too.
-func (r *TopicReconciler) dispatcherNATSFiles(ctx context.Context) (map[string][]byte, error) {
-	src := r.Config.DispatcherNATSSource
+func dispatcherNATSFiles(ctx context.Context, reader client.Reader, cfg Config) (map[string][]byte, error) {
+	src := cfg.DispatcherNATSSource
 	var s corev1.Secret
-	if err := r.APIReader.Get(ctx, src, &s); err != nil {
+	if err := reader.Get(ctx, src, &s); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil, &Waiting{Reason: v1alpha1.ReasonProgressing, RequeueAfter: 10 * time.Second,
 				Err: fmt.Errorf("the dispatchers' NATS Secret %s does not exist", src)}
@@ -55,8 +56,8 @@ func (r *TopicReconciler) dispatcherNATSFiles(ctx context.Context) (map[string][
 	if data == nil {
 		data = map[string][]byte{}
 	}
-	if _, ok := data[resources.NATSSecretKeyTLSCA]; !ok && r.Config.DispatcherNATSCAFile != "" {
-		ca, err := os.ReadFile(r.Config.DispatcherNATSCAFile)
+	if _, ok := data[resources.NATSSecretKeyTLSCA]; !ok && cfg.DispatcherNATSCAFile != "" {
+		ca, err := os.ReadFile(cfg.DispatcherNATSCAFile)
 		if err != nil {
 			return nil, fmt.Errorf("read the NATS CA bundle: %w", err)
 		}

@@ -64,6 +64,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
+	"github.com/herald-dev/herald/api/v1alpha1"
 	"github.com/herald-dev/herald/compiler"
 	"github.com/herald-dev/herald/controllers/resources"
 	"github.com/herald-dev/herald/plan"
@@ -109,6 +110,9 @@ type Config struct {
 	// DefaultPublishMode is the publish policy of Topics without
 	// spec.publishers; empty means compiler.DefaultPublishMode.
 	DefaultPublishMode plan.PublishMode
+	// DefaultDispatcherMode is the dispatcher mode of Topics that do not
+	// choose one (v1alpha1.Topic.EffectiveDispatcherMode); empty means shared.
+	DefaultDispatcherMode v1alpha1.DispatcherMode
 	// DispatcherNATSSource is the Secret the dispatchers' NATS files are
 	// copied from into each Topic's namespace when Dispatcher.NATS.Copied.
 	DispatcherNATSSource types.NamespacedName
@@ -132,6 +136,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Workers <= 0 {
 		c.Workers = DefaultWorkers
+	}
+	if c.DefaultDispatcherMode == "" {
+		c.DefaultDispatcherMode = v1alpha1.DispatcherShared
 	}
 	if c.DefaultPublishMode == "" {
 		c.DefaultPublishMode = compiler.DefaultPublishMode
@@ -160,6 +167,11 @@ func Setup(ctx context.Context, mgr manager.Manager, prov *provision.Provisioner
 		PlanChanged: planChanged, Refresh: refreshTopics,
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("topic controller: %w", err)
+	}
+	if err := (&SharedDispatcherReconciler{
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Config: cfg,
+	}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("shared dispatcher controller: %w", err)
 	}
 	if err := (&SubscriptionReconciler{
 		Client: mgr.GetClient(), Provisioner: prov, Resolver: resolver, Recorder: recorder, Config: cfg,

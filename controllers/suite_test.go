@@ -25,6 +25,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	"github.com/herald-dev/herald/api/v1alpha1"
 	"github.com/herald-dev/herald/controllers"
 	"github.com/herald-dev/herald/controllers/resources"
 	"github.com/herald-dev/herald/internal/testenv"
@@ -96,6 +97,9 @@ func run(m *testing.M) int {
 		Adapter:          resources.AdapterConfig{Image: resources.Image{Name: image}},
 		RefreshInterval:  refreshInterval,
 		ProgressInterval: 200 * time.Millisecond,
+		// Most tests look at a Topic's own dispatcher objects; those of
+		// shared dispatchers ask for mode shared (shared_dispatcher_test.go).
+		DefaultDispatcherMode: v1alpha1.DispatcherDedicated,
 	}
 	mgrClient = mgr.GetClient()
 	if err := controllers.Setup(ctx, mgr, prov, controllersConfig); err != nil {

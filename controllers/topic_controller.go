@@ -15,6 +15,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
@@ -25,6 +26,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
@@ -166,6 +168,12 @@ func (r *TopicReconciler) reconcileJetStream(ctx context.Context, t *v1alpha1.To
 		return err
 	}
 	res.Plan.Publish = pol
+	ds, err := r.dispatchers(ctx, t)
+	if err != nil {
+		conds.setFalse(v1alpha1.ConditionPlanPublished, v1alpha1.ReasonProgressing, "%v", err)
+		return err
+	}
+	res.Plan.SharedDispatcher = ds.planDispatcher(t)
 	for name, err := range res.Errors {
 		keep = append(keep, name)
 		left[name] = err.Error()
@@ -283,45 +291,182 @@ func refusedByJetStream(err error) bool {
 	return errors.Is(err, provision.ErrRefused) || jserr.Classify(err) == jserr.Refused
 }
 
-// reconcileDispatcher applies the dispatcher ServiceAccount, the Role and
+// dispatchers is what the Topic reconciler knows of the two dispatchers
+// that may serve a Topic: the mode it asks for and, from the cache, its
+// dedicated dispatcher's Deployment and its namespace's shared one (nil
+// when absent).
+type dispatchers struct {
+	mode              v1alpha1.DispatcherMode
+	dedicated, shared *appsv1.Deployment
+}
+
+func (r *TopicReconciler) dispatchers(ctx context.Context, t *v1alpha1.Topic) (dispatchers, error) {
+	ds := dispatchers{mode: t.EffectiveDispatcherMode(r.Config.DefaultDispatcherMode)}
+	get := func(name string) (*appsv1.Deployment, error) {
+		var dep appsv1.Deployment
+		err := r.Client.Get(ctx, types.NamespacedName{Namespace: t.Namespace, Name: name}, &dep)
+		if apierrors.IsNotFound(err) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("get Deployment %s/%s: %w", t.Namespace, name, err)
+		}
+		return &dep, nil
+	}
+	var err error
+	if ds.dedicated, err = get(resources.DispatcherName(t.Name)); err != nil {
+		return ds, err
+	}
+	if ds.dedicated != nil && !metav1.IsControlledBy(ds.dedicated, t) {
+		ds.dedicated = nil
+	}
+	ds.shared, err = get(resources.SharedDispatcherName)
+	return ds, err
+}
+
+func available(dep *appsv1.Deployment) bool {
+	if dep == nil {
+		return false
+	}
+	ok, _, _ := deploymentAvailability(dep)
+	return ok
+}
+
+// serving is the dispatcher that serves t: the one its mode asks for, or,
+// while t moves between modes, the one that served it until the new one is
+// available.
+func (ds dispatchers) serving(t *v1alpha1.Topic) v1alpha1.DispatcherMode {
+	switch ds.mode {
+	case v1alpha1.DispatcherShared:
+		if !available(ds.shared) && available(ds.dedicated) {
+			return v1alpha1.DispatcherDedicated
+		}
+	case v1alpha1.DispatcherDedicated:
+		wasShared := t.Status.Dispatcher != nil && t.Status.Dispatcher.Mode == v1alpha1.DispatcherShared
+		if wasShared && !available(ds.dedicated) && available(ds.shared) {
+			return v1alpha1.DispatcherShared
+		}
+	}
+	return ds.mode
+}
+
+// planDispatcher is the plan's SharedDispatcher: the shared dispatcher
+// serves a Topic that asks for it or that it still serves while a dedicated
+// dispatcher starts. A dedicated dispatcher serves its Topic whatever the
+// plan says, so that during a move both serve it and nothing waits.
+func (ds dispatchers) planDispatcher(t *v1alpha1.Topic) string {
+	if ds.mode == v1alpha1.DispatcherShared || ds.serving(t) == v1alpha1.DispatcherShared {
+		return resources.SharedDispatcherID(t.Namespace)
+	}
+	return ""
+}
+
+// reconcileDispatcher makes the Topic's dispatcher serve it and reports
+// where (status.address, status.dispatcher) and whether it is available.
+//
+// A dedicated Topic gets its dispatcher ServiceAccount, the Role and
 // RoleBinding letting it mint its own tokens, Service, NATS Secret,
-// NetworkPolicy and Deployment, with the signing Secrets of the Topic's
-// Subscriptions mounted, and reports the Deployment's availability.
+// NetworkPolicy and Deployment, with the signing Secrets of its
+// Subscriptions mounted. A shared Topic is served by its namespace's shared
+// dispatcher, which SharedDispatcherReconciler runs; once that is available
+// the Topic's dedicated objects, if any, are deleted.
+//
+// Moving between modes loses nothing: the plan names the shared dispatcher
+// while either mode's dispatcher may serve the Topic, the address changes
+// only once the new dispatcher is available, and the old one is removed
+// only then (draining its producers for 5 to 20 s).
 func (r *TopicReconciler) reconcileDispatcher(ctx context.Context, t *v1alpha1.Topic, conds conditions) error {
-	signing, err := r.signingSecrets(ctx, t)
+	ds, err := r.dispatchers(ctx, t)
 	if err != nil {
 		conds.setFalse(v1alpha1.ConditionDispatcherAvailable, v1alpha1.ReasonProgressing, "%v", err)
 		return err
 	}
-	for _, obj := range []client.Object{resources.DispatcherServiceAccount(t), resources.DispatcherTokenRole(t),
-		resources.DispatcherTokenRoleBinding(t), resources.DispatcherService(t)} {
-		if err := r.applied.apply(ctx, r.Client, obj, nil); err != nil {
+	if ds.mode == v1alpha1.DispatcherDedicated {
+		if ds.dedicated, err = r.applyDedicated(ctx, t, conds); err != nil {
+			return err
+		}
+	}
+	serving := ds.serving(t)
+	dep := ds.dedicated
+	d := resources.DedicatedDispatcher(t)
+	if serving == v1alpha1.DispatcherShared {
+		dep, d = ds.shared, resources.SharedDispatcher(t.Namespace, r.Config.Dispatcher.Shared)
+	}
+	t.Status.Address = &v1alpha1.Addressable{
+		URL:      d.Address(t.Namespace, t.Name, r.Config.ClusterDomain),
+		Audience: plan.TopicAudience(t.Namespace, t.Name),
+	}
+	t.Status.Dispatcher = &v1alpha1.DispatcherStatus{Mode: serving, Name: d.Name}
+	if ds.mode == v1alpha1.DispatcherShared && serving == v1alpha1.DispatcherShared && ds.dedicated != nil {
+		if err := r.deleteDedicated(ctx, t); err != nil {
 			conds.setFalse(v1alpha1.ConditionDispatcherAvailable, v1alpha1.ReasonProgressing, "%v", err)
 			return err
 		}
 	}
+	moving := ""
+	if serving != ds.mode {
+		moving = fmt.Sprintf("; moving to the %s dispatcher once it is available", ds.mode)
+	}
+	if dep == nil {
+		conds.setFalse(v1alpha1.ConditionDispatcherAvailable, v1alpha1.ReasonProgressing,
+			"waiting for the shared dispatcher Deployment %s/%s", t.Namespace, d.Name)
+		return nil
+	}
+	if ok, reason, msg := deploymentAvailability(dep); ok {
+		conds.setTrue(v1alpha1.ConditionDispatcherAvailable, "%s%s", msg, moving)
+	} else {
+		conds.setFalse(v1alpha1.ConditionDispatcherAvailable, reason, "%s%s", msg, moving)
+	}
+	return nil
+}
+
+// applyDedicated applies the Topic's dedicated dispatcher objects and
+// returns its Deployment as the API server answered.
+func (r *TopicReconciler) applyDedicated(ctx context.Context, t *v1alpha1.Topic, conds conditions) (*appsv1.Deployment, error) {
+	signing, err := r.signingSecrets(ctx, t)
+	if err != nil {
+		conds.setFalse(v1alpha1.ConditionDispatcherAvailable, v1alpha1.ReasonProgressing, "%v", err)
+		return nil, err
+	}
+	d := resources.DedicatedDispatcher(t)
+	for _, obj := range []client.Object{d.ServiceAccount(), d.TokenRole(), d.TokenRoleBinding(), d.Service()} {
+		if err := r.applied.apply(ctx, r.Client, obj, nil); err != nil {
+			conds.setFalse(v1alpha1.ConditionDispatcherAvailable, v1alpha1.ReasonProgressing, "%v", err)
+			return nil, err
+		}
+	}
 	if err := r.reconcileDispatcherAccess(ctx, t); err != nil {
 		conds.setFalse(v1alpha1.ConditionDispatcherAvailable, v1alpha1.ReasonProgressing, "%v", err)
-		return err
+		return nil, err
 	}
-	t.Status.Address = &v1alpha1.Addressable{
-		URL:      resources.DispatcherAddress(t, r.Config.ClusterDomain),
-		Audience: plan.TopicAudience(t.Namespace, t.Name),
-	}
-	var dep appsv1.Deployment
-	if err := r.applied.apply(ctx, r.Client, resources.DispatcherDeployment(t, r.Config.Dispatcher, signing), &dep); err != nil {
+	dep := new(appsv1.Deployment)
+	if err := r.applied.apply(ctx, r.Client, d.Deployment(r.Config.Dispatcher, signing), dep); err != nil {
 		if apierrors.IsInvalid(err) {
 			conds.setFalse(v1alpha1.ConditionDispatcherAvailable, v1alpha1.ReasonInvalidSpec, "%v", err)
-			return &Stalling{Reason: v1alpha1.ReasonInvalidSpec, Err: err}
+			return nil, &Stalling{Reason: v1alpha1.ReasonInvalidSpec, Err: err}
 		}
 		conds.setFalse(v1alpha1.ConditionDispatcherAvailable, v1alpha1.ReasonProgressing, "%v", err)
-		return err
+		return nil, err
 	}
-	if ok, reason, msg := deploymentAvailability(&dep); ok {
-		conds.setTrue(v1alpha1.ConditionDispatcherAvailable, "%s", msg)
-	} else {
-		conds.setFalse(v1alpha1.ConditionDispatcherAvailable, reason, "%s", msg)
+	return dep, nil
+}
+
+// deleteDedicated deletes the objects of the Topic's dedicated dispatcher
+// once the shared dispatcher serves it. The copy of the NATS Secret stays
+// with the Topic (the manager may not delete Secrets); it goes with the
+// Topic.
+func (r *TopicReconciler) deleteDedicated(ctx context.Context, t *v1alpha1.Topic) error {
+	d := resources.DedicatedDispatcher(t)
+	objs := []client.Object{d.Deployment(r.Config.Dispatcher, nil), d.Service(), d.NetworkPolicy(r.Config.Dispatcher.NetworkPolicy),
+		d.TokenRoleBinding(), d.TokenRole(), d.ServiceAccount()}
+	for _, obj := range objs {
+		err := r.Client.Delete(ctx, obj, client.PropagationPolicy(metav1.DeletePropagationBackground))
+		if err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("delete the dedicated dispatcher's %T %s/%s: %w", obj, obj.GetNamespace(), obj.GetName(), err)
+		}
 	}
+	r.applied.forget(types.NamespacedName{Namespace: t.Namespace, Name: d.Name})
+	log.FromContext(ctx).Info("deleted the dedicated dispatcher, the shared one serves the Topic", "dispatcher", d.Name)
 	return nil
 }
 
@@ -380,11 +525,47 @@ func (r *TopicReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			}),
 			builder.WithPredicates(subscriptionPlanChanged())).
 		Watches(&corev1.Namespace{}, r.namespaceHandler(), builder.WithPredicates(namespaceLabelsChanged())).
+		Watches(&appsv1.Deployment{}, handler.EnqueueRequestsFromMapFunc(r.sharedDispatcherTopics),
+			builder.WithPredicates(isSharedDispatcherObject())).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.Config.Workers})
 	if r.Refresh != nil {
 		b = b.WatchesRawSource(source.Channel(r.Refresh, &handler.EnqueueRequestForObject{}))
 	}
 	return b.Complete(r)
+}
+
+// sharedDispatcherTopics maps a shared dispatcher's Deployment to the
+// Topics it serves or is to serve whose status does not show its
+// availability yet: with a thousand Topics in a namespace, a rollout must
+// not reconcile them all at every step.
+func (r *TopicReconciler) sharedDispatcherTopics(ctx context.Context, o client.Object) []reconcile.Request {
+	dep, ok := o.(*appsv1.Deployment)
+	if !ok {
+		return nil
+	}
+	var topics v1alpha1.TopicList
+	if err := r.Client.List(ctx, &topics, client.InNamespace(dep.Namespace)); err != nil {
+		log.FromContext(ctx).Error(err, "list topics of a shared dispatcher", "namespace", dep.Namespace)
+		return nil
+	}
+	ok, reason, _ := deploymentAvailability(dep)
+	want := metav1.ConditionFalse
+	if ok {
+		want, reason = metav1.ConditionTrue, v1alpha1.ReasonSucceeded
+	}
+	var reqs []reconcile.Request
+	for i := range topics.Items {
+		t := &topics.Items[i]
+		if !usesSharedDispatcher(t, r.Config.DefaultDispatcherMode) {
+			continue
+		}
+		c := meta.FindStatusCondition(t.Status.Conditions, v1alpha1.ConditionDispatcherAvailable)
+		mode := t.EffectiveDispatcherMode(r.Config.DefaultDispatcherMode)
+		if c == nil || c.Status != want || c.Reason != reason || t.Status.Dispatcher == nil || t.Status.Dispatcher.Mode != mode {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(t)})
+		}
+	}
+	return reqs
 }
 
 // subscriptionPlanChanged passes Subscription events that change its

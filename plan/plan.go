@@ -47,6 +47,10 @@ type TopicPlan struct {
 	Publish PublishPolicy `json:"publish"`
 	// Subscriptions are delivered independently of each other.
 	Subscriptions []SubscriptionPlan `json:"subscriptions,omitempty"`
+	// SharedDispatcher is the shared dispatcher serving the Topic, as
+	// namespace/name of its Deployment; empty when the Topic has a
+	// dedicated dispatcher (which names the Topic in --topics).
+	SharedDispatcher string `json:"sharedDispatcher,omitempty"`
 }
 
 // SubscriptionPlan says how one Subscription's events are delivered.

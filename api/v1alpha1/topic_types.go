@@ -55,17 +55,44 @@ const (
 	DiscardNew DiscardPolicy = "new"
 )
 
-// DispatcherSpec sizes the Deployment that serves a Topic's ingress and
+// DispatcherMode says which dispatcher serves a Topic's ingress and
 // delivers its events.
+// +kubebuilder:validation:Enum=dedicated;shared
+type DispatcherMode string
+
+const (
+	// DispatcherDedicated runs a dispatcher Deployment of the Topic's own,
+	// sized by spec.dispatcher: for busy Topics, or Topics needing their
+	// own ingress certificate.
+	DispatcherDedicated DispatcherMode = "dedicated"
+	// DispatcherShared serves the Topic from the shared dispatcher of its
+	// namespace, one Deployment for all the namespace's shared Topics,
+	// sized by the operator's settings: adding or removing a Topic changes
+	// no Pod.
+	DispatcherShared DispatcherMode = "shared"
+)
+
+// DispatcherSpec chooses and sizes the dispatcher that serves a Topic's
+// ingress and delivers its events.
+// +kubebuilder:validation:XValidation:rule="!has(self.mode) || self.mode != 'shared' || (!has(self.replicas) && !has(self.resources) && !has(self.tls))",message="replicas, resources and tls size a dedicated dispatcher: set mode: dedicated, or remove them (the operator's settings size the shared dispatcher)"
 type DispatcherSpec struct {
-	// Replicas of the dispatcher Deployment. Default 1.
+	// Mode is dedicated (a dispatcher Deployment of the Topic's own) or
+	// shared (the dispatcher all shared Topics of the namespace have in
+	// common). Without it, a Topic that sets replicas, resources or tls is
+	// dedicated, any other the operator's default
+	// (--default-dispatcher-mode, shared unless configured otherwise).
+	// Changing it moves the Topic without losing events; its
+	// status.address.url changes once the new dispatcher is available.
 	// +optional
-	// +kubebuilder:default=1
+	Mode DispatcherMode `json:"mode,omitempty"`
+
+	// Replicas of the dedicated dispatcher Deployment. Default 1.
+	// +optional
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=50
 	Replicas *int32 `json:"replicas,omitempty"`
 
-	// Resources of the dispatcher container.
+	// Resources of the dedicated dispatcher container.
 	// +optional
 	Resources *corev1.ResourceRequirements `json:"resources,omitempty"`
 
@@ -128,7 +155,8 @@ type TopicSpec struct {
 	// +kubebuilder:validation:Maximum=8388608
 	MaxEventSize int32 `json:"maxEventSize,omitempty"`
 
-	// Dispatcher sizes the Topic's dispatcher Deployment.
+	// Dispatcher chooses the Topic's dispatcher (dedicated or shared) and
+	// sizes a dedicated one.
 	// +optional
 	Dispatcher *DispatcherSpec `json:"dispatcher,omitempty"`
 
@@ -190,6 +218,34 @@ type TopicStatus struct {
 	// spec.publishers or the operator's default mode.
 	// +optional
 	PublishPolicy *PublishPolicyStatus `json:"publishPolicy,omitempty"`
+
+	// Dispatcher is the dispatcher serving the Topic at status.address.
+	// +optional
+	Dispatcher *DispatcherStatus `json:"dispatcher,omitempty"`
+}
+
+// DispatcherStatus names the dispatcher serving a Topic.
+type DispatcherStatus struct {
+	// Mode is dedicated or shared.
+	Mode DispatcherMode `json:"mode"`
+	// Name of the dispatcher's Deployment and Service, in the Topic's namespace.
+	Name string `json:"name"`
+}
+
+// EffectiveDispatcherMode is the mode of t's dispatcher: spec.dispatcher.mode;
+// without it dedicated when spec.dispatcher sets replicas, resources or tls,
+// which only a dedicated dispatcher honours, else def.
+func (t *Topic) EffectiveDispatcherMode(def DispatcherMode) DispatcherMode {
+	d := t.Spec.Dispatcher
+	switch {
+	case d != nil && d.Mode != "":
+		return d.Mode
+	case d != nil && (d.Replicas != nil || d.Resources != nil || d.TLS != nil):
+		return DispatcherDedicated
+	case def == "":
+		return DispatcherShared
+	}
+	return def
 }
 
 // Topic is a durable stream of CloudEvents. Producers POST events to
@@ -203,6 +259,7 @@ type TopicStatus struct {
 // +kubebuilder:printcolumn:name="URL",type=string,JSONPath=`.status.address.url`
 // +kubebuilder:printcolumn:name="Messages",type=integer,JSONPath=`.status.stream.messages`,priority=1
 // +kubebuilder:printcolumn:name="Publishers",type=string,JSONPath=`.status.publishPolicy.source`,priority=1
+// +kubebuilder:printcolumn:name="Dispatcher",type=string,JSONPath=`.status.dispatcher.mode`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:validation:XValidation:rule="self.metadata.name.size() <= 52",message="Topic names are at most 52 characters so that the dispatcher's Service name (<name>-dispatcher) fits 63"
 // +kubebuilder:validation:XValidation:rule="self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",message="Topic names start with a letter and hold only lower-case letters, digits and '-', because they name a Service"

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -72,6 +73,11 @@ type managerConfig struct {
 	// DefaultPublishMode is the publish policy of Topics without
 	// spec.publishers.
 	DefaultPublishMode plan.PublishMode
+	// DefaultDispatcherMode is the dispatcher mode of Topics that do not
+	// choose one.
+	DefaultDispatcherMode v1alpha1.DispatcherMode
+	// Shared sizes the namespaces' shared dispatchers.
+	Shared resources.SharedDispatcherConfig
 }
 
 const managerUsage = `Usage: herald manager [flags]
@@ -97,6 +103,8 @@ func parseManagerConfig(args []string, getenv func(string) string) (managerConfi
 		publishMode string
 		natsSource  string
 		metricsNS   string
+		dispMode    string
+		sharedRes   string
 	)
 	c.RegisterNATSFlags(fs, getenv)
 	fs.StringVar(&c.DispatcherNATSSecret, "dispatcher-nats-secret", getenv("HERALD_DISPATCHER_NATS_SECRET"),
@@ -125,6 +133,12 @@ func parseManagerConfig(args []string, getenv func(string) string) (managerConfi
 	fs.StringVar(&publishMode, "default-publish-policy", envOr("HERALD_DEFAULT_PUBLISH_POLICY", string(compiler.DefaultPublishMode)),
 		"who may publish to a Topic without spec.publishers: allow-same-namespace (ServiceAccounts of the Topic's namespace), "+
 			"authenticated (any valid token), allow-all (no authentication) or deny-all ($HERALD_DEFAULT_PUBLISH_POLICY)")
+	fs.StringVar(&dispMode, "default-dispatcher-mode", envOr("HERALD_DEFAULT_DISPATCHER_MODE", string(v1alpha1.DispatcherShared)),
+		"dispatcher of a Topic that does not choose one in spec.dispatcher.mode: shared (one dispatcher per namespace for all its shared Topics) "+
+			"or dedicated (a dispatcher Deployment per Topic) ($HERALD_DEFAULT_DISPATCHER_MODE)")
+	sharedReplicas := fs.Int("shared-dispatcher-replicas", 1, "replicas of each namespace's shared dispatcher Deployment")
+	fs.StringVar(&sharedRes, "shared-dispatcher-resources", getenv("HERALD_SHARED_DISPATCHER_RESOURCES"),
+		`resources of the shared dispatcher container as JSON, e.g. {"requests":{"cpu":"100m","memory":"64Mi"},"limits":{"memory":"256Mi"}} ($HERALD_SHARED_DISPATCHER_RESOURCES)`)
 	logFlags.BindFlags(fs, getenv)
 	if err := fs.Parse(args); err != nil {
 		return managerConfig{}, err
@@ -159,6 +173,23 @@ func parseManagerConfig(args []string, getenv func(string) string) (managerConfi
 		return managerConfig{}, fmt.Errorf("--default-publish-policy: %w", err)
 	}
 	c.DefaultPublishMode = mode
+	switch m := v1alpha1.DispatcherMode(dispMode); m {
+	case v1alpha1.DispatcherShared, v1alpha1.DispatcherDedicated:
+		c.DefaultDispatcherMode = m
+	default:
+		return managerConfig{}, fmt.Errorf("--default-dispatcher-mode %q: want shared or dedicated", dispMode)
+	}
+	if *sharedReplicas < 1 || *sharedReplicas > 50 {
+		return managerConfig{}, fmt.Errorf("--shared-dispatcher-replicas %d: want 1 to 50", *sharedReplicas)
+	}
+	c.Shared.Replicas = int32(*sharedReplicas)
+	if sharedRes != "" {
+		dec := json.NewDecoder(strings.NewReader(sharedRes))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&c.Shared.Resources); err != nil {
+			return managerConfig{}, fmt.Errorf("--shared-dispatcher-resources: %w", err)
+		}
+	}
 	return c, c.validate()
 }
 
@@ -206,11 +237,13 @@ func (c managerConfig) controllersConfig() controllers.Config {
 				TLSClient: c.NATSTLSCert != "",
 			},
 			NetworkPolicy: c.NetworkPolicy,
+			Shared:        c.Shared,
 		},
-		Adapter:              resources.AdapterConfig{Image: c.Image},
-		DefaultPublishMode:   c.DefaultPublishMode,
-		DispatcherNATSSource: c.DispatcherNATSSource,
-		DispatcherNATSCAFile: c.NATSTLSCA,
+		Adapter:               resources.AdapterConfig{Image: c.Image},
+		DefaultPublishMode:    c.DefaultPublishMode,
+		DefaultDispatcherMode: c.DefaultDispatcherMode,
+		DispatcherNATSSource:  c.DispatcherNATSSource,
+		DispatcherNATSCAFile:  c.NATSTLSCA,
 	}
 }
 

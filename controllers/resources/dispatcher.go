@@ -3,9 +3,12 @@ package resources
 import (
 	"fmt"
 	"hash/fnv"
+	"maps"
+	"slices"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
@@ -93,7 +96,7 @@ type NATS struct {
 	TLSClient bool
 }
 
-// DispatcherConfig is what the dispatcher workload needs besides its Topic.
+// DispatcherConfig is what the dispatcher workloads need besides their Topics.
 type DispatcherConfig struct {
 	// Image is Herald's image.
 	Image Image
@@ -101,6 +104,16 @@ type DispatcherConfig struct {
 	NATS NATS
 	// NetworkPolicy says how traffic to dispatcher Pods is restricted.
 	NetworkPolicy NetworkPolicy
+	// Shared sizes the shared dispatchers.
+	Shared SharedDispatcherConfig
+}
+
+// SharedDispatcherConfig sizes every namespace's shared dispatcher.
+type SharedDispatcherConfig struct {
+	// Replicas of each shared dispatcher Deployment; 0 means 1.
+	Replicas int32
+	// Resources of the shared dispatcher container.
+	Resources corev1.ResourceRequirements
 }
 
 // SigningSecret is the Secret holding the signing keys of one of a Topic's
@@ -116,9 +129,22 @@ type SigningSecret struct {
 // and shutdown timeout, with room to spare.
 const DispatcherTerminationGracePeriodSeconds = 60
 
-// DispatcherName is the name of a Topic's dispatcher ServiceAccount,
-// Deployment and Service.
+// DispatcherName is the name of a Topic's dedicated dispatcher
+// ServiceAccount, Deployment and Service.
 func DispatcherName(topic string) string { return topic + "-dispatcher" }
+
+// SharedDispatcherName names the objects of a namespace's shared
+// dispatcher. No dedicated dispatcher has it: their names end in
+// "-dispatcher".
+const SharedDispatcherName = "herald-dispatcher-shared"
+
+// LabelSharedDispatcher marks the objects of a shared dispatcher; its Pods
+// are selected by it, dedicated dispatcher Pods by LabelTopic.
+const LabelSharedDispatcher = "eventing.herald.dev/shared-dispatcher"
+
+// SharedDispatcherID is how plans and the dispatcher's --shared flag name
+// the shared dispatcher of namespace: namespace/SharedDispatcherName.
+func SharedDispatcherID(namespace string) string { return namespace + "/" + SharedDispatcherName }
 
 // DispatcherLabels are the labels of every dispatcher object of a Topic.
 func DispatcherLabels(topic string) map[string]string {
@@ -138,15 +164,34 @@ func DispatcherSelector(topic string) map[string]string {
 	return map[string]string{LabelName: DispatcherAppName, LabelTopic: topic}
 }
 
-// DispatcherAddress is where producers POST events to a Topic: the
-// dispatcher Service, path /<namespace>/<topic>, over https when the Topic
-// has spec.dispatcher.tls.
-func DispatcherAddress(t *v1alpha1.Topic, clusterDomain string) string {
-	scheme := "http"
-	if ingressTLS(t) != nil {
-		scheme = "https"
+// SharedDispatcherLabels are the labels of every object of a shared dispatcher.
+func SharedDispatcherLabels() map[string]string {
+	return map[string]string{
+		LabelName:             DispatcherAppName,
+		LabelInstance:         SharedDispatcherName,
+		LabelComponent:        "dispatcher",
+		LabelPartOf:           PartOf,
+		LabelManagedBy:        ManagedBy,
+		LabelSharedDispatcher: "true",
 	}
-	return fmt.Sprintf("%s://%s.%s.svc.%s/%s/%s", scheme, DispatcherName(t.Name), t.Namespace, clusterDomain, t.Namespace, t.Name)
+}
+
+// SharedDispatcherSelector selects the Pods of a namespace's shared dispatcher.
+func SharedDispatcherSelector() map[string]string {
+	return map[string]string{LabelName: DispatcherAppName, LabelSharedDispatcher: "true"}
+}
+
+// DispatcherAddress is where producers POST events to a Topic with a
+// dedicated dispatcher: the dispatcher Service, path /<namespace>/<topic>,
+// over https when the Topic has spec.dispatcher.tls.
+func DispatcherAddress(t *v1alpha1.Topic, clusterDomain string) string {
+	return DedicatedDispatcher(t).Address(t.Namespace, t.Name, clusterDomain)
+}
+
+// SharedDispatcherAddress is where producers POST events to a Topic served
+// by its namespace's shared dispatcher.
+func SharedDispatcherAddress(t *v1alpha1.Topic, clusterDomain string) string {
+	return SharedDispatcher(t.Namespace, SharedDispatcherConfig{}).Address(t.Namespace, t.Name, clusterDomain)
 }
 
 // signingVolume is the name of the volume holding the signing Secret of
@@ -166,42 +211,122 @@ func ingressTLS(t *v1alpha1.Topic) *v1alpha1.DispatcherTLS {
 	return t.Spec.Dispatcher.TLS
 }
 
-func dispatcherMeta(t *v1alpha1.Topic) metav1.ObjectMeta {
-	return metav1.ObjectMeta{
-		Name:            DispatcherName(t.Name),
-		Namespace:       t.Namespace,
-		Labels:          DispatcherLabels(t.Name),
-		OwnerReferences: []metav1.OwnerReference{ownerRef(t, "Topic")},
-	}
+// Dispatcher is one dispatcher workload and what goes with it: a Topic's
+// dedicated dispatcher (DedicatedDispatcher) or a namespace's shared one
+// (SharedDispatcher). Its ServiceAccount, token Role and RoleBinding,
+// Service, NetworkPolicy and Deployment share its name.
+type Dispatcher struct {
+	Namespace string
+	Name      string
+
+	labels, selector map[string]string
+	// owner is the Topic of a dedicated dispatcher; a shared dispatcher has
+	// none (the operator deletes it with the namespace's last shared Topic).
+	owner     *metav1.OwnerReference
+	args      []string
+	replicas  int32
+	resources corev1.ResourceRequirements
+	tls       *v1alpha1.DispatcherTLS
+	// natsSecret names the operator's copy of the NATS files (NATS.Copied).
+	natsSecret string
 }
 
-// DispatcherServiceAccount is the identity of a Topic's dispatcher Pods.
-// The Pods mount its token themselves (the Deployment sets
-// automountServiceAccountToken); other Pods using it get none. Its only
-// permission is minting its own tokens (DispatcherTokenRole).
-func DispatcherServiceAccount(t *v1alpha1.Topic) *corev1.ServiceAccount {
+// DedicatedDispatcher is the dispatcher of Topic t alone, running
+// `herald-dispatcher --topics <namespace>/<topic>` with spec.dispatcher's
+// replicas, resources and TLS.
+func DedicatedDispatcher(t *v1alpha1.Topic) Dispatcher {
+	d := Dispatcher{
+		Namespace:  t.Namespace,
+		Name:       DispatcherName(t.Name),
+		labels:     DispatcherLabels(t.Name),
+		selector:   DispatcherSelector(t.Name),
+		owner:      ptr.To(ownerRef(t, "Topic")),
+		args:       []string{"--topics", t.Namespace + "/" + t.Name},
+		replicas:   1,
+		tls:        ingressTLS(t),
+		natsSecret: DispatcherNATSSecretName(t.Name),
+	}
+	if s := t.Spec.Dispatcher; s != nil {
+		if s.Replicas != nil {
+			d.replicas = *s.Replicas
+		}
+		if s.Resources != nil {
+			d.resources = *s.Resources.DeepCopy()
+		}
+	}
+	return d
+}
+
+// SharedDispatcher is the dispatcher of namespace's shared Topics, running
+// `herald-dispatcher --shared <namespace>/herald-dispatcher-shared`: it
+// serves every Topic of the namespace whose plan names it.
+func SharedDispatcher(namespace string, cfg SharedDispatcherConfig) Dispatcher {
+	d := Dispatcher{
+		Namespace:  namespace,
+		Name:       SharedDispatcherName,
+		labels:     SharedDispatcherLabels(),
+		selector:   SharedDispatcherSelector(),
+		args:       []string{"--shared", SharedDispatcherID(namespace)},
+		replicas:   cfg.Replicas,
+		resources:  *cfg.Resources.DeepCopy(),
+		natsSecret: SharedDispatcherName + "-nats",
+	}
+	if d.replicas <= 0 {
+		d.replicas = 1
+	}
+	return d
+}
+
+// Address is where producers POST events to Topic namespace/topic served by d.
+func (d Dispatcher) Address(namespace, topic, clusterDomain string) string {
+	scheme := "http"
+	if d.tls != nil {
+		scheme = "https"
+	}
+	return fmt.Sprintf("%s://%s.%s.svc.%s/%s/%s", scheme, d.Name, d.Namespace, clusterDomain, namespace, topic)
+}
+
+func (d Dispatcher) meta() metav1.ObjectMeta {
+	m := metav1.ObjectMeta{Name: d.Name, Namespace: d.Namespace, Labels: maps.Clone(d.labels)}
+	if d.owner != nil {
+		m.OwnerReferences = []metav1.OwnerReference{*d.owner}
+	}
+	return m
+}
+
+// ServiceAccount is the identity of the dispatcher's Pods. The Pods mount
+// its token themselves (the Deployment sets automountServiceAccountToken);
+// other Pods using it get none. Its only permission is minting its own
+// tokens (TokenRole).
+func (d Dispatcher) ServiceAccount() *corev1.ServiceAccount {
 	return &corev1.ServiceAccount{
 		TypeMeta:                     metav1.TypeMeta{APIVersion: "v1", Kind: "ServiceAccount"},
-		ObjectMeta:                   dispatcherMeta(t),
+		ObjectMeta:                   d.meta(),
 		AutomountServiceAccountToken: ptr.To(false),
 	}
 }
 
-// DispatcherService exposes a Topic's dispatcher: port 80 (http) to the
-// ingress, or 443 (https, appProtocol https) with spec.dispatcher.tls, and
-// 9090 to metrics.
-func DispatcherService(t *v1alpha1.Topic) *corev1.Service {
+// TokenRole and TokenRoleBinding let the dispatcher's ServiceAccount mint
+// its own tokens; both are named like it.
+func (d Dispatcher) TokenRole() *rbacv1.Role { return TokenRole(d.meta(), d.Name) }
+
+// TokenRoleBinding: see TokenRole.
+func (d Dispatcher) TokenRoleBinding() *rbacv1.RoleBinding { return TokenRoleBinding(d.meta(), d.Name) }
+
+// Service exposes the dispatcher: port 80 (http) to the ingress, or 443
+// (https, appProtocol https) with TLS, and 9090 to metrics.
+func (d Dispatcher) Service() *corev1.Service {
 	ingress := corev1.ServicePort{Name: PortNameHTTP, Protocol: corev1.ProtocolTCP, Port: ServicePort, TargetPort: intstrName(PortNameHTTP)}
-	if ingressTLS(t) != nil {
+	if d.tls != nil {
 		ingress = corev1.ServicePort{Name: PortNameHTTPS, Protocol: corev1.ProtocolTCP, AppProtocol: ptr.To("https"),
 			Port: ServicePortHTTPS, TargetPort: intstrName(PortNameHTTPS)}
 	}
 	return &corev1.Service{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
-		ObjectMeta: dispatcherMeta(t),
+		ObjectMeta: d.meta(),
 		Spec: corev1.ServiceSpec{
 			Type:     corev1.ServiceTypeClusterIP,
-			Selector: DispatcherSelector(t.Name),
+			Selector: maps.Clone(d.selector),
 			Ports: []corev1.ServicePort{
 				ingress,
 				{Name: PortNameMetrics, Protocol: corev1.ProtocolTCP, Port: MetricsPort, TargetPort: intstrName(PortNameMetrics)},
@@ -210,30 +335,33 @@ func DispatcherService(t *v1alpha1.Topic) *corev1.Service {
 	}
 }
 
-// DispatcherDeployment runs `herald-dispatcher --topics <namespace>/<topic>`
-// with spec.dispatcher's replicas and resources, under the restricted Pod
-// Security Standard. With spec.dispatcher.tls it mounts the Secret read-only
-// and serves the ingress over TLS from its files, on the container port
-// named https, probed over HTTPS. Each of signing is mounted whole and
-// read-only at plan.SigningKeyDir of its Subscription, where the dispatcher
-// reads the keys and notices their updates; a missing Secret keeps new
-// dispatcher Pods from starting, which DispatcherAvailable reports.
+// DispatcherServiceAccount is the identity of a Topic's dedicated dispatcher.
+func DispatcherServiceAccount(t *v1alpha1.Topic) *corev1.ServiceAccount {
+	return DedicatedDispatcher(t).ServiceAccount()
+}
+
+// DispatcherService exposes a Topic's dedicated dispatcher.
+func DispatcherService(t *v1alpha1.Topic) *corev1.Service { return DedicatedDispatcher(t).Service() }
+
+// DispatcherDeployment is a Topic's dedicated dispatcher Deployment.
 func DispatcherDeployment(t *v1alpha1.Topic, cfg DispatcherConfig, signing []SigningSecret) *appsv1.Deployment {
-	replicas := int32(1)
-	var resources corev1.ResourceRequirements
-	if d := t.Spec.Dispatcher; d != nil {
-		if d.Replicas != nil {
-			replicas = *d.Replicas
-		}
-		if d.Resources != nil {
-			resources = *d.Resources.DeepCopy()
-		}
-	}
-	env, mounts, volumes := natsEnv(cfg.NATS, t.Name)
+	return DedicatedDispatcher(t).Deployment(cfg, signing)
+}
+
+// Deployment runs herald-dispatcher with d's arguments, replicas and
+// resources, under the restricted Pod Security Standard. With TLS it mounts
+// the Secret read-only and serves the ingress over TLS from its files, on
+// the container port named https, probed over HTTPS. Each of signing is
+// mounted whole and read-only at plan.SigningKeyDir of its Subscription,
+// where the dispatcher reads the keys and notices their updates; a missing
+// Secret keeps new dispatcher Pods from starting, which DispatcherAvailable
+// reports.
+func (d Dispatcher) Deployment(cfg DispatcherConfig, signing []SigningSecret) *appsv1.Deployment {
+	env, mounts, volumes := natsEnv(cfg.NATS, d.natsSecret)
 	env = append(env, podIdentityEnv()...)
-	args := []string{"--topics", t.Namespace + "/" + t.Name}
+	args := slices.Clone(d.args)
 	port, scheme := PortNameHTTP, corev1.URIScheme("")
-	if tls := ingressTLS(t); tls != nil {
+	if tls := d.tls; tls != nil {
 		port, scheme = PortNameHTTPS, corev1.URISchemeHTTPS
 		args = append(args, FlagTLSCertFile, ingressTLSDir+"/"+IngressTLSKeyCert, FlagTLSKeyFile, ingressTLSDir+"/"+IngressTLSKeyKey)
 		mounts = append(mounts, corev1.VolumeMount{Name: ingressTLSVolume, MountPath: ingressTLSDir, ReadOnly: true})
@@ -274,21 +402,20 @@ func DispatcherDeployment(t *v1alpha1.Topic, cfg DispatcherConfig, signing []Sig
 		},
 		ReadinessProbe:  probe(port, scheme, ReadinessPath, 5),
 		LivenessProbe:   probe(port, scheme, LivenessPath, 10),
-		Resources:       resources,
+		Resources:       *d.resources.DeepCopy(),
 		SecurityContext: containerSecurityContext(),
 		VolumeMounts:    mounts,
 	}
-	meta := dispatcherMeta(t)
 	return &appsv1.Deployment{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
-		ObjectMeta: meta,
+		ObjectMeta: d.meta(),
 		Spec: appsv1.DeploymentSpec{
-			Replicas: ptr.To(replicas),
-			Selector: &metav1.LabelSelector{MatchLabels: DispatcherSelector(t.Name)},
+			Replicas: ptr.To(d.replicas),
+			Selector: &metav1.LabelSelector{MatchLabels: maps.Clone(d.selector)},
 			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: DispatcherLabels(t.Name)},
+				ObjectMeta: metav1.ObjectMeta{Labels: maps.Clone(d.labels)},
 				Spec: corev1.PodSpec{
-					ServiceAccountName: DispatcherName(t.Name),
+					ServiceAccountName: d.Name,
 					// The token calls TokenRequest for the tokens
 					// presented to subscribers (DispatcherTokenRole).
 					AutomountServiceAccountToken: ptr.To(true),
@@ -307,15 +434,21 @@ func DispatcherDeployment(t *v1alpha1.Topic, cfg DispatcherConfig, signing []Sig
 }
 
 // DispatcherNATSSecretName is the name of the operator's copy of the
-// dispatchers' NATS files in a Topic's namespace (NATS.Copied).
+// dispatchers' NATS files for a Topic's dedicated dispatcher (NATS.Copied).
 func DispatcherNATSSecretName(topic string) string { return DispatcherName(topic) + "-nats" }
 
 // DispatcherNATSSecret is the operator's copy of the dispatchers' NATS files
-// for Topic t (NATS.Copied): data under DispatcherNATSSecretName, owned by t
-// so that it goes with the Topic.
+// for Topic t's dedicated dispatcher (NATS.Copied), owned by t so that it
+// goes with the Topic.
 func DispatcherNATSSecret(t *v1alpha1.Topic, data map[string][]byte) *corev1.Secret {
-	meta := dispatcherMeta(t)
-	meta.Name = DispatcherNATSSecretName(t.Name)
+	return DedicatedDispatcher(t).NATSSecret(data)
+}
+
+// NATSSecret is the operator's copy of the dispatchers' NATS files that d
+// mounts (NATS.Copied).
+func (d Dispatcher) NATSSecret(data map[string][]byte) *corev1.Secret {
+	meta := d.meta()
+	meta.Name = d.natsSecret
 	return &corev1.Secret{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
 		ObjectMeta: meta,
@@ -324,13 +457,14 @@ func DispatcherNATSSecret(t *v1alpha1.Topic, data map[string][]byte) *corev1.Sec
 	}
 }
 
-// natsEnv is the environment of topic's dispatcher for NATS and the Secret
-// volume carrying its credentials and TLS files.
-func natsEnv(n NATS, topic string) ([]corev1.EnvVar, []corev1.VolumeMount, []corev1.Volume) {
+// natsEnv is the environment of a dispatcher for NATS and the Secret
+// volume carrying its credentials and TLS files; copied names the
+// operator's copy of them (NATS.Copied).
+func natsEnv(n NATS, copied string) ([]corev1.EnvVar, []corev1.VolumeMount, []corev1.Volume) {
 	env := []corev1.EnvVar{{Name: EnvNATSURL, Value: n.URL}}
 	secret := n.Secret
 	if n.Copied {
-		secret = DispatcherNATSSecretName(topic)
+		secret = copied
 	}
 	if secret == "" || !(n.Creds || n.Password || n.TLSCA || n.TLSClient) {
 		return env, nil, nil

@@ -1,6 +1,8 @@
 package resources
 
 import (
+	"maps"
+
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -26,8 +28,13 @@ type NetworkPolicy struct {
 // open only to Pods in the namespaces np.MetricsNamespaces selects. Every
 // other port is closed; egress is not restricted.
 func DispatcherNetworkPolicy(t *v1alpha1.Topic, np NetworkPolicy) *networkingv1.NetworkPolicy {
+	return DedicatedDispatcher(t).NetworkPolicy(np)
+}
+
+// NetworkPolicy admits traffic to d's Pods as DispatcherNetworkPolicy says.
+func (d Dispatcher) NetworkPolicy(np NetworkPolicy) *networkingv1.NetworkPolicy {
 	ingress := PortNameHTTP
-	if ingressTLS(t) != nil {
+	if d.tls != nil {
 		ingress = PortNameHTTPS
 	}
 	port := func(name string) []networkingv1.NetworkPolicyPort {
@@ -43,9 +50,9 @@ func DispatcherNetworkPolicy(t *v1alpha1.Topic, np NetworkPolicy) *networkingv1.
 	}
 	return &networkingv1.NetworkPolicy{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "networking.k8s.io/v1", Kind: "NetworkPolicy"},
-		ObjectMeta: dispatcherMeta(t),
+		ObjectMeta: d.meta(),
 		Spec: networkingv1.NetworkPolicySpec{
-			PodSelector: metav1.LabelSelector{MatchLabels: DispatcherSelector(t.Name)},
+			PodSelector: metav1.LabelSelector{MatchLabels: maps.Clone(d.selector)},
 			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress},
 			Ingress:     rules,
 		},

@@ -49,12 +49,12 @@ func TokenRoleBinding(meta metav1.ObjectMeta, serviceAccount string) *rbacv1.Rol
 // DispatcherTokenRole and DispatcherTokenRoleBinding let a Topic's
 // dispatcher ServiceAccount mint its own tokens; both are named like it.
 func DispatcherTokenRole(t *v1alpha1.Topic) *rbacv1.Role {
-	return TokenRole(dispatcherMeta(t), DispatcherName(t.Name))
+	return DedicatedDispatcher(t).TokenRole()
 }
 
 // DispatcherTokenRoleBinding: see DispatcherTokenRole.
 func DispatcherTokenRoleBinding(t *v1alpha1.Topic) *rbacv1.RoleBinding {
-	return TokenRoleBinding(dispatcherMeta(t), DispatcherName(t.Name))
+	return DedicatedDispatcher(t).TokenRoleBinding()
 }
 
 // AdapterRunsHerald reports whether an EventSource's adapter is
