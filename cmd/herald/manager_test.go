@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/herald-dev/herald/api/v1alpha1"
 	"github.com/herald-dev/herald/plan"
 )
 
@@ -127,6 +128,32 @@ func TestParseManagerConfig(t *testing.T) {
 			}},
 		{name: "bad publish policy", args: []string{"--default-publish-policy", "open"}, env: base,
 			wantErr: "--default-publish-policy: publish policy \"open\": want one of allow-same-namespace, authenticated, allow-all, deny-all"},
+		{name: "shared dispatchers by default", env: base,
+			check: func(t *testing.T, c managerConfig) {
+				cc := c.controllersConfig()
+				if cc.DefaultDispatcherMode != v1alpha1.DispatcherShared || cc.Dispatcher.Shared.Replicas != 1 || len(cc.Dispatcher.Shared.Resources.Requests) != 0 {
+					t.Errorf("dispatcher mode %q, shared %+v", cc.DefaultDispatcherMode, cc.Dispatcher.Shared)
+				}
+			}},
+		{name: "dedicated dispatchers, shared sized", args: []string{"--default-dispatcher-mode", "dedicated", "--shared-dispatcher-replicas", "3",
+			"--shared-dispatcher-resources", `{"requests":{"cpu":"100m"},"limits":{"memory":"256Mi"}}`}, env: base,
+			check: func(t *testing.T, c managerConfig) {
+				cc := c.controllersConfig()
+				sh := cc.Dispatcher.Shared
+				if cc.DefaultDispatcherMode != v1alpha1.DispatcherDedicated || sh.Replicas != 3 ||
+					sh.Resources.Requests.Cpu().String() != "100m" || sh.Resources.Limits.Memory().String() != "256Mi" {
+					t.Errorf("dispatcher mode %q, shared %+v", cc.DefaultDispatcherMode, sh)
+				}
+			}},
+		{name: "dispatcher mode from env", env: map[string]string{"NATS_URL": "nats://n", "HERALD_IMAGE": "herald:1", "HERALD_DEFAULT_DISPATCHER_MODE": "dedicated"},
+			check: func(t *testing.T, c managerConfig) {
+				if c.DefaultDispatcherMode != v1alpha1.DispatcherDedicated {
+					t.Errorf("mode %q", c.DefaultDispatcherMode)
+				}
+			}},
+		{name: "bad dispatcher mode", args: []string{"--default-dispatcher-mode", "pooled"}, env: base, wantErr: `--default-dispatcher-mode "pooled": want shared or dedicated`},
+		{name: "bad shared replicas", args: []string{"--shared-dispatcher-replicas", "0"}, env: base, wantErr: "--shared-dispatcher-replicas 0"},
+		{name: "bad shared resources", args: []string{"--shared-dispatcher-resources", `{"request":{}}`}, env: base, wantErr: "--shared-dispatcher-resources"},
 		{name: "bad log level", args: []string{"--log-level", "loud"}, env: base, wantErr: "--log-level"},
 		{name: "stray argument", args: []string{"extra"}, env: base, wantErr: "unexpected arguments"},
 	}

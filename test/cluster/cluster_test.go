@@ -20,6 +20,8 @@ func TestCluster(t *testing.T) {
 	t.Run("dispatcher-pod-deleted", func(t *testing.T) { testDispatcherPodLost(t, false) })
 	t.Run("dispatcher-pod-killed", func(t *testing.T) { testDispatcherPodLost(t, true) })
 	t.Run("dispatcher-scaled-to-3", testDispatcherScaled)
+	t.Run("shared-dispatchers", testSharedDispatchers)
+	t.Run("move-to-shared", testMoveToShared)
 	t.Run("helm-upgrade", testHelmUpgrade)
 	t.Run("helm-uninstall", testHelmUninstall)
 	t.Run("nats-r3-leader-killed", testNATSR3LeaderKilled)
@@ -100,7 +102,7 @@ func testDispatcherScaled(t *testing.T) {
 	l.progress(t, 0.25, 60*time.Second)
 	kubectl(t, "", "-n", f.ns, "patch", "topic/"+f.topic, "--type=merge", "-p", `{"spec":{"dispatcher":{"replicas":3}}}`)
 	eventually(t, 90*time.Second, "3 dispatcher pods ready", func() bool {
-		out := kubectl(t, "", "-n", f.ns, "get", "deployment", f.topic+"-dispatcher", "-o", "jsonpath={.status.readyReplicas}")
+		out := kubectl(t, "", "-n", f.ns, "get", "deployment", f.dispatcher, "-o", "jsonpath={.status.readyReplicas}")
 		return out == "3"
 	})
 	t.Logf("scale: 3 replicas ready after %d accepted events", l.accepted.Load())
@@ -148,7 +150,7 @@ func testHelmUpgrade(t *testing.T) {
 	}
 	if env.upgradeTag != "" {
 		eventually(t, 120*time.Second, "dispatcher rolled to the new image", func() bool {
-			img := kubectl(t, "", "-n", f.ns, "get", "deployment", f.topic+"-dispatcher", "-o", "jsonpath={.spec.template.spec.containers[0].image} {.status.updatedReplicas} {.status.readyReplicas} {.status.replicas}")
+			img := kubectl(t, "", "-n", f.ns, "get", "deployment", f.dispatcher, "-o", "jsonpath={.spec.template.spec.containers[0].image} {.status.updatedReplicas} {.status.readyReplicas} {.status.replicas}")
 			return img == "localhost/herald:"+env.upgradeTag+" 1 1 1"
 		})
 		if after := f.dispatcherPods(t); len(after) == 1 && len(before) == 1 && after[0] == before[0] {

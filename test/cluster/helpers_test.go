@@ -117,7 +117,7 @@ func (f *fixture) requireTokens(t *testing.T, audience string) {
 	t.Cleanup(func() {
 		_, _ = run("", env.kubectl, "delete", "clusterrolebinding", "herald-cluster-sink-"+f.ns, "--ignore-not-found")
 	})
-	subject := "system:serviceaccount:" + f.ns + ":" + f.topic + "-dispatcher"
+	subject := "system:serviceaccount:" + f.ns + ":" + f.dispatcher
 	patch := fmt.Sprintf(`{"spec":{"template":{"spec":{"serviceAccountName":"sink","containers":[{"name":"sink","args":["--audience=%s","--subject=%s"]}]}}}}`, audience, subject)
 	kubectl(t, "", "-n", f.ns, "patch", "deployment/sink", "--type=strategic", "-p", patch)
 	kubectl(t, "", "-n", f.ns, "rollout", "status", "deployment/sink", "--timeout=120s")
@@ -142,7 +142,7 @@ spec:
 %[3]s---
 apiVersion: eventing.herald.dev/v1alpha1
 kind: Subscription
-metadata: {name: sink, namespace: %[1]s}
+metadata: {name: %[4]s, namespace: %[1]s}
 spec:
   topic: %[2]s
   subscriber:
@@ -156,20 +156,34 @@ spec:
 // fixture is a namespace with a subscriber and a Topic subscribed to it.
 type fixture struct {
 	ns, topic string
-	ingress   string // http://<dispatcher ClusterIP>/<ns>/<topic>
-	sink      string // http://<sink ClusterIP>
-	audience  string // the Topic's status.address.audience
+	// dispatcher is the Deployment and Service serving the Topic
+	// (status.dispatcher.name): <topic>-dispatcher, or the namespace's
+	// shared dispatcher.
+	dispatcher string
+	// ingress is http://<dispatcher ClusterIP>/<ns>/<topic>; follow
+	// replaces it when the Topic moves to another dispatcher, as a producer
+	// reading the Topic's address would.
+	ingress  atomic.Pointer[string]
+	sink     string // http://<sink ClusterIP>
+	audience string // the Topic's status.address.audience
 	// token is a token of the namespace's default ServiceAccount for
 	// audience: the test process publishes as a producer of the Topic's
 	// namespace, which the default publish policy admits.
 	token string
 }
 
+// dedicated is the spec line of a Topic with a dispatcher of its own.
+const dedicated = "  dispatcher: {mode: dedicated}\n"
+
 // newFixture creates the namespace, the subscriber, the Topic (with extra
 // spec lines, indented by two spaces) and the Subscription, and waits until
-// the dispatcher and the subscriber are available.
+// the dispatcher and the subscriber are available. The Topic has a
+// dedicated dispatcher unless spec says otherwise.
 func newFixture(t *testing.T, ns, topic, spec string) *fixture {
 	t.Helper()
+	if !strings.Contains(spec, "dispatcher:") {
+		spec = dedicated + spec
+	}
 	// A fresh namespace per run, so that -count=N (or another go test
 	// against the same cluster) repeats a scenario.
 	base := ns
@@ -183,18 +197,36 @@ func newFixture(t *testing.T, ns, topic, spec string) *fixture {
 		}
 		ns = fmt.Sprintf("%s-%d", base, i)
 	}
-	kubectl(t, fmt.Sprintf(sinkYAML, ns)+"---\n"+fmt.Sprintf(topicYAML, ns, topic, spec), "apply", "-f", "-")
+	kubectl(t, fmt.Sprintf(sinkYAML, ns)+"---\n"+fmt.Sprintf(topicYAML, ns, topic, spec, "sink"), "apply", "-f", "-")
 	kubectl(t, "", "-n", ns, "rollout", "status", "deployment/sink", "--timeout=120s")
-	kubectl(t, "", "-n", ns, "wait", "--for=condition=Ready", "topic/"+topic, "subscription/sink", "--timeout=120s")
-	kubectl(t, "", "-n", ns, "rollout", "status", "deployment/"+topic+"-dispatcher", "--timeout=120s")
-	uri := kubectl(t, "", "-n", ns, "get", "subscription/sink", "-o", "jsonpath={.status.subscriberUri}")
+	f := &fixture{ns: ns, topic: topic, sink: "http://" + clusterIP(t, ns, "sink")}
+	f.ready(t, "sink")
+	return f
+}
+
+// addTopic creates another Topic in f's namespace, with a Subscription
+// named <topic>-sink to f's subscriber, and returns its fixture.
+func (f *fixture) addTopic(t *testing.T, topic, spec string) *fixture {
+	t.Helper()
+	kubectl(t, fmt.Sprintf(topicYAML, f.ns, topic, spec, topic+"-sink"), "apply", "-f", "-")
+	g := &fixture{ns: f.ns, topic: topic, sink: f.sink}
+	g.ready(t, topic+"-sink")
+	return g
+}
+
+// ready waits until the Topic and Subscription sub are Ready and the
+// Topic's dispatcher and f's subscriber answer, and fills in the rest of f.
+func (f *fixture) ready(t *testing.T, sub string) {
+	t.Helper()
+	ns, topic := f.ns, f.topic
+	kubectl(t, "", "-n", ns, "wait", "--for=condition=Ready", "topic/"+topic, "subscription/"+sub, "--timeout=120s")
+	f.dispatcher = kubectl(t, "", "-n", ns, "get", "topic/"+topic, "-o", "jsonpath={.status.dispatcher.name}")
+	kubectl(t, "", "-n", ns, "rollout", "status", "deployment/"+f.dispatcher, "--timeout=120s")
+	uri := kubectl(t, "", "-n", ns, "get", "subscription/"+sub, "-o", "jsonpath={.status.subscriberUri}")
 	if want := "http://sink." + ns + ".svc.cluster.local"; !strings.HasPrefix(uri, want) {
 		t.Fatalf("subscriberUri %q, want the Service's cluster DNS name %s", uri, want)
 	}
-	f := &fixture{ns: ns, topic: topic,
-		ingress: "http://" + clusterIP(t, ns, topic+"-dispatcher") + "/" + ns + "/" + topic,
-		sink:    "http://" + clusterIP(t, ns, "sink"),
-	}
+	f.setIngress(t)
 	f.audience = kubectl(t, "", "-n", ns, "get", "topic/"+topic, "-o", "jsonpath={.status.address.audience}")
 	if f.audience == "" {
 		t.Fatalf("topic %s/%s has no status.address.audience", ns, topic)
@@ -206,15 +238,38 @@ func newFixture(t *testing.T, ns, topic, spec string) *fixture {
 	// subscriber's /healthz: anything else is another server.
 	var ingressCode, sinkCode int
 	eventually(t, 30*time.Second, "the dispatcher and subscriber Services to answer", func() bool {
-		ingressCode, sinkCode = status(f.ingress), status(f.sink+"/healthz")
+		ingressCode, sinkCode = status(f.ingressURL()), status(f.sink+"/healthz")
 		return ingressCode != 0 && sinkCode != 0
 	})
 	if ingressCode != http.StatusMethodNotAllowed || sinkCode != http.StatusOK {
 		t.Fatalf("GET %s: %d (want 405 from the dispatcher), GET %s/healthz: %d (want 200 from the subscriber): the Services lead elsewhere\n%s",
-			f.ingress, ingressCode, f.sink, sinkCode, f.diagnostics())
+			f.ingressURL(), ingressCode, f.sink, sinkCode, f.diagnostics())
 	}
-	t.Logf("%s/%s: ingress %s, subscriber %s (%s)", ns, topic, f.ingress, uri, f.sink)
-	return f
+	t.Logf("%s/%s: dispatcher %s, ingress %s, subscriber %s (%s)", ns, topic, f.dispatcher, f.ingressURL(), uri, f.sink)
+}
+
+// dispatcherSelector selects the Pods of the Topic's dispatcher.
+func (f *fixture) dispatcherSelector() string {
+	if f.dispatcher == sharedDispatcher {
+		return "eventing.herald.dev/shared-dispatcher=true"
+	}
+	return "eventing.herald.dev/topic=" + f.topic
+}
+
+func (f *fixture) ingressURL() string { return *f.ingress.Load() }
+
+// setIngress points the fixture's ingress at the ClusterIP of the
+// dispatcher Service status.address.url names.
+func (f *fixture) setIngress(t *testing.T) {
+	t.Helper()
+	u := kubectl(t, "", "-n", f.ns, "get", "topic/"+f.topic, "-o", "jsonpath={.status.address.url}")
+	host, _, _ := strings.Cut(strings.TrimPrefix(u, "http://"), ".")
+	want := fmt.Sprintf("http://%s.%s.svc.cluster.local/%s/%s", host, f.ns, f.ns, f.topic)
+	if u != want {
+		t.Fatalf("topic %s/%s address %q, want %s", f.ns, f.topic, u, want)
+	}
+	ingress := "http://" + clusterIP(t, f.ns, host) + "/" + f.ns + "/" + f.topic
+	f.ingress.Store(&ingress)
 }
 
 // createToken is a token of ServiceAccount ns/sa for audience, as
@@ -344,7 +399,7 @@ func startPacedLoad(t *testing.T, f *fixture, prefix string, n, producers int, e
 func (l *load) sendUntilAccepted(id string) error {
 	deadline := time.Now().Add(120 * time.Second)
 	for {
-		code, answer, err := send(l.f.ingress, l.f.token, id)
+		code, answer, err := send(l.f.ingressURL(), l.f.token, id)
 		if code == http.StatusAccepted {
 			l.accepted.Add(1)
 			return nil
@@ -383,7 +438,7 @@ func (l *load) wait(t *testing.T) {
 // diagnostics are the Topic's pods and their recent logs, for a failure.
 func (f *fixture) diagnostics() string {
 	pods, _ := run("", env.kubectl, "-n", f.ns, "get", "pods,endpointslices,services", "-o", "wide")
-	logs, _ := run("", env.kubectl, "-n", f.ns, "logs", "--tail=60", "--prefix", "--all-containers", "-l", "eventing.herald.dev/topic="+f.topic)
+	logs, _ := run("", env.kubectl, "-n", f.ns, "logs", "--tail=60", "--prefix", "--all-containers", "-l", f.dispatcherSelector())
 	return "objects:\n" + pods + "dispatcher logs:\n" + logs
 }
 
@@ -494,7 +549,7 @@ func (l *load) deliveredAll(t *testing.T, scenario string, timeout time.Duration
 // dispatcherPods lists the Topic's dispatcher pods that are not terminating.
 func (f *fixture) dispatcherPods(t *testing.T) []string {
 	t.Helper()
-	out := kubectl(t, "", "-n", f.ns, "get", "pods", "-l", "eventing.herald.dev/topic="+f.topic,
+	out := kubectl(t, "", "-n", f.ns, "get", "pods", "-l", f.dispatcherSelector(),
 		"-o", `jsonpath={range .items[*]}{.metadata.name} {.metadata.deletionTimestamp}{"\n"}{end}`)
 	var pods []string
 	for _, line := range strings.Split(out, "\n") {

@@ -69,6 +69,19 @@ func TestOperatorWorkloadsAdmitted(t *testing.T) {
 		Image: resources.Image{Name: image},
 		NATS:  resources.NATS{URL: "tls://herald-nats.herald-system.svc.cluster.local:4222", Copied: true, Password: true, TLSCA: true},
 	}, nil))
+	// The namespace's shared dispatcher, sized by the operator's settings.
+	shared := resources.SharedDispatcher(ns, resources.SharedDispatcherConfig{Replicas: 2})
+	sharedCfg := resources.DispatcherConfig{
+		Image: resources.Image{Name: image},
+		NATS:  resources.NATS{URL: "tls://herald-nats.herald-system.svc.cluster.local:4222", Copied: true, Password: true, TLSCA: true},
+	}
+	add(shared.ServiceAccount())
+	add(shared.TokenRole())
+	add(shared.TokenRoleBinding())
+	add(shared.Service())
+	add(shared.NATSSecret(map[string][]byte{"username": []byte("herald-dispatcher"), "password": []byte("p"), "ca.crt": []byte("ca")}))
+	add(shared.NetworkPolicy(resources.NetworkPolicy{Enabled: true}))
+	add(shared.Deployment(sharedCfg, []resources.SigningSecret{{Subscription: "audit", Secret: "audit-signing"}}))
 
 	for _, f := range []string{
 		"eventing_v1alpha1_eventsource_ping.yaml",
