@@ -113,6 +113,9 @@ type Config struct {
 	// DefaultDispatcherMode is the dispatcher mode of Topics that do not
 	// choose one (v1alpha1.Topic.EffectiveDispatcherMode); empty means shared.
 	DefaultDispatcherMode v1alpha1.DispatcherMode
+	// KEDA says how KEDA's scaler reaches NATS, for Topics with
+	// spec.dispatcher.autoscaling while KEDA is installed.
+	KEDA resources.KEDA
 	// DispatcherNATSSource is the Secret the dispatchers' NATS files are
 	// copied from into each Topic's namespace when Dispatcher.NATS.Copied.
 	DispatcherNATSSource types.NamespacedName

@@ -148,16 +148,9 @@ func (r *SharedDispatcherReconciler) signingSecrets(ctx context.Context, ns stri
 	if err := r.Client.List(ctx, &list, client.InNamespace(ns)); err != nil {
 		return nil, fmt.Errorf("list subscriptions: %w", err)
 	}
-	var out []resources.SigningSecret
-	for i := range list.Items {
-		s := &list.Items[i]
-		if s.Spec.Signing == nil || !s.DeletionTimestamp.IsZero() || !served[s.Spec.Topic] {
-			continue
-		}
-		out = append(out, resources.SigningSecret{Subscription: s.Name, Secret: s.Spec.Signing.SecretName})
-	}
-	slices.SortFunc(out, func(a, b resources.SigningSecret) int { return strings.Compare(a.Subscription, b.Subscription) })
-	return out, nil
+	subs := slices.DeleteFunc(list.Items, func(s v1alpha1.Subscription) bool { return !served[s.Spec.Topic] })
+	slices.SortFunc(subs, func(a, b v1alpha1.Subscription) int { return strings.Compare(a.Name, b.Name) })
+	return signingSecrets(subs), nil
 }
 
 // sharedRequest is the request of the shared dispatcher of o's namespace.

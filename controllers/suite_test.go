@@ -100,6 +100,7 @@ func run(m *testing.M) int {
 		// Most tests look at a Topic's own dispatcher objects; those of
 		// shared dispatchers ask for mode shared (shared_dispatcher_test.go).
 		DefaultDispatcherMode: v1alpha1.DispatcherDedicated,
+		KEDA:                  resources.KEDA{MonitoringEndpoint: "nats.herald-system.svc.cluster.local:8222"},
 	}
 	mgrClient = mgr.GetClient()
 	if err := controllers.Setup(ctx, mgr, prov, controllersConfig); err != nil {

@@ -17,6 +17,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -381,8 +382,9 @@ func (r *TopicReconciler) reconcileDispatcher(ctx context.Context, t *v1alpha1.T
 		conds.setFalse(v1alpha1.ConditionDispatcherAvailable, v1alpha1.ReasonProgressing, "%v", err)
 		return err
 	}
+	var scaling string
 	if ds.mode == v1alpha1.DispatcherDedicated {
-		if ds.dedicated, err = r.applyDedicated(ctx, t, conds); err != nil {
+		if ds.dedicated, scaling, err = r.applyDedicated(ctx, t, ds.dedicated, conds); err != nil {
 			return err
 		}
 	}
@@ -403,7 +405,7 @@ func (r *TopicReconciler) reconcileDispatcher(ctx context.Context, t *v1alpha1.T
 			return err
 		}
 	}
-	moving := ""
+	moving := scaling
 	if serving != ds.mode {
 		moving = fmt.Sprintf("; moving to the %s dispatcher once it is available", ds.mode)
 	}
@@ -421,34 +423,88 @@ func (r *TopicReconciler) reconcileDispatcher(ctx context.Context, t *v1alpha1.T
 }
 
 // applyDedicated applies the Topic's dedicated dispatcher objects and
-// returns its Deployment as the API server answered.
-func (r *TopicReconciler) applyDedicated(ctx context.Context, t *v1alpha1.Topic, conds conditions) (*appsv1.Deployment, error) {
-	signing, err := r.signingSecrets(ctx, t)
-	if err != nil {
+// returns its Deployment as the API server answered, and what the
+// DispatcherAvailable message says of its autoscaling. prev is the
+// Deployment before, nil when there was none.
+func (r *TopicReconciler) applyDedicated(ctx context.Context, t *v1alpha1.Topic, prev *appsv1.Deployment, conds conditions) (*appsv1.Deployment, string, error) {
+	fail := func(err error) (*appsv1.Deployment, string, error) {
 		conds.setFalse(v1alpha1.ConditionDispatcherAvailable, v1alpha1.ReasonProgressing, "%v", err)
-		return nil, err
+		return nil, "", err
+	}
+	subs, err := r.topicSubscriptions(ctx, t)
+	if err != nil {
+		return fail(err)
 	}
 	d := resources.DedicatedDispatcher(t)
 	for _, obj := range []client.Object{d.ServiceAccount(), d.TokenRole(), d.TokenRoleBinding(), d.Service()} {
 		if err := r.applied.apply(ctx, r.Client, obj, nil); err != nil {
-			conds.setFalse(v1alpha1.ConditionDispatcherAvailable, v1alpha1.ReasonProgressing, "%v", err)
-			return nil, err
+			return fail(err)
 		}
 	}
 	if err := r.reconcileDispatcherAccess(ctx, t); err != nil {
-		conds.setFalse(v1alpha1.ConditionDispatcherAvailable, v1alpha1.ReasonProgressing, "%v", err)
-		return nil, err
+		return fail(err)
+	}
+	scaler, scaling, err := r.autoscaler(t)
+	if err != nil {
+		return fail(err)
+	}
+	desired := d.Deployment(r.Config.Dispatcher, signingSecrets(subs))
+	if scaler != "" {
+		desired.Annotations = map[string]string{resources.AnnotationAutoscaler: scaler}
 	}
 	dep := new(appsv1.Deployment)
-	if err := r.applied.apply(ctx, r.Client, d.Deployment(r.Config.Dispatcher, signing), dep); err != nil {
+	if err := r.applied.apply(ctx, r.Client, desired, dep); err != nil {
 		if apierrors.IsInvalid(err) {
 			conds.setFalse(v1alpha1.ConditionDispatcherAvailable, v1alpha1.ReasonInvalidSpec, "%v", err)
-			return nil, &Stalling{Reason: v1alpha1.ReasonInvalidSpec, Err: err}
+			return nil, "", &Stalling{Reason: v1alpha1.ReasonInvalidSpec, Err: err}
 		}
-		conds.setFalse(v1alpha1.ConditionDispatcherAvailable, v1alpha1.ReasonProgressing, "%v", err)
-		return nil, err
+		return fail(err)
 	}
-	return dep, nil
+	hadKEDA := prev != nil && prev.Annotations[resources.AnnotationAutoscaler] == resources.AutoscalerKEDA
+	if scaler == resources.AutoscalerKEDA && len(subs) > 0 {
+		consumers := make([]string, 0, len(subs))
+		for _, s := range subs {
+			consumers = append(consumers, plan.ConsumerName(s.Name))
+		}
+		if err := apply(ctx, r.Client, resources.DispatcherScaledObject(t, consumers, r.Config.KEDA), nil); err != nil {
+			return fail(err)
+		}
+	} else if hadKEDA {
+		so := &unstructured.Unstructured{}
+		so.SetGroupVersionKind(resources.ScaledObjectGVK)
+		so.SetNamespace(t.Namespace)
+		so.SetName(d.Name)
+		if err := r.Client.Delete(ctx, so); err != nil && !apierrors.IsNotFound(err) && !meta.IsNoMatchError(err) {
+			return fail(fmt.Errorf("delete ScaledObject %s/%s: %w", t.Namespace, d.Name, err))
+		}
+	}
+	return dep, scaling, nil
+}
+
+// autoscaler says who sets the replicas of t's dedicated dispatcher: ""
+// (the operator, from spec.dispatcher.replicas), AutoscalerKEDA (a
+// ScaledObject the operator creates) or AutoscalerExternal (KEDA is not
+// installed or not configured: a HorizontalPodAutoscaler of the user's),
+// and what the DispatcherAvailable message says of it.
+func (r *TopicReconciler) autoscaler(t *v1alpha1.Topic) (string, string, error) {
+	if t.Spec.Dispatcher == nil || t.Spec.Dispatcher.Autoscaling == nil {
+		return "", "", nil
+	}
+	a := t.Spec.Dispatcher.Autoscaling
+	minReplicas := int32(1)
+	if a.MinReplicas != nil {
+		minReplicas = *a.MinReplicas
+	}
+	_, err := r.Client.RESTMapper().RESTMapping(resources.ScaledObjectGVK.GroupKind(), resources.ScaledObjectGVK.Version)
+	switch {
+	case meta.IsNoMatchError(err):
+		return resources.AutoscalerExternal, "; replicas left to a scaler of yours: KEDA is not installed", nil
+	case err != nil:
+		return "", "", fmt.Errorf("look up KEDA's ScaledObject: %w", err)
+	case r.Config.KEDA.MonitoringEndpoint == "":
+		return resources.AutoscalerExternal, "; replicas left to a scaler of yours: the operator has no --keda-nats-monitoring-endpoint for KEDA", nil
+	}
+	return resources.AutoscalerKEDA, fmt.Sprintf("; autoscaled by KEDA between %d and %d replicas", minReplicas, a.MaxReplicas), nil
 }
 
 // deleteDedicated deletes the objects of the Topic's dedicated dispatcher
@@ -470,23 +526,28 @@ func (r *TopicReconciler) deleteDedicated(ctx context.Context, t *v1alpha1.Topic
 	return nil
 }
 
-// signingSecrets lists the signing Secrets of t's Subscriptions with
-// spec.signing, in Subscription name order.
-func (r *TopicReconciler) signingSecrets(ctx context.Context, t *v1alpha1.Topic) ([]resources.SigningSecret, error) {
+// topicSubscriptions lists t's Subscriptions that are not being deleted,
+// in name order.
+func (r *TopicReconciler) topicSubscriptions(ctx context.Context, t *v1alpha1.Topic) ([]v1alpha1.Subscription, error) {
 	var list v1alpha1.SubscriptionList
 	if err := r.Client.List(ctx, &list, client.InNamespace(t.Namespace), client.MatchingFields{indexSubscriptionTopic: t.Name}); err != nil {
 		return nil, fmt.Errorf("list subscriptions: %w", err)
 	}
+	subs := slices.DeleteFunc(list.Items, func(s v1alpha1.Subscription) bool { return !s.DeletionTimestamp.IsZero() })
+	slices.SortFunc(subs, func(a, b v1alpha1.Subscription) int { return strings.Compare(a.Name, b.Name) })
+	return subs, nil
+}
+
+// signingSecrets lists the signing Secrets of subs with spec.signing, in
+// their order.
+func signingSecrets(subs []v1alpha1.Subscription) []resources.SigningSecret {
 	var out []resources.SigningSecret
-	for i := range list.Items {
-		s := &list.Items[i]
-		if s.Spec.Signing == nil || !s.DeletionTimestamp.IsZero() {
-			continue
+	for i := range subs {
+		if s := &subs[i]; s.Spec.Signing != nil && s.DeletionTimestamp.IsZero() {
+			out = append(out, resources.SigningSecret{Subscription: s.Name, Secret: s.Spec.Signing.SecretName})
 		}
-		out = append(out, resources.SigningSecret{Subscription: s.Name, Secret: s.Spec.Signing.SecretName})
 	}
-	slices.SortFunc(out, func(a, b resources.SigningSecret) int { return strings.Compare(a.Subscription, b.Subscription) })
-	return out, nil
+	return out
 }
 
 // finalize deletes the Topic's stream (with its consumers) and plan, then

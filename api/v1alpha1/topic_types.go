@@ -74,12 +74,13 @@ const (
 
 // DispatcherSpec chooses and sizes the dispatcher that serves a Topic's
 // ingress and delivers its events.
-// +kubebuilder:validation:XValidation:rule="!has(self.mode) || self.mode != 'shared' || (!has(self.replicas) && !has(self.resources) && !has(self.tls))",message="replicas, resources and tls size a dedicated dispatcher: set mode: dedicated, or remove them (the operator's settings size the shared dispatcher)"
+// +kubebuilder:validation:XValidation:rule="!has(self.mode) || self.mode != 'shared' || (!has(self.replicas) && !has(self.resources) && !has(self.tls) && !has(self.autoscaling))",message="replicas, resources, tls and autoscaling size a dedicated dispatcher: set mode: dedicated, or remove them (the operator's settings size the shared dispatcher)"
+// +kubebuilder:validation:XValidation:rule="!has(self.replicas) || !has(self.autoscaling)",message="replicas and autoscaling exclude each other: with autoscaling the scaler sets the replicas"
 type DispatcherSpec struct {
 	// Mode is dedicated (a dispatcher Deployment of the Topic's own) or
 	// shared (the dispatcher all shared Topics of the namespace have in
-	// common). Without it, a Topic that sets replicas, resources or tls is
-	// dedicated, any other the operator's default
+	// common). Without it, a Topic that sets replicas, resources, tls or
+	// autoscaling is dedicated, any other the operator's default
 	// (--default-dispatcher-mode, shared unless configured otherwise).
 	// Changing it moves the Topic without losing events; its
 	// status.address.url changes once the new dispatcher is available.
@@ -96,11 +97,48 @@ type DispatcherSpec struct {
 	// +optional
 	Resources *corev1.ResourceRequirements `json:"resources,omitempty"`
 
+	// Autoscaling scales the dedicated dispatcher between minReplicas and
+	// maxReplicas on its Subscriptions' lag, through a KEDA ScaledObject
+	// the operator creates when KEDA is installed; the operator then leaves
+	// the Deployment's replicas to the scaler. Without KEDA, point a
+	// HorizontalPodAutoscaler at the Deployment (see the README).
+	// +optional
+	Autoscaling *DispatcherAutoscaling `json:"autoscaling,omitempty"`
+
 	// TLS serves the Topic's ingress over HTTPS on port 443 of its Service;
 	// status.address.url then starts with https. Without it the ingress is
 	// plain HTTP on port 80.
 	// +optional
 	TLS *DispatcherTLS `json:"tls,omitempty"`
+}
+
+// DispatcherAutoscaling scales a dedicated dispatcher on the lag of the
+// Topic's Subscriptions: the events stored and not yet delivered.
+// +kubebuilder:validation:XValidation:rule="!has(self.minReplicas) || self.minReplicas <= self.maxReplicas",message="minReplicas must not exceed maxReplicas"
+type DispatcherAutoscaling struct {
+	// MinReplicas is the fewest replicas. Default 1. A dedicated dispatcher
+	// does not scale to zero: its Service is the Topic's ingress. (A shared
+	// Topic costs no Pod of its own.)
+	// +optional
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=50
+	MinReplicas *int32 `json:"minReplicas,omitempty"`
+
+	// MaxReplicas is the most replicas.
+	// +required
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=50
+	MaxReplicas int32 `json:"maxReplicas"`
+
+	// TargetLag is the lag, in events, each replica is meant to carry for
+	// each Subscription: the scaler adds replicas while a Subscription's
+	// lag exceeds TargetLag times the replicas. Default 100.
+	// +optional
+	// +kubebuilder:default=100
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000000
+	TargetLag *int64 `json:"targetLag,omitempty"`
 }
 
 // DispatcherTLS is the certificate of a Topic's ingress.
@@ -233,14 +271,15 @@ type DispatcherStatus struct {
 }
 
 // EffectiveDispatcherMode is the mode of t's dispatcher: spec.dispatcher.mode;
-// without it dedicated when spec.dispatcher sets replicas, resources or tls,
+// without it dedicated when spec.dispatcher sets replicas, resources, tls or
+// autoscaling,
 // which only a dedicated dispatcher honours, else def.
 func (t *Topic) EffectiveDispatcherMode(def DispatcherMode) DispatcherMode {
 	d := t.Spec.Dispatcher
 	switch {
 	case d != nil && d.Mode != "":
 		return d.Mode
-	case d != nil && (d.Replicas != nil || d.Resources != nil || d.TLS != nil):
+	case d != nil && (d.Replicas != nil || d.Resources != nil || d.TLS != nil || d.Autoscaling != nil):
 		return DispatcherDedicated
 	case def == "":
 		return DispatcherShared

@@ -78,6 +78,8 @@ type managerConfig struct {
 	DefaultDispatcherMode v1alpha1.DispatcherMode
 	// Shared sizes the namespaces' shared dispatchers.
 	Shared resources.SharedDispatcherConfig
+	// KEDA is how KEDA's scaler reaches NATS.
+	KEDA resources.KEDA
 }
 
 const managerUsage = `Usage: herald manager [flags]
@@ -139,6 +141,11 @@ func parseManagerConfig(args []string, getenv func(string) string) (managerConfi
 	sharedReplicas := fs.Int("shared-dispatcher-replicas", 1, "replicas of each namespace's shared dispatcher Deployment")
 	fs.StringVar(&sharedRes, "shared-dispatcher-resources", getenv("HERALD_SHARED_DISPATCHER_RESOURCES"),
 		`resources of the shared dispatcher container as JSON, e.g. {"requests":{"cpu":"100m","memory":"64Mi"},"limits":{"memory":"256Mi"}} ($HERALD_SHARED_DISPATCHER_RESOURCES)`)
+	fs.StringVar(&c.KEDA.MonitoringEndpoint, "keda-nats-monitoring-endpoint", getenv("HERALD_KEDA_NATS_MONITORING_ENDPOINT"),
+		"host:port of the NATS monitoring endpoint KEDA's NATS JetStream scaler reads for Topics with spec.dispatcher.autoscaling; "+
+			"empty: no ScaledObjects, the replicas of autoscaled dispatchers are left to a scaler of yours ($HERALD_KEDA_NATS_MONITORING_ENDPOINT)")
+	fs.StringVar(&c.KEDA.Account, "keda-nats-account", envOr("HERALD_KEDA_NATS_ACCOUNT", "$G"), "NATS account of Herald's streams, for KEDA's scaler ($HERALD_KEDA_NATS_ACCOUNT)")
+	fs.BoolVar(&c.KEDA.UseHTTPS, "keda-nats-monitoring-https", false, "KEDA reads the NATS monitoring endpoint over HTTPS")
 	logFlags.BindFlags(fs, getenv)
 	if err := fs.Parse(args); err != nil {
 		return managerConfig{}, err
@@ -242,6 +249,7 @@ func (c managerConfig) controllersConfig() controllers.Config {
 		Adapter:               resources.AdapterConfig{Image: c.Image},
 		DefaultPublishMode:    c.DefaultPublishMode,
 		DefaultDispatcherMode: c.DefaultDispatcherMode,
+		KEDA:                  c.KEDA,
 		DispatcherNATSSource:  c.DispatcherNATSSource,
 		DispatcherNATSCAFile:  c.NATSTLSCA,
 	}

@@ -222,9 +222,10 @@ type Dispatcher struct {
 	labels, selector map[string]string
 	// owner is the Topic of a dedicated dispatcher; a shared dispatcher has
 	// none (the operator deletes it with the namespace's last shared Topic).
-	owner     *metav1.OwnerReference
-	args      []string
-	replicas  int32
+	owner *metav1.OwnerReference
+	args  []string
+	// replicas is nil when a scaler sets them (spec.dispatcher.autoscaling).
+	replicas  *int32
 	resources corev1.ResourceRequirements
 	tls       *v1alpha1.DispatcherTLS
 	// natsSecret names the operator's copy of the NATS files (NATS.Copied).
@@ -242,13 +243,16 @@ func DedicatedDispatcher(t *v1alpha1.Topic) Dispatcher {
 		selector:   DispatcherSelector(t.Name),
 		owner:      ptr.To(ownerRef(t, "Topic")),
 		args:       []string{"--topics", t.Namespace + "/" + t.Name},
-		replicas:   1,
+		replicas:   ptr.To[int32](1),
 		tls:        ingressTLS(t),
 		natsSecret: DispatcherNATSSecretName(t.Name),
 	}
 	if s := t.Spec.Dispatcher; s != nil {
 		if s.Replicas != nil {
-			d.replicas = *s.Replicas
+			d.replicas = ptr.To(*s.Replicas)
+		}
+		if s.Autoscaling != nil {
+			d.replicas = nil
 		}
 		if s.Resources != nil {
 			d.resources = *s.Resources.DeepCopy()
@@ -267,12 +271,9 @@ func SharedDispatcher(namespace string, cfg SharedDispatcherConfig) Dispatcher {
 		labels:     SharedDispatcherLabels(),
 		selector:   SharedDispatcherSelector(),
 		args:       []string{"--shared", SharedDispatcherID(namespace)},
-		replicas:   cfg.Replicas,
+		replicas:   ptr.To(max(cfg.Replicas, 1)),
 		resources:  *cfg.Resources.DeepCopy(),
 		natsSecret: SharedDispatcherName + "-nats",
-	}
-	if d.replicas <= 0 {
-		d.replicas = 1
 	}
 	return d
 }
@@ -410,7 +411,7 @@ func (d Dispatcher) Deployment(cfg DispatcherConfig, signing []SigningSecret) *a
 		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
 		ObjectMeta: d.meta(),
 		Spec: appsv1.DeploymentSpec{
-			Replicas: ptr.To(d.replicas),
+			Replicas: d.replicas,
 			Selector: &metav1.LabelSelector{MatchLabels: maps.Clone(d.selector)},
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: maps.Clone(d.labels)},

@@ -117,6 +117,19 @@ the clients refuse a server that does not speak TLS.
 {{- end }}
 
 {{/*
+NATS monitoring endpoint (host:port) KEDA's NATS JetStream scaler reads for
+Topics with spec.dispatcher.autoscaling: dispatcher.keda.natsMonitoringEndpoint,
+or the bundled StatefulSet's monitoring port.
+*/}}
+{{- define "herald.keda.endpoint" -}}
+{{- if .Values.dispatcher.keda.natsMonitoringEndpoint }}
+{{- .Values.dispatcher.keda.natsMonitoringEndpoint }}
+{{- else if .Values.nats.enabled }}
+{{- printf "%s.%s.svc.%s:%d" (include "herald.nats.fullname" .) .Release.Namespace .Values.clusterDomain (int .Values.nats.ports.monitor) }}
+{{- end }}
+{{- end }}
+
+{{/*
 JetStream replicas of the dispatch-plan key-value bucket: nats.planReplicas,
 or, when 0, the bundled cluster's size (1 with external NATS).
 */}}
