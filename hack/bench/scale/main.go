@@ -19,10 +19,20 @@
 //	ready        every Topic and Subscription is Ready at its generation
 //	idle         the -idle window after ready: CPU of the manager and of the
 //	             kube-apiserver, requests and reconciles in that window
+//	serve        with -serve: the dispatchers the cluster would run, started
+//	             as processes on the benchmark's NATS (one per namespace in
+//	             shared mode; one, for one Topic, in dedicated mode), one
+//	             event POSTed to every Topic at the path of its
+//	             status.address.url, the 202s and deliveries counted, and the
+//	             dispatchers' RSS
+//
+// Topics are spread over -namespaces namespaces, bench-0, bench-1, ... (or
+// -namespace alone). -dispatcher-mode is the manager's
+// --default-dispatcher-mode.
 //
 // Usage:
 //
-//	go run ./hack/bench/scale [-topics 1000] [-subs 5] [-idle 60s]
+//	go run ./hack/bench/scale [-topics 1000] [-subs 5] [-namespaces 10] [-dispatcher-mode shared] [-serve] [-idle 60s]
 package main
 
 import (
@@ -70,6 +80,9 @@ import (
 type config struct {
 	topics, subs int
 	namespace    string
+	namespaces   int
+	mode         string
+	serve        bool
 	creators     int
 	idle         time.Duration
 	timeout      time.Duration
@@ -83,7 +96,10 @@ func main() {
 	var c config
 	flag.IntVar(&c.topics, "topics", 1000, "Topics to create")
 	flag.IntVar(&c.subs, "subs", 5, "Subscriptions per Topic")
-	flag.StringVar(&c.namespace, "namespace", "bench", "namespace of the objects")
+	flag.StringVar(&c.namespace, "namespace", "bench", "namespace of the objects (with -namespaces 1)")
+	flag.IntVar(&c.namespaces, "namespaces", 1, "namespaces to spread the Topics over: bench-0, bench-1, ...")
+	flag.StringVar(&c.mode, "dispatcher-mode", "shared", "the manager's --default-dispatcher-mode: shared or dedicated")
+	flag.BoolVar(&c.serve, "serve", false, "once Ready, run the dispatchers as processes, POST an event to every Topic and count what they accept and deliver")
 	flag.IntVar(&c.creators, "creators", 16, "concurrent creating clients")
 	flag.DurationVar(&c.idle, "idle", 60*time.Second, "how long to watch the manager once everything is Ready")
 	flag.DurationVar(&c.timeout, "timeout", 15*time.Minute, "give up when not all Ready after this long")
@@ -112,7 +128,7 @@ func run(c config) error {
 	}
 	defer os.RemoveAll(dir)
 
-	bin := c.herald
+	bin, dispatcherBin := c.herald, ""
 	if bin == "" {
 		bin = filepath.Join(dir, "herald")
 		logf("building herald")
@@ -120,6 +136,15 @@ func run(c config) error {
 		b.Dir, b.Stdout, b.Stderr = root, os.Stderr, os.Stderr
 		if err := b.Run(); err != nil {
 			return fmt.Errorf("build herald: %w", err)
+		}
+	}
+	if c.serve {
+		dispatcherBin = filepath.Join(dir, "herald-dispatcher")
+		logf("building herald-dispatcher")
+		b := exec.Command("go", "build", "-o", dispatcherBin, "./cmd/herald-dispatcher")
+		b.Dir, b.Stdout, b.Stderr = root, os.Stderr, os.Stderr
+		if err := b.Run(); err != nil {
+			return fmt.Errorf("build herald-dispatcher: %w", err)
 		}
 	}
 
@@ -185,7 +210,7 @@ func run(c config) error {
 	defer mgrLog.Close()
 	mgr := exec.Command(bin, "manager", "--nats-url", ns.ClientURL(), "--image", "herald:bench",
 		"--metrics-bind-address", metricsAddr, "--health-probe-bind-address", healthAddr,
-		"--default-publish-policy=allow-all")
+		"--default-publish-policy=allow-all", "--default-dispatcher-mode="+c.mode)
 	mgr.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
 	mgr.Stdout, mgr.Stderr = mgrLog, mgrLog
 	if err := mgr.Start(); err != nil {
@@ -203,18 +228,26 @@ func run(c config) error {
 	}
 	apiserver := childPID("kube-apiserver")
 
-	b := &bench{c: c, k8s: k8s, js: js, mgrPID: mgr.Process.Pid, apiPID: apiserver, metrics: "http://" + metricsAddr + "/metrics"}
+	b := &bench{c: c, k8s: k8s, js: js, mgrPID: mgr.Process.Pid, apiPID: apiserver, metrics: "http://" + metricsAddr + "/metrics",
+		natsURL: ns.ClientURL(), dispatcherBin: dispatcherBin, dir: dir}
+	if b.sink, err = startSink(); err != nil {
+		return err
+	}
 	if c.profile != "" {
 		if b.rest, err = rest.RESTClientFor(restCfgForProfile(restCfg)); err != nil {
 			return err
 		}
 	}
-	if err := k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: c.namespace}}); err != nil {
-		return err
+	watched := map[string]cache.Config{}
+	for _, n := range c.namespaceNames() {
+		if err := k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: n}}); err != nil {
+			return err
+		}
+		watched[n] = cache.Config{}
 	}
 	// The benchmark watches what it waits for: listing thousands of
 	// objects every half second would load the API server it measures.
-	if b.cache, err = cache.New(restCfg, cache.Options{Scheme: scheme, DefaultNamespaces: map[string]cache.Config{c.namespace: {}}}); err != nil {
+	if b.cache, err = cache.New(restCfg, cache.Options{Scheme: scheme, DefaultNamespaces: watched}); err != nil {
 		return err
 	}
 	for _, obj := range []client.Object{&v1alpha1.Topic{}, &v1alpha1.Subscription{}, &appsv1.Deployment{}} {
@@ -229,14 +262,31 @@ func run(c config) error {
 	return b.run(ctx)
 }
 
+// namespaceNames are the namespaces the Topics are spread over.
+func (c config) namespaceNames() []string {
+	if c.namespaces <= 1 {
+		return []string{c.namespace}
+	}
+	names := make([]string, c.namespaces)
+	for i := range names {
+		names[i] = fmt.Sprintf("bench-%d", i)
+	}
+	return names
+}
+
 type bench struct {
-	c       config
-	k8s     client.Client
-	cache   cache.Cache
-	js      jetstream.JetStream
-	mgrPID  int
-	apiPID  int
-	metrics string
+	c config
+	// natsURL, dispatcherBin and dir serve -serve.
+	natsURL       string
+	dispatcherBin string
+	dir           string
+	sink          *sink
+	k8s           client.Client
+	cache         cache.Cache
+	js            jetstream.JetStream
+	mgrPID        int
+	apiPID        int
+	metrics       string
 	// rest reaches the API server's /debug/pprof for -apiserver-profile.
 	rest *rest.RESTClient
 
@@ -316,7 +366,7 @@ func (b *bench) run(ctx context.Context) error {
 			}
 			if nt+ns == 0 {
 				ready = b.sample(ctx)
-				b.phase("ready", start, ready, objects, fmt.Sprintf("deployments_available=%d", b.available.Load()))
+				b.phase("ready", start, ready, objects, fmt.Sprintf("deployments=%d deployments_available=%d", b.deployments(ctx), b.available.Load()))
 			}
 		}
 	}
@@ -326,6 +376,11 @@ func (b *bench) run(ctx context.Context) error {
 	idle := b.sample(ctx)
 	b.phase("idle", ready, idle, objects, "")
 	rss := peakRSS(b.mgrPID)
+	if c.serve {
+		if err := b.serveAll(ctx); err != nil {
+			return err
+		}
+	}
 
 	fmt.Printf("\nsummary: %d Topics x %d Subscriptions (%d objects): provisioned in %.1fs, all Ready in %.1fs after the first create; "+
 		"manager peak RSS %d MiB, %.1f CPU-seconds until Ready; in the %s after Ready the manager used %.2f cores and the kube-apiserver %.2f, "+
@@ -431,15 +486,16 @@ func (b *bench) create(ctx context.Context) error {
 			}
 		}()
 	}
-	sink := "http://sink.bench.svc.cluster.local/events"
+	sink := b.sink.url
+	namespaces := c.namespaceNames()
 	var err error
 loop:
 	for i := range c.topics {
-		topic := fmt.Sprintf("t%04d", i)
-		objs := []client.Object{&v1alpha1.Topic{ObjectMeta: metav1.ObjectMeta{Namespace: c.namespace, Name: topic}}}
+		topic, ns := fmt.Sprintf("t%04d", i), namespaces[i%len(namespaces)]
+		objs := []client.Object{&v1alpha1.Topic{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: topic}}}
 		for j := range c.subs {
 			objs = append(objs, &v1alpha1.Subscription{
-				ObjectMeta: metav1.ObjectMeta{Namespace: c.namespace, Name: fmt.Sprintf("%s-s%d", topic, j)},
+				ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("%s-s%d", topic, j)},
 				Spec:       v1alpha1.SubscriptionSpec{Topic: topic, Subscriber: v1alpha1.Destination{URI: &sink}},
 			})
 		}
