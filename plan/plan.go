@@ -6,7 +6,9 @@
 // nothing of Herald's; package compiler produces plans from the API types.
 //
 // Plans travel through the JetStream key-value bucket KVBucket, one key per
-// Topic (Key), as JSON. Dispatchers watch the keys of the Topics they serve.
+// Topic (Key), as JSON. Dispatchers watch the keys of the Topics they serve;
+// a shared dispatcher watches every key of its namespace and serves the
+// plans naming it (TopicPlan.SharedDispatcher).
 package plan
 
 import (
@@ -49,7 +51,10 @@ type TopicPlan struct {
 	Subscriptions []SubscriptionPlan `json:"subscriptions,omitempty"`
 	// SharedDispatcher is the shared dispatcher serving the Topic, as
 	// namespace/name of its Deployment; empty when the Topic has a
-	// dedicated dispatcher (which names the Topic in --topics).
+	// dedicated dispatcher (which names the Topic in --topics). A
+	// dispatcher that names the Topic in --topics serves it whatever this
+	// says; a shared dispatcher serves the plans of its namespace that
+	// name it, and only those.
 	SharedDispatcher string `json:"sharedDispatcher,omitempty"`
 }
 
@@ -178,6 +183,10 @@ func ToMillis(d time.Duration) Millis {
 
 // Key is the KVBucket key of a Topic's plan.
 func Key(namespace, topic string) string { return namespace + "." + topic }
+
+// NamespaceKeys is the KVBucket key filter matching the plan key of every
+// Topic in a namespace (Topic names hold no '.').
+func NamespaceKeys(namespace string) string { return namespace + ".*" }
 
 // StreamName is the JetStream stream of a Topic. Kubernetes names hold no
 // '_', so the mapping is one-to-one.
