@@ -32,9 +32,17 @@ import (
 
 // Options configures a Dispatcher.
 type Options struct {
-	// Topics the dispatcher serves, as "namespace/name"; empty serves every
-	// plan in the bucket.
+	// Topics the dispatcher serves, as "namespace/name", whatever their
+	// plans' SharedDispatcher says; empty serves every plan in the bucket
+	// (unless Shared is set).
 	Topics []string
+	// Shared, when set, makes the dispatcher the shared dispatcher
+	// "namespace/name" (its Deployment's): it serves exactly the Topics of
+	// that namespace whose plan names it (plan.TopicPlan.SharedDispatcher),
+	// taking a Topic up when its plan comes to name it and dropping it, as
+	// if its plan were deleted, when its plan stops naming it. It excludes
+	// Topics.
+	Shared string
 	// Logger receives structured logs; nil discards them.
 	Logger *slog.Logger
 	// Registry receives the dispatcher's metrics; nil registers them in a
@@ -80,8 +88,12 @@ type Dispatcher struct {
 	client  *http.Client
 	tokens  auth.TokenSource
 	metrics *metrics
-	// served holds the plan keys of Options.Topics; nil serves all.
+	// served holds the plan keys of Options.Topics; nil serves all
+	// (unless shared is set).
 	served map[string]bool
+	// shared is Options.Shared and sharedNS its namespace; empty unless
+	// the dispatcher is a shared one.
+	shared, sharedNS string
 	// publishErrLog samples logs of failed publishes.
 	publishErrLog sampler
 	// publishSlots bounds the single-event publishes awaiting their
@@ -153,6 +165,16 @@ func New(nc *nats.Conn, opts Options) (*Dispatcher, error) {
 	}
 	if d.metrics, err = newMetrics(reg); err != nil {
 		return nil, fmt.Errorf("dispatcher: %w", err)
+	}
+	if opts.Shared != "" {
+		ns, name, ok := strings.Cut(opts.Shared, "/")
+		if !ok || ns == "" || name == "" || strings.ContainsAny(opts.Shared, ". *>") || strings.Contains(name, "/") {
+			return nil, fmt.Errorf("dispatcher: shared dispatcher %q is not namespace/name", opts.Shared)
+		}
+		if len(opts.Topics) > 0 {
+			return nil, errors.New("dispatcher: a shared dispatcher serves the Topics whose plans name it; it takes no Topics")
+		}
+		d.shared, d.sharedNS = opts.Shared, ns
 	}
 	if len(opts.Topics) > 0 {
 		d.served = map[string]bool{}

@@ -14,16 +14,21 @@ import (
 )
 
 // watch applies the plans of the served keys until ctx is done or the
-// watcher ends. Keys gone while no watcher ran are removed once the initial
-// values are in.
+// watcher ends: the keys of Options.Topics, every key of a shared
+// dispatcher's namespace, or all. Topics not served by the initial values
+// (their keys gone while no watcher ran, or, for a shared dispatcher, their
+// plans naming another dispatcher now) are removed once those are in.
 func (d *Dispatcher) watch(ctx context.Context, kv jetstream.KeyValue) error {
 	var (
 		w   jetstream.KeyWatcher
 		err error
 	)
-	if d.served == nil {
+	switch {
+	case d.shared != "":
+		w, err = kv.WatchFiltered(ctx, []string{plan.NamespaceKeys(d.sharedNS)})
+	case d.served == nil:
 		w, err = kv.WatchAll(ctx)
-	} else {
+	default:
 		keys := make([]string, 0, len(d.served))
 		for k := range d.served {
 			keys = append(keys, k)
@@ -54,10 +59,9 @@ func (d *Dispatcher) watch(ctx context.Context, kv jetstream.KeyValue) error {
 				}
 				continue
 			}
-			if initial != nil {
+			if served := d.apply(e); served && initial != nil {
 				initial[e.Key()] = true
 			}
-			d.apply(e)
 		}
 	}
 }
@@ -86,37 +90,39 @@ func (d *Dispatcher) dropUnseen(seen map[string]bool) {
 	d.pruneClients()
 }
 
-// apply takes one plan entry into effect. An invalid plan is logged and
-// the Topic keeps running on its previous plan.
-func (d *Dispatcher) apply(e jetstream.KeyValueEntry) {
+// apply takes one plan entry into effect and reports whether the
+// dispatcher serves the entry's Topic afterwards. An invalid plan is logged
+// and the Topic keeps running on its previous plan. A shared dispatcher
+// drops a Topic whose plan names another dispatcher (or none) as if the
+// plan were deleted.
+func (d *Dispatcher) apply(e jetstream.KeyValueEntry) bool {
 	key := e.Key()
 	if d.served != nil && !d.served[key] {
-		return
+		return false
 	}
+	ns, name, _ := strings.Cut(key, ".")
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if op := e.Operation(); op == jetstream.KeyValueDelete || op == jetstream.KeyValuePurge {
-		ns, name, _ := strings.Cut(key, ".")
-		if d.topic(ns, name) != nil {
-			d.log.Info("topic plan deleted", "topic", ns+"/"+name)
-		}
-		d.setTopic(ns, name, nil)
-		d.syncRunners(key, nil)
-		d.pruneClients()
-		return
+		d.drop(ns, name, "topic plan deleted")
+		return false
 	}
 	p := new(plan.TopicPlan)
 	if err := json.Unmarshal(e.Value(), p); err != nil {
 		d.log.Error("ignoring unreadable plan", "key", key, "revision", e.Revision(), "error", err)
-		return
+		return d.topic(ns, name) != nil
+	}
+	if d.shared != "" && p.SharedDispatcher != d.shared {
+		d.drop(ns, name, "topic plan names another dispatcher", "sharedDispatcher", p.SharedDispatcher, "revision", e.Revision())
+		return false
 	}
 	if err := p.Validate(); err != nil {
 		d.log.Error("ignoring invalid plan", "key", key, "revision", e.Revision(), "error", err)
-		return
+		return d.topic(ns, name) != nil
 	}
 	if plan.Key(p.Namespace, p.Name) != key {
 		d.log.Error("ignoring plan stored under another Topic's key", "key", key, "topic", p.Namespace+"/"+p.Name)
-		return
+		return d.topic(ns, name) != nil
 	}
 	ts := &topicState{plan: p, key: key}
 	var err error
@@ -131,6 +137,20 @@ func (d *Dispatcher) apply(e jetstream.KeyValueEntry) {
 	d.setTopic(p.Namespace, p.Name, ts)
 	d.log.Info("topic plan applied", "topic", p.Namespace+"/"+p.Name, "revision", e.Revision(), "subscriptions", len(p.Subscriptions))
 	d.syncRunners(key, p)
+	d.pruneClients()
+	return true
+}
+
+// drop stops serving Topic ns/name, if served, logging why: its ingress
+// answers as for an unknown Topic and its delivery loops stop. d.mu must be
+// held.
+func (d *Dispatcher) drop(ns, name, why string, args ...any) {
+	if d.topic(ns, name) == nil {
+		return
+	}
+	d.log.Info(why, append([]any{"topic", ns + "/" + name}, args...)...)
+	d.setTopic(ns, name, nil)
+	d.syncRunners(plan.Key(ns, name), nil)
 	d.pruneClients()
 }
 
