@@ -38,8 +38,13 @@ import (
 type Config struct {
 	// NATSConfig is how the dispatcher reaches NATS.
 	cli.NATSConfig
-	// Topics served, as namespace/name; empty serves every plan.
+	// Topics served, as namespace/name; empty serves every plan (or, with
+	// Shared, those naming the shared dispatcher).
 	Topics []string
+	// Shared, as namespace/name, makes this the shared dispatcher of that
+	// name: it serves every Topic of the namespace whose plan names it.
+	// It excludes Topics.
+	Shared string
 	// Listen is the ingress address; it also serves /healthz and /readyz.
 	Listen string
 	// TLSCertFile and TLSKeyFile, both set or both empty, serve the ingress
@@ -76,8 +81,9 @@ const usage = `Usage: herald-dispatcher [flags]
 
 Serves the ingress of Herald Topics (POST /<namespace>/<topic>) and delivers
 their events to the Topics' Subscriptions, following the dispatch plans the
-control plane publishes in NATS. Flags default to the environment variables
-named.
+control plane publishes in NATS: those of the Topics named in --topics, of
+every Topic of a namespace whose plan names the shared dispatcher --shared,
+or else of every Topic. Flags default to the environment variables named.
 
 Topics whose publish policy authenticates producers accept a ServiceAccount
 token for the Topic's audience in Authorization: Bearer. Tokens are verified
@@ -101,7 +107,8 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 		logFlags logging.Flags
 	)
 	c.RegisterNATSFlags(fs, getenv)
-	fs.StringVar(&topics, "topics", getenv("HERALD_TOPICS"), "Topics to serve as namespace/name, comma-separated; empty serves all ($HERALD_TOPICS)")
+	fs.StringVar(&topics, "topics", getenv("HERALD_TOPICS"), "Topics to serve as namespace/name, comma-separated, whatever shared dispatcher their plans name; empty serves all unless --shared ($HERALD_TOPICS)")
+	fs.StringVar(&c.Shared, "shared", getenv("HERALD_SHARED"), "serve every Topic of namespace NS whose plan names this shared dispatcher NS/NAME; excludes --topics ($HERALD_SHARED)")
 	fs.StringVar(&c.Listen, "listen", envOr("HERALD_LISTEN", ":8080"), "ingress address, also serving /healthz and /readyz ($HERALD_LISTEN)")
 	fs.StringVar(&c.TLSCertFile, "tls-cert-file", getenv("HERALD_TLS_CERT_FILE"), "PEM certificate chain to serve the ingress over TLS with, reloaded when it changes; needs --tls-key-file ($HERALD_TLS_CERT_FILE)")
 	fs.StringVar(&c.TLSKeyFile, "tls-key-file", getenv("HERALD_TLS_KEY_FILE"), "PEM private key of --tls-cert-file ($HERALD_TLS_KEY_FILE)")
@@ -133,6 +140,15 @@ func (c Config) validate() error {
 		ns, name, ok := strings.Cut(t, "/")
 		if !ok || ns == "" || name == "" || strings.Contains(name, "/") {
 			errs = append(errs, fmt.Errorf("--topics: %q is not namespace/name", t))
+		}
+	}
+	if c.Shared != "" {
+		ns, name, ok := strings.Cut(c.Shared, "/")
+		if !ok || ns == "" || name == "" || strings.Contains(name, "/") || strings.ContainsAny(c.Shared, ". *>") {
+			errs = append(errs, fmt.Errorf("--shared: %q is not namespace/name", c.Shared))
+		}
+		if len(c.Topics) > 0 {
+			errs = append(errs, errors.New("--shared and --topics exclude each other"))
 		}
 	}
 	for flagName, addr := range map[string]string{"--listen": c.Listen, "--metrics-listen": c.MetricsListen} {
@@ -283,7 +299,7 @@ func Run(ctx context.Context, args []string) error {
 	if err != nil && cfg.Kubeconfig != "" {
 		return err
 	}
-	opts := dispatcher.Options{Topics: cfg.Topics, Logger: log, Registry: reg}
+	opts := dispatcher.Options{Topics: cfg.Topics, Shared: cfg.Shared, Logger: log, Registry: reg}
 	switch {
 	case err != nil:
 		// A Pod without its ServiceAccount token still serves open Topics.
@@ -344,7 +360,7 @@ func Run(ctx context.Context, args []string) error {
 	defer stopRun()
 	runDone := make(chan error, 1)
 	go func() { runDone <- d.Run(runCtx) }()
-	log.Info("dispatcher started", "listen", cfg.Listen, "tls", certs != nil, "metrics", cfg.MetricsListen, "topics", cfg.Topics, "nats", cfg.NATSURL)
+	log.Info("dispatcher started", "listen", cfg.Listen, "tls", certs != nil, "metrics", cfg.MetricsListen, "topics", cfg.Topics, "shared", cfg.Shared, "nats", cfg.NATSURL)
 
 	var failed error
 	select {

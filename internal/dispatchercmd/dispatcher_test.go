@@ -39,7 +39,7 @@ func TestParseDispatcherConfig(t *testing.T) {
 			env:  base,
 			check: func(t *testing.T, c Config) {
 				if c.NATSURL != "nats://nats:4222" || c.Listen != ":8080" || c.MetricsListen != ":9090" ||
-					c.Topics != nil || c.LogLevel != slog.LevelInfo || c.ShutdownTimeout != 30*time.Second || c.DrainDelay != 5*time.Second || c.DrainMax != 20*time.Second {
+					c.Topics != nil || c.Shared != "" || c.LogLevel != slog.LevelInfo || c.ShutdownTimeout != 30*time.Second || c.DrainDelay != 5*time.Second || c.DrainMax != 20*time.Second {
 					t.Errorf("config %+v", c)
 				}
 			},
@@ -68,8 +68,38 @@ func TestParseDispatcherConfig(t *testing.T) {
 				}
 			},
 		},
+		{
+			name: "shared from env",
+			env:  map[string]string{"NATS_URL": "nats://n", "HERALD_SHARED": "shop/herald-dispatcher"},
+			check: func(t *testing.T, c Config) {
+				if c.Shared != "shop/herald-dispatcher" || c.Topics != nil {
+					t.Errorf("config %+v", c)
+				}
+			},
+		},
+		{
+			name: "shared flag wins over env",
+			args: []string{"--shared", "shop/mine"},
+			env:  map[string]string{"NATS_URL": "nats://n", "HERALD_SHARED": "shop/theirs"},
+			check: func(t *testing.T, c Config) {
+				if c.Shared != "shop/mine" {
+					t.Errorf("shared %q", c.Shared)
+				}
+			},
+		},
 		{name: "no NATS URL", wantErr: "--nats-url"},
 		{name: "bad topic", args: []string{"--topics", "orders"}, env: base, wantErr: `"orders" is not namespace/name`},
+		{name: "shared without namespace", args: []string{"--shared", "herald-dispatcher"}, env: base, wantErr: `--shared: "herald-dispatcher" is not namespace/name`},
+		{name: "shared with an empty name", args: []string{"--shared", "shop/"}, env: base, wantErr: `--shared: "shop/" is not namespace/name`},
+		{name: "shared with a dot", args: []string{"--shared", "shop.a/b"}, env: base, wantErr: `--shared: "shop.a/b" is not namespace/name`},
+		{name: "shared with a wildcard", args: []string{"--shared", "*/b"}, env: base, wantErr: `--shared: "*/b" is not namespace/name`},
+		{name: "shared with three parts", args: []string{"--shared", "a/b/c"}, env: base, wantErr: `--shared: "a/b/c" is not namespace/name`},
+		{
+			name:    "shared and topics",
+			args:    []string{"--shared", "shop/herald-dispatcher"},
+			env:     map[string]string{"NATS_URL": "nats://n", "HERALD_TOPICS": "shop/orders"},
+			wantErr: "--shared and --topics exclude each other",
+		},
 		{name: "bad listen", args: []string{"--listen", "8080"}, env: base, wantErr: "--listen"},
 		{name: "drain delay above its maximum", args: []string{"--drain-delay", "30s"}, env: base, wantErr: "--drain-max"},
 		{name: "same ports", args: []string{"--listen", ":1", "--metrics-listen", ":1"}, env: base, wantErr: "must differ"},
