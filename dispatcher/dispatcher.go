@@ -76,6 +76,13 @@ const (
 	// maxPendingPublishes bounds publishes awaiting acknowledgement; more
 	// concurrent requests wait for a slot, then get 503.
 	maxPendingPublishes = 16384
+	// maxTopicPendingPublishes bounds the publishes of one Topic awaiting
+	// acknowledgement, single and batched events alike, so that a Topic
+	// whose stream stops acknowledging (its leader lost, its storage
+	// slow) holds at most a quarter of the process's publishes and the
+	// other Topics of a shared dispatcher keep storing theirs. Requests
+	// beyond it get 503 at once.
+	maxTopicPendingPublishes = maxPendingPublishes / 4
 	// publishStallWait is how long a request waits for a publish slot.
 	publishStallWait = 200 * time.Millisecond
 )
@@ -127,6 +134,10 @@ type topicState struct {
 	publish *publishPolicy
 	key     string
 	metrics *topicMetrics
+	// pending counts the Topic's publishes awaiting acknowledgement
+	// (maxTopicPendingPublishes); the states of one Topic share it across
+	// plan changes.
+	pending *atomic.Int64
 }
 
 // New returns a Dispatcher using nc. It does not touch the network; Run and

@@ -42,7 +42,10 @@ const (
 // for methods but POST (with Allow: POST), 413 above the Topic's
 // MaxEventSize, 415 for structured formats other than JSON, 429 with
 // Retry-After while the stream refuses events because it is full, 503 with
-// Retry-After while JetStream does not answer. Nothing is stored for a
+// Retry-After while JetStream does not answer (at once while
+// maxTopicPendingPublishes of the Topic's events await its answer, so that
+// a Topic whose stream stalls holds no more of the dispatcher's publishes
+// than that, whatever other Topics it serves). Nothing is stored for a
 // request answered with an error.
 //
 // When the Topic's publish policy authenticates producers, the bearer
@@ -225,15 +228,56 @@ func (d *Dispatcher) publishAsync(t *topicState, e *ce.Event, scope string) (jet
 	return d.js.PublishMsgAsync(storedMsg(t, e, scope))
 }
 
+// errTopicBacklog refuses a publish that would take a Topic's publishes
+// awaiting acknowledgement beyond maxTopicPendingPublishes.
+var errTopicBacklog = errors.New("too many events of this Topic await storage")
+
+// reserve takes n publishes of the Topic's budget, or nothing and false
+// when they do not fit.
+func (t *topicState) reserve(n int) bool {
+	if t.pending.Add(int64(n)) > maxTopicPendingPublishes {
+		t.pending.Add(-int64(n))
+		return false
+	}
+	return true
+}
+
+// release returns n publishes to the Topic's budget.
+func (t *topicState) release(n int) { t.pending.Add(-int64(n)) }
+
+// releaseWhenResolved returns the publishes of pafs to the Topic's budget
+// as JetStream acknowledges them or they fail, which the asynchronous
+// publisher's timeout (publishAckTimeout) makes sure of; after twice that
+// it returns the rest anyway.
+func (t *topicState) releaseWhenResolved(pafs []jetstream.PubAckFuture) {
+	deadline := time.NewTimer(2 * publishAckTimeout)
+	defer deadline.Stop()
+	for i, paf := range pafs {
+		select {
+		case <-paf.Ok():
+		case <-paf.Err():
+		case <-deadline.C:
+			t.release(len(pafs) - i)
+			return
+		}
+		t.release(1)
+	}
+}
+
 // publish stores e in the Topic's stream and waits for JetStream's
 // acknowledgement, at most publishAckTimeout; ctx ending first abandons
 // the wait. It is a request whose reply the connection's reader hands
 // straight to the waiting goroutine, cheaper than an asynchronous publish
 // (whose acknowledgement goes through the reply subscription's goroutine
-// and a timer) when each request carries one event. At most
-// maxPendingPublishes wait at once; others get ErrTooManyStalledMsgs after
-// publishStallWait.
+// and a timer) when each request carries one event. Beyond the Topic's
+// budget (maxTopicPendingPublishes) it fails at once with errTopicBacklog.
+// At most maxPendingPublishes wait at once; others get
+// ErrTooManyStalledMsgs after publishStallWait.
 func (d *Dispatcher) publish(ctx context.Context, t *topicState, e *ce.Event, scope string) (duplicate bool, err error) {
+	if !t.reserve(1) {
+		return false, errTopicBacklog
+	}
+	defer t.release(1)
 	select {
 	case d.publishSlots <- struct{}{}:
 	default:
@@ -285,7 +329,7 @@ func publishStatus(err error) (status int, reason, retryAfter string) {
 	if errors.Is(err, nats.ErrMaxPayload) {
 		return http.StatusRequestEntityTooLarge, reasonTooLarge, ""
 	}
-	if errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
+	if errors.Is(err, jetstream.ErrTooManyStalledMsgs) || errors.Is(err, errTopicBacklog) {
 		return http.StatusServiceUnavailable, reasonBackpressure, retryAfterFull
 	}
 	return http.StatusServiceUnavailable, reasonUnavailable, retryAfterUnavailable

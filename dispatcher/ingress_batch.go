@@ -1,6 +1,7 @@
 package dispatcher
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -44,7 +45,10 @@ type batchReport struct {
 // per-event report {"error", "results": [{"index", "id", "status",
 // "error"}]}; the events reported 202 are stored. Resending the whole batch
 // is safe: events are deduplicated on source and id within the Topic's
-// duplicate window. An empty batch is answered 202.
+// duplicate window. An empty batch is answered 202. A batch that does not
+// fit the Topic's budget of publishes awaiting acknowledgement
+// (maxTopicPendingPublishes) is refused at once with 503 and Retry-After,
+// nothing stored.
 //
 // With adm set (the Topic authenticates producers), every event must be
 // admitted by the publish policy, else the batch is refused with 403 and
@@ -86,6 +90,12 @@ func (d *Dispatcher) serveBatch(w http.ResponseWriter, r *http.Request, t *topic
 		writeError(w, http.StatusServiceUnavailable, "event store unavailable", "")
 		return
 	}
+	if !t.reserve(len(events)) {
+		t.metrics.reject(reasonBackpressure)
+		w.Header().Set("Retry-After", retryAfterFull)
+		writeError(w, http.StatusServiceUnavailable, "storing the events: "+errTopicBacklog.Error(), "")
+		return
+	}
 	scope := r.Header.Get(HeaderDedupScope)
 	pafs := make([]jetstream.PubAckFuture, len(events))
 	errs := make([]error, len(events))
@@ -93,6 +103,10 @@ func (d *Dispatcher) serveBatch(w http.ResponseWriter, r *http.Request, t *topic
 		pafs[i], errs[i] = d.publishAsync(t, e, scope)
 	}
 	failed := 0
+	// abandoned are the publishes still awaiting acknowledgement when the
+	// producer went away; they count against the Topic's budget until
+	// resolved.
+	var abandoned []jetstream.PubAckFuture
 	for i := range events {
 		if errs[i] != nil {
 			failed++
@@ -100,6 +114,9 @@ func (d *Dispatcher) serveBatch(w http.ResponseWriter, r *http.Request, t *topic
 		}
 		dup, err := awaitAck(r.Context(), pafs[i])
 		if err != nil {
+			if ctxErr := r.Context().Err(); ctxErr != nil && errors.Is(err, ctxErr) {
+				abandoned = append(abandoned, pafs[i])
+			}
 			errs[i] = err
 			failed++
 			continue
@@ -108,6 +125,10 @@ func (d *Dispatcher) serveBatch(w http.ResponseWriter, r *http.Request, t *topic
 		if dup {
 			t.metrics.duplicates.Inc()
 		}
+	}
+	t.release(len(events) - len(abandoned))
+	if len(abandoned) > 0 {
+		go t.releaseWhenResolved(abandoned)
 	}
 	if failed == 0 {
 		t.metrics.duration.Observe(time.Since(start).Seconds())

@@ -210,3 +210,32 @@ func TestIngressTooManyPendingPublishes(t *testing.T) {
 	<-r.d.publishSlots
 	sendOK(t, r.url+"/default/busy", "2")
 }
+
+// TestIngressTopicBacklog: once maxTopicPendingPublishes events of a Topic
+// await their acknowledgement, a further request for that Topic gets 503
+// with Retry-After at once and nothing is stored, while other Topics
+// still store events.
+func TestIngressTopicBacklog(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	busy := e.provision(newTopic("busy"), nil, nil)
+	other := e.provision(newTopic("other"), nil, nil)
+	r := e.start(nil, Options{})
+	r.waitDelivering(t, &busy.Plan)
+	r.waitDelivering(t, &other.Plan)
+	pending := r.d.topic("default", "busy").pending
+	pending.Add(maxTopicPendingPublishes)
+	resp, body := post(t, r.url+"/default/busy", binary("1"), []byte("{}"))
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") != retryAfterFull {
+		t.Fatalf("got %d Retry-After %q (%s), want 503 with Retry-After %s", resp.StatusCode, resp.Header.Get("Retry-After"), body, retryAfterFull)
+	}
+	sendOK(t, r.url+"/default/other", "1")
+	if n := e.streamMsgs(busy.Plan.Stream); n != 0 {
+		t.Errorf("%d events stored, want 0", n)
+	}
+	pending.Add(-maxTopicPendingPublishes)
+	sendOK(t, r.url+"/default/busy", "2")
+	if n := pending.Load(); n != 0 {
+		t.Errorf("%d publishes of the Topic pending after its request was answered", n)
+	}
+}

@@ -1,6 +1,8 @@
 package dispatcher
 
 import (
+	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,7 +13,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/herald-dev/herald/api/v1alpha1"
+	"github.com/herald-dev/herald/internal/ce"
+	"github.com/herald-dev/herald/plan"
 )
 
 // holdingSink is a subscriber that answers no request to heldPath until
@@ -186,4 +192,167 @@ func expect(t testing.TB, url, id string, status int) bool {
 		return false
 	}
 	return true
+}
+
+// stalledStream answers the publishes to a subject as a JetStream stream
+// would, but only once released: a stream whose leader is lost, or whose
+// storage stalls.
+type stalledStream struct {
+	mu       sync.Mutex
+	held     []*nats.Msg
+	released bool
+}
+
+func newStalledStream(t *testing.T, nc *nats.Conn, subject string) *stalledStream {
+	s := &stalledStream{}
+	sub, err := nc.Subscribe(subject, func(m *nats.Msg) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.released {
+			s.ack(m)
+			return
+		}
+		s.held = append(s.held, m)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sub.SetPendingLimits(-1, -1); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	return s
+}
+
+// ack answers m as a stream storing it. s.mu must be held.
+func (s *stalledStream) ack(m *nats.Msg) {
+	_ = m.Respond(fmt.Appendf(nil, `{"stream":"stalled","seq":%d}`, len(s.held)+1))
+}
+
+func (s *stalledStream) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.held)
+}
+
+// release answers the held publishes and those to come.
+func (s *stalledStream) release() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.released = true
+	for _, m := range s.held {
+		s.ack(m)
+	}
+}
+
+// batchBody is a batch of n events with ids prefix-0 to prefix-(n-1).
+func batchBody(prefix string, n int) []byte {
+	var b strings.Builder
+	b.WriteByte('[')
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `{"specversion":"1.0","id":"%s-%d","source":"/test","type":"t","data":{"n":1}}`, prefix, i)
+	}
+	b.WriteByte(']')
+	return []byte(b.String())
+}
+
+// postBatch posts a batch and returns the status, 0 when the request
+// failed (as when ctx ended).
+func postBatch(ctx context.Context, url string, body []byte) int {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return 0
+	}
+	req.Header.Set("Content-Type", ce.MediaBatchJSON)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") == "" {
+		return -1
+	}
+	return resp.StatusCode
+}
+
+// TestSharedDispatcherPublishBudget: a Topic whose stream stops answering
+// holds at most its budget of the dispatcher's publishes awaiting
+// acknowledgement (beyond it its producers get 503 at once), so another
+// Topic of the shared dispatcher keeps storing and delivering events,
+// single and batched; the budget returns once the stream answers, also for
+// the publishes of a producer that went away.
+func TestSharedDispatcherPublishBudget(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	stalled := newStalledStream(t, e.nc, "test.stalled")
+	e.putPlan(&plan.TopicPlan{Version: plan.Version, Namespace: "ns1", Name: "stalled", Stream: "stalled", Subject: "test.stalled",
+		MaxEventSize: 64 << 10, SharedDispatcher: sharedNS1})
+	fastSub := newSink(t, nil)
+	fast := e.provision(nsTopic("ns1", "fast"), []subscription{{name: "s", uri: fastSub.url()}}, nil)
+	e.share(fast, sharedNS1)
+	r := e.start(nil, Options{Shared: sharedNS1})
+	r.waitDelivering(t, &fast.Plan)
+	stalledURL := r.url + "/ns1/stalled"
+
+	// More batches than the Topic's budget holds; together, more events
+	// than the dispatcher's publishes awaiting acknowledgement.
+	const batch, batches = 1000, maxPendingPublishes/1000 + 4
+	fit := maxTopicPendingPublishes / batch
+	statuses := make(chan int, batches)
+	// The first one's producer goes away while it waits.
+	gone, leave := context.WithCancel(context.Background())
+	go func() { statuses <- postBatch(gone, stalledURL, batchBody("stalled-0", batch)) }()
+	eventually(t, 10*time.Second, func() bool { return stalled.count() == batch }, "first batch awaiting storage")
+	for i := 1; i < batches; i++ {
+		go func() {
+			statuses <- postBatch(context.Background(), stalledURL, batchBody(fmt.Sprintf("stalled-%d", i), batch))
+		}()
+	}
+	for range batches - fit {
+		if st := <-statuses; st != http.StatusServiceUnavailable {
+			t.Fatalf("a batch beyond the stalled Topic's budget: %d, want 503 with Retry-After", st)
+		}
+	}
+	// The batches that fit are still on their way.
+	eventually(t, 10*time.Second, func() bool { return stalled.count() >= fit*batch }, "%d events of the stalled Topic awaiting storage", fit*batch)
+	if got := stalled.count(); got != fit*batch {
+		t.Fatalf("%d events of the stalled Topic await storage, want %d", got, fit*batch)
+	}
+	leave()
+	if st := <-statuses; st != 0 {
+		t.Fatalf("the batch whose producer went away: %d", st)
+	}
+
+	// fast stores and delivers, single events and batches.
+	const singles, fastBatches, fastBatch = 100, 5, 100
+	for i := range singles {
+		sendOK(t, r.url+"/ns1/fast", fmt.Sprintf("fast-%d", i))
+	}
+	for i := range fastBatches {
+		if st := postBatch(context.Background(), r.url+"/ns1/fast", batchBody(fmt.Sprintf("fast-batch-%d", i), fastBatch)); st != http.StatusAccepted {
+			t.Fatalf("fast batch %d: %d", i, st)
+		}
+	}
+	eventually(t, 30*time.Second, func() bool { return len(fastSub.uniqueIDs()) == singles+fastBatches*fastBatch },
+		"%d events of fast delivered", singles+fastBatches*fastBatch)
+	if got := stalled.count(); got != fit*batch {
+		t.Errorf("%d events of the stalled Topic await storage, want %d", got, fit*batch)
+	}
+
+	// Once the stream answers, the waiting producers get 202 and the
+	// budget is whole again, the abandoned publishes' included.
+	stalled.release()
+	for range fit - 1 {
+		if st := <-statuses; st != http.StatusAccepted {
+			t.Errorf("a batch stored once the stream answered: %d, want 202", st)
+		}
+	}
+	eventually(t, 10*time.Second, func() bool { return r.d.topic("ns1", "stalled").pending.Load() == 0 }, "the stalled Topic's budget returned")
+	if st := postBatch(context.Background(), stalledURL, batchBody("after", batch)); st != http.StatusAccepted {
+		t.Errorf("a batch once the stream answers: %d, want 202", st)
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -130,9 +131,9 @@ func (d *Dispatcher) apply(e jetstream.KeyValueEntry) bool {
 		d.log.Error("publish rules admit nothing where their filters do not compile", "topic", p.Namespace+"/"+p.Name, "error", err)
 	}
 	if old := d.topic(p.Namespace, p.Name); old != nil {
-		ts.metrics = old.metrics
+		ts.metrics, ts.pending = old.metrics, old.pending
 	} else {
-		ts.metrics = d.metrics.forTopic(p.Namespace, p.Name)
+		ts.metrics, ts.pending = d.metrics.forTopic(p.Namespace, p.Name), new(atomic.Int64)
 	}
 	d.setTopic(p.Namespace, p.Name, ts)
 	d.log.Info("topic plan applied", "topic", p.Namespace+"/"+p.Name, "revision", e.Revision(), "subscriptions", len(p.Subscriptions))
