@@ -178,10 +178,10 @@ func TestDedicatedDispatcherIgnoresSharedDispatcher(t *testing.T) {
 	e := newEnv(t)
 	res := e.provision(nsTopic("ns1", "a"), nil, nil)
 	e.share(res, sharedNS1)
-	for _, opts := range []Options{{Topics: []string{"ns1/a"}}, {}} {
+	for id, opts := range map[string]Options{"dedicated": {Topics: []string{"ns1/a"}}, "all": {}} {
 		r := e.start(nil, opts)
 		r.waitDelivering(t, &res.Plan)
-		sendOK(t, r.url+"/ns1/a", fmt.Sprintf("%v", opts.Topics))
+		sendOK(t, r.url+"/ns1/a", id)
 	}
 }
 
