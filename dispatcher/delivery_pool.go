@@ -120,10 +120,15 @@ func keepAlive(heartbeat func() time.Duration, stop <-chan struct{}, collect fun
 	}
 }
 
-// sharedPool is n workers reading one unbuffered channel.
+// sharedPool delivers up to n messages at a time, each on a goroutine of
+// its own started when it is submitted: an idle Subscription holds no
+// goroutines, so that a shared dispatcher serving hundreds of Subscriptions
+// costs little memory while they are quiet. slots hands out the indexes of
+// the inflight records.
 type sharedPool struct {
 	n         int
-	ch        chan jetstream.Msg
+	slots     chan int
+	work      func(jetstream.Msg)
 	wg        sync.WaitGroup
 	busy      atomic.Int64
 	freed     chan struct{}
@@ -135,31 +140,32 @@ type sharedPool struct {
 
 func newSharedPool(n int, work func(jetstream.Msg), heartbeat func() time.Duration) *sharedPool {
 	p := &sharedPool{
-		n: n, ch: make(chan jetstream.Msg), freed: make(chan struct{}, 1),
+		n: n, slots: make(chan int, n), work: work, freed: make(chan struct{}, 1),
 		inflight: newInflight(n), heartbeat: heartbeat,
 		stopHB: make(chan struct{}), hbDone: make(chan struct{}),
 	}
-	p.wg.Add(n)
 	for i := range n {
-		go func() {
-			defer p.wg.Done()
-			for m := range p.ch {
-				p.inflight.begin(i, m, time.Now())
-				work(m)
-				p.inflight.end(i)
-				p.busy.Add(-1)
-				select {
-				case p.freed <- struct{}{}:
-				default:
-				}
-			}
-		}()
+		p.slots <- i
 	}
 	go func() {
 		defer close(p.hbDone)
 		keepAlive(heartbeat, p.stopHB, p.inflight.stale)
 	}()
 	return p
+}
+
+// run delivers m in slot i, then frees the slot.
+func (p *sharedPool) run(i int, m jetstream.Msg) {
+	defer p.wg.Done()
+	p.inflight.begin(i, m, time.Now())
+	p.work(m)
+	p.inflight.end(i)
+	p.slots <- i
+	p.busy.Add(-1)
+	select {
+	case p.freed <- struct{}{}:
+	default:
+	}
 }
 
 func (p *sharedPool) free(ctx context.Context, wait time.Duration) int {
@@ -190,18 +196,21 @@ func waitFree(ctx context.Context, wait time.Duration, freed <-chan struct{}, av
 
 func (p *sharedPool) submit(m jetstream.Msg) {
 	p.busy.Add(1)
+	p.wg.Add(1)
 	select {
-	case p.ch <- m:
+	case i := <-p.slots:
+		go p.run(i, m)
 		return
 	default:
 	}
-	// Every worker is busy: only when the caller submits more than free
+	// Every slot is taken: only when the caller submits more than free
 	// said. Keep m alive while it waits.
 	t := time.NewTimer(p.heartbeat())
 	defer t.Stop()
 	for {
 		select {
-		case p.ch <- m:
+		case i := <-p.slots:
+			go p.run(i, m)
 			return
 		case <-t.C:
 			_ = m.InProgress()
@@ -211,7 +220,6 @@ func (p *sharedPool) submit(m jetstream.Msg) {
 }
 
 func (p *sharedPool) closeAndWait() {
-	close(p.ch)
 	p.wg.Wait()
 	close(p.stopHB)
 	<-p.hbDone

@@ -542,10 +542,10 @@ func (b *bench) kubelet(ctx context.Context) {
 				for d := range work {
 					if b.markAvailable(ctx, d) {
 						mu.Lock()
-						if !done[d.Name] {
+						if !done[d.Namespace+"/"+d.Name] {
 							b.available.Add(1)
 						}
-						done[d.Name] = true
+						done[d.Namespace+"/"+d.Name] = true
 						mu.Unlock()
 					}
 				}
@@ -554,7 +554,7 @@ func (b *bench) kubelet(ctx context.Context) {
 		for i := range list.Items {
 			d := &list.Items[i]
 			mu.Lock()
-			skip := done[d.Name] && d.Status.ObservedGeneration == d.Generation
+			skip := done[d.Namespace+"/"+d.Name] && d.Status.ObservedGeneration == d.Generation
 			mu.Unlock()
 			if !skip {
 				work <- d.DeepCopy()
