@@ -149,9 +149,15 @@ func testHelmUpgrade(t *testing.T) {
 		t.Errorf("upgrade: the NATS Secrets changed; the generated CA, certificate and passwords must be kept")
 	}
 	if env.upgradeTag != "" {
+		// The status counts describe the new image only once the
+		// deployment controller observed the Deployment's generation.
 		eventually(t, 120*time.Second, "dispatcher rolled to the new image", func() bool {
-			img := kubectl(t, "", "-n", f.ns, "get", "deployment", f.dispatcher, "-o", "jsonpath={.spec.template.spec.containers[0].image} {.status.updatedReplicas} {.status.readyReplicas} {.status.replicas}")
-			return img == "localhost/herald:"+env.upgradeTag+" 1 1 1"
+			img := kubectl(t, "", "-n", f.ns, "get", "deployment", f.dispatcher, "-o",
+				"jsonpath={.spec.template.spec.containers[0].image} {.status.updatedReplicas} {.status.readyReplicas} {.status.replicas} {.metadata.generation} {.status.observedGeneration}")
+			var image string
+			var updated, ready, replicas, gen, observed int
+			_, _ = fmt.Sscan(img, &image, &updated, &ready, &replicas, &gen, &observed)
+			return image == "localhost/herald:"+env.upgradeTag && updated == 1 && ready == 1 && replicas == 1 && gen == observed
 		})
 		if after := f.dispatcherPods(t); len(after) == 1 && len(before) == 1 && after[0] == before[0] {
 			t.Errorf("upgrade: the dispatcher pod %s was not replaced", before[0])
