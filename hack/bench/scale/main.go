@@ -128,23 +128,25 @@ func run(c config) error {
 	}
 	defer os.RemoveAll(dir)
 
-	bin, dispatcherBin := c.herald, ""
-	if bin == "" {
-		bin = filepath.Join(dir, "herald")
-		logf("building herald")
-		b := exec.Command("go", "build", "-o", bin, "./cmd/herald")
+	build := func(name string) (string, error) {
+		out := filepath.Join(dir, name)
+		logf("building %s", name)
+		b := exec.Command("go", "build", "-o", out, "./cmd/"+name)
 		b.Dir, b.Stdout, b.Stderr = root, os.Stderr, os.Stderr
 		if err := b.Run(); err != nil {
-			return fmt.Errorf("build herald: %w", err)
+			return "", fmt.Errorf("build %s: %w", name, err)
+		}
+		return out, nil
+	}
+	bin, dispatcherBin := c.herald, ""
+	if bin == "" {
+		if bin, err = build("herald"); err != nil {
+			return err
 		}
 	}
 	if c.serve {
-		dispatcherBin = filepath.Join(dir, "herald-dispatcher")
-		logf("building herald-dispatcher")
-		b := exec.Command("go", "build", "-o", dispatcherBin, "./cmd/herald-dispatcher")
-		b.Dir, b.Stdout, b.Stderr = root, os.Stderr, os.Stderr
-		if err := b.Run(); err != nil {
-			return fmt.Errorf("build herald-dispatcher: %w", err)
+		if dispatcherBin, err = build("herald-dispatcher"); err != nil {
+			return err
 		}
 	}
 
