@@ -134,13 +134,25 @@ spec:
 %s`, name, ns, topic, uri, extra)
 }
 
+// dispatcherOf names the Deployment serving a Ready Topic, as its status
+// reports it: the namespace's shared dispatcher by default.
+func dispatcherOf(t *testing.T, ns, topic string) string {
+	t.Helper()
+	kubectl(t, "", "wait", "--for=condition=Ready", "--timeout=90s", "-n", ns, "topic/"+topic)
+	name := strings.TrimSpace(kubectl(t, "", "get", "-n", ns, "topic/"+topic, "-o", "jsonpath={.status.dispatcher.name}"))
+	if name == "" {
+		t.Fatalf("topic %s/%s is Ready without status.dispatcher.name", ns, topic)
+	}
+	return name
+}
+
 // ingress waits for the Topic's dispatcher to run and returns its URL.
 func ingress(t *testing.T, ns, topic string) string {
 	t.Helper()
-	kubectl(t, "", "wait", "--for=condition=Ready", "--timeout=90s", "-n", ns, "topic/"+topic)
+	dispatcher := dispatcherOf(t, ns, topic)
 	var addr string
-	eventually(t, 30*time.Second, "dispatcher process", func() bool {
-		addr = run.addr(ns, topic+"-dispatcher", 0)
+	eventually(t, 30*time.Second, "dispatcher process "+dispatcher, func() bool {
+		addr = run.addr(ns, dispatcher, 0)
 		return addr != ""
 	})
 	return "http://" + addr + "/" + ns + "/" + topic
@@ -226,14 +238,15 @@ func TestDispatcherKilledMidStreamLosesNothing(t *testing.T) {
 		}(p)
 	}
 	eventually(t, 60*time.Second, "a third of the events delivered", func() bool { u, _ := sub.stats(); return u >= n/3 })
-	if err := run.kill(ns, "payments-dispatcher", 0); err != nil {
+	dispatcher := dispatcherOf(t, ns, "payments")
+	if err := run.kill(ns, dispatcher, 0); err != nil {
 		t.Fatal(err)
 	}
 	wg.Wait()
 	eventually(t, 90*time.Second, "every accepted event delivered", func() bool { u, _ := sub.stats(); return u == n })
 	u, d := sub.stats()
 	t.Logf("dispatcher killed mid-stream: sent %d, delivered %d unique, %d duplicates", n, u, d)
-	if logs := run.logs(ns, "payments-dispatcher", 0); !strings.Contains(logs, "dispatcher") {
+	if logs := run.logs(ns, dispatcher, 0); !strings.Contains(logs, "dispatcher") {
 		t.Logf("dispatcher log:\n%s", logs)
 	}
 }
