@@ -31,8 +31,8 @@ const (
 	MaxBatchWait = 10 * time.Second
 
 	// RetryBacklog is how many events of an unordered Subscription may wait
-	// for a retry (nakked with a delay, still pending in JetStream) per
-	// dispatcher replica, on top of the maxInFlight being delivered. Without
+	// for a retry (nakked with a delay, still pending in JetStream), on top
+	// of the maxInFlight being delivered. Without
 	// it a few failing deliveries would fill MaxAckPending with waiting
 	// retries and starve new events; a subscriber that fails for good still
 	// stops new deliveries once the backlog is full.
@@ -325,10 +325,8 @@ func batchSize(sp plan.SubscriptionPlan) int {
 }
 
 func consumerConfig(topic *v1alpha1.Topic, s *v1alpha1.Subscription, sp plan.SubscriptionPlan) (jetstream.ConsumerConfig, error) {
-	replicas := 1
-	if ds := topic.Spec.Dispatcher; ds != nil && ds.Replicas != nil && *ds.Replicas > 1 {
-		replicas = int(*ds.Replicas)
-	}
+	// Nothing here depends on the dispatcher's replicas, which a scaler
+	// may set: maxInFlight is a total the replicas split between them.
 	cc := jetstream.ConsumerConfig{
 		Name:          sp.Consumer,
 		Durable:       sp.Consumer,
@@ -343,7 +341,7 @@ func consumerConfig(topic *v1alpha1.Topic, s *v1alpha1.Subscription, sp plan.Sub
 		// Subscription alone.
 		FilterSubjects: []string{plan.Subject(topic.Namespace, topic.Name), plan.RedeliverySubject(topic.Namespace, topic.Name, s.Name)},
 		ReplayPolicy:   jetstream.ReplayInstantPolicy,
-		MaxAckPending:  (sp.MaxInFlight*batchSize(sp) + RetryBacklog) * replicas,
+		MaxAckPending:  sp.MaxInFlight*batchSize(sp) + RetryBacklog,
 		Metadata: map[string]string{
 			"herald.dev/subscription": s.Namespace + "/" + s.Name,
 		},

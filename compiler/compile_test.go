@@ -1,6 +1,7 @@
 package compiler_test
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -114,7 +115,7 @@ func TestConsumerConfigs(t *testing.T) {
 		t.Errorf("bad cesql error = %v", err)
 	}
 	plain := res.Consumers["plain"]
-	if plain.Durable != "sub_plain" || plain.MaxAckPending != (10+compiler.RetryBacklog)*2 || plain.DeliverPolicy != jetstream.DeliverNewPolicy ||
+	if plain.Durable != "sub_plain" || plain.MaxAckPending != 10+compiler.RetryBacklog || plain.DeliverPolicy != jetstream.DeliverNewPolicy ||
 		plain.MaxDeliver != -1 || plain.AckWait != plan.AckWait || plain.PriorityPolicy != jetstream.PriorityPolicyNone {
 		t.Errorf("plain consumer = %+v", plain)
 	}
@@ -292,6 +293,34 @@ func TestBatch(t *testing.T) {
 	for name, want := range map[string]string{"ordered": "ordering unordered", "reply": "reply", "long": "maxWait"} {
 		if err := res.Errors[name]; err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: error %v, want one about %s", name, err, want)
+		}
+	}
+}
+
+// TestConsumerConfigIgnoresDispatcherReplicas: maxInFlight is a total the
+// dispatcher replicas split between them, so a consumer's configuration is
+// the same whatever the replicas, fixed or left to a scaler.
+func TestConsumerConfigIgnoresDispatcherReplicas(t *testing.T) {
+	subs := []compiler.ResolvedSubscription{resolved("plain", v1alpha1.SubscriptionSpec{MaxInFlight: 10})}
+	var want *jetstream.ConsumerConfig
+	for _, ds := range []*v1alpha1.DispatcherSpec{
+		nil,
+		{Replicas: ptr(int32(1))},
+		{Replicas: ptr(int32(3))},
+		{Autoscaling: &v1alpha1.DispatcherAutoscaling{MaxReplicas: 10}},
+	} {
+		res, err := compiler.Compile(topic(v1alpha1.TopicSpec{Dispatcher: ds}), subs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cc := res.Consumers["plain"]
+		if cc.MaxAckPending != 10+compiler.RetryBacklog {
+			t.Errorf("dispatcher %+v: MaxAckPending %d, want maxInFlight + the retry backlog", ds, cc.MaxAckPending)
+		}
+		if want == nil {
+			want = &cc
+		} else if !reflect.DeepEqual(cc, *want) {
+			t.Errorf("dispatcher %+v: consumer %+v, want %+v", ds, cc, *want)
 		}
 	}
 }

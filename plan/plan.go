@@ -9,6 +9,11 @@
 // Topic (Key), as JSON. Dispatchers watch the keys of the Topics they serve;
 // a shared dispatcher watches every key of its namespace and serves the
 // plans naming it (TopicPlan.SharedDispatcher).
+//
+// Dispatcher replicas split a Subscription's limits (MaxInFlight,
+// RateLimit) between them through the bucket SharesBucket: each replica
+// delivering for a Subscription keeps a key (ShareKey) saying which Share
+// of the limits it holds.
 package plan
 
 import (
@@ -22,6 +27,52 @@ import (
 
 // KVBucket is the JetStream key-value bucket holding one TopicPlan per Topic.
 const KVBucket = "herald-plans"
+
+// SharesBucket is the JetStream key-value bucket in which dispatcher
+// replicas announce the Share of each Subscription's limits they hold, one
+// key per Subscription and replica (ShareKey). A key not refreshed within
+// ShareTTL belongs to a replica that is gone.
+const SharesBucket = "herald-dispatchers"
+
+// ShareTTL is how long a ShareKey lives without a refresh; replicas
+// refresh theirs every ShareRefresh.
+const (
+	ShareTTL     = 3 * time.Second
+	ShareRefresh = time.Second
+)
+
+// Share is what one dispatcher replica holds of a Subscription's limits:
+// it starts at most InFlight deliveries at once and delivers at most Rate
+// events per second. The replicas' shares add up to at most the
+// Subscription's MaxInFlight and RateLimit.
+type Share struct {
+	InFlight int     `json:"inFlight"`
+	Rate     float64 `json:"rate,omitempty"`
+}
+
+// ShareKey is the SharesBucket key of replica's Share of the Subscription
+// whose consumer is consumer in stream. replica holds only letters,
+// digits, '-' and '_' (see ReplicaID).
+func ShareKey(stream, consumer, replica string) string {
+	return stream + "." + consumer + "." + replica
+}
+
+// ShareKeys is the SharesBucket key filter matching every replica's
+// ShareKey of one Subscription.
+func ShareKeys(stream, consumer string) string { return stream + "." + consumer + ".*" }
+
+// ReplicaID turns name (a Pod name, a host name) and a random suffix into
+// an identifier usable in a ShareKey: characters other than letters,
+// digits, '-' and '_' become '-'.
+func ReplicaID(name, suffix string) string {
+	b := []byte(name + "-" + suffix)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			b[i] = '-'
+		}
+	}
+	return string(b)
+}
 
 // Version is the schema version of TopicPlan. A dispatcher refuses a plan
 // with a version it does not know instead of misreading it.
@@ -96,12 +147,14 @@ type SubscriptionPlan struct {
 	Delivery Delivery `json:"delivery"`
 	// Ordering is unordered, ordered or perKey.
 	Ordering Ordering `json:"ordering"`
-	// MaxInFlight bounds concurrent deliveries per dispatcher replica.
+	// MaxInFlight bounds the deliveries under way at once, in total
+	// across dispatcher replicas (see Share).
 	MaxInFlight int `json:"maxInFlight"`
 	// Batch, when set, delivers events in batches (CloudEvents batch
 	// content mode); only for unordered Subscriptions without a ReplyURI.
 	Batch *Batch `json:"batch,omitempty"`
-	// RateLimit bounds the delivery rate per dispatcher replica; nil means none.
+	// RateLimit bounds the delivery rate, in total across dispatcher
+	// replicas (see Share); nil means none.
 	RateLimit *RateLimit `json:"rateLimit,omitempty"`
 	// Paused stops delivery; the consumer keeps its position.
 	Paused bool `json:"paused,omitempty"`
