@@ -72,8 +72,9 @@ type decodedPlan struct {
 	plan     *plan.TopicPlan
 }
 
-// New returns a Provisioner, creating the plan bucket when it is missing.
-// replicas is the bucket's replica count (1 or 3 for a NATS cluster).
+// New returns a Provisioner, creating the plan bucket, the shares bucket
+// (SharesBucketConfig) and the counter stream when they are missing.
+// replicas is their replica count (1 or 3 for a NATS cluster).
 func New(ctx context.Context, js jetstream.JetStream, replicas int) (*Provisioner, error) {
 	if replicas < 1 {
 		replicas = 1
@@ -88,10 +89,28 @@ func New(ctx context.Context, js jetstream.JetStream, replicas int) (*Provisione
 	if err != nil {
 		return nil, fmt.Errorf("plan bucket: %w", err)
 	}
+	if _, err := js.CreateOrUpdateKeyValue(ctx, SharesBucketConfig(replicas)); err != nil {
+		return nil, fmt.Errorf("shares bucket: %w", err)
+	}
 	if _, err := js.CreateOrUpdateStream(ctx, CounterStreamConfig(replicas)); err != nil {
 		return nil, fmt.Errorf("counter stream: %w", err)
 	}
 	return &Provisioner{js: js, kv: kv, applied: map[string]*streamMemo{}, plans: map[string]decodedPlan{}}, nil
+}
+
+// SharesBucketConfig is the bucket in which dispatcher replicas announce
+// their shares of each Subscription's limits (plan.SharesBucket): keys live
+// plan.ShareTTL unless refreshed, one value per key, in memory (a restarted
+// server loses nothing the replicas do not write again within a second).
+func SharesBucketConfig(replicas int) jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
+		Bucket:      plan.SharesBucket,
+		Description: "Herald dispatcher replicas' shares of Subscription limits",
+		History:     1,
+		TTL:         plan.ShareTTL,
+		Storage:     jetstream.MemoryStorage,
+		Replicas:    max(replicas, 1),
+	}
 }
 
 // CounterStreamConfig is the stream of Herald's counters: one subject per
