@@ -33,12 +33,11 @@ const (
 
 // subConfig is the part of a Subscription's plan a running delivery loop
 // takes live: filters, URIs and the clients sending to them, delivery
-// policy and rate limit.
+// policy and rate limit (which the loop's shares apply).
 type subConfig struct {
 	plan         plan.SubscriptionPlan
 	maxEventSize int
 	filter       matcher
-	limiter      *rate.Limiter
 	// subscriberClient, replyClient and deadLetterClient send to the
 	// plan's URIs, trusting their caCerts (see Dispatcher.clientFor).
 	subscriberClient, replyClient, deadLetterClient *http.Client
@@ -47,8 +46,8 @@ type subConfig struct {
 	signer *signer
 }
 
-// compileSubscription prepares sp for delivery, keeping old's rate limiter
-// when the limit did not change.
+// compileSubscription prepares sp for delivery, keeping old's signer when
+// its keys did not move.
 func (d *Dispatcher) compileSubscription(tp *plan.TopicPlan, sp *plan.SubscriptionPlan, old *subConfig) (*subConfig, error) {
 	f, err := compileFilters(sp.Filters)
 	if err != nil {
@@ -84,19 +83,13 @@ func (d *Dispatcher) compileSubscription(tp *plan.TopicPlan, sp *plan.Subscripti
 			cfg.signer = newSigner(sp.SigningKeyDir)
 		}
 	}
-	if rl := sp.RateLimit; rl != nil && rl.EventsPerSecond > 0 {
-		if old != nil && old.limiter != nil && old.plan.RateLimit != nil && *old.plan.RateLimit == *rl {
-			cfg.limiter = old.limiter
-		} else {
-			cfg.limiter = rate.NewLimiter(rate.Limit(rl.EventsPerSecond), max(rl.Burst, 1))
-		}
-	}
 	return cfg, nil
 }
 
 // subRunner is the delivery loop of one Subscription: it pulls from the
-// Subscription's durable consumer and hands messages to a fixed pool of
-// workers shaped by the ordering.
+// Subscription's durable consumer and hands messages to a pool of workers
+// shaped by the ordering, as many as the share of maxInFlight this replica
+// holds, at the share of the rate limit it holds (see shares).
 type subRunner struct {
 	d                *Dispatcher
 	topicKey         string
@@ -118,6 +111,13 @@ type subRunner struct {
 	heartbeat atomic.Int64
 	// pinID is the pin this loop last held, "" when none.
 	pinID atomic.Pointer[string]
+	// limiter paces deliveries while limited is set, at this replica's
+	// share of the rate limit.
+	limiter *rate.Limiter
+	limited atomic.Bool
+	// shares, while the loop runs, splits the Subscription's limits with
+	// the other replicas; nil when this replica applies them whole.
+	shares atomic.Pointer[shares]
 }
 
 func (d *Dispatcher) newRunner(key string, p *plan.TopicPlan, sp *plan.SubscriptionPlan, cfg *subConfig, prev *subRunner) *subRunner {
@@ -139,6 +139,12 @@ func (d *Dispatcher) newRunner(key string, p *plan.TopicPlan, sp *plan.Subscript
 	}
 	r.cfg.Store(cfg)
 	r.heartbeat.Store(int64(maxHeartbeat))
+	r.limiter = rate.NewLimiter(0, 0)
+	if rl := sp.RateLimit; rl != nil && rl.EventsPerSecond > 0 {
+		// Full at first, like the bucket of a replica delivering alone.
+		r.limiter = rate.NewLimiter(rate.Limit(rl.EventsPerSecond), max(rl.Burst, 1))
+	}
+	r.applyWhole()
 	return r
 }
 
@@ -195,8 +201,10 @@ func (r *subRunner) run() {
 	}
 	r.log.Info("delivering", "consumer", r.consumer, "ordering", r.ordering, "maxInFlight", r.maxInFlight)
 	p := r.newPool()
+	sh := r.startShares(p)
 	r.pull(cons, p)
 	p.closeAndWait()
+	sh.stop()
 	r.unpin()
 }
 
@@ -254,7 +262,7 @@ func (r *subRunner) pollLag(cons jetstream.Consumer) {
 func (r *subRunner) pull(cons jetstream.Consumer, p pool) {
 	bo := newBackoff(100*time.Millisecond, 5*time.Second)
 	for r.ctx.Err() == nil {
-		n := p.free(r.ctx, pullWait)
+		n := p.claim(r.ctx, pullWait)
 		if r.ctx.Err() != nil {
 			return
 		}
@@ -444,18 +452,60 @@ func (r *subRunner) hold(msg jetstream.Msg, d time.Duration) bool {
 	}
 }
 
+// rateRetry is how often a delivery waiting for a rate share (this
+// replica holding none yet) looks again.
+const rateRetry = 100 * time.Millisecond
+
 // waitRate waits for the rate limiter; false when the loop stopped.
-func (r *subRunner) waitRate(cfg *subConfig, msg jetstream.Msg) bool {
-	if cfg.limiter == nil {
-		return true
-	}
-	res := cfg.limiter.Reserve()
-	if !res.OK() {
-		return true
-	}
-	if !r.hold(msg, res.Delay()) {
-		res.Cancel()
-		return false
+func (r *subRunner) waitRate(msg jetstream.Msg) bool {
+	for r.limited.Load() {
+		res := r.limiter.Reserve()
+		if res.OK() {
+			if !r.hold(msg, res.Delay()) {
+				res.Cancel()
+				return false
+			}
+			return true
+		}
+		// No share of the rate (a burst of 0).
+		if !r.hold(msg, rateRetry) {
+			return false
+		}
 	}
 	return true
+}
+
+// setRate paces deliveries at perSecond with burst; no pacing when
+// perSecond is 0 and off is set.
+func (r *subRunner) setRate(perSecond float64, burst int, off bool) {
+	if off {
+		r.limited.Store(false)
+		return
+	}
+	now := time.Now()
+	r.limiter.SetLimitAt(now, rate.Limit(perSecond))
+	r.limiter.SetBurstAt(now, burst)
+	r.limited.Store(true)
+}
+
+// applyWhole applies the Subscription's whole rate limit to this replica,
+// as when it delivers alone.
+func (r *subRunner) applyWhole() {
+	rl := r.cfg.Load().plan.RateLimit
+	if rl == nil || rl.EventsPerSecond <= 0 {
+		r.setRate(0, 0, true)
+		r.m.share(r.maxInFlight, 0, false)
+		return
+	}
+	r.setRate(float64(rl.EventsPerSecond), max(rl.Burst, 1), false)
+	r.m.share(r.maxInFlight, float64(rl.EventsPerSecond), true)
+}
+
+// limitsChanged takes a new rate limit of the running loop into effect.
+func (r *subRunner) limitsChanged() {
+	if sh := r.shares.Load(); sh != nil {
+		sh.wake()
+		return
+	}
+	r.applyWhole()
 }

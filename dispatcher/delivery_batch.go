@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -14,8 +13,9 @@ import (
 )
 
 // batchPool runs n workers that each deliver up to size messages in one
-// request. It holds at most n×size messages, queued or in a worker's
-// batch, and keeps every one of them alive (InProgress every heartbeat), so
+// request, at most limit of them at once (n at first; see resize). It
+// holds at most limit×size messages, queued or in a worker's batch, and
+// keeps every one of them alive (InProgress every heartbeat), so
 // a batch Subscription pulls enough to fill its batches while JetStream
 // still redelivers what a dead dispatcher held within one AckWait.
 //
@@ -30,19 +30,18 @@ import (
 type batchPool struct {
 	n, size int
 	maxWait time.Duration
+	gate    *gate
 	mu      sync.Mutex
 	queue   []queued
 	closed  bool
-	// sending is how many batches are under way.
-	sending   int
-	held      atomic.Int64
-	wake      chan struct{}
-	freed     chan struct{}
-	active    []activeBatch
-	wg        sync.WaitGroup
-	stopHB    chan struct{}
-	hbDone    chan struct{}
-	heartbeat func() time.Duration
+	// sending is how many batches are under way, at most limit.
+	sending, limit int
+	wake           chan struct{}
+	active         []activeBatch
+	wg             sync.WaitGroup
+	stopHB         chan struct{}
+	hbDone         chan struct{}
+	heartbeat      func() time.Duration
 }
 
 // activeBatch is the batch a worker is delivering.
@@ -54,9 +53,9 @@ type activeBatch struct {
 
 func newBatchPool(n, size int, maxWait time.Duration, work func([]jetstream.Msg), heartbeat func() time.Duration) *batchPool {
 	p := &batchPool{
-		n: n, size: max(size, 1), maxWait: maxWait,
+		n: n, size: max(size, 1), maxWait: maxWait, limit: n,
+		gate:      newGate(n * max(size, 1)),
 		wake:      make(chan struct{}, n),
-		freed:     make(chan struct{}, 1),
 		active:    make([]activeBatch, n),
 		stopHB:    make(chan struct{}),
 		hbDone:    make(chan struct{}),
@@ -73,12 +72,27 @@ func newBatchPool(n, size int, maxWait time.Duration, work func([]jetstream.Msg)
 	return p
 }
 
-func (p *batchPool) free(ctx context.Context, wait time.Duration) int {
-	return waitFree(ctx, wait, p.freed, func() int { return p.n*p.size - int(p.held.Load()) })
+func (p *batchPool) claim(ctx context.Context, wait time.Duration) int {
+	return p.gate.claim(ctx, wait)
+}
+
+// resize lets at most n batches be under way from now on and returns how
+// many are.
+func (p *batchPool) resize(n int) int {
+	n = min(n, p.n)
+	p.mu.Lock()
+	p.limit = n
+	sending := p.sending
+	p.mu.Unlock()
+	p.gate.setLimit(n * p.size)
+	for range n {
+		p.signal()
+	}
+	return sending
 }
 
 func (p *batchPool) submit(m jetstream.Msg) {
-	p.held.Add(1)
+	p.gate.add()
 	p.mu.Lock()
 	p.queue = append(p.queue, queued{msg: m, since: time.Now()})
 	p.mu.Unlock()
@@ -113,7 +127,7 @@ func (p *batchPool) take() []jetstream.Msg {
 		if n > 0 && n < p.size && p.maxWait > 0 {
 			wait = time.Until(p.queue[0].since.Add(p.maxWait))
 		}
-		if n >= p.size || (n > 0 && p.sending == 0 && wait <= 0) {
+		if p.sending < p.limit && (n >= p.size || (n > 0 && p.sending == 0 && wait <= 0)) {
 			k := min(n, p.size)
 			batch := make([]jetstream.Msg, k)
 			for i := range k {
@@ -167,11 +181,7 @@ func (p *batchPool) work(i int, work func([]jetstream.Msg)) {
 		if waiting {
 			p.signal()
 		}
-		p.held.Add(-int64(len(batch)))
-		select {
-		case p.freed <- struct{}{}:
-		default:
-		}
+		p.gate.done(len(batch))
 	}
 }
 
@@ -204,7 +214,7 @@ func (p *batchPool) closeAndWait() {
 	}
 	for _, q := range rest {
 		_ = q.msg.Nak()
-		p.held.Add(-1)
+		p.gate.done(1)
 	}
 	p.wg.Wait()
 	close(p.stopHB)
@@ -234,7 +244,7 @@ func (r *subRunner) deliverBatch(msgs []jetstream.Msg) {
 		return
 	}
 	for i, m := range keep {
-		if !r.waitRate(cfg, m) {
+		if !r.waitRate(m) {
 			for _, m := range keep[i:] {
 				_ = m.Nak()
 			}

@@ -3,7 +3,6 @@ package dispatcher
 import (
 	"context"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -12,22 +11,33 @@ import (
 	"github.com/herald-dev/herald/plan"
 )
 
-// pool runs a fixed set of workers over submitted messages. Every message
-// it holds, queued or being delivered, gets InProgress every heartbeat, so
-// the consumer's AckWait can stay short: JetStream redelivers the messages
-// of a dispatcher that died within one AckWait, and never those of one that
-// is merely slow.
+// pool runs a set of workers over submitted messages. Every message it
+// holds, queued or being delivered, gets InProgress every heartbeat, so the
+// consumer's AckWait can stay short: JetStream redelivers the messages of a
+// dispatcher that died within one AckWait, and never those of one that is
+// merely slow.
 type pool interface {
-	// free waits until the pool can start on at least one more message
-	// at once, at most wait, and returns how many; 0 when wait passed or
-	// ctx ended first. One goroutine calls free and submit.
-	free(ctx context.Context, wait time.Duration) int
+	// claim waits until the pool can start on at least one more message
+	// at once, at most wait, and returns how many, reserving room for
+	// them until the next claim; 0 when wait passed or ctx ended first.
+	// One goroutine calls claim and submit.
+	claim(ctx context.Context, wait time.Duration) int
 	// submit hands msg to the pool. It does not wait when the caller
-	// submits no more messages than free returned.
+	// submits no more messages than claim returned.
 	submit(msg jetstream.Msg)
 	// closeAndWait stops taking messages and returns once the workers
 	// finished the ones they hold.
 	closeAndWait()
+}
+
+// sizedPool is a pool whose concurrency can change while it runs: the
+// share of a Subscription's maxInFlight this replica holds (see shares).
+type sizedPool interface {
+	pool
+	// resize lets the pool run at most n deliveries at once from now on
+	// and returns how many are under way or claimed (more than n while
+	// the pool drains down to a lower n).
+	resize(n int) (inUse int)
 }
 
 // newPool builds the pool of r's ordering: unordered runs maxInFlight
@@ -120,18 +130,93 @@ func keepAlive(heartbeat func() time.Duration, stop <-chan struct{}, collect fun
 	}
 }
 
-// sharedPool delivers up to n messages at a time, each on a goroutine of
-// its own started when it is submitted: an idle Subscription holds no
-// goroutines, so that a shared dispatcher serving hundreds of Subscriptions
-// costs little memory while they are quiet. slots hands out the indexes of
-// the inflight records.
+// gate counts the messages a pool holds against a limit that may change.
+// The pull loop claims room before it asks JetStream for messages, and
+// what it claimed counts as held until the next claim: the messages of a
+// pull request still on their way when the limit is lowered are counted
+// with those already held.
+type gate struct {
+	mu       sync.Mutex
+	limit    int
+	held     int
+	reserved int
+	freed    chan struct{}
+}
+
+func newGate(limit int) *gate { return &gate{limit: limit, freed: make(chan struct{}, 1)} }
+
+// claim reserves room for as many messages as the limit admits, waiting
+// at most wait for some; see pool.claim.
+func (g *gate) claim(ctx context.Context, wait time.Duration) int {
+	var t *time.Timer
+	for {
+		g.mu.Lock()
+		n := max(g.limit-g.held, 0)
+		g.reserved = n
+		g.mu.Unlock()
+		if n > 0 {
+			return n
+		}
+		if t == nil {
+			t = time.NewTimer(wait)
+			defer t.Stop()
+		}
+		select {
+		case <-g.freed:
+		case <-t.C:
+			return 0
+		case <-ctx.Done():
+			return 0
+		}
+	}
+}
+
+// add counts one more held message, taking it from the room claimed.
+func (g *gate) add() {
+	g.mu.Lock()
+	g.held++
+	if g.reserved > 0 {
+		g.reserved--
+	}
+	g.mu.Unlock()
+}
+
+// done counts one held message less.
+func (g *gate) done(n int) {
+	g.mu.Lock()
+	g.held -= n
+	g.mu.Unlock()
+	g.signal()
+}
+
+// setLimit changes the limit and returns the messages held or claimed.
+func (g *gate) setLimit(n int) int {
+	g.mu.Lock()
+	g.limit = n
+	used := g.held + g.reserved
+	g.mu.Unlock()
+	g.signal()
+	return used
+}
+
+func (g *gate) signal() {
+	select {
+	case g.freed <- struct{}{}:
+	default:
+	}
+}
+
+// sharedPool delivers up to its limit of messages at a time (at most n,
+// the limit it starts with), each on a goroutine of its own started when
+// it is submitted: an idle Subscription holds no goroutines, so that a
+// shared dispatcher serving hundreds of Subscriptions costs little memory
+// while they are quiet. slots hands out the indexes of the inflight
+// records.
 type sharedPool struct {
-	n         int
+	gate      *gate
 	slots     chan int
 	work      func(jetstream.Msg)
 	wg        sync.WaitGroup
-	busy      atomic.Int64
-	freed     chan struct{}
 	inflight  *inflight
 	heartbeat func() time.Duration
 	stopHB    chan struct{}
@@ -140,7 +225,7 @@ type sharedPool struct {
 
 func newSharedPool(n int, work func(jetstream.Msg), heartbeat func() time.Duration) *sharedPool {
 	p := &sharedPool{
-		n: n, slots: make(chan int, n), work: work, freed: make(chan struct{}, 1),
+		gate: newGate(n), slots: make(chan int, n), work: work,
 		inflight: newInflight(n), heartbeat: heartbeat,
 		stopHB: make(chan struct{}), hbDone: make(chan struct{}),
 	}
@@ -161,41 +246,17 @@ func (p *sharedPool) run(i int, m jetstream.Msg) {
 	p.work(m)
 	p.inflight.end(i)
 	p.slots <- i
-	p.busy.Add(-1)
-	select {
-	case p.freed <- struct{}{}:
-	default:
-	}
+	p.gate.done(1)
 }
 
-func (p *sharedPool) free(ctx context.Context, wait time.Duration) int {
-	return waitFree(ctx, wait, p.freed, func() int { return p.n - int(p.busy.Load()) })
+func (p *sharedPool) claim(ctx context.Context, wait time.Duration) int {
+	return p.gate.claim(ctx, wait)
 }
 
-// waitFree returns avail() once it is positive, checking again each time
-// freed fires, at most wait; 0 when wait passed or ctx ended first.
-func waitFree(ctx context.Context, wait time.Duration, freed <-chan struct{}, avail func() int) int {
-	if n := avail(); n > 0 {
-		return n
-	}
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	for {
-		select {
-		case <-freed:
-			if n := avail(); n > 0 {
-				return n
-			}
-		case <-t.C:
-			return 0
-		case <-ctx.Done():
-			return 0
-		}
-	}
-}
+func (p *sharedPool) resize(n int) int { return p.gate.setLimit(min(n, cap(p.slots))) }
 
 func (p *sharedPool) submit(m jetstream.Msg) {
-	p.busy.Add(1)
+	p.gate.add()
 	p.wg.Add(1)
 	select {
 	case i := <-p.slots:
@@ -203,7 +264,7 @@ func (p *sharedPool) submit(m jetstream.Msg) {
 		return
 	default:
 	}
-	// Every slot is taken: only when the caller submits more than free
+	// Every slot is taken: only when the caller submits more than claim
 	// said. Keep m alive while it waits.
 	t := time.NewTimer(p.heartbeat())
 	defer t.Stop()
@@ -233,10 +294,8 @@ func (p *sharedPool) closeAndWait() {
 // instead of delivered.
 type keyedPool struct {
 	ctx       context.Context
-	capacity  int
+	gate      *gate
 	queues    []*keyQueue
-	held      atomic.Int64
-	freed     chan struct{}
 	inflight  *inflight
 	wg        sync.WaitGroup
 	stopHB    chan struct{}
@@ -271,9 +330,8 @@ func staleQueued(items []queued, now time.Time, hb time.Duration, out []jetstrea
 func newKeyedPool(ctx context.Context, n, capacity int, work func(jetstream.Msg), heartbeat func() time.Duration) *keyedPool {
 	p := &keyedPool{
 		ctx:       ctx,
-		capacity:  capacity,
+		gate:      newGate(capacity),
 		queues:    make([]*keyQueue, n),
-		freed:     make(chan struct{}, 1),
 		inflight:  newInflight(n),
 		stopHB:    make(chan struct{}),
 		hbDone:    make(chan struct{}),
@@ -292,12 +350,12 @@ func newKeyedPool(ctx context.Context, n, capacity int, work func(jetstream.Msg)
 	return p
 }
 
-func (p *keyedPool) free(ctx context.Context, wait time.Duration) int {
-	return waitFree(ctx, wait, p.freed, func() int { return p.capacity - int(p.held.Load()) })
+func (p *keyedPool) claim(ctx context.Context, wait time.Duration) int {
+	return p.gate.claim(ctx, wait)
 }
 
 func (p *keyedPool) submit(m jetstream.Msg) {
-	p.held.Add(1)
+	p.gate.add()
 	key := ""
 	if v := m.Headers()[ce.Key(ce.AttrPartitionKey)]; len(v) > 0 {
 		key = v[0]
@@ -346,11 +404,7 @@ func (p *keyedPool) work(i int, q *keyQueue, work func(jetstream.Msg)) {
 			work(it.msg)
 			p.inflight.end(i)
 		}
-		p.held.Add(-1)
-		select {
-		case p.freed <- struct{}{}:
-		default:
-		}
+		p.gate.done(1)
 	}
 }
 

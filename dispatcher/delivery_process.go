@@ -69,7 +69,7 @@ func (r *subRunner) process(msg jetstream.Msg, attempt int) outcome {
 		r.m.filtered.Inc()
 		return outcome{done: true}
 	}
-	if !r.waitRate(cfg, msg) {
+	if !r.waitRate(msg) {
 		return outcome{}
 	}
 	cfg = r.cfg.Load()

@@ -11,11 +11,14 @@ package dispatcher
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -66,6 +69,11 @@ type Options struct {
 	// whose token cannot be obtained is not sent; it is retried, without
 	// limit, since the failure is not the destination's.
 	Tokens auth.TokenSource
+	// ReplicaID names this process among the dispatchers delivering the
+	// same Subscriptions, which split each Subscription's limits between
+	// them (plan.Share); it must differ from every other's. Empty uses the
+	// host name (a Pod's name) and a random suffix.
+	ReplicaID string
 }
 
 // Publishing limits of the ingress.
@@ -122,6 +130,10 @@ type Dispatcher struct {
 	clientsMu sync.Mutex
 	clients   map[[32]byte]*http.Client
 
+	// replicaID names this process in plan.SharesBucket.
+	replicaID string
+	sharesState
+
 	mu      sync.Mutex
 	runCtx  context.Context
 	runners map[string]*subRunner
@@ -165,6 +177,17 @@ func New(nc *nats.Conn, opts Options) (*Dispatcher, error) {
 	}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
+	}
+	if d.replicaID = opts.ReplicaID; d.replicaID == "" {
+		host, _ := os.Hostname()
+		if host == "" {
+			host = "dispatcher"
+		}
+		suffix := make([]byte, 4)
+		_, _ = rand.Read(suffix)
+		d.replicaID = plan.ReplicaID(host, hex.EncodeToString(suffix))
+	} else if plan.ReplicaID(opts.ReplicaID, "") != opts.ReplicaID+"-" {
+		return nil, fmt.Errorf("dispatcher: replica ID %q holds characters other than letters, digits, '-' and '_'", opts.ReplicaID)
 	}
 	d.verifier = opts.Verifier
 	if d.client == nil {

@@ -55,6 +55,7 @@ type metrics struct {
 	batchEvents     *prometheus.HistogramVec
 	pending         *prometheus.GaugeVec
 	ackPending      *prometheus.GaugeVec
+	share           *prometheus.GaugeVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -108,9 +109,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "herald_consumer_ack_pending",
 			Help: "Deliveries under way or waiting for a retry, as JetStream last reported.",
 		}, sub),
+		share: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "herald_delivery_share",
+			Help: "The share of a Subscription's limits this replica holds: limit in_flight is deliveries at once (of maxInFlight), rate is events per second (of rateLimit); the replicas' shares add up to at most the limits.",
+		}, append(sub, "limit")),
 	}
 	for _, c := range []prometheus.Collector{m.received, m.duplicates, m.rejected, m.ingressDuration,
-		m.deliveries, m.deadLetters, m.replies, m.duration, m.batchEvents, m.pending, m.ackPending} {
+		m.deliveries, m.deadLetters, m.replies, m.duration, m.batchEvents, m.pending, m.ackPending, m.share} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {
@@ -132,6 +137,7 @@ func (m *metrics) forgetSubscription(ns, topic, sub string) {
 	m.batchEvents.DeletePartialMatch(l)
 	m.pending.DeletePartialMatch(l)
 	m.ackPending.DeletePartialMatch(l)
+	m.share.DeletePartialMatch(l)
 }
 
 // topicMetrics are the ingress series of one Topic, bound once.
@@ -208,6 +214,23 @@ func (s *subMetrics) observe(d time.Duration) { s.duration.Observe(d.Seconds()) 
 func (s *subMetrics) lag(pending uint64, ackPending int) {
 	s.m.pending.WithLabelValues(s.ns, s.topic, s.sb).Set(float64(pending))
 	s.m.ackPending.WithLabelValues(s.ns, s.topic, s.sb).Set(float64(ackPending))
+}
+
+// Values of the limit label of herald_delivery_share.
+const (
+	limitInFlight = "in_flight"
+	limitRate     = "rate"
+)
+
+// share records the share of the limits this replica holds; without
+// hasRate the Subscription has no rate limit and the rate series goes.
+func (s *subMetrics) share(inFlight int, perSecond float64, hasRate bool) {
+	s.m.share.WithLabelValues(s.ns, s.topic, s.sb, limitInFlight).Set(float64(inFlight))
+	if hasRate {
+		s.m.share.WithLabelValues(s.ns, s.topic, s.sb, limitRate).Set(perSecond)
+	} else {
+		s.m.share.DeleteLabelValues(s.ns, s.topic, s.sb, limitRate)
+	}
 }
 
 // codeClass is the code_class label of an attempt's result.

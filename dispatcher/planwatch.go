@@ -191,6 +191,7 @@ func (d *Dispatcher) syncRunners(key string, p *plan.TopicPlan) {
 		}
 		if old != nil && !old.needsRestart(p, sp) {
 			old.cfg.Store(cfg)
+			old.limitsChanged()
 			continue
 		}
 		nr := d.newRunner(key, p, sp, cfg, old)

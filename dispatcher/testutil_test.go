@@ -51,6 +51,9 @@ func newEnv(t testing.TB) *env {
 	if _, err := js.CreateStream(context.Background(), provision.CounterStreamConfig(1)); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := js.CreateKeyValue(context.Background(), provision.SharesBucketConfig(1)); err != nil {
+		t.Fatal(err)
+	}
 	return &env{t: t, srv: srv, nc: nc, js: js, kv: kv}
 }
 
