@@ -172,13 +172,15 @@ func (s *shares) coordinate(ctx context.Context, kv jetstream.KeyValue) error {
 	s.peers, s.loaded, s.changed, s.published = map[string]peer{}, false, time.Now(), nil
 	refresh := time.NewTicker(plan.ShareRefresh)
 	defer refresh.Stop()
-	var drain *time.Timer
+	// recheck looks again while deliveries drain and when the replicas
+	// settled, without waiting for the next refresh.
+	var recheck *time.Timer
 	defer func() {
-		if drain != nil {
-			drain.Stop()
+		if recheck != nil {
+			recheck.Stop()
 		}
 	}()
-	var drainC <-chan time.Time
+	var recheckC <-chan time.Time
 	s.put(ctx, kv, true)
 	for {
 		force := false
@@ -199,18 +201,26 @@ func (s *shares) coordinate(ctx context.Context, kv jetstream.KeyValue) error {
 			s.expire(time.Now())
 			force = true
 		case <-s.wakeC:
-		case <-drainC:
-			drainC = nil
+		case <-recheckC:
+			recheckC = nil
 		}
-		s.evaluate(time.Now())
+		now := time.Now()
+		s.evaluate(now)
 		s.put(ctx, kv, force)
-		if s.held.InFlight > s.limit && drainC == nil {
-			if drain == nil {
-				drain = time.NewTimer(shareDrainCheck)
+		wait := time.Duration(0)
+		if s.held.InFlight > s.limit {
+			wait = shareDrainCheck
+		}
+		if left := s.changed.Add(shareSettle).Sub(now); s.loaded && left > 0 && (wait == 0 || left < wait) {
+			wait = left
+		}
+		if wait > 0 && recheckC == nil {
+			if recheck == nil {
+				recheck = time.NewTimer(wait)
 			} else {
-				drain.Reset(shareDrainCheck)
+				recheck.Reset(wait)
 			}
-			drainC = drain.C
+			recheckC = recheck.C
 		}
 	}
 }

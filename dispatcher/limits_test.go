@@ -221,3 +221,58 @@ func TestMaxInFlightIsATotalAcrossReplicas(t *testing.T) {
 	}
 	t.Logf("most requests under way at once at the subscriber: %d (maxInFlight 4)", s.maxSeen.Load())
 }
+
+func TestSplitInt(t *testing.T) {
+	for _, c := range []struct{ total, n, i, want int }{
+		{4, 3, 0, 2}, {4, 3, 1, 1}, {4, 3, 2, 1},
+		{2, 3, 0, 1}, {2, 3, 1, 1}, {2, 3, 2, 0},
+		{64, 1, 0, 64}, {5, 0, 0, 5},
+	} {
+		if got := splitInt(c.total, c.n, c.i); got != c.want {
+			t.Errorf("splitInt(%d, %d, %d) = %d, want %d", c.total, c.n, c.i, got, c.want)
+		}
+	}
+}
+
+func TestNextLimit(t *testing.T) {
+	for _, c := range []struct {
+		name                  string
+		target, current, free int
+		settled               bool
+		want                  int
+	}{
+		{"lower at once, settled or not", 1, 4, 4, false, 1},
+		{"raise once settled", 2, 0, 2, true, 2},
+		{"no raise before settled", 2, 0, 2, false, 0},
+		{"raise only into what is free", 2, 0, 1, true, 1},
+		{"nothing free", 2, 0, 0, true, 0},
+		{"others hold more than the total", 2, 2, -1, true, 0},
+	} {
+		if got := nextLimit(c.target, c.current, c.free, c.settled); got != c.want {
+			t.Errorf("%s: nextLimit(%d, %d, %d, %v) = %d, want %d", c.name, c.target, c.current, c.free, c.settled, got, c.want)
+		}
+	}
+}
+
+// TestLimitsWholeWithoutSharesBucket: a dispatcher whose NATS has no shares
+// bucket (or refuses it) applies a Subscription's limits whole and keeps
+// delivering.
+func TestLimitsWholeWithoutSharesBucket(t *testing.T) {
+	e := newEnv(t)
+	if err := e.js.DeleteKeyValue(t.Context(), plan.SharesBucket); err != nil {
+		t.Fatal(err)
+	}
+	s := newCountingSink(t, 0)
+	res := e.provision(newTopic("nobucket"), []subscription{{name: "s", uri: s.url, spec: func(sp *v1alpha1.SubscriptionSpec) {
+		sp.MaxInFlight = 3
+	}}}, nil)
+	r := e.start(nil, Options{Topics: []string{"default/nobucket"}})
+	r.waitDelivering(t, &res.Plan)
+	for i := range 5 {
+		storeDirectly(t, e, &res.Plan, fmt.Sprintf("n%d", i))
+	}
+	eventually(t, 10*time.Second, func() bool { return s.count() == 5 }, "5 deliveries")
+	if got := r.share("nobucket", "s", limitInFlight); got != 3 {
+		t.Errorf("share of maxInFlight = %v, want the whole 3", got)
+	}
+}
