@@ -173,7 +173,7 @@ func TestNATSChartUsers(t *testing.T) {
 	}
 	prov, err := provision.New(ctx, mjs, 1)
 	if err != nil {
-		t.Fatalf("the manager's user cannot create the plan bucket and counter stream: %v", err)
+		t.Fatalf("the manager's user cannot create the plan and shares buckets and counter stream: %v", err)
 	}
 	var mu sync.Mutex
 	var got []string
@@ -229,6 +229,41 @@ func TestNATSChartUsers(t *testing.T) {
 	ingress := httptest.NewServer(d)
 	defer ingress.Close()
 	waitFor(t, func() bool { return d.Ready() == nil }, "the dispatcher loads its plan")
+	// The dispatchers' user writes and watches its share of the unordered
+	// Subscription's limits, so that replicas split them.
+	shares, err := mjs.KeyValue(ctx, plan.SharesBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool {
+		keys, err := shares.ListKeysFiltered(ctx, plan.ShareKeys(res.Stream.Name, res.Consumers["audit"].Durable))
+		if err != nil {
+			return false
+		}
+		n := 0
+		for range keys.Keys() {
+			n++
+		}
+		return n == 1
+	}, "the dispatcher's share of the audit Subscription's limits in %s", plan.SharesBucket)
+	djs, err := jetstream.New(dnc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dkv, err := djs.KeyValue(ctx, plan.SharesBucket)
+	if err != nil {
+		t.Fatalf("the dispatchers' user cannot look up %s: %v", plan.SharesBucket, err)
+	}
+	probe := plan.ShareKey(res.Stream.Name, "sub_probe", "packaging")
+	if _, err := dkv.Put(ctx, probe, []byte(`{"inFlight":0}`)); err != nil {
+		t.Errorf("the dispatchers' user cannot write a share: %v", err)
+	}
+	if _, err := dkv.Get(ctx, probe); err != nil {
+		t.Errorf("the dispatchers' user cannot read a share: %v", err)
+	}
+	if err := dkv.Delete(ctx, probe); err != nil {
+		t.Errorf("the dispatchers' user cannot delete its share: %v", err)
+	}
 
 	post := func(id, typ string) {
 		t.Helper()
@@ -329,6 +364,13 @@ func TestNATSChartUsers(t *testing.T) {
 		}},
 		{"delete the plan bucket", "$JS.API.STREAM.DELETE.KV_" + plan.KVBucket, func(ctx context.Context) error {
 			return bjs.DeleteKeyValue(ctx, plan.KVBucket)
+		}},
+		{"delete the shares bucket", "$JS.API.STREAM.DELETE.KV_" + plan.SharesBucket, func(ctx context.Context) error {
+			return bjs.DeleteKeyValue(ctx, plan.SharesBucket)
+		}},
+		{"purge the shares bucket", "$JS.API.STREAM.PURGE.KV_" + plan.SharesBucket, func(ctx context.Context) error {
+			_, err := bad.Request("$JS.API.STREAM.PURGE.KV_"+plan.SharesBucket, nil, 2*time.Second)
+			return err
 		}},
 		{"write a plan", "$KV." + plan.KVBucket + ".", func(ctx context.Context) error {
 			_, err := bad.Request("$KV."+plan.KVBucket+".rogue", []byte("{}"), 2*time.Second)
