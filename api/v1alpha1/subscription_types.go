@@ -74,8 +74,9 @@ type SubscriptionSpec struct {
 	Ordering Ordering `json:"ordering,omitempty"`
 
 	// MaxInFlight is how many deliveries may be under way at once for this
-	// Subscription in each dispatcher replica. Ignored with ordering ordered,
-	// which has one. Default 64.
+	// Subscription, in total across the dispatcher's replicas, which split
+	// it between them. Ignored with ordering ordered, which has one.
+	// Default 64.
 	// +optional
 	// +kubebuilder:default=64
 	// +kubebuilder:validation:Minimum=1
@@ -92,7 +93,8 @@ type SubscriptionSpec struct {
 	// +optional
 	Batch *Batch `json:"batch,omitempty"`
 
-	// RateLimit bounds the delivery rate.
+	// RateLimit bounds the delivery rate, in total across the dispatcher's
+	// replicas, which split it between them.
 	// +optional
 	RateLimit *RateLimit `json:"rateLimit,omitempty"`
 
