@@ -18,6 +18,7 @@ import (
 
 	"github.com/herald-dev/herald/api/v1alpha1"
 	"github.com/herald-dev/herald/controllers/resources"
+	"github.com/herald-dev/herald/plan"
 )
 
 // scaleTo plays a scaler: it sets the Deployment's replicas under a field
@@ -193,4 +194,92 @@ func TestAutoscalingWithKEDA(t *testing.T) {
 		}
 		return client.IgnoreNotFound(err)
 	})
+}
+
+// TestSharedDispatcherAutoscaling: with the manager's
+// --shared-dispatcher-autoscaling and KEDA installed, a namespace's shared
+// dispatcher gets a ScaledObject with a trigger per Subscription of every
+// Topic it serves, kept current as Topics and Subscriptions come; the
+// operator leaves its replicas to the scaler, also when it repairs the
+// Deployment.
+func TestSharedDispatcherAutoscaling(t *testing.T) {
+	installKEDA(t)
+	ns := namespace(t)
+	for _, tp := range []string{"a", "b"} {
+		create(t, topicInMode(ns, tp, v1alpha1.DispatcherShared))
+		create(t, newSubscription(ns, "to-"+tp, tp, "http://example.invalid/"+tp))
+	}
+	name := resources.SharedDispatcherName
+	so := &unstructured.Unstructured{}
+	so.SetGroupVersionKind(resources.ScaledObjectGVK)
+	// triggers waits for the ScaledObject to scale on want, stream → consumer.
+	triggers := func(want map[string]string) {
+		t.Helper()
+		eventually(t, func() error {
+			if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, so); err != nil {
+				return err
+			}
+			ts, _, _ := unstructured.NestedSlice(so.Object, "spec", "triggers")
+			got := map[string]string{}
+			for _, tr := range ts {
+				md := tr.(map[string]any)["metadata"].(map[string]any)
+				got[md["stream"].(string)] = md["consumer"].(string)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				return fmt.Errorf("triggers on %v, want %v", got, want)
+			}
+			return nil
+		})
+	}
+	triggers(map[string]string{
+		plan.StreamName(ns, "a"): plan.ConsumerName("to-a"),
+		plan.StreamName(ns, "b"): plan.ConsumerName("to-b"),
+	})
+	spec := so.Object["spec"].(map[string]any)
+	if spec["minReplicaCount"] != int64(1) || spec["maxReplicaCount"] != int64(4) {
+		t.Errorf("replica bounds %v..%v, want the manager's 1..4", spec["minReplicaCount"], spec["maxReplicaCount"])
+	}
+	if ref, _, _ := unstructured.NestedString(so.Object, "spec", "scaleTargetRef", "name"); ref != name {
+		t.Errorf("scaleTargetRef %q", ref)
+	}
+	if owners := so.GetOwnerReferences(); len(owners) != 1 || owners[0].Kind != "ServiceAccount" || owners[0].Name != name {
+		t.Errorf("owners %+v, want the shared dispatcher's ServiceAccount (it goes with the namespace's last shared Topic)", owners)
+	}
+	dep := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
+	if err := get(dep); err != nil {
+		t.Fatal(err)
+	}
+	if dep.Annotations[resources.AnnotationAutoscaler] != resources.AutoscalerKEDA {
+		t.Errorf("annotations %v", dep.Annotations)
+	}
+	for _, mf := range dep.ManagedFields {
+		if mf.Manager == resources.ManagedBy && mf.FieldsV1 != nil && strings.Contains(string(mf.FieldsV1.Raw), `"f:replicas"`) {
+			t.Errorf("the operator owns spec.replicas of an autoscaled shared dispatcher: %s", mf.FieldsV1.Raw)
+		}
+	}
+
+	scaleTo(t, ns, name, 3)
+	// A new Topic and Subscription join the ScaledObject.
+	create(t, topicInMode(ns, "c", v1alpha1.DispatcherShared))
+	create(t, newSubscription(ns, "to-c", "c", "http://example.invalid/c"))
+	triggers(map[string]string{
+		plan.StreamName(ns, "a"): plan.ConsumerName("to-a"),
+		plan.StreamName(ns, "b"): plan.ConsumerName("to-b"),
+		plan.StreamName(ns, "c"): plan.ConsumerName("to-c"),
+	})
+	// A hand edit makes the operator apply the Deployment again; the
+	// scaler's replicas stay.
+	update(t, dep, func(d *appsv1.Deployment) { d.Labels[resources.LabelComponent] = "edited" })
+	eventually(t, func() error {
+		if err := get(dep); err != nil {
+			return err
+		}
+		if dep.Labels[resources.LabelComponent] != "dispatcher" {
+			return fmt.Errorf("label %q not repaired yet", dep.Labels[resources.LabelComponent])
+		}
+		return nil
+	})
+	if r, err := replicasOf(ns, name); err != nil || r != 3 {
+		t.Fatalf("replicas %d (%v) after the operator applied the Deployment again, want the scaler's 3", r, err)
+	}
 }

@@ -27,6 +27,7 @@ import (
 
 	"github.com/herald-dev/herald/api/v1alpha1"
 	"github.com/herald-dev/herald/controllers/resources"
+	"github.com/herald-dev/herald/plan"
 )
 
 // SharedDispatcherReconciler runs the shared dispatcher of each namespace
@@ -85,11 +86,12 @@ func (r *SharedDispatcherReconciler) Reconcile(ctx context.Context, req ctrl.Req
 	if err := r.applied.apply(ctx, r.Client, d.ServiceAccount(), sa); err != nil {
 		return ctrl.Result{}, err
 	}
+	owner := metav1.OwnerReference{
+		APIVersion: "v1", Kind: "ServiceAccount", Name: sa.Name, UID: sa.UID,
+		Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true),
+	}
 	owned := func(obj client.Object) client.Object {
-		obj.SetOwnerReferences([]metav1.OwnerReference{{
-			APIVersion: "v1", Kind: "ServiceAccount", Name: sa.Name, UID: sa.UID,
-			Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true),
-		}})
+		obj.SetOwnerReferences([]metav1.OwnerReference{owner})
 		return obj
 	}
 	objs := []client.Object{owned(d.TokenRole()), owned(d.TokenRoleBinding()), owned(d.Service())}
@@ -110,11 +112,33 @@ func (r *SharedDispatcherReconciler) Reconcile(ctx context.Context, req ctrl.Req
 			return ctrl.Result{}, err
 		}
 	}
-	signing, err := r.signingSecrets(ctx, ns, served)
+	subs, err := r.servedSubscriptions(ctx, ns, served)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	if err := r.applied.apply(ctx, r.Client, owned(d.Deployment(r.Config.Dispatcher, signing)), nil); err != nil {
+	autoscaling := r.Config.Dispatcher.Shared.Autoscaling
+	scaler, _, err := autoscaler(r.Client, r.Config.KEDA, autoscaling)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	prev := new(appsv1.Deployment)
+	if err := r.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: d.Name}, prev); apierrors.IsNotFound(err) {
+		prev = nil
+	} else if err != nil {
+		return ctrl.Result{}, err
+	}
+	desired := d.Deployment(r.Config.Dispatcher, signingSecrets(subs))
+	if scaler != "" {
+		desired.Annotations = map[string]string{resources.AnnotationAutoscaler: scaler}
+	}
+	if err := r.applied.apply(ctx, r.Client, owned(desired), nil); err != nil {
+		return ctrl.Result{}, err
+	}
+	triggers := make([]resources.ScaleTrigger, 0, len(subs))
+	for _, s := range subs {
+		triggers = append(triggers, resources.ScaleTrigger{Stream: plan.StreamName(ns, s.Spec.Topic), Consumer: plan.ConsumerName(s.Name)})
+	}
+	if err := reconcileScaledObject(ctx, r.Client, d, scaler, autoscaling, triggers, r.Config.KEDA, prev, &owner); err != nil {
 		return ctrl.Result{}, err
 	}
 	return ctrl.Result{}, nil
@@ -141,16 +165,16 @@ func (r *SharedDispatcherReconciler) delete(ctx context.Context, d resources.Dis
 	return nil
 }
 
-// signingSecrets lists the signing Secrets of the Subscriptions of the
-// served Topics, in Subscription name order.
-func (r *SharedDispatcherReconciler) signingSecrets(ctx context.Context, ns string, served map[string]bool) ([]resources.SigningSecret, error) {
+// servedSubscriptions lists the Subscriptions of the served Topics, in
+// name order.
+func (r *SharedDispatcherReconciler) servedSubscriptions(ctx context.Context, ns string, served map[string]bool) ([]v1alpha1.Subscription, error) {
 	var list v1alpha1.SubscriptionList
 	if err := r.Client.List(ctx, &list, client.InNamespace(ns)); err != nil {
 		return nil, fmt.Errorf("list subscriptions: %w", err)
 	}
 	subs := slices.DeleteFunc(list.Items, func(s v1alpha1.Subscription) bool { return !served[s.Spec.Topic] })
 	slices.SortFunc(subs, func(a, b v1alpha1.Subscription) int { return strings.Compare(a.Name, b.Name) })
-	return signingSecrets(subs), nil
+	return subs, nil
 }
 
 // sharedRequest is the request of the shared dispatcher of o's namespace.
@@ -187,15 +211,21 @@ func topicDispatcherChanged() predicate.Predicate {
 	}
 }
 
-// subscriptionSigningChanged passes Subscription events that change the
-// signing Secrets a dispatcher mounts.
-func subscriptionSigningChanged() predicate.Predicate {
+// subscriptionServingChanged passes Subscription events that change the
+// signing Secrets a dispatcher mounts or, when autoscaled, the consumers
+// its ScaledObject scales on.
+func subscriptionServingChanged(autoscaled bool) predicate.Predicate {
 	signing := func(o client.Object) string {
 		s, ok := o.(*v1alpha1.Subscription)
-		if !ok || s.Spec.Signing == nil {
+		switch {
+		case !ok:
 			return ""
+		case s.Spec.Signing != nil:
+			return s.Spec.Topic + "\x00" + s.Spec.Signing.SecretName
+		case autoscaled:
+			return s.Spec.Topic
 		}
-		return s.Spec.Topic + "\x00" + s.Spec.Signing.SecretName
+		return ""
 	}
 	return predicate.Funcs{
 		CreateFunc: func(e event.CreateEvent) bool { return signing(e.Object) != "" },
@@ -218,7 +248,7 @@ func (r *SharedDispatcherReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	b := ctrl.NewControllerManagedBy(mgr).
 		Named("shareddispatcher").
 		Watches(&v1alpha1.Topic{}, handler.EnqueueRequestsFromMapFunc(sharedRequest), builder.WithPredicates(topicDispatcherChanged())).
-		Watches(&v1alpha1.Subscription{}, handler.EnqueueRequestsFromMapFunc(sharedRequest), builder.WithPredicates(subscriptionSigningChanged()))
+		Watches(&v1alpha1.Subscription{}, handler.EnqueueRequestsFromMapFunc(sharedRequest), builder.WithPredicates(subscriptionServingChanged(r.Config.Dispatcher.Shared.Autoscaling != nil)))
 	for _, obj := range []client.Object{&appsv1.Deployment{}, &corev1.Service{}, &corev1.ServiceAccount{},
 		&rbacv1.Role{}, &rbacv1.RoleBinding{}, &networkingv1.NetworkPolicy{}} {
 		b = own(b, obj)

@@ -92,8 +92,11 @@ func run(m *testing.M) int {
 		return 1
 	}
 	controllersConfig = controllers.Config{
-		ClusterDomain:    "cluster.local",
-		Dispatcher:       resources.DispatcherConfig{Image: resources.Image{Name: image}, NATS: resources.NATS{URL: env.NATS.ClientURL()}},
+		ClusterDomain: "cluster.local",
+		Dispatcher: resources.DispatcherConfig{Image: resources.Image{Name: image}, NATS: resources.NATS{URL: env.NATS.ClientURL()},
+			// Shared dispatchers are autoscaled (--shared-dispatcher-autoscaling):
+			// TestSharedDispatcherAutoscaling.
+			Shared: resources.SharedDispatcherConfig{Autoscaling: &v1alpha1.DispatcherAutoscaling{MaxReplicas: 4}}},
 		Adapter:          resources.AdapterConfig{Image: resources.Image{Name: image}},
 		RefreshInterval:  refreshInterval,
 		ProgressInterval: 200 * time.Millisecond,

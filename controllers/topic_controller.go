@@ -444,7 +444,11 @@ func (r *TopicReconciler) applyDedicated(ctx context.Context, t *v1alpha1.Topic,
 	if err := r.reconcileDispatcherAccess(ctx, t); err != nil {
 		return fail(err)
 	}
-	scaler, scaling, err := r.autoscaler(t)
+	var autoscaling *v1alpha1.DispatcherAutoscaling
+	if t.Spec.Dispatcher != nil {
+		autoscaling = t.Spec.Dispatcher.Autoscaling
+	}
+	scaler, scaling, err := autoscaler(r.Client, r.Config.KEDA, autoscaling)
 	if err != nil {
 		return fail(err)
 	}
@@ -460,51 +464,68 @@ func (r *TopicReconciler) applyDedicated(ctx context.Context, t *v1alpha1.Topic,
 		}
 		return fail(err)
 	}
-	hadKEDA := prev != nil && prev.Annotations[resources.AnnotationAutoscaler] == resources.AutoscalerKEDA
-	if scaler == resources.AutoscalerKEDA && len(subs) > 0 {
-		consumers := make([]string, 0, len(subs))
-		for _, s := range subs {
-			consumers = append(consumers, plan.ConsumerName(s.Name))
-		}
-		if err := apply(ctx, r.Client, resources.DispatcherScaledObject(t, consumers, r.Config.KEDA), nil); err != nil {
-			return fail(err)
-		}
-	} else if hadKEDA {
-		so := &unstructured.Unstructured{}
-		so.SetGroupVersionKind(resources.ScaledObjectGVK)
-		so.SetNamespace(t.Namespace)
-		so.SetName(d.Name)
-		if err := r.Client.Delete(ctx, so); err != nil && !apierrors.IsNotFound(err) && !meta.IsNoMatchError(err) {
-			return fail(fmt.Errorf("delete ScaledObject %s/%s: %w", t.Namespace, d.Name, err))
-		}
+	stream := plan.StreamName(t.Namespace, t.Name)
+	triggers := make([]resources.ScaleTrigger, 0, len(subs))
+	for _, s := range subs {
+		triggers = append(triggers, resources.ScaleTrigger{Stream: stream, Consumer: plan.ConsumerName(s.Name)})
+	}
+	if err := reconcileScaledObject(ctx, r.Client, d, scaler, autoscaling, triggers, r.Config.KEDA, prev, nil); err != nil {
+		return fail(err)
 	}
 	return dep, scaling, nil
 }
 
-// autoscaler says who sets the replicas of t's dedicated dispatcher: ""
-// (the operator, from spec.dispatcher.replicas), AutoscalerKEDA (a
-// ScaledObject the operator creates) or AutoscalerExternal (KEDA is not
-// installed or not configured: a HorizontalPodAutoscaler of the user's),
-// and what the DispatcherAvailable message says of it.
-func (r *TopicReconciler) autoscaler(t *v1alpha1.Topic) (string, string, error) {
-	if t.Spec.Dispatcher == nil || t.Spec.Dispatcher.Autoscaling == nil {
+// autoscaler says who sets the replicas of a dispatcher autoscaled by a
+// (nil: not autoscaled): "" (the operator), AutoscalerKEDA (a ScaledObject
+// the operator creates) or AutoscalerExternal (KEDA is not installed or not
+// configured: a HorizontalPodAutoscaler of the user's), and what a
+// condition message says of it.
+func autoscaler(c client.Client, k resources.KEDA, a *v1alpha1.DispatcherAutoscaling) (string, string, error) {
+	if a == nil {
 		return "", "", nil
 	}
-	a := t.Spec.Dispatcher.Autoscaling
 	minReplicas := int32(1)
 	if a.MinReplicas != nil {
 		minReplicas = *a.MinReplicas
 	}
-	_, err := r.Client.RESTMapper().RESTMapping(resources.ScaledObjectGVK.GroupKind(), resources.ScaledObjectGVK.Version)
+	_, err := c.RESTMapper().RESTMapping(resources.ScaledObjectGVK.GroupKind(), resources.ScaledObjectGVK.Version)
 	switch {
 	case meta.IsNoMatchError(err):
 		return resources.AutoscalerExternal, "; replicas left to a scaler of yours: KEDA is not installed", nil
 	case err != nil:
 		return "", "", fmt.Errorf("look up KEDA's ScaledObject: %w", err)
-	case r.Config.KEDA.MonitoringEndpoint == "":
+	case k.MonitoringEndpoint == "":
 		return resources.AutoscalerExternal, "; replicas left to a scaler of yours: the operator has no --keda-nats-monitoring-endpoint for KEDA", nil
 	}
 	return resources.AutoscalerKEDA, fmt.Sprintf("; autoscaled by KEDA between %d and %d replicas", minReplicas, a.MaxReplicas), nil
+}
+
+// reconcileScaledObject applies the ScaledObject of dispatcher d when KEDA
+// scales it (scaler) and it has triggers, and otherwise deletes the one the
+// operator created before, which prev, d's Deployment before this
+// reconcile (nil: none), says by its AnnotationAutoscaler. owner, when not
+// nil, owns the ScaledObject instead of d's owner (a shared dispatcher's
+// objects are owned by its ServiceAccount).
+func reconcileScaledObject(ctx context.Context, c client.Client, d resources.Dispatcher, scaler string, a *v1alpha1.DispatcherAutoscaling,
+	triggers []resources.ScaleTrigger, k resources.KEDA, prev *appsv1.Deployment, owner *metav1.OwnerReference) error {
+	if scaler == resources.AutoscalerKEDA && len(triggers) > 0 {
+		so := d.ScaledObject(*a, triggers, k)
+		if owner != nil {
+			so.SetOwnerReferences([]metav1.OwnerReference{*owner})
+		}
+		return apply(ctx, c, so, nil)
+	}
+	if prev == nil || prev.Annotations[resources.AnnotationAutoscaler] != resources.AutoscalerKEDA {
+		return nil
+	}
+	so := &unstructured.Unstructured{}
+	so.SetGroupVersionKind(resources.ScaledObjectGVK)
+	so.SetNamespace(d.Namespace)
+	so.SetName(d.Name)
+	if err := c.Delete(ctx, so); err != nil && !apierrors.IsNotFound(err) && !meta.IsNoMatchError(err) {
+		return fmt.Errorf("delete ScaledObject %s/%s: %w", d.Namespace, d.Name, err)
+	}
+	return nil
 }
 
 // deleteDedicated deletes the objects of the Topic's dedicated dispatcher

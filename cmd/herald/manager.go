@@ -107,6 +107,7 @@ func parseManagerConfig(args []string, getenv func(string) string) (managerConfi
 		metricsNS   string
 		dispMode    string
 		sharedRes   string
+		sharedScale string
 	)
 	c.RegisterNATSFlags(fs, getenv)
 	fs.StringVar(&c.DispatcherNATSSecret, "dispatcher-nats-secret", getenv("HERALD_DISPATCHER_NATS_SECRET"),
@@ -141,6 +142,9 @@ func parseManagerConfig(args []string, getenv func(string) string) (managerConfi
 	sharedReplicas := fs.Int("shared-dispatcher-replicas", 1, "replicas of each namespace's shared dispatcher Deployment")
 	fs.StringVar(&sharedRes, "shared-dispatcher-resources", getenv("HERALD_SHARED_DISPATCHER_RESOURCES"),
 		`resources of the shared dispatcher container as JSON, e.g. {"requests":{"cpu":"100m","memory":"64Mi"},"limits":{"memory":"256Mi"}} ($HERALD_SHARED_DISPATCHER_RESOURCES)`)
+	fs.StringVar(&sharedScale, "shared-dispatcher-autoscaling", getenv("HERALD_SHARED_DISPATCHER_AUTOSCALING"),
+		`autoscale each shared dispatcher on the lag of its Topics' Subscriptions instead of --shared-dispatcher-replicas, as JSON with the fields of a Topic's `+
+			`spec.dispatcher.autoscaling, e.g. {"minReplicas":1,"maxReplicas":10,"targetLag":100} ($HERALD_SHARED_DISPATCHER_AUTOSCALING)`)
 	fs.StringVar(&c.KEDA.MonitoringEndpoint, "keda-nats-monitoring-endpoint", getenv("HERALD_KEDA_NATS_MONITORING_ENDPOINT"),
 		"host:port of the NATS monitoring endpoint KEDA's NATS JetStream scaler reads for Topics with spec.dispatcher.autoscaling; "+
 			"empty: no ScaledObjects, the replicas of autoscaled dispatchers are left to a scaler of yours ($HERALD_KEDA_NATS_MONITORING_ENDPOINT)")
@@ -196,6 +200,13 @@ func parseManagerConfig(args []string, getenv func(string) string) (managerConfi
 		if err := dec.Decode(&c.Shared.Resources); err != nil {
 			return managerConfig{}, fmt.Errorf("--shared-dispatcher-resources: %w", err)
 		}
+	}
+	if sharedScale != "" {
+		a, err := parseAutoscaling(sharedScale)
+		if err != nil {
+			return managerConfig{}, fmt.Errorf("--shared-dispatcher-autoscaling: %w", err)
+		}
+		c.Shared.Autoscaling = a
 	}
 	return c, c.validate()
 }
@@ -360,4 +371,32 @@ func setManagerLogger(h slog.Handler) {
 	ctrl.SetLogger(log)
 	klog.SetLogger(log)
 	slog.SetDefault(slog.New(h))
+}
+
+// parseAutoscaling reads the JSON of a shared dispatcher's autoscaling and
+// checks it as the Topic CRD checks spec.dispatcher.autoscaling. A shared
+// dispatcher does not scale to zero either: it is the ingress of every
+// shared Topic of its namespace.
+func parseAutoscaling(s string) (*v1alpha1.DispatcherAutoscaling, error) {
+	var a v1alpha1.DispatcherAutoscaling
+	dec := json.NewDecoder(strings.NewReader(s))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&a); err != nil {
+		return nil, err
+	}
+	minReplicas := int32(1)
+	if a.MinReplicas != nil {
+		minReplicas = *a.MinReplicas
+	}
+	switch {
+	case minReplicas < 1 || minReplicas > 50:
+		return nil, fmt.Errorf("minReplicas %d: want 1 to 50", minReplicas)
+	case a.MaxReplicas < 1 || a.MaxReplicas > 50:
+		return nil, fmt.Errorf("maxReplicas %d: want 1 to 50", a.MaxReplicas)
+	case minReplicas > a.MaxReplicas:
+		return nil, fmt.Errorf("minReplicas must not exceed maxReplicas")
+	case a.TargetLag != nil && (*a.TargetLag < 1 || *a.TargetLag > 1000000):
+		return nil, fmt.Errorf("targetLag %d: want 1 to 1000000", *a.TargetLag)
+	}
+	return &a, nil
 }

@@ -154,6 +154,30 @@ func TestParseManagerConfig(t *testing.T) {
 		{name: "bad dispatcher mode", args: []string{"--default-dispatcher-mode", "pooled"}, env: base, wantErr: `--default-dispatcher-mode "pooled": want shared or dedicated`},
 		{name: "bad shared replicas", args: []string{"--shared-dispatcher-replicas", "0"}, env: base, wantErr: "--shared-dispatcher-replicas 0"},
 		{name: "bad shared resources", args: []string{"--shared-dispatcher-resources", `{"request":{}}`}, env: base, wantErr: "--shared-dispatcher-resources"},
+		{name: "shared dispatchers autoscaled", args: []string{"--shared-dispatcher-autoscaling", `{"minReplicas":2,"maxReplicas":8,"targetLag":50}`}, env: base,
+			check: func(t *testing.T, c managerConfig) {
+				a := c.controllersConfig().Dispatcher.Shared.Autoscaling
+				if a == nil || *a.MinReplicas != 2 || a.MaxReplicas != 8 || *a.TargetLag != 50 {
+					t.Errorf("shared autoscaling %+v", a)
+				}
+			}},
+		{name: "shared autoscaling from env", env: map[string]string{"NATS_URL": "nats://n", "HERALD_IMAGE": "herald:1",
+			"HERALD_SHARED_DISPATCHER_AUTOSCALING": `{"maxReplicas":4}`},
+			check: func(t *testing.T, c managerConfig) {
+				if a := c.Shared.Autoscaling; a == nil || a.MinReplicas != nil || a.MaxReplicas != 4 {
+					t.Errorf("shared autoscaling %+v", a)
+				}
+			}},
+		{name: "shared autoscaling to zero", args: []string{"--shared-dispatcher-autoscaling", `{"minReplicas":0,"maxReplicas":4}`}, env: base,
+			wantErr: "--shared-dispatcher-autoscaling: minReplicas 0: want 1 to 50"},
+		{name: "shared autoscaling without max", args: []string{"--shared-dispatcher-autoscaling", `{"minReplicas":1}`}, env: base,
+			wantErr: "--shared-dispatcher-autoscaling: maxReplicas 0: want 1 to 50"},
+		{name: "shared autoscaling min above max", args: []string{"--shared-dispatcher-autoscaling", `{"minReplicas":5,"maxReplicas":4}`}, env: base,
+			wantErr: "--shared-dispatcher-autoscaling: minReplicas must not exceed maxReplicas"},
+		{name: "shared autoscaling bad lag", args: []string{"--shared-dispatcher-autoscaling", `{"maxReplicas":4,"targetLag":0}`}, env: base,
+			wantErr: "--shared-dispatcher-autoscaling: targetLag 0: want 1 to 1000000"},
+		{name: "shared autoscaling unknown field", args: []string{"--shared-dispatcher-autoscaling", `{"max":4}`}, env: base,
+			wantErr: `--shared-dispatcher-autoscaling: json: unknown field "max"`},
 		{name: "bad log level", args: []string{"--log-level", "loud"}, env: base, wantErr: "--log-level"},
 		{name: "stray argument", args: []string{"extra"}, env: base, wantErr: "unexpected arguments"},
 	}

@@ -42,13 +42,32 @@ type KEDA struct {
 // DefaultTargetLag is spec.dispatcher.autoscaling.targetLag's default.
 const DefaultTargetLag = 100
 
+// ScaleTrigger is one JetStream consumer whose lag a ScaledObject scales
+// a dispatcher on: a Subscription's consumer on its Topic's stream.
+type ScaleTrigger struct {
+	Stream, Consumer string
+}
+
 // DispatcherScaledObject scales Topic t's dedicated dispatcher between
 // spec.dispatcher.autoscaling's minReplicas and maxReplicas with one
 // nats-jetstream trigger per Subscription consumer: KEDA adds replicas while
 // a consumer's lag exceeds targetLag per replica. consumers must not be
 // empty (a ScaledObject needs a trigger).
 func DispatcherScaledObject(t *v1alpha1.Topic, consumers []string, k KEDA) *unstructured.Unstructured {
-	a := t.Spec.Dispatcher.Autoscaling
+	stream := plan.StreamName(t.Namespace, t.Name)
+	triggers := make([]ScaleTrigger, 0, len(consumers))
+	for _, c := range consumers {
+		triggers = append(triggers, ScaleTrigger{Stream: stream, Consumer: c})
+	}
+	return DedicatedDispatcher(t).ScaledObject(*t.Spec.Dispatcher.Autoscaling, triggers, k)
+}
+
+// ScaledObject scales dispatcher d between a's minReplicas and maxReplicas
+// with one nats-jetstream trigger per consumer in triggers: KEDA adds
+// replicas while a consumer's lag exceeds targetLag per replica. triggers
+// must not be empty (a ScaledObject needs one). It carries d's labels and
+// owner; a shared dispatcher's caller sets the owner.
+func (d Dispatcher) ScaledObject(a v1alpha1.DispatcherAutoscaling, triggers []ScaleTrigger, k KEDA) *unstructured.Unstructured {
 	minReplicas, lag := int64(1), int64(DefaultTargetLag)
 	if a.MinReplicas != nil {
 		minReplicas = int64(*a.MinReplicas)
@@ -60,43 +79,41 @@ func DispatcherScaledObject(t *v1alpha1.Topic, consumers []string, k KEDA) *unst
 	if account == "" {
 		account = "$G"
 	}
-	triggers := make([]any, 0, len(consumers))
-	for _, c := range consumers {
-		triggers = append(triggers, map[string]any{
+	ts := make([]any, 0, len(triggers))
+	for _, tr := range triggers {
+		ts = append(ts, map[string]any{
 			"type": "nats-jetstream",
-			"name": c,
+			"name": tr.Consumer, // unique: a consumer is named after its Subscription
 			"metadata": map[string]any{
 				"natsServerMonitoringEndpoint": k.MonitoringEndpoint,
 				"account":                      account,
-				"stream":                       plan.StreamName(t.Namespace, t.Name),
-				"consumer":                     c,
+				"stream":                       tr.Stream,
+				"consumer":                     tr.Consumer,
 				"lagThreshold":                 strconv.FormatInt(lag, 10),
 				"useHttps":                     strconv.FormatBool(k.UseHTTPS),
 			},
 		})
 	}
-	d := DedicatedDispatcher(t)
 	meta := d.meta()
 	labels := map[string]any{}
 	for k, v := range meta.Labels {
 		labels[k] = v
 	}
-	owner := meta.OwnerReferences[0]
+	md := map[string]any{"name": d.Name, "namespace": d.Namespace, "labels": labels}
+	if len(meta.OwnerReferences) > 0 {
+		owner := meta.OwnerReferences[0]
+		md["ownerReferences"] = []any{map[string]any{
+			"apiVersion": owner.APIVersion, "kind": owner.Kind, "name": owner.Name, "uid": string(owner.UID),
+			"controller": true, "blockOwnerDeletion": true,
+		}}
+	}
 	u := &unstructured.Unstructured{Object: map[string]any{
-		"metadata": map[string]any{
-			"name":      d.Name,
-			"namespace": d.Namespace,
-			"labels":    labels,
-			"ownerReferences": []any{map[string]any{
-				"apiVersion": owner.APIVersion, "kind": owner.Kind, "name": owner.Name, "uid": string(owner.UID),
-				"controller": true, "blockOwnerDeletion": true,
-			}},
-		},
+		"metadata": md,
 		"spec": map[string]any{
 			"scaleTargetRef":  map[string]any{"apiVersion": "apps/v1", "kind": "Deployment", "name": d.Name},
 			"minReplicaCount": minReplicas,
 			"maxReplicaCount": int64(a.MaxReplicas),
-			"triggers":        triggers,
+			"triggers":        ts,
 		},
 	}}
 	u.SetGroupVersionKind(ScaledObjectGVK)

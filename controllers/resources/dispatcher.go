@@ -114,6 +114,9 @@ type SharedDispatcherConfig struct {
 	Replicas int32
 	// Resources of the shared dispatcher container.
 	Resources corev1.ResourceRequirements
+	// Autoscaling, when set, scales each shared dispatcher on the lag of
+	// the Subscriptions of the Topics it serves instead of Replicas.
+	Autoscaling *v1alpha1.DispatcherAutoscaling
 }
 
 // SigningSecret is the Secret holding the signing keys of one of a Topic's
@@ -274,6 +277,9 @@ func SharedDispatcher(namespace string, cfg SharedDispatcherConfig) Dispatcher {
 		replicas:   ptr.To(max(cfg.Replicas, 1)),
 		resources:  *cfg.Resources.DeepCopy(),
 		natsSecret: SharedDispatcherName + "-nats",
+	}
+	if cfg.Autoscaling != nil {
+		d.replicas = nil
 	}
 	return d
 }

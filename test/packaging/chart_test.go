@@ -108,7 +108,8 @@ func TestChartObjects(t *testing.T) {
 	t.Run("ha", func(t *testing.T) {
 		r := mustRender(t, haValues, "herald-system")
 		args, _ := managerArgs(t, r.objs, "herald-manager")
-		for _, want := range []string{"--plan-replicas=3", "--leader-elect=true"} {
+		for _, want := range []string{"--plan-replicas=3", "--leader-elect=true",
+			`--shared-dispatcher-autoscaling={"maxReplicas":10,"minReplicas":2,"targetLag":200}`} {
 			if !slices.Contains(args, want) {
 				t.Errorf("manager args %q lack %s", args, want)
 			}
@@ -254,6 +255,9 @@ func TestChartSchemaRefusesBadValues(t *testing.T) {
 		}, "nats.external.dispatcherSecret is required"},
 		{"no ServiceAccount name", []string{"manager.serviceAccount.create=false"}, "manager.serviceAccount.name is required"},
 		{"unknown publish policy", []string{"publishPolicy.default=open"}, "/publishPolicy/default"},
+		{"shared dispatchers scaled to zero", []string{"dispatcher.shared.autoscaling.minReplicas=0", "dispatcher.shared.autoscaling.maxReplicas=3"},
+			"/dispatcher/shared/autoscaling/minReplicas"},
+		{"shared autoscaling without a maximum", []string{"dispatcher.shared.autoscaling.minReplicas=2"}, "maxReplicas"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
