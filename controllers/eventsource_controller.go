@@ -291,5 +291,5 @@ func (r *EventSourceReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&corev1.Service{}, mapRefs("Service")).
 		Watches(&corev1.ServiceAccount{}, mapServiceAccount, builder.WithPredicates(createdOrDeleted)).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.Config.Workers}).
-		Complete(r)
+		Complete(traced("eventsource", r.Config.TracerProvider, r))
 }

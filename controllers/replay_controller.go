@@ -136,5 +136,5 @@ func (r *ReplayReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Named("replay").
 		For(&v1alpha1.Replay{}).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.Config.Workers}).
-		Complete(r)
+		Complete(traced("replay", r.Config.TracerProvider, r))
 }

@@ -53,6 +53,7 @@ import (
 	"fmt"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -84,6 +85,8 @@ const (
 type Config struct {
 	// ClusterDomain is the cluster's DNS domain, for Service URLs.
 	ClusterDomain string
+	// TracerProvider, when set, records a span per reconcile (traced).
+	TracerProvider trace.TracerProvider
 	// Dispatcher configures Topics' dispatcher Deployments.
 	Dispatcher resources.DispatcherConfig
 	// Adapter configures EventSources' adapter Deployments.

@@ -253,5 +253,5 @@ func (r *SharedDispatcherReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		&rbacv1.Role{}, &rbacv1.RoleBinding{}, &networkingv1.NetworkPolicy{}} {
 		b = own(b, obj)
 	}
-	return b.WithOptions(controller.Options{MaxConcurrentReconciles: r.Config.Workers}).Complete(r)
+	return b.WithOptions(controller.Options{MaxConcurrentReconciles: r.Config.Workers}).Complete(traced("shareddispatcher", r.Config.TracerProvider, r))
 }

@@ -282,7 +282,7 @@ func (r *SubscriptionReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Refresh != nil {
 		b = b.WatchesRawSource(source.Channel(r.Refresh, &handler.EnqueueRequestForObject{}))
 	}
-	return b.Complete(r)
+	return b.Complete(traced("subscription", r.Config.TracerProvider, r))
 }
 
 // topicChangedForSubscriptions passes the Topic events that change what

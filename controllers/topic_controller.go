@@ -613,7 +613,7 @@ func (r *TopicReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Refresh != nil {
 		b = b.WatchesRawSource(source.Channel(r.Refresh, &handler.EnqueueRequestForObject{}))
 	}
-	return b.Complete(r)
+	return b.Complete(traced("topic", r.Config.TracerProvider, r))
 }
 
 // sharedDispatcherTopics maps a shared dispatcher's Deployment to the

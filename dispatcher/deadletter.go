@@ -38,7 +38,7 @@ func (r *subRunner) dedupScope(kind string, msg jetstream.Msg) string {
 // unacknowledged for a retry after the policy's backoff; that next delivery
 // makes one more attempt at the subscriber before returning to the sink.
 // Without a sink the event is dropped, logged and counted (sink="none").
-func (r *subRunner) deadLetter(cfg *subConfig, msg jetstream.Msg, dest string, res *result, attempt int) outcome {
+func (r *subRunner) deadLetter(cfg *subConfig, msg jetstream.Msg, dest string, res *result, attempt int, at *attemptTrace) outcome {
 	h := msg.Headers()
 	if cfg.plan.DeadLetterURI == "" {
 		r.countDeadLetter(msg)
@@ -49,6 +49,7 @@ func (r *subRunner) deadLetter(cfg *subConfig, msg jetstream.Msg, dest string, r
 		src, _ := ce.StoredAttr(h, ce.AttrSource)
 		r.log.Warn("event dropped: delivery failed and the subscription has no dead-letter sink",
 			"id", id, "source", src, "destination", dest, "attempts", attempt, "result", res.describe())
+		at.end(outcomeDeadLettered, 0)
 		return outcome{done: true}
 	}
 	out := deliveryHeader(h, 8)
@@ -71,21 +72,25 @@ func (r *subRunner) deadLetter(cfg *subConfig, msg jetstream.Msg, dest string, r
 	out[ce.Key(ce.ExtTopic)] = []string{r.ns + "/" + r.topic}
 	out[ce.Key(ce.ExtDeadLetteredAt)] = []string{time.Now().UTC().Format(time.RFC3339)}
 	out[HeaderDedupScope] = []string{r.dedupScope("deadletter", msg)}
+	span := at.child("dead-letter", cfg.plan.DeadLetterURI, out)
 	var dl result
 	if nt := r.authorize(out, cfg.plan.DeadLetterAudience, cfg.plan.Delivery.Timeout.Duration()); nt != nil {
 		dl = *nt
 	} else {
 		dl = r.d.post(cfg.deadLetterClient, cfg.plan.DeadLetterURI, out, msg.Data(), cfg.plan.Delivery.Timeout.Duration(), 0)
 	}
+	endChild(span, &dl)
 	if dl.verdict() == verdictSuccess {
 		r.countDeadLetter(msg)
 		r.ack(msg)
 		r.m.outcome(outcomeDeadLettered, res.codeClass())
 		r.m.deadLetter("sink")
+		at.end(outcomeDeadLettered, 0)
 		return outcome{done: true}
 	}
 	r.m.deadLetter("failed")
 	delay := retryBackoff(cfg.plan.Delivery, attempt)
+	at.end(outcomeRetried, delay)
 	r.log.Warn("dead-letter sink refused the event; retrying later",
 		"sink", cfg.plan.DeadLetterURI, "result", dl.describe(), "delay", delay)
 	return outcome{delay: delay}

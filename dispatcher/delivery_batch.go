@@ -263,6 +263,8 @@ func (r *subRunner) deliverBatch(msgs []jetstream.Msg) {
 	body = append(body, ']')
 	start := time.Now()
 	hdr := http.Header{ce.HeaderContentType: batchContentType}
+	bt := r.startBatch(keep)
+	bt.inject(hdr)
 	var res result
 	if cfg.signer != nil {
 		hs := make([]nats.Header, len(keep))
@@ -283,13 +285,16 @@ func (r *subRunner) deliverBatch(msgs []jetstream.Msg) {
 		r.m.observe(res.elapsed)
 		r.m.batch(len(keep))
 	}
+	bt.request(cfg.plan.SubscriberURI, &res)
 	if res.verdict() == verdictSuccess {
 		for _, m := range keep {
 			r.ack(m)
 		}
 		r.m.outcomes(outcomeDelivered, res.codeClass(), len(keep))
+		bt.end(outcomeDelivered, 0)
 		return
 	}
+	bt.end(outcomeRetried, 0)
 	dest := cfg.plan.SubscriberURI
 	for _, m := range keep {
 		attempt := deliveryCount(m)
@@ -299,7 +304,9 @@ func (r *subRunner) deliverBatch(msgs []jetstream.Msg) {
 			continue
 		}
 		r.keepAlive(m, start)
-		if out := r.deadLetter(cfg, m, dest, &res, attempt); !out.done {
+		at := r.startAttempt(m, attempt)
+		at.request(dest, &res)
+		if out := r.deadLetter(cfg, m, dest, &res, attempt, at); !out.done {
 			_ = m.NakWithDelay(out.delay)
 		}
 	}

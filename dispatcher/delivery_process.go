@@ -75,6 +75,8 @@ func (r *subRunner) process(msg jetstream.Msg, attempt int) outcome {
 	cfg = r.cfg.Load()
 	start := time.Now()
 	hdr := subscriberHeader(h)
+	at := r.startAttempt(msg, attempt)
+	at.inject(hdr)
 	var res result
 	if cfg.signer != nil {
 		if err := r.signDelivery(cfg, hdr, webhookID(h), msg.Data(), start); err != nil {
@@ -90,26 +92,29 @@ func (r *subRunner) process(msg jetstream.Msg, attempt int) outcome {
 		res = r.d.post(cfg.subscriberClient, cfg.plan.SubscriberURI, hdr, msg.Data(), cfg.plan.Delivery.Timeout.Duration(), cfg.maxEventSize)
 		r.m.observe(res.elapsed)
 	}
+	at.request(cfg.plan.SubscriberURI, &res)
 	dest := cfg.plan.SubscriberURI
 	if res.verdict() == verdictSuccess && (res.reply != nil || res.replyErr != nil) {
 		r.keepAlive(msg, start)
-		res, dest = r.forwardReply(cfg, msg, &res)
+		res, dest = r.forwardReply(cfg, msg, &res, at)
 	}
 	switch res.verdict() {
 	case verdictSuccess:
 		r.ack(msg)
 		r.m.outcome(outcomeDelivered, res.codeClass())
+		at.end(outcomeDelivered, 0)
 		return outcome{done: true}
 	case verdictRetry:
 		if attempt <= cfg.plan.Delivery.Retry || res.noToken {
 			r.m.outcome(outcomeRetried, res.codeClass())
 			delay := retryDelay(cfg.plan.Delivery, attempt, res.status, res.retryAfter, time.Now())
 			r.log.Debug("delivery failed; retrying", "destination", dest, "attempt", attempt, "result", res.describe(), "delay", delay)
+			at.end(outcomeRetried, delay)
 			return outcome{delay: delay}
 		}
 	}
 	r.keepAlive(msg, start)
-	return r.deadLetter(cfg, msg, dest, &res, attempt)
+	return r.deadLetter(cfg, msg, dest, &res, attempt, at)
 }
 
 // keepAlive resets msg's AckWait when the attempt since start took longer

@@ -27,6 +27,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/herald-dev/herald/internal/auth"
 	"github.com/herald-dev/herald/internal/ce"
@@ -69,6 +70,10 @@ type Options struct {
 	// whose token cannot be obtained is not sent; it is retried, without
 	// limit, since the failure is not the destination's.
 	Tokens auth.TokenSource
+	// TracerProvider, when set, records spans of ingress requests, delivery
+	// attempts, replies and dead letters (see tracing.go); nil records
+	// none.
+	TracerProvider trace.TracerProvider
 	// ReplicaID names this process among the dispatchers delivering the
 	// same Subscriptions, which split each Subscription's limits between
 	// them (plan.Share); it must differ from every other's. Empty uses the
@@ -109,6 +114,8 @@ type Dispatcher struct {
 	// shared is Options.Shared and sharedNS its namespace; empty unless
 	// the dispatcher is a shared one.
 	shared, sharedNS string
+	// tracer records spans; nil when Options.TracerProvider is.
+	tracer trace.Tracer
 	// publishErrLog samples logs of failed publishes.
 	publishErrLog sampler
 	// publishSlots bounds the single-event publishes awaiting their
@@ -209,6 +216,9 @@ func New(nc *nats.Conn, opts Options) (*Dispatcher, error) {
 			return nil, errors.New("dispatcher: a shared dispatcher serves the Topics whose plans name it; it takes no Topics")
 		}
 		d.shared, d.sharedNS = opts.Shared, ns
+	}
+	if opts.TracerProvider != nil {
+		d.tracer = opts.TracerProvider.Tracer(tracerName)
 	}
 	if len(opts.Topics) > 0 {
 		d.served = map[string]bool{}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/herald-dev/herald/internal/ce"
 	"github.com/herald-dev/herald/internal/jserr"
@@ -78,6 +79,11 @@ func (d *Dispatcher) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		d.metrics.rejected.WithLabelValues("", "", reasonUnknownTopic).Inc()
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no topic at %q: POST to /<namespace>/<topic>", r.URL.Path), "")
 		return
+	}
+	if d.tracer != nil {
+		sw, tr, span := d.startIngress(w, r, t)
+		defer endIngress(sw, span)
+		w, r = sw, tr
 	}
 	var adm *admission
 	if t.publish != nil && t.publish.authenticate {
@@ -152,8 +158,15 @@ func (d *Dispatcher) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "event store unavailable", "")
 		return
 	}
-	dup, err := d.publish(r.Context(), t, e, r.Header.Get(HeaderDedupScope))
+	if d.tracer != nil {
+		traceEvent(r.Context(), e)
+	}
+	ack, err := d.publish(r.Context(), t, e, r.Header.Get(HeaderDedupScope))
 	if err == nil {
+		dup := ack.Duplicate
+		if d.tracer != nil {
+			trace.SpanFromContext(r.Context()).SetAttributes(attrSequence.Int64(int64(ack.Sequence)))
+		}
 		t.metrics.received.Inc()
 		if dup {
 			t.metrics.duplicates.Inc()
@@ -273,9 +286,9 @@ func (t *topicState) releaseWhenResolved(pafs []jetstream.PubAckFuture) {
 // budget (maxTopicPendingPublishes) it fails at once with errTopicBacklog.
 // At most maxPendingPublishes wait at once; others get
 // ErrTooManyStalledMsgs after publishStallWait.
-func (d *Dispatcher) publish(ctx context.Context, t *topicState, e *ce.Event, scope string) (duplicate bool, err error) {
+func (d *Dispatcher) publish(ctx context.Context, t *topicState, e *ce.Event, scope string) (*jetstream.PubAck, error) {
 	if !t.reserve(1) {
-		return false, errTopicBacklog
+		return nil, errTopicBacklog
 	}
 	defer t.release(1)
 	select {
@@ -286,20 +299,16 @@ func (d *Dispatcher) publish(ctx context.Context, t *topicState, e *ce.Event, sc
 		case d.publishSlots <- struct{}{}:
 			stall.Stop()
 		case <-stall.C:
-			return false, jetstream.ErrTooManyStalledMsgs
+			return nil, jetstream.ErrTooManyStalledMsgs
 		case <-ctx.Done():
 			stall.Stop()
-			return false, ctx.Err()
+			return nil, ctx.Err()
 		}
 	}
 	defer func() { <-d.publishSlots }()
 	ctx, cancel := context.WithTimeout(ctx, publishAckTimeout)
 	defer cancel()
-	ack, err := d.js.PublishMsg(ctx, storedMsg(t, e, scope))
-	if err != nil {
-		return false, err
-	}
-	return ack.Duplicate, nil
+	return d.js.PublishMsg(ctx, storedMsg(t, e, scope))
 }
 
 // awaitAck waits for JetStream's acknowledgement of a publish.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/herald-dev/herald/internal/ce"
 )
@@ -75,6 +76,12 @@ func (d *Dispatcher) serveBatch(w http.ResponseWriter, r *http.Request, t *topic
 			return
 		}
 		e.SetTrace(r.Header)
+		if d.tracer != nil {
+			traceEvent(r.Context(), e)
+		}
+	}
+	if d.tracer != nil {
+		trace.SpanFromContext(r.Context()).SetAttributes(attrEvents.Int(len(events)))
 	}
 	if adm != nil {
 		for i, e := range events {

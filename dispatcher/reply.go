@@ -5,6 +5,7 @@ import (
 	"strconv"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/herald-dev/herald/internal/ce"
 )
@@ -24,7 +25,10 @@ const (
 // invalid reply: counted and dropped), else the reply POST's, so a failing
 // reply destination is retried, and dead-lettered, like a failing
 // subscriber.
-func (r *subRunner) forwardReply(cfg *subConfig, msg jetstream.Msg, res *result) (result, string) {
+//
+// The reply carries the trace context the subscriber gave it; without one,
+// that of the reply span (tracing on) or of the stored event.
+func (r *subRunner) forwardReply(cfg *subConfig, msg jetstream.Msg, res *result, at *attemptTrace) (result, string) {
 	if res.replyErr != nil {
 		r.m.reply(replyInvalid)
 		r.log.Warn("dropping invalid reply", "error", res.replyErr)
@@ -47,16 +51,25 @@ func (r *subRunner) forwardReply(cfg *subConfig, msg jetstream.Msg, res *result)
 	}
 	rep := res.reply
 	rep.Set(extHops, strconv.Itoa(hops))
-	if rep.TraceParent == "" {
+	own := rep.TraceParent != ""
+	if !own {
 		rep.TraceParent = msg.Headers().Get(ce.HeaderTraceParent)
 		rep.TraceState = msg.Headers().Get(ce.HeaderTraceState)
 	}
 	rh := http.Header(rep.Header(HeaderDedupScope, r.dedupScope("reply", msg)))
+	var span trace.Span
+	if own {
+		span = at.child("reply", cfg.plan.ReplyURI, map[string][]string{})
+	} else {
+		span = at.child("reply", cfg.plan.ReplyURI, rh)
+	}
 	if nt := r.authorize(rh, cfg.plan.ReplyAudience, cfg.plan.Delivery.Timeout.Duration()); nt != nil {
 		r.m.reply(replyFailed)
+		endChild(span, nt)
 		return *nt, cfg.plan.ReplyURI
 	}
 	rr := r.d.post(cfg.replyClient, cfg.plan.ReplyURI, rh, rep.Data, cfg.plan.Delivery.Timeout.Duration(), 0)
+	endChild(span, &rr)
 	if rr.verdict() == verdictSuccess {
 		r.m.reply(replyForwarded)
 	} else {

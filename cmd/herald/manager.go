@@ -32,6 +32,7 @@ import (
 	"github.com/herald-dev/herald/controllers/resources"
 	"github.com/herald-dev/herald/internal/cli"
 	"github.com/herald-dev/herald/internal/logging"
+	"github.com/herald-dev/herald/internal/tracing"
 	"github.com/herald-dev/herald/plan"
 	"github.com/herald-dev/herald/provision"
 )
@@ -80,6 +81,11 @@ type managerConfig struct {
 	Shared resources.SharedDispatcherConfig
 	// KEDA is how KEDA's scaler reaches NATS.
 	KEDA resources.KEDA
+	// TracingEnv is the manager's OpenTelemetry environment
+	// (tracing.Forwarded), passed on to the dispatchers it creates.
+	TracingEnv []corev1.EnvVar
+	// TraceReconciles records a span per reconcile while tracing is on.
+	TraceReconciles bool
 }
 
 const managerUsage = `Usage: herald manager [flags]
@@ -150,6 +156,8 @@ func parseManagerConfig(args []string, getenv func(string) string) (managerConfi
 			"empty: no ScaledObjects, the replicas of autoscaled dispatchers are left to a scaler of yours ($HERALD_KEDA_NATS_MONITORING_ENDPOINT)")
 	fs.StringVar(&c.KEDA.Account, "keda-nats-account", envOr("HERALD_KEDA_NATS_ACCOUNT", "$G"), "NATS account of Herald's streams, for KEDA's scaler ($HERALD_KEDA_NATS_ACCOUNT)")
 	fs.BoolVar(&c.KEDA.UseHTTPS, "keda-nats-monitoring-https", false, "KEDA reads the NATS monitoring endpoint over HTTPS")
+	fs.BoolVar(&c.TraceReconciles, "trace-reconciles", getenv("HERALD_TRACE_RECONCILES") != "false",
+		"while OpenTelemetry tracing is on (OTEL_TRACES_EXPORTER, passed on to the dispatchers), record a span per reconcile ($HERALD_TRACE_RECONCILES)")
 	logFlags.BindFlags(fs, getenv)
 	if err := fs.Parse(args); err != nil {
 		return managerConfig{}, err
@@ -199,6 +207,14 @@ func parseManagerConfig(args []string, getenv func(string) string) (managerConfi
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&c.Shared.Resources); err != nil {
 			return managerConfig{}, fmt.Errorf("--shared-dispatcher-resources: %w", err)
+		}
+	}
+	if err := tracing.Check(getenv); err != nil {
+		return managerConfig{}, err
+	}
+	for _, k := range tracing.Forwarded {
+		if v := getenv(k); v != "" {
+			c.TracingEnv = append(c.TracingEnv, corev1.EnvVar{Name: k, Value: v})
 		}
 	}
 	if sharedScale != "" {
@@ -256,6 +272,7 @@ func (c managerConfig) controllersConfig() controllers.Config {
 			},
 			NetworkPolicy: c.NetworkPolicy,
 			Shared:        c.Shared,
+			Env:           c.TracingEnv,
 		},
 		Adapter:               resources.AdapterConfig{Image: c.Image},
 		DefaultPublishMode:    c.DefaultPublishMode,
@@ -335,7 +352,22 @@ func runManager(ctx context.Context, args []string) error {
 	}); err != nil {
 		return err
 	}
-	if err := controllers.Setup(ctx, mgr, prov, cfg.controllersConfig()); err != nil {
+	ccfg := cfg.controllersConfig()
+	if cfg.TraceReconciles {
+		tp, err := tracing.FromEnv(ctx, os.Getenv, "herald-manager", os.Stderr)
+		if err != nil {
+			return err
+		}
+		if tp != nil {
+			ccfg.TracerProvider = tp
+			defer func() {
+				sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				_ = tp.Shutdown(sctx)
+			}()
+		}
+	}
+	if err := controllers.Setup(ctx, mgr, prov, ccfg); err != nil {
 		return err
 	}
 	logger.Info("starting", "nats", cfg.NATSURL, "image", cfg.Image.Name, "namespaces", cfg.Namespaces, "leaderElect", cfg.LeaderElect,

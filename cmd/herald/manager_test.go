@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
@@ -178,6 +179,32 @@ func TestParseManagerConfig(t *testing.T) {
 			wantErr: "--shared-dispatcher-autoscaling: targetLag 0: want 1 to 1000000"},
 		{name: "shared autoscaling unknown field", args: []string{"--shared-dispatcher-autoscaling", `{"max":4}`}, env: base,
 			wantErr: `--shared-dispatcher-autoscaling: json: unknown field "max"`},
+		{name: "tracing passed on to dispatchers", env: map[string]string{"NATS_URL": "nats://n", "HERALD_IMAGE": "herald:1",
+			"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector.observability:4318",
+			"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1",
+			"OTEL_SERVICE_NAME": "herald-manager", "OTEL_EXPORTER_OTLP_HEADERS": "authorization=secret"},
+			check: func(t *testing.T, c managerConfig) {
+				got := map[string]string{}
+				for _, e := range c.controllersConfig().Dispatcher.Env {
+					got[e.Name] = e.Value
+				}
+				want := map[string]string{"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector.observability:4318",
+					"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"}
+				if fmt.Sprint(got) != fmt.Sprint(want) {
+					t.Errorf("dispatcher env %v, want %v (no service name, no headers)", got, want)
+				}
+				if !c.TraceReconciles {
+					t.Error("reconciles not traced by default")
+				}
+			}},
+		{name: "no tracing, nothing passed on", env: base,
+			check: func(t *testing.T, c managerConfig) {
+				if len(c.controllersConfig().Dispatcher.Env) != 0 {
+					t.Errorf("dispatcher env %v", c.controllersConfig().Dispatcher.Env)
+				}
+			}},
+		{name: "unknown trace exporter", env: map[string]string{"NATS_URL": "nats://n", "HERALD_IMAGE": "herald:1", "OTEL_TRACES_EXPORTER": "jaeger"},
+			wantErr: `OTEL_TRACES_EXPORTER "jaeger": want otlp, console or none`},
 		{name: "bad log level", args: []string{"--log-level", "loud"}, env: base, wantErr: "--log-level"},
 		{name: "stray argument", args: []string{"extra"}, env: base, wantErr: "unexpected arguments"},
 	}

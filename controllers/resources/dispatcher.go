@@ -106,6 +106,10 @@ type DispatcherConfig struct {
 	NetworkPolicy NetworkPolicy
 	// Shared sizes the shared dispatchers.
 	Shared SharedDispatcherConfig
+	// Env is added to the dispatcher container's environment: the
+	// operator's OpenTelemetry settings (tracing.Forwarded), so that
+	// dispatchers export their spans where it does.
+	Env []corev1.EnvVar
 }
 
 // SharedDispatcherConfig sizes every namespace's shared dispatcher.
@@ -366,6 +370,7 @@ func DispatcherDeployment(t *v1alpha1.Topic, cfg DispatcherConfig, signing []Sig
 func (d Dispatcher) Deployment(cfg DispatcherConfig, signing []SigningSecret) *appsv1.Deployment {
 	env, mounts, volumes := natsEnv(cfg.NATS, d.natsSecret)
 	env = append(env, podIdentityEnv()...)
+	env = append(env, cfg.Env...)
 	args := slices.Clone(d.args)
 	port, scheme := PortNameHTTP, corev1.URIScheme("")
 	if tls := d.tls; tls != nil {

@@ -553,3 +553,23 @@ func TestSinkAudienceReachesAdapters(t *testing.T) {
 		}
 	}
 }
+
+// TestDispatcherEnvPassedOn: the operator's OpenTelemetry settings reach
+// the dispatcher container of dedicated and shared dispatchers.
+func TestDispatcherEnvPassedOn(t *testing.T) {
+	cfg := DispatcherConfig{Image: Image{Name: "herald:dev"}, Env: []corev1.EnvVar{
+		{Name: "OTEL_TRACES_EXPORTER", Value: "otlp"}, {Name: "OTEL_EXPORTER_OTLP_ENDPOINT", Value: "http://collector:4318"},
+	}}
+	for name, dep := range map[string]*appsv1.Deployment{
+		"dedicated": DispatcherDeployment(topic(), cfg, nil),
+		"shared":    SharedDispatcher("shop", SharedDispatcherConfig{}).Deployment(cfg, nil),
+	} {
+		got := map[string]string{}
+		for _, e := range dep.Spec.Template.Spec.Containers[0].Env {
+			got[e.Name] = e.Value
+		}
+		if got["OTEL_TRACES_EXPORTER"] != "otlp" || got["OTEL_EXPORTER_OTLP_ENDPOINT"] != "http://collector:4318" {
+			t.Errorf("%s dispatcher env %v", name, got)
+		}
+	}
+}

@@ -32,6 +32,7 @@ import (
 	"github.com/herald-dev/herald/internal/auth"
 	"github.com/herald-dev/herald/internal/cli"
 	"github.com/herald-dev/herald/internal/logging"
+	"github.com/herald-dev/herald/internal/tracing"
 )
 
 // Config is the dispatcher's validated configuration.
@@ -315,6 +316,21 @@ func Run(ctx context.Context, args []string) error {
 		return err
 	}
 	opts.Tokens = tokens
+	tp, err := tracing.FromEnv(ctx, os.Getenv, "herald-dispatcher", os.Stderr)
+	if err != nil {
+		return err
+	}
+	if tp != nil {
+		opts.TracerProvider = tp
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := tp.Shutdown(sctx); err != nil {
+				log.Warn("flushing spans", "error", err)
+			}
+		}()
+		log.Info("tracing on", "exporter", os.Getenv(tracing.EnvExporter))
+	}
 	d, err := dispatcher.New(nc, opts)
 	if err != nil {
 		return err
