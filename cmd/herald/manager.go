@@ -360,11 +360,7 @@ func runManager(ctx context.Context, args []string) error {
 		}
 		if tp != nil {
 			ccfg.TracerProvider = tp
-			defer func() {
-				sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				defer cancel()
-				_ = tp.Shutdown(sctx)
-			}()
+			defer tp.Close(nil)
 		}
 	}
 	if err := controllers.Setup(ctx, mgr, prov, ccfg); err != nil {

@@ -322,13 +322,7 @@ func Run(ctx context.Context, args []string) error {
 	}
 	if tp != nil {
 		opts.TracerProvider = tp
-		defer func() {
-			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			if err := tp.Shutdown(sctx); err != nil {
-				log.Warn("flushing spans", "error", err)
-			}
-		}()
+		defer tp.Close(func(err error) { log.Warn("flushing spans", "error", err) })
 		log.Info("tracing on", "exporter", os.Getenv(tracing.EnvExporter))
 	}
 	d, err := dispatcher.New(nc, opts)

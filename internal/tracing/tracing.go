@@ -80,6 +80,16 @@ func FromEnv(ctx context.Context, getenv func(string) string, service string, st
 	return New(ctx, exp, service)
 }
 
+// Close flushes the spans not yet exported and stops p, waiting at most
+// 5 s; onErr, when not nil, receives a failure.
+func (p *Provider) Close(onErr func(error)) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := p.Shutdown(ctx); err != nil && onErr != nil {
+		onErr(err)
+	}
+}
+
 // New returns a provider exporting to exp in batches, with the sampler of
 // the environment.
 func New(ctx context.Context, exp sdktrace.SpanExporter, service string) (*Provider, error) {
