@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/herald-dev/herald/dispatcher"
 	"github.com/herald-dev/herald/internal/auth"
@@ -62,6 +63,9 @@ type Config struct {
 	// loopback TCP, as a deployed dispatcher connects, instead of
 	// in-process.
 	NATSOverTCP bool
+	// TracerProvider, when set, records the dispatcher's spans
+	// (dispatcher.Options.TracerProvider).
+	TracerProvider trace.TracerProvider
 	// Verifier, when set, turns authentication on: Topics get the publish
 	// policy the operator would compile with DefaultPublishMode (or their
 	// own spec.publishers), and the ingress checks producers' tokens with
@@ -248,7 +252,7 @@ func (rt *Runtime) startDataPlane() (*provision.Provisioner, error) {
 		return nil, err
 	}
 	if rt.disp, err = dispatcher.New(rt.nc, dispatcher.Options{Logger: rt.cfg.Log, HTTPClient: rt.cfg.HTTPClient,
-		Verifier: rt.cfg.Verifier, Tokens: rt.cfg.Tokens}); err != nil {
+		Verifier: rt.cfg.Verifier, Tokens: rt.cfg.Tokens, TracerProvider: rt.cfg.TracerProvider}); err != nil {
 		return nil, fmt.Errorf("dispatcher: %w", err)
 	}
 	rt.ep = Endpoints{

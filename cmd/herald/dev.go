@@ -20,6 +20,7 @@ import (
 	"github.com/herald-dev/herald/devmode"
 	"github.com/herald-dev/herald/internal/cli"
 	"github.com/herald-dev/herald/internal/logging"
+	"github.com/herald-dev/herald/internal/tracing"
 )
 
 func init() {
@@ -57,6 +58,8 @@ type devOptions struct {
 	auth bool
 	// pprofListen serves net/http/pprof; empty (the default) disables it.
 	pprofListen string
+	// otel records OpenTelemetry spans.
+	otel bool
 }
 
 // parseDevFlags turns herald dev's command line into a devmode.Config.
@@ -74,6 +77,8 @@ func parseDevFlags(args []string, stderr io.Writer) (devmode.Config, devOptions,
 	var logFlags logging.Flags
 	logFlags.BindFlags(fs, nil)
 	pprofListen := fs.String("pprof-listen", "", "host:port serving Go's profiler at /debug/pprof/; empty (the default) disables it")
+	otelOn := fs.Bool("otel", false, "record OpenTelemetry spans of the ingress, delivery attempts, replies and dead letters: "+
+		"printed to stderr, or exported as the OTEL_* environment says (OTEL_TRACES_EXPORTER=otlp and OTEL_EXPORTER_OTLP_ENDPOINT for a local collector)")
 	authOn := fs.Bool("auth", false, "authenticate producers with tokens of a local issuer kept in the data directory (see herald dev token)")
 	natsInProcess := fs.Bool("nats-in-process", true, "connect the dispatcher to the embedded NATS server in-process; false connects over loopback TCP, as a deployed dispatcher does")
 	fs.Usage = func() {
@@ -107,7 +112,7 @@ func parseDevFlags(args []string, stderr io.Writer) (devmode.Config, devOptions,
 		DisplayListen: *displayListen,
 		WebhookListen: *webhookListen,
 		NATSOverTCP:   !*natsInProcess,
-	}, devOptions{level: level, pprofListen: *pprofListen, auth: *authOn}, nil
+	}, devOptions{level: level, pprofListen: *pprofListen, auth: *authOn, otel: *otelOn}, nil
 }
 
 // parseNATSListen reads --nats-listen: host:port, or random / -1 for a free
@@ -185,6 +190,21 @@ func devMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		cfg.Verifier = iss.Verifier()
 		cfg.Tokens = iss.TokenSource()
 		fmt.Fprint(stderr, devAuthBanner(cfg.DataDir))
+	}
+	if o.otel {
+		tp, err := tracing.FromEnv(ctx, func(k string) string {
+			if v := os.Getenv(k); v != "" || k != tracing.EnvExporter {
+				return v
+			}
+			return "console"
+		}, "herald-dev", stderr)
+		if err != nil {
+			return err
+		}
+		if tp != nil {
+			cfg.TracerProvider = tp
+			defer tp.Close(func(err error) { cfg.Log.Warn("flushing spans", "error", err) })
+		}
 	}
 	cfg.Banner = stderr
 	cfg.DisplayOut = stdout
