@@ -35,6 +35,17 @@ func scaleTo(t *testing.T, ns, name string, replicas int32) {
 	})
 }
 
+// wantReplicasNotOwned fails the test when the operator's field manager
+// owns spec.replicas of dep, which it must leave to a scaler.
+func wantReplicasNotOwned(t *testing.T, dep *appsv1.Deployment) {
+	t.Helper()
+	for _, mf := range dep.ManagedFields {
+		if mf.Manager == resources.ManagedBy && mf.FieldsV1 != nil && strings.Contains(string(mf.FieldsV1.Raw), `"f:replicas"`) {
+			t.Errorf("the operator owns spec.replicas of autoscaled dispatcher %s: %s", dep.Name, mf.FieldsV1.Raw)
+		}
+	}
+}
+
 func replicasOf(ns, name string) (int32, error) {
 	dep := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
 	if err := get(dep); err != nil {
@@ -74,11 +85,7 @@ func TestAutoscaledDispatcherKeepsTheScalersReplicas(t *testing.T) {
 	if dep.Annotations[resources.AnnotationAutoscaler] != resources.AutoscalerExternal {
 		t.Errorf("annotations %v", dep.Annotations)
 	}
-	for _, mf := range dep.ManagedFields {
-		if mf.Manager == resources.ManagedBy && mf.FieldsV1 != nil && strings.Contains(string(mf.FieldsV1.Raw), `"f:replicas"`) {
-			t.Errorf("the operator owns spec.replicas of an autoscaled dispatcher: %s", mf.FieldsV1.Raw)
-		}
-	}
+	wantReplicasNotOwned(t, dep)
 
 	scaleTo(t, ns, name, 3)
 	// A spec change makes the operator apply the Deployment again.
@@ -252,11 +259,7 @@ func TestSharedDispatcherAutoscaling(t *testing.T) {
 	if dep.Annotations[resources.AnnotationAutoscaler] != resources.AutoscalerKEDA {
 		t.Errorf("annotations %v", dep.Annotations)
 	}
-	for _, mf := range dep.ManagedFields {
-		if mf.Manager == resources.ManagedBy && mf.FieldsV1 != nil && strings.Contains(string(mf.FieldsV1.Raw), `"f:replicas"`) {
-			t.Errorf("the operator owns spec.replicas of an autoscaled shared dispatcher: %s", mf.FieldsV1.Raw)
-		}
-	}
+	wantReplicasNotOwned(t, dep)
 
 	scaleTo(t, ns, name, 3)
 	// A new Topic and Subscription join the ScaledObject.

@@ -5,7 +5,6 @@ import (
 	"strconv"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"go.opentelemetry.io/otel/trace"
 
 	"github.com/herald-dev/herald/internal/ce"
 )
@@ -57,12 +56,13 @@ func (r *subRunner) forwardReply(cfg *subConfig, msg jetstream.Msg, res *result,
 		rep.TraceState = msg.Headers().Get(ce.HeaderTraceState)
 	}
 	rh := http.Header(rep.Header(HeaderDedupScope, r.dedupScope("reply", msg)))
-	var span trace.Span
+	// The reply span's context replaces the stored one, not the
+	// subscriber's own.
+	carrier := map[string][]string(rh)
 	if own {
-		span = at.child("reply", cfg.plan.ReplyURI, map[string][]string{})
-	} else {
-		span = at.child("reply", cfg.plan.ReplyURI, rh)
+		carrier = map[string][]string{}
 	}
+	span := at.child("reply", cfg.plan.ReplyURI, carrier)
 	if nt := r.authorize(rh, cfg.plan.ReplyAudience, cfg.plan.Delivery.Timeout.Duration()); nt != nil {
 		r.m.reply(replyFailed)
 		endChild(span, nt)

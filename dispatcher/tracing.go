@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/herald-dev/herald/internal/ce"
@@ -73,7 +74,7 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 // the producer's trace context, and returns the request carrying it and a
 // writer that records the response's status for end.
 func (d *Dispatcher) startIngress(w http.ResponseWriter, r *http.Request, t *topicState) (*statusWriter, *http.Request, trace.Span) {
-	ctx := tracing.Propagator.Extract(r.Context(), headerCarrier(r.Header))
+	ctx := tracing.Propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
 	ctx, span := d.tracer.Start(ctx, "ingress "+t.plan.Namespace+"/"+t.plan.Name,
 		trace.WithSpanKind(trace.SpanKindServer),
 		trace.WithAttributes(attrTopic.String(t.plan.Namespace+"/"+t.plan.Name)))
@@ -104,19 +105,6 @@ func traceEvent(ctx context.Context, e *ce.Event) {
 	if id, ok := e.Get(ce.AttrID); ok && span.IsRecording() {
 		span.SetAttributes(attrEventID.String(id))
 	}
-}
-
-// headerCarrier reads and writes an http.Header with canonical keys.
-type headerCarrier http.Header
-
-func (c headerCarrier) Get(k string) string { return http.Header(c).Get(k) }
-func (c headerCarrier) Set(k, v string)     { http.Header(c).Set(k, v) }
-func (c headerCarrier) Keys() []string {
-	keys := make([]string, 0, len(c))
-	for k := range c {
-		keys = append(keys, k)
-	}
-	return keys
 }
 
 // attemptTrace is the span of one delivery attempt; nil when tracing is
