@@ -77,6 +77,9 @@ type ResolvedSubscription struct {
 type Result struct {
 	// Stream is the desired stream configuration.
 	Stream jetstream.StreamConfig
+	// History is the desired delivery-history stream; nil when the Topic
+	// keeps no history.
+	History *jetstream.StreamConfig
 	// Consumers holds the desired consumer of each compiled Subscription, by
 	// Subscription name.
 	Consumers map[string]jetstream.ConsumerConfig
@@ -98,8 +101,13 @@ func Compile(topic *v1alpha1.Topic, subs []ResolvedSubscription) (*Result, error
 	if err != nil {
 		return nil, err
 	}
+	history, err := HistoryStreamConfig(topic)
+	if err != nil {
+		return nil, err
+	}
 	res := &Result{
 		Stream:    stream,
+		History:   history,
 		Consumers: map[string]jetstream.ConsumerConfig{},
 		Plan: plan.TopicPlan{
 			Version:      plan.Version,
@@ -109,6 +117,7 @@ func Compile(topic *v1alpha1.Topic, subs []ResolvedSubscription) (*Result, error
 			Subject:      plan.Subject(topic.Namespace, topic.Name),
 			MaxEventSize: maxEventSize(topic),
 			Audience:     plan.TopicAudience(topic.Namespace, topic.Name),
+			History:      history != nil,
 		},
 		Errors: map[string]error{},
 	}
@@ -184,6 +193,54 @@ func StreamConfig(t *v1alpha1.Topic) (jetstream.StreamConfig, error) {
 		if r.Discard == v1alpha1.DiscardNew {
 			cfg.Discard = jetstream.DiscardNew
 		}
+	}
+	return cfg, nil
+}
+
+// DefaultHistoryMaxAge is how long delivery history is kept when
+// spec.history.maxAge is not set.
+const DefaultHistoryMaxAge = 24 * time.Hour
+
+// HistoryStreamConfig is the delivery-history stream a Topic declares, nil
+// when its history is off. It is stored like the Topic's events (file or
+// memory, the same replicas) and bounded by spec.history.
+func HistoryStreamConfig(t *v1alpha1.Topic) (*jetstream.StreamConfig, error) {
+	h := t.Spec.History
+	if h == nil || !h.Enabled {
+		return nil, nil
+	}
+	maxAge, err := v1alpha1.DurationOrDefault(h.MaxAge, DefaultHistoryMaxAge)
+	if err != nil {
+		return nil, fmt.Errorf("history.maxAge: %w", err)
+	}
+	cfg := &jetstream.StreamConfig{
+		Name:              plan.HistoryStream(t.Namespace, t.Name),
+		Description:       fmt.Sprintf("Herald delivery history of Topic %s/%s", t.Namespace, t.Name),
+		Subjects:          []string{plan.HistorySubjects(t.Namespace, t.Name)},
+		Retention:         jetstream.LimitsPolicy,
+		Discard:           jetstream.DiscardOld,
+		Storage:           jetstream.FileStorage,
+		Replicas:          1,
+		MaxAge:            maxAge,
+		MaxMsgs:           -1,
+		MaxBytes:          -1,
+		MaxMsgsPerSubject: -1,
+		MaxConsumers:      -1,
+		MaxMsgSize:        -1,
+		// Records are published without message ids.
+		Duplicates: min(maxAge, time.Minute),
+		Metadata: map[string]string{
+			"herald.dev/topic": t.Namespace + "/" + t.Name,
+		},
+	}
+	if t.Spec.Storage == v1alpha1.StorageMemory {
+		cfg.Storage = jetstream.MemoryStorage
+	}
+	if t.Spec.Replicas > 0 {
+		cfg.Replicas = int(t.Spec.Replicas)
+	}
+	if h.MaxBytes != nil {
+		cfg.MaxBytes = *h.MaxBytes
 	}
 	return cfg, nil
 }

@@ -264,16 +264,22 @@ func (r *TopicReconciler) notifyPlan(ctx context.Context, t *v1alpha1.Topic, tp 
 // configuration, a *Generic when it failed to answer.
 func (r *TopicReconciler) streamStatus(t *v1alpha1.Topic, res *compiler.Result, rep *provision.Report, conds conditions) error {
 	var err error
+	streamErr := rep.StreamErr
+	if streamErr == nil && rep.HistoryErr != nil {
+		streamErr = fmt.Errorf("delivery history: %w", rep.HistoryErr)
+	}
 	switch {
-	case rep.StreamErr == nil:
+	case streamErr == nil && res.History != nil:
+		conds.setTrue(v1alpha1.ConditionStreamReady, "streams %s and %s (delivery history) are ready", res.Stream.Name, res.History.Name)
+	case streamErr == nil:
 		conds.setTrue(v1alpha1.ConditionStreamReady, "stream %s is ready", res.Stream.Name)
-	case refusedByJetStream(rep.StreamErr):
-		msg := fmt.Sprintf("JetStream refused the stream configuration: %v", rep.StreamErr)
+	case refusedByJetStream(streamErr):
+		msg := fmt.Sprintf("JetStream refused the stream configuration: %v", streamErr)
 		conds.setFalse(v1alpha1.ConditionStreamReady, v1alpha1.ReasonInvalidSpec, "%s", msg)
 		err = &Stalling{Reason: v1alpha1.ReasonInvalidSpec, Err: errors.New(msg)}
 	default:
-		conds.setFalse(v1alpha1.ConditionStreamReady, v1alpha1.ReasonNATSError, "%v", rep.StreamErr)
-		err = &Generic{Reason: v1alpha1.ReasonNATSError, Err: rep.StreamErr}
+		conds.setFalse(v1alpha1.ConditionStreamReady, v1alpha1.ReasonNATSError, "%v", streamErr)
+		err = &Generic{Reason: v1alpha1.ReasonNATSError, Err: streamErr}
 	}
 	if info := rep.Stream; info != nil {
 		t.Status.Stream = &v1alpha1.StreamStatus{

@@ -380,6 +380,48 @@ func TestTopicDeletionLeavesNothingInNATS(t *testing.T) {
 	})
 }
 
+// A Topic with spec.history gets a delivery-history stream, reported in
+// StreamReady and announced in its plan; deleting the Topic deletes it.
+func TestTopicHistoryStream(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	ns := namespace(t)
+	topic := newTopic(ns, "kept")
+	topic.Spec.History = &v1alpha1.TopicHistory{Enabled: true}
+	create(t, topic)
+	makeAvailable(t, ns, "kept-dispatcher")
+	history := plan.HistoryStream(ns, "kept")
+	eventually(t, func() error {
+		if err := get(topic); err != nil {
+			return err
+		}
+		return wantCondition(topic.Status.Conditions, v1alpha1.ConditionStreamReady, metav1.ConditionTrue, "",
+			fmt.Sprintf("streams %s and %s (delivery history) are ready", plan.StreamName(ns, "kept"), history))
+	})
+	info, err := prov.StreamInfo(ctx, history)
+	if err != nil || info == nil {
+		t.Fatalf("history stream: %v %v", info, err)
+	}
+	if info.Config.MaxAge != compiler.DefaultHistoryMaxAge {
+		t.Errorf("history kept for %v, want the default %v", info.Config.MaxAge, compiler.DefaultHistoryMaxAge)
+	}
+	if p, err := prov.GetPlan(ctx, ns, "kept"); err != nil || p == nil || !p.History {
+		t.Errorf("plan %+v (%v) does not ask for history", p, err)
+	}
+	if err := k8s.Delete(ctx, topic); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, func() error {
+		if err := get(topic); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("topic still there: %v", err)
+		}
+		return nil
+	})
+	if info, err := prov.StreamInfo(ctx, history); err != nil || info != nil {
+		t.Errorf("history stream left behind: %v %v", info, err)
+	}
+}
+
 // A Subscription whose consumer JetStream refuses is left out of the plan;
 // the Topic's other Subscriptions stay published. (The Topic reports the
 // refusal, so its Subscriptions' TopicReady is False meanwhile.)

@@ -90,6 +90,7 @@ func (r *subRunner) deadLetter(cfg *subConfig, msg jetstream.Msg, dest string, r
 	}
 	r.m.deadLetter("failed")
 	delay := retryBackoff(cfg.plan.Delivery, attempt)
+	at.outcomeAt(cfg.plan.DeadLetterURI, &dl)
 	at.end(outcomeRetried, delay)
 	r.log.Warn("dead-letter sink refused the event; retrying later",
 		"sink", cfg.plan.DeadLetterURI, "result", dl.describe(), "delay", delay)

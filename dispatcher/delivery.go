@@ -44,6 +44,8 @@ type subConfig struct {
 	// signer signs deliveries to the subscriber; nil when the plan has no
 	// SigningKeyDir.
 	signer *signer
+	// history: the Topic keeps delivery history (plan.TopicPlan.History).
+	history bool
 }
 
 // compileSubscription prepares sp for delivery, keeping old's signer when
@@ -53,7 +55,7 @@ func (d *Dispatcher) compileSubscription(tp *plan.TopicPlan, sp *plan.Subscripti
 	if err != nil {
 		return nil, err
 	}
-	cfg := &subConfig{plan: *sp, maxEventSize: tp.MaxEventSize, filter: f}
+	cfg := &subConfig{plan: *sp, maxEventSize: tp.MaxEventSize, filter: f, history: tp.History}
 	for _, u := range []struct {
 		field, uri, caCerts string
 		client              **http.Client

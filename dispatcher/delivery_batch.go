@@ -235,6 +235,7 @@ func (r *subRunner) deliverBatch(msgs []jetstream.Msg) {
 		if !cfg.filter.match(&view) {
 			r.ack(m)
 			r.m.filtered.Inc()
+			r.historyOf(cfg, m, 0, outcomeFiltered, "", nil)
 			continue
 		}
 		keep = append(keep, m)
@@ -289,6 +290,7 @@ func (r *subRunner) deliverBatch(msgs []jetstream.Msg) {
 	if res.verdict() == verdictSuccess {
 		for _, m := range keep {
 			r.ack(m)
+			r.historyOf(cfg, m, deliveryCount(m), outcomeDelivered, cfg.plan.SubscriberURI, &res)
 		}
 		r.m.outcomes(outcomeDelivered, res.codeClass(), len(keep))
 		bt.end(outcomeDelivered, 0)
@@ -300,6 +302,7 @@ func (r *subRunner) deliverBatch(msgs []jetstream.Msg) {
 		attempt := deliveryCount(m)
 		if res.verdict() == verdictRetry && (attempt <= cfg.plan.Delivery.Retry || res.noToken) {
 			r.m.outcome(outcomeRetried, res.codeClass())
+			r.historyOf(cfg, m, attempt, outcomeRetried, dest, &res)
 			_ = m.NakWithDelay(retryDelay(cfg.plan.Delivery, attempt, res.status, res.retryAfter, time.Now()))
 			continue
 		}

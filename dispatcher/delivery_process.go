@@ -67,6 +67,7 @@ func (r *subRunner) process(msg jetstream.Msg, attempt int) outcome {
 	if !cfg.filter.match(&view) {
 		r.ack(msg)
 		r.m.filtered.Inc()
+		r.historyOf(cfg, msg, 0, outcomeFiltered, "", nil)
 		return outcome{done: true}
 	}
 	if !r.waitRate(msg) {
@@ -97,6 +98,7 @@ func (r *subRunner) process(msg jetstream.Msg, attempt int) outcome {
 	if res.verdict() == verdictSuccess && (res.reply != nil || res.replyErr != nil) {
 		r.keepAlive(msg, start)
 		res, dest = r.forwardReply(cfg, msg, &res, at)
+		at.outcomeAt(dest, &res)
 	}
 	switch res.verdict() {
 	case verdictSuccess:

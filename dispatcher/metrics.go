@@ -56,6 +56,7 @@ type metrics struct {
 	pending         *prometheus.GaugeVec
 	ackPending      *prometheus.GaugeVec
 	share           *prometheus.GaugeVec
+	history         *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -113,9 +114,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "herald_delivery_share",
 			Help: "The share of a Subscription's limits this replica holds: limit in_flight is deliveries at once (of maxInFlight), rate is events per second (of rateLimit); the replicas' shares add up to at most the limits.",
 		}, append(sub, "limit")),
+		history: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_history_records_total",
+			Help: "Delivery-history records of Topics with spec.history, by result: written (handed to NATS) or failed (the connection refused it; the record is lost, the delivery is not affected).",
+		}, append(topic, "result")),
 	}
 	for _, c := range []prometheus.Collector{m.received, m.duplicates, m.rejected, m.ingressDuration,
-		m.deliveries, m.deadLetters, m.replies, m.duration, m.batchEvents, m.pending, m.ackPending, m.share} {
+		m.deliveries, m.deadLetters, m.replies, m.duration, m.batchEvents, m.pending, m.ackPending, m.share, m.history} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {

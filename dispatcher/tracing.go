@@ -107,20 +107,28 @@ func traceEvent(ctx context.Context, e *ce.Event) {
 	}
 }
 
-// attemptTrace is the span of one delivery attempt; nil when tracing is
-// off, which every method allows.
+// attemptTrace records one delivery attempt: its span when tracing is on,
+// its delivery-history record when the Topic keeps history (see
+// history.go); nil when neither is, which every method allows.
 type attemptTrace struct {
 	ctx  context.Context
 	span trace.Span
 	r    *subRunner
+	// hist is the attempt's history record, nil without history.
+	hist *historyAttempt
 }
 
-// startAttempt starts the span of attempt number attempt at delivering the
-// stored message msg, child of the trace context stored with it.
+// startAttempt starts the record of attempt number attempt at delivering
+// the stored message msg: a span, child of the trace context stored with
+// it, and the attempt's history.
 func (r *subRunner) startAttempt(msg jetstream.Msg, attempt int) *attemptTrace {
 	tr := r.d.tracer
+	hist := r.historyAttempt(msg, attempt)
 	if tr == nil {
-		return nil
+		if hist == nil {
+			return nil
+		}
+		return &attemptTrace{r: r, hist: hist}
 	}
 	h := msg.Headers()
 	ctx := tracing.Extract(context.Background(), h)
@@ -139,7 +147,7 @@ func (r *subRunner) startAttempt(msg jetstream.Msg, attempt int) *attemptTrace {
 		attrs = append(attrs, attrSequence.Int64(int64(md.Sequence.Stream)))
 	}
 	ctx, span := tr.Start(ctx, "deliver "+r.ns+"/"+r.name, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
-	return &attemptTrace{ctx: ctx, span: span, r: r}
+	return &attemptTrace{ctx: ctx, span: span, r: r, hist: hist}
 }
 
 // startBatch starts the span of a batch request delivering msgs: a trace
@@ -164,7 +172,7 @@ func (r *subRunner) startBatch(msgs []jetstream.Msg) *attemptTrace {
 // inject writes the attempt's trace context into the headers of a request
 // it sends.
 func (a *attemptTrace) inject(h http.Header) {
-	if a == nil {
+	if a == nil || a.span == nil {
 		return
 	}
 	tracing.Inject(a.ctx, h)
@@ -173,6 +181,10 @@ func (a *attemptTrace) inject(h http.Header) {
 // request records a request to url and its result.
 func (a *attemptTrace) request(url string, res *result) {
 	if a == nil {
+		return
+	}
+	a.hist.request(url, res)
+	if a.span == nil {
 		return
 	}
 	a.span.SetAttributes(attrURL.String(url))
@@ -190,6 +202,10 @@ func (a *attemptTrace) end(outcome string, delay time.Duration) {
 	if a == nil {
 		return
 	}
+	a.r.endHistory(a.hist, outcome)
+	if a.span == nil {
+		return
+	}
 	a.span.SetAttributes(attrOutcome.String(outcome))
 	if outcome == outcomeRetried {
 		a.span.SetAttributes(attrBackoff.String(delay.String()))
@@ -204,7 +220,7 @@ func (a *attemptTrace) end(outcome string, delay time.Duration) {
 // ("reply", "dead-letter"); its context goes into h. The caller ends it
 // with endChild.
 func (a *attemptTrace) child(name, url string, h map[string][]string) trace.Span {
-	if a == nil {
+	if a == nil || a.span == nil {
 		return nil
 	}
 	ctx, span := a.r.d.tracer.Start(a.ctx, name+" "+a.r.ns+"/"+a.r.name, trace.WithSpanKind(trace.SpanKindProducer),

@@ -107,6 +107,9 @@ type TopicPlan struct {
 	// says; a shared dispatcher serves the plans of its namespace that
 	// name it, and only those.
 	SharedDispatcher string `json:"sharedDispatcher,omitempty"`
+	// History, when set, has the dispatcher record every delivery attempt
+	// and outcome in the Topic's HistoryStream.
+	History bool `json:"history,omitempty"`
 }
 
 // SubscriptionPlan says how one Subscription's events are delivered.

@@ -51,6 +51,9 @@ type Provisioner struct {
 	counters jetstream.Stream
 	// handles holds stream handles by name, for Consumers.
 	handles map[string]jetstream.Stream
+	// historyOff holds, by history stream name, the streams Apply found or
+	// made absent for a Topic without history, so that it deletes each once.
+	historyOff map[string]bool
 }
 
 // streamMemo is what Apply left in one stream.
@@ -95,7 +98,7 @@ func New(ctx context.Context, js jetstream.JetStream, replicas int) (*Provisione
 	if _, err := js.CreateOrUpdateStream(ctx, CounterStreamConfig(replicas)); err != nil {
 		return nil, fmt.Errorf("counter stream: %w", err)
 	}
-	return &Provisioner{js: js, kv: kv, applied: map[string]*streamMemo{}, plans: map[string]decodedPlan{}}, nil
+	return &Provisioner{js: js, kv: kv, applied: map[string]*streamMemo{}, plans: map[string]decodedPlan{}, historyOff: map[string]bool{}}, nil
 }
 
 // SharesBucketConfig is the bucket in which dispatcher replicas announce
@@ -218,11 +221,15 @@ type Report struct {
 	// PlanErr is why the plan was not published or the consumers of
 	// removed Subscriptions not deleted, nil when both were done.
 	PlanErr error
+	// HistoryErr is why the delivery-history stream does not match the
+	// Result's History (created, updated or, without history, deleted).
+	// Deliveries go on without it.
+	HistoryErr error
 }
 
-// Err joins the Report's Topic-wide errors, StreamErr and PlanErr; the
-// Subscriptions' errors are not among them.
-func (r *Report) Err() error { return errors.Join(r.StreamErr, r.PlanErr) }
+// Err joins the Report's Topic-wide errors, StreamErr, HistoryErr and
+// PlanErr; the Subscriptions' errors are not among them.
+func (r *Report) Err() error { return errors.Join(r.StreamErr, r.HistoryErr, r.PlanErr) }
 
 // Apply makes JetStream match res, the one way the operator and herald dev
 // change a Topic's stream, consumers and plan: it ensures the stream, then
@@ -259,6 +266,7 @@ func (p *Provisioner) Apply(ctx context.Context, res *compiler.Result, keep ...s
 		}
 		rep.Stream = info
 	}
+	rep.HistoryErr = p.applyHistory(ctx, res)
 	prev := p.remembered(stream, rep.Stream)
 	next := &streamMemo{created: rep.Stream.Created, consumers: map[string]string{}}
 	names := map[string]bool{}
@@ -308,6 +316,33 @@ func (p *Provisioner) Apply(ctx context.Context, res *compiler.Result, keep ...s
 	next.count = n
 	p.remember(stream, next)
 	return rep, rep.Err()
+}
+
+// applyHistory ensures the delivery-history stream res declares, or
+// deletes the Topic's history stream when res declares none (once per
+// Provisioner: a Topic without history has none to delete afterwards).
+func (p *Provisioner) applyHistory(ctx context.Context, res *compiler.Result) error {
+	name := plan.HistoryStream(res.Plan.Namespace, res.Plan.Name)
+	if res.History != nil {
+		p.mu.Lock()
+		delete(p.historyOff, name)
+		p.mu.Unlock()
+		_, err := p.EnsureStream(ctx, *res.History)
+		return err
+	}
+	p.mu.Lock()
+	off := p.historyOff[name]
+	p.mu.Unlock()
+	if off {
+		return nil
+	}
+	if err := p.DeleteStream(ctx, name); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	p.historyOff[name] = true
+	p.mu.Unlock()
+	return nil
 }
 
 // remembered returns what Apply left in the stream info describes, or nil
@@ -681,12 +716,16 @@ func (p *Provisioner) DeletePlan(ctx context.Context, namespace, topic string) e
 	return nil
 }
 
-// DeleteTopic deletes the plan and the stream (with its consumers).
+// DeleteTopic deletes the plan, the stream (with its consumers) and the
+// delivery history.
 func (p *Provisioner) DeleteTopic(ctx context.Context, namespace, topic string) error {
 	if err := p.DeletePlan(ctx, namespace, topic); err != nil {
 		return err
 	}
 	if err := p.purgeCounters(ctx, plan.DeadLetterCounters(namespace, topic)); err != nil {
+		return err
+	}
+	if err := p.DeleteStream(ctx, plan.HistoryStream(namespace, topic)); err != nil {
 		return err
 	}
 	return p.DeleteStream(ctx, plan.StreamName(namespace, topic))

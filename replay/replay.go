@@ -26,6 +26,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/time/rate"
 
+	"github.com/herald-dev/herald/internal/ce"
 	"github.com/herald-dev/herald/plan"
 )
 
@@ -121,7 +122,31 @@ func publishCopy(ctx context.Context, js jetstream.JetStream, t *Target, kind, r
 	if err != nil {
 		return 0, err
 	}
+	if !ack.Duplicate {
+		recordCopy(js, t, kind, seq, ack.Sequence, out)
+	}
 	return ack.Sequence, nil
+}
+
+// recordCopy adds a replayed or redriven copy (kind replay or redrive),
+// stored at copySeq from the message at seq, to the delivery history of
+// t's Topic. Like the dispatcher's records it is published without
+// waiting: a Topic without history stores none, and a lost record fails no
+// run.
+func recordCopy(js jetstream.JetStream, t *Target, kind string, seq, copySeq uint64, h nats.Header) {
+	outcome := plan.HistoryReplayed
+	if kind == "redrive" {
+		outcome = plan.HistoryRedriven
+	}
+	rec := plan.HistoryRecord{Time: time.Now().UTC(), Subscription: t.Subscription, Sequence: copySeq, Outcome: outcome, From: seq}
+	rec.ID, _ = ce.StoredAttr(h, ce.AttrID)
+	rec.Source, _ = ce.StoredAttr(h, ce.AttrSource)
+	rec.Type, _ = ce.StoredAttr(h, ce.AttrType)
+	data, err := json.Marshal(&rec)
+	if err != nil {
+		return
+	}
+	_ = js.Conn().Publish(plan.HistorySubject(t.Namespace, t.Topic, rec.ID, t.Subscription, outcome), data)
 }
 
 // readStream calls fn for each message of stream on subject with a stream

@@ -28,7 +28,7 @@ func TestServedCRDs(t *testing.T) {
 		// wide are the columns only -o wide shows; nil is not checked.
 		wide []string
 	}{
-		{"topics.eventing.herald.dev", "htopic", []string{"Ready", "URL", "Age"}, []string{"Reason", "Messages", "Publishers", "Dispatcher"}},
+		{"topics.eventing.herald.dev", "htopic", []string{"Ready", "URL", "Age"}, []string{"Reason", "Messages", "Publishers", "Dispatcher", "History"}},
 		{"subscriptions.eventing.herald.dev", "hsub", []string{"Topic", "Subscriber", "Ready", "Age"}, nil},
 		{"eventsources.eventing.herald.dev", "hsrc", []string{"Type", "Sink", "Ready", "Age"}, nil},
 	} {

@@ -214,6 +214,33 @@ type TopicSpec struct {
 	// +kubebuilder:validation:MinItems=1
 	// +kubebuilder:validation:MaxItems=32
 	Publishers []Publisher `json:"publishers,omitempty"`
+
+	// History keeps, per event and Subscription, a record of every delivery
+	// attempt and its outcome, for `herald history`. Off unless enabled.
+	// +optional
+	History *TopicHistory `json:"history,omitempty"`
+}
+
+// TopicHistory is the delivery history of a Topic's events: for each event
+// and Subscription, every attempt (time, status code or error, latency) and
+// the outcome (delivered, filtered, dead_lettered, replayed, redriven). It
+// lives in a JetStream stream of its own, herald_history_<namespace>_<topic>,
+// written without the delivery waiting for it: a record lost while NATS is
+// unreachable does not hold up or fail a delivery.
+type TopicHistory struct {
+	// Enabled records the history. Turning it off deletes what was recorded.
+	// +required
+	Enabled bool `json:"enabled"`
+
+	// MaxAge removes records older than this. Default P1D.
+	// +optional
+	MaxAge *Duration `json:"maxAge,omitempty"`
+
+	// MaxBytes bounds the history stream's size; the oldest records go
+	// first. Default: no bound other than maxAge.
+	// +optional
+	// +kubebuilder:validation:Minimum=1024
+	MaxBytes *int64 `json:"maxBytes,omitempty"`
 }
 
 // StreamStatus is what JetStream last reported about a Topic's stream.
@@ -299,6 +326,7 @@ func (t *Topic) EffectiveDispatcherMode(def DispatcherMode) DispatcherMode {
 // +kubebuilder:printcolumn:name="Messages",type=integer,JSONPath=`.status.stream.messages`,priority=1
 // +kubebuilder:printcolumn:name="Publishers",type=string,JSONPath=`.status.publishPolicy.source`,priority=1
 // +kubebuilder:printcolumn:name="Dispatcher",type=string,JSONPath=`.status.dispatcher.mode`,priority=1
+// +kubebuilder:printcolumn:name="History",type=boolean,JSONPath=`.spec.history.enabled`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:validation:XValidation:rule="self.metadata.name.size() <= 52",message="Topic names are at most 52 characters so that the dispatcher's Service name (<name>-dispatcher) fits 63"
 // +kubebuilder:validation:XValidation:rule="self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",message="Topic names start with a letter and hold only lower-case letters, digits and '-', because they name a Service"

@@ -61,6 +61,8 @@ kind: Topic
 metadata:
   name: orders
 spec:
+  history:
+    enabled: true
   delivery:
     deadLetterSink:
       ref:
@@ -164,6 +166,22 @@ spec:
 	}
 	if got := b.accepted(); len(got) != 0 {
 		t.Errorf("b received %v; want nothing", got)
+	}
+	// The delivery history tells the story: dead-lettered, redriven, delivered.
+	var out bytes.Buffer
+	if err := runHistory(context.Background(), []string{"default/orders", "order-7", "--subscription", "a", "-o", "json"}, env, &out); err != nil {
+		t.Fatal(err)
+	}
+	var journeys []journey
+	if err := json.Unmarshal(out.Bytes(), &journeys); err != nil || len(journeys) != 1 || len(journeys[0].Subscriptions) != 1 {
+		t.Fatalf("history of order-7 for a: %v\n%s", err, out.String())
+	}
+	var outcomes []string
+	for _, r := range journeys[0].Subscriptions[0].Records {
+		outcomes = append(outcomes, r.Outcome)
+	}
+	if got := strings.Join(outcomes, ","); got != "dead_lettered,redriven,delivered" {
+		t.Errorf("history of order-7 for a: %s, want dead_lettered,redriven,delivered", got)
 	}
 
 	if out := cli("redrive", "a"); !strings.Contains(out, "0 of 20 dead letters") {
