@@ -90,17 +90,24 @@ type DeadLetters struct {
 }
 
 // DeadLetterCounts reads every dead-letter counter, by counter subject
-// (plan.DeadLetterCounter), with one short-lived ordered consumer over the
-// counter stream, which holds one message per counter. A counter missing
-// from the result is zero.
+// (plan.DeadLetterCounter). A counter missing from the result is zero.
 func (p *Provisioner) DeadLetterCounts(ctx context.Context) (map[string]DeadLetters, error) {
-	out := map[string]DeadLetters{}
 	s, err := p.counterStream(ctx)
 	if err != nil {
 		return nil, err
 	}
+	return ReadDeadLetterCounts(ctx, s, plan.DeadLetterCounters("*", "*"))
+}
+
+// ReadDeadLetterCounts reads the dead-letter counters of the counter stream
+// s (plan.CounterStream) on the subjects filter matches (such as
+// plan.DeadLetterCounters), by counter subject, with one short-lived
+// ordered consumer: the stream holds one message per counter. It only
+// reads, for tools that must not create what a Provisioner would.
+func ReadDeadLetterCounts(ctx context.Context, s jetstream.Stream, filter string) (map[string]DeadLetters, error) {
+	out := map[string]DeadLetters{}
 	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-		FilterSubjects:    []string{plan.DeadLetterCounters("*", "*")},
+		FilterSubjects:    []string{filter},
 		InactiveThreshold: 5 * time.Second,
 	})
 	if err != nil {
@@ -122,7 +129,7 @@ func (p *Provisioner) DeadLetterCounts(ctx context.Context) (map[string]DeadLett
 			pending = md.NumPending
 			count, err := counterValue(m.Data())
 			if err != nil {
-				return nil, err
+				return nil, fmt.Errorf("%s: %w", m.Subject(), err)
 			}
 			out[m.Subject()] = DeadLetters{Count: count, Last: md.Timestamp}
 		}
