@@ -195,10 +195,11 @@ helm-docs: envtest ## Regenerate the table of docs/helm-values.md from the chart
 	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" go test ./test/packaging -count=1 -run '^TestHelmValuesDoc$$' -args -update
 
 .PHONY: helm-lint
-helm-lint: helm ## helm lint --strict the chart with the default, HA and external-NATS values.
+helm-lint: helm ## helm lint --strict the chart with the default, HA, external-NATS and monitoring values.
 	$(HELM) lint --strict $(CHART_DIR)
 	$(HELM) lint --strict $(CHART_DIR) -f $(CHART_DIR)/ci/ha-values.yaml
 	$(HELM) lint --strict $(CHART_DIR) -f $(CHART_DIR)/ci/external-nats-values.yaml
+	$(HELM) lint --strict $(CHART_DIR) -f $(CHART_DIR)/ci/monitoring-values.yaml
 
 .PHONY: helm-package
 helm-package: helm helm-sync ## Package the chart into bin/charts/.

@@ -258,6 +258,10 @@ func TestChartSchemaRefusesBadValues(t *testing.T) {
 		{"shared dispatchers scaled to zero", []string{"dispatcher.shared.autoscaling.minReplicas=0", "dispatcher.shared.autoscaling.maxReplicas=3"},
 			"/dispatcher/shared/autoscaling/minReplicas"},
 		{"shared autoscaling without a maximum", []string{"dispatcher.shared.autoscaling.minReplicas=2"}, "maxReplicas"},
+		{"runbooks without a URL", []string{"metrics.prometheusRule.runbookURL=docs/alerts.md"}, "/metrics/prometheusRule/runbookURL"},
+		{"disabling an alert that does not exist", []string{"metrics.prometheusRule.enabled=true",
+			"metrics.prometheusRule.disabled.HeraldLagGrowing=true"}, "there is no alert HeraldLagGrowing"},
+		{"dashboard in an invalid namespace", []string{"metrics.dashboard.namespace=Monitoring"}, "/metrics/dashboard/namespace"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

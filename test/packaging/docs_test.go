@@ -211,7 +211,7 @@ func TestHelmValuesDoc(t *testing.T) {
 // false, helm refuses the others, so this only guards the schema's own
 // completeness against values nobody can set.
 func TestValuesAllHaveSchema(t *testing.T) {
-	for _, f := range []string{"values.yaml", "ci/ha-values.yaml", "ci/external-nats-values.yaml"} {
+	for _, f := range []string{"values.yaml", "ci/ha-values.yaml", "ci/external-nats-values.yaml", "ci/monitoring-values.yaml"} {
 		vals, err := chartutil.ReadValuesFile(filepath.Join(chartDir(), f))
 		if err != nil {
 			t.Fatal(err)

@@ -35,15 +35,30 @@ type valueSet struct {
 	set   []string
 	// upgrade renders as `helm upgrade` does (.Release.IsUpgrade).
 	upgrade bool
+	// apiVersions are API versions the cluster serves besides the built-in
+	// ones, as `helm template --api-versions` takes them (group/version or
+	// group/version/Kind).
+	apiVersions []string
 }
 
 // The value sets every chart test renders.
 var (
 	defaultValues  = valueSet{name: "default"}
 	haValues       = valueSet{name: "ha", files: []string{"ci/ha-values.yaml"}}
-	externalValues = valueSet{name: "external", files: []string{"ci/external-nats-values.yaml"}}
-	valueSets      = []valueSet{defaultValues, haValues, externalValues}
+	externalValues = valueSet{name: "external", files: []string{"ci/external-nats-values.yaml"}, apiVersions: prometheusOperatorAPIs}
+	// monitoringValues turns on every monitoring object, on a cluster with
+	// the Prometheus Operator's CRDs.
+	monitoringValues = valueSet{name: "monitoring", files: []string{"ci/monitoring-values.yaml"}, apiVersions: prometheusOperatorAPIs}
+	valueSets        = []valueSet{defaultValues, haValues, externalValues, monitoringValues}
 )
+
+// prometheusOperatorAPIs are the kinds of the Prometheus Operator the chart
+// creates objects of when the cluster serves them.
+var prometheusOperatorAPIs = []string{
+	"monitoring.coreos.com/v1/ServiceMonitor",
+	"monitoring.coreos.com/v1/PodMonitor",
+	"monitoring.coreos.com/v1/PrometheusRule",
+}
 
 func (v valueSet) values(t *testing.T) map[string]any {
 	t.Helper()
@@ -88,6 +103,7 @@ func renderChart(t *testing.T, v valueSet, namespace string) (*rendered, error) 
 	install.Namespace = namespace
 	install.KubeVersion = kubeVersion
 	install.IsUpgrade = v.upgrade
+	install.APIVersions = v.apiVersions
 	rel, err := install.Run(loadChart(t), v.values(t))
 	if err != nil {
 		return nil, err

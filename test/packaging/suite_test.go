@@ -26,7 +26,8 @@ import (
 )
 
 // Shared by every test of the package: one envtest (kube-apiserver + etcd)
-// with Herald's CRDs and a minimal ServiceMonitor CRD installed.
+// with Herald's CRDs and reduced CRDs of the Prometheus Operator's
+// ServiceMonitor, PodMonitor and PrometheusRule installed.
 var (
 	restConfig *rest.Config
 	k8s        client.Client
@@ -50,9 +51,9 @@ func TestMain(m *testing.M) {
 
 func run(m *testing.M) int {
 	env, err := testenv.Start(testenv.Options{
-		// The Prometheus Operator's ServiceMonitor, reduced to the fields
-		// the chart sets, so the chart's ServiceMonitor is checked like
-		// every other object.
+		// The Prometheus Operator's ServiceMonitor, PodMonitor and
+		// PrometheusRule, reduced to the fields the chart sets, so the
+		// chart's monitoring objects are checked like every other object.
 		ExtraCRDDirs: []string{filepath.Join("test", "packaging", "testdata", "crds")},
 	})
 	if err != nil {

@@ -180,3 +180,15 @@ nats.tls.secret, or the one the chart generates.
 {{- define "herald.nats.tlsSecret" -}}
 {{- default (printf "%s-tls" (include "herald.nats.fullname" .)) .Values.nats.tls.secret }}
 {{- end }}
+
+{{/*
+Monitoring. "true" when the cluster serves the Prometheus Operator's kind
+monitoring.coreos.com/v1 <kind>, else empty; the chart creates a
+ServiceMonitor, PodMonitor or PrometheusRule only then. Call with
+(dict "ctx" $ "kind" "PodMonitor").
+*/}}
+{{- define "herald.monitoring.serves" -}}
+{{- if .ctx.Capabilities.APIVersions.Has (printf "monitoring.coreos.com/v1/%s" .kind) -}}
+true
+{{- end }}
+{{- end }}
