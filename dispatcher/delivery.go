@@ -243,7 +243,7 @@ func (r *subRunner) pollLag(cons jetstream.Consumer) {
 		info, err := cons.Info(ctx)
 		cancel()
 		if err == nil {
-			r.m.lag(info.NumPending, info.NumAckPending)
+			r.m.lag(info.NumPending, info.NumAckPending, info.Paused || r.paused)
 		}
 		select {
 		case <-r.ctx.Done():

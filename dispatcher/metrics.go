@@ -57,6 +57,7 @@ type metrics struct {
 	ackPending      *prometheus.GaugeVec
 	share           *prometheus.GaugeVec
 	history         *prometheus.CounterVec
+	paused          *prometheus.GaugeVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -114,13 +115,17 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "herald_delivery_share",
 			Help: "The share of a Subscription's limits this replica holds: limit in_flight is deliveries at once (of maxInFlight), rate is events per second (of rateLimit); the replicas' shares add up to at most the limits.",
 		}, append(sub, "limit")),
+		paused: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "herald_subscription_paused",
+			Help: "1 while the Subscription is paused (spec.paused), its lag growing on purpose; 0 otherwise, as JetStream last reported.",
+		}, sub),
 		history: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "herald_history_records_total",
 			Help: "Delivery-history records of Topics with spec.history, by result: written (handed to NATS) or failed (the connection refused it; the record is lost, the delivery is not affected).",
 		}, append(topic, "result")),
 	}
 	for _, c := range []prometheus.Collector{m.received, m.duplicates, m.rejected, m.ingressDuration,
-		m.deliveries, m.deadLetters, m.replies, m.duration, m.batchEvents, m.pending, m.ackPending, m.share, m.history} {
+		m.deliveries, m.deadLetters, m.replies, m.duration, m.batchEvents, m.pending, m.ackPending, m.share, m.history, m.paused} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {
@@ -143,6 +148,7 @@ func (m *metrics) forgetSubscription(ns, topic, sub string) {
 	m.pending.DeletePartialMatch(l)
 	m.ackPending.DeletePartialMatch(l)
 	m.share.DeletePartialMatch(l)
+	m.paused.DeletePartialMatch(l)
 }
 
 // topicMetrics are the ingress series of one Topic, bound once.
@@ -177,6 +183,11 @@ type subMetrics struct {
 }
 
 func (m *metrics) forSubscription(ns, topic, sub string) *subMetrics {
+	// Dead-letter series exist from the start, so that increase() sees
+	// the first dead letter.
+	for _, sink := range []string{"sink", "none", "failed"} {
+		m.deadLetters.WithLabelValues(ns, topic, sub, sink)
+	}
 	return &subMetrics{
 		m: m, ns: ns, topic: topic, sb: sub,
 		duration:     m.duration.WithLabelValues(ns, topic, sub),
@@ -216,9 +227,14 @@ func (s *subMetrics) reply(outcome string) {
 
 func (s *subMetrics) observe(d time.Duration) { s.duration.Observe(d.Seconds()) }
 
-func (s *subMetrics) lag(pending uint64, ackPending int) {
+func (s *subMetrics) lag(pending uint64, ackPending int, paused bool) {
 	s.m.pending.WithLabelValues(s.ns, s.topic, s.sb).Set(float64(pending))
 	s.m.ackPending.WithLabelValues(s.ns, s.topic, s.sb).Set(float64(ackPending))
+	p := 0.0
+	if paused {
+		p = 1
+	}
+	s.m.paused.WithLabelValues(s.ns, s.topic, s.sb).Set(p)
 }
 
 // Values of the limit label of herald_delivery_share.
