@@ -116,6 +116,8 @@ func publishCopy(ctx context.Context, js jetstream.JetStream, t *Target, kind, r
 		out[k] = v
 	}
 	m := &nats.Msg{Subject: t.Subject, Header: out, Data: data}
+	// Before the copy exists, so that the record of its delivery is later.
+	at := time.Now().UTC()
 	ack, err := js.PublishMsg(ctx, m,
 		jetstream.WithMsgID(kind+"."+run+"."+strconv.FormatUint(seq, 10)),
 		jetstream.WithExpectStream(t.Stream))
@@ -123,22 +125,22 @@ func publishCopy(ctx context.Context, js jetstream.JetStream, t *Target, kind, r
 		return 0, err
 	}
 	if !ack.Duplicate {
-		recordCopy(js, t, kind, seq, ack.Sequence, out)
+		recordCopy(js, t, kind, at, seq, ack.Sequence, out)
 	}
 	return ack.Sequence, nil
 }
 
 // recordCopy adds a replayed or redriven copy (kind replay or redrive),
-// stored at copySeq from the message at seq, to the delivery history of
-// t's Topic. Like the dispatcher's records it is published without
+// published at at and stored at copySeq from the message at seq, to the
+// delivery history of t's Topic. Like the dispatcher's records it is published without
 // waiting: a Topic without history stores none, and a lost record fails no
 // run.
-func recordCopy(js jetstream.JetStream, t *Target, kind string, seq, copySeq uint64, h nats.Header) {
+func recordCopy(js jetstream.JetStream, t *Target, kind string, at time.Time, seq, copySeq uint64, h nats.Header) {
 	outcome := plan.HistoryReplayed
 	if kind == "redrive" {
 		outcome = plan.HistoryRedriven
 	}
-	rec := plan.HistoryRecord{Time: time.Now().UTC(), Subscription: t.Subscription, Sequence: copySeq, Outcome: outcome, From: seq}
+	rec := plan.HistoryRecord{Time: at, Subscription: t.Subscription, Sequence: copySeq, Outcome: outcome, From: seq}
 	rec.ID, _ = ce.StoredAttr(h, ce.AttrID)
 	rec.Source, _ = ce.StoredAttr(h, ce.AttrSource)
 	rec.Type, _ = ce.StoredAttr(h, ce.AttrType)

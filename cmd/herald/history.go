@@ -239,8 +239,8 @@ type subscriptionTrail struct {
 	Records  []plan.HistoryRecord `json:"records"`
 }
 
-// journeysOf groups recs (in the order they were recorded) by event
-// (source and id) and Subscription.
+// journeysOf groups recs by event (source and id) and Subscription, each
+// Subscription's records in time order.
 func journeysOf(recs []plan.HistoryRecord) []journey {
 	var js []journey
 	index := map[[2]string]int{}
@@ -260,13 +260,20 @@ func journeysOf(recs []plan.HistoryRecord) []journey {
 		}
 		s := &j.Subscriptions[t]
 		s.Records = append(s.Records, r)
-		s.Outcome = r.Outcome
 		if r.Attempt > 0 {
 			s.Attempts++
 		}
 	}
 	for i := range js {
 		slices.SortFunc(js[i].Subscriptions, func(a, b subscriptionTrail) int { return strings.Compare(a.Name, b.Name) })
+		// Records of one Subscription come from its dispatchers and from
+		// replays and redrives, which need not reach the history in the
+		// order they happened.
+		for k := range js[i].Subscriptions {
+			s := &js[i].Subscriptions[k]
+			slices.SortStableFunc(s.Records, func(a, b plan.HistoryRecord) int { return a.Time.Compare(b.Time) })
+			s.Outcome = s.Records[len(s.Records)-1].Outcome
+		}
 	}
 	return js
 }
