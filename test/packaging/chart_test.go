@@ -456,3 +456,46 @@ func sortedKeys[V any](m map[string]V) []string {
 	sort.Strings(keys)
 	return keys
 }
+
+// TestChartTracing: tracing values become the manager's OTEL_* environment
+// (which it passes on to dispatchers) and --trace-reconciles; without them
+// the manager has neither.
+func TestChartTracing(t *testing.T) {
+	env := func(v valueSet) (map[string]string, []string) {
+		var d appsv1.Deployment
+		mustConvert(t, mustRender(t, v, "herald-system").objs, "Deployment", "herald-manager", &d)
+		c := d.Spec.Template.Spec.Containers[0]
+		out := map[string]string{}
+		for _, e := range c.Env {
+			out[e.Name] = e.Value
+		}
+		return out, c.Args
+	}
+	on, args := env(monitoringValues)
+	want := map[string]string{
+		"OTEL_TRACES_EXPORTER":        "otlp",
+		"OTEL_EXPORTER_OTLP_ENDPOINT": "http://otel-collector.observability:4318",
+		"OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+		"OTEL_TRACES_SAMPLER":         "parentbased_traceidratio",
+		"OTEL_TRACES_SAMPLER_ARG":     "0.1",
+	}
+	for k, v := range want {
+		if on[k] != v {
+			t.Errorf("with tracing: %s=%q, want %q", k, on[k], v)
+		}
+	}
+	if !slices.Contains(args, "--trace-reconciles=true") {
+		t.Errorf("with tracing: args %v lack --trace-reconciles=true", args)
+	}
+	off, args := env(defaultValues)
+	for k := range want {
+		if _, ok := off[k]; ok {
+			t.Errorf("without tracing: %s is set", k)
+		}
+	}
+	for _, a := range args {
+		if strings.HasPrefix(a, "--trace-reconciles") {
+			t.Errorf("without tracing: %s", a)
+		}
+	}
+}

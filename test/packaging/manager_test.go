@@ -34,6 +34,7 @@ func TestManagerAcceptsDeployedConfig(t *testing.T) {
 	}{
 		{"chart default", mustRender(t, defaultValues, "herald-system").objs, true},
 		{"chart ha", mustRender(t, haValues, "herald-system").objs, true},
+		{"chart monitoring", mustRender(t, monitoringValues, "herald-system").objs, true},
 		{"chart external", mustRender(t, externalValues, "herald-system").objs, false},
 		{"config/default", buildDefault(t), true},
 	}
