@@ -8,8 +8,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/herald-dev/herald/api/v1alpha1"
 	"github.com/herald-dev/herald/internal/ce"
+	"github.com/herald-dev/herald/internal/duration"
 	"github.com/herald-dev/herald/plan"
 )
 
@@ -46,7 +46,7 @@ func deliveryTime(e *ce.Event, now time.Time, maxDelay time.Duration, index int)
 		when = t
 	case hasAfter:
 		attr = ce.AttrDeliverAfter
-		d, err := v1alpha1.Duration(after).Parse()
+		d, err := duration.Parse(after)
 		if err != nil {
 			return time.Time{}, ce.NewAttributeError(attr, index, fmt.Sprintf("%q is no duration: use ISO-8601 such as PT30S or Go such as 30s", after))
 		}
