@@ -27,6 +27,9 @@ const (
 	DefaultMaxEventSize    = 1 << 20
 	DefaultMaxInFlight     = 64
 	DefaultBatchMaxEvents  = 100
+	// DefaultMaxDelay bounds how far ahead an event may ask to be
+	// delivered when the Topic sets no scheduling.maxDelay.
+	DefaultMaxDelay = 7 * 24 * time.Hour
 	// MaxBatchWait bounds a batch's maxWait.
 	MaxBatchWait = 10 * time.Second
 
@@ -105,6 +108,10 @@ func Compile(topic *v1alpha1.Topic, subs []ResolvedSubscription) (*Result, error
 	if err != nil {
 		return nil, err
 	}
+	maxDelay, err := MaxDelay(topic)
+	if err != nil {
+		return nil, err
+	}
 	res := &Result{
 		Stream:    stream,
 		History:   history,
@@ -118,6 +125,7 @@ func Compile(topic *v1alpha1.Topic, subs []ResolvedSubscription) (*Result, error
 			MaxEventSize: maxEventSize(topic),
 			Audience:     plan.TopicAudience(topic.Namespace, topic.Name),
 			History:      history != nil,
+			MaxDelay:     plan.ToMillis(maxDelay),
 		},
 		Errors: map[string]error{},
 	}
@@ -174,6 +182,13 @@ func StreamConfig(t *v1alpha1.Topic) (jetstream.StreamConfig, error) {
 	if t.Spec.Replicas > 0 {
 		cfg.Replicas = int(t.Spec.Replicas)
 	}
+	if schedules(t) {
+		// Delayed events wait as message schedules on ScheduleSubjects;
+		// JetStream needs roll-ups for them.
+		cfg.Subjects = append(cfg.Subjects, plan.ScheduleSubjects(t.Namespace, t.Name))
+		cfg.AllowMsgSchedules = true
+		cfg.AllowRollup = true
+	}
 	if r := t.Spec.Retention; r != nil {
 		if r.MaxAge != nil {
 			if cfg.MaxAge, err = r.MaxAge.Parse(); err != nil {
@@ -195,6 +210,42 @@ func StreamConfig(t *v1alpha1.Topic) (jetstream.StreamConfig, error) {
 		}
 	}
 	return cfg, nil
+}
+
+// schedules reports whether t's stream allows message schedules: unless it
+// discards new events when full, which JetStream does not combine with
+// schedules.
+func schedules(t *v1alpha1.Topic) bool {
+	return t.Spec.Retention == nil || t.Spec.Retention.Discard != v1alpha1.DiscardNew
+}
+
+// MaxDelay is how far ahead t's events may ask to be delivered:
+// spec.scheduling.maxDelay (default DefaultMaxDelay), at most
+// retention.maxAge, as a schedule older than that would be removed before
+// it fires. Zero when the Topic takes no delayed events: maxDelay PT0S, or
+// a stream that discards new events.
+func MaxDelay(t *v1alpha1.Topic) (time.Duration, error) {
+	if !schedules(t) {
+		return 0, nil
+	}
+	var set *v1alpha1.Duration
+	if t.Spec.Scheduling != nil {
+		set = t.Spec.Scheduling.MaxDelay
+	}
+	d, err := v1alpha1.DurationOrDefault(set, DefaultMaxDelay)
+	if err != nil {
+		return 0, fmt.Errorf("scheduling.maxDelay: %w", err)
+	}
+	if r := t.Spec.Retention; r != nil && r.MaxAge != nil {
+		age, err := r.MaxAge.Parse()
+		if err != nil {
+			return 0, fmt.Errorf("retention.maxAge: %w", err)
+		}
+		if age > 0 && age < d {
+			d = age
+		}
+	}
+	return d, nil
 }
 
 // DefaultHistoryMaxAge is how long delivery history is kept when

@@ -276,6 +276,11 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	d.runCtx = ctx
 	d.mu.Unlock()
 	defer d.stopRunners()
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		d.pollScheduled(ctx)
+	}()
 
 	bo := newBackoff(100*time.Millisecond, 5*time.Second)
 	for ctx.Err() == nil {

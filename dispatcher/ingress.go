@@ -58,6 +58,11 @@ const (
 // (reason "forbidden") naming the rules involved; in a batch every event
 // must be admitted, the first refused one is named by "index".
 //
+// An event asking for delayed delivery (deliverat, deliverafter; see
+// deliveryTime) is answered 202 once its schedule is stored and reaches
+// the Subscriptions at that time; a bad value, both attributes, or a time
+// beyond the Topic's MaxDelay get 400 naming the attribute.
+//
 // A batch is validated as a whole: one invalid event refuses it all (400
 // with "index"). If storing some events of a valid batch fails, the answer
 // is 503 (429 when the stream is full) with a per-event report; resending
@@ -158,10 +163,16 @@ func (d *Dispatcher) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "event store unavailable", "")
 		return
 	}
+	when, err := deliveryTime(e, start, t.plan.MaxDelay.Duration(), -1)
+	if err != nil {
+		t.metrics.reject(reasonInvalid)
+		writeEventError(w, err)
+		return
+	}
 	if d.tracer != nil {
 		traceEvent(r.Context(), e)
 	}
-	ack, err := d.publish(r.Context(), t, e, r.Header.Get(HeaderDedupScope))
+	ack, err := d.publish(r.Context(), t, e, r.Header.Get(HeaderDedupScope), when)
 	if err == nil {
 		dup := ack.Duplicate
 		if d.tracer != nil {
@@ -218,6 +229,15 @@ func storedMsg(t *topicState, e *ce.Event, scope string) *nats.Msg {
 	return &nats.Msg{Subject: t.plan.Subject, Header: h, Data: e.Data}
 }
 
+// eventMsg is the message storing e: storedMsg, or scheduledMsg when
+// when is set.
+func eventMsg(t *topicState, e *ce.Event, scope string, when time.Time) *nats.Msg {
+	if when.IsZero() {
+		return storedMsg(t, e, scope)
+	}
+	return scheduledMsg(t, e, scope, when)
+}
+
 // msgID is the JetStream deduplication id of e: a digest of source, id and
 // the deduplication scope, so the Nats-Msg-Id header stays short whatever
 // their length.
@@ -236,9 +256,10 @@ func msgID(e *ce.Event, scope string) string {
 	return base64.RawURLEncoding.EncodeToString(h.Sum(sum[:0])[:18])
 }
 
-// publishAsync starts storing e in the Topic's stream.
-func (d *Dispatcher) publishAsync(t *topicState, e *ce.Event, scope string) (jetstream.PubAckFuture, error) {
-	return d.js.PublishMsgAsync(storedMsg(t, e, scope))
+// publishAsync starts storing e in the Topic's stream, for delivery at
+// when (zero for at once).
+func (d *Dispatcher) publishAsync(t *topicState, e *ce.Event, scope string, when time.Time) (jetstream.PubAckFuture, error) {
+	return d.js.PublishMsgAsync(eventMsg(t, e, scope, when))
 }
 
 // errTopicBacklog refuses a publish that would take a Topic's publishes
@@ -277,8 +298,9 @@ func (t *topicState) releaseWhenResolved(pafs []jetstream.PubAckFuture) {
 	}
 }
 
-// publish stores e in the Topic's stream and waits for JetStream's
-// acknowledgement, at most publishAckTimeout; ctx ending first abandons
+// publish stores e in the Topic's stream, for delivery at when (zero for
+// at once), and waits for JetStream's acknowledgement, at most
+// publishAckTimeout; ctx ending first abandons
 // the wait. It is a request whose reply the connection's reader hands
 // straight to the waiting goroutine, cheaper than an asynchronous publish
 // (whose acknowledgement goes through the reply subscription's goroutine
@@ -286,7 +308,7 @@ func (t *topicState) releaseWhenResolved(pafs []jetstream.PubAckFuture) {
 // budget (maxTopicPendingPublishes) it fails at once with errTopicBacklog.
 // At most maxPendingPublishes wait at once; others get
 // ErrTooManyStalledMsgs after publishStallWait.
-func (d *Dispatcher) publish(ctx context.Context, t *topicState, e *ce.Event, scope string) (*jetstream.PubAck, error) {
+func (d *Dispatcher) publish(ctx context.Context, t *topicState, e *ce.Event, scope string, when time.Time) (*jetstream.PubAck, error) {
 	if !t.reserve(1) {
 		return nil, errTopicBacklog
 	}
@@ -308,7 +330,7 @@ func (d *Dispatcher) publish(ctx context.Context, t *topicState, e *ce.Event, sc
 	defer func() { <-d.publishSlots }()
 	ctx, cancel := context.WithTimeout(ctx, publishAckTimeout)
 	defer cancel()
-	return d.js.PublishMsg(ctx, storedMsg(t, e, scope))
+	return d.js.PublishMsg(ctx, eventMsg(t, e, scope, when))
 }
 
 // awaitAck waits for JetStream's acknowledgement of a publish.

@@ -66,6 +66,14 @@ func (d *Dispatcher) serveBatch(w http.ResponseWriter, r *http.Request, t *topic
 		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("a batch holds at most %d events", maxBatchEvents), "")
 		return
 	}
+	whens := make([]time.Time, len(events))
+	for i, e := range events {
+		if whens[i], err = deliveryTime(e, start, t.plan.MaxDelay.Duration(), i); err != nil {
+			t.metrics.reject(reasonInvalid)
+			writeEventError(w, err)
+			return
+		}
+	}
 	for i, e := range events {
 		if e.Size() > t.plan.MaxEventSize {
 			t.metrics.reject(reasonTooLarge)
@@ -107,7 +115,7 @@ func (d *Dispatcher) serveBatch(w http.ResponseWriter, r *http.Request, t *topic
 	pafs := make([]jetstream.PubAckFuture, len(events))
 	errs := make([]error, len(events))
 	for i, e := range events {
-		pafs[i], errs[i] = d.publishAsync(t, e, scope)
+		pafs[i], errs[i] = d.publishAsync(t, e, scope, whens[i])
 	}
 	failed := 0
 	// abandoned are the publishes still awaiting acknowledgement when the

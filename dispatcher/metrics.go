@@ -58,6 +58,7 @@ type metrics struct {
 	share           *prometheus.GaugeVec
 	history         *prometheus.CounterVec
 	paused          *prometheus.GaugeVec
+	scheduled       *prometheus.GaugeVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -123,9 +124,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "herald_history_records_total",
 			Help: "Delivery-history records of Topics with spec.history, by result: written (handed to NATS) or failed (the connection refused it; the record is lost, the delivery is not affected).",
 		}, append(topic, "result")),
+		scheduled: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "herald_scheduled_events_pending",
+			Help: "Delayed events stored and waiting for their delivery time (deliverat, deliverafter), as JetStream last reported.",
+		}, topic),
 	}
 	for _, c := range []prometheus.Collector{m.received, m.duplicates, m.rejected, m.ingressDuration,
-		m.deliveries, m.deadLetters, m.replies, m.duration, m.batchEvents, m.pending, m.ackPending, m.share, m.history, m.paused} {
+		m.deliveries, m.deadLetters, m.replies, m.duration, m.batchEvents, m.pending, m.ackPending, m.share, m.history, m.paused, m.scheduled} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {

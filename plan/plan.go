@@ -110,6 +110,11 @@ type TopicPlan struct {
 	// History, when set, has the dispatcher record every delivery attempt
 	// and outcome in the Topic's HistoryStream.
 	History bool `json:"history,omitempty"`
+	// MaxDelay is the furthest ahead an event may ask to be delivered
+	// (deliverat, deliverafter); zero refuses delayed events, as the
+	// Topic's stream may then not allow message schedules. Delayed events
+	// are published to a ScheduleSubject.
+	MaxDelay Millis `json:"maxDelayMs,omitempty"`
 }
 
 // SubscriptionPlan says how one Subscription's events are delivered.
@@ -262,6 +267,22 @@ func RedeliverySubject(namespace, topic, subscription string) string {
 // Topic, part of its stream's subjects.
 func RedeliverySubjects(namespace, topic string) string {
 	return "herald.redeliver." + namespace + "." + topic + ".*"
+}
+
+// ScheduleSubject is the subject of a Topic's stream holding the JetStream
+// message schedule of one delayed event, token naming the event (a
+// subject token: no '.', '*', '>' or white space). When the schedule
+// fires, JetStream stores a copy of the event on the Topic's Subject and
+// removes the schedule; no consumer reads ScheduleSubjects. A schedule
+// published again on the same subject replaces the pending one.
+func ScheduleSubject(namespace, topic, token string) string {
+	return "herald.scheduled." + namespace + "." + topic + "." + token
+}
+
+// ScheduleSubjects is the wildcard covering every ScheduleSubject of a
+// Topic, part of its stream's subjects.
+func ScheduleSubjects(namespace, topic string) string {
+	return "herald.scheduled." + namespace + "." + topic + ".*"
 }
 
 // CounterStream is the JetStream stream of Herald's distributed counters

@@ -402,6 +402,10 @@ func (p *Provisioner) EnsureStream(ctx context.Context, cfg jetstream.StreamConf
 	}
 	merged := cfg
 	merged.Metadata = mergeMetadata(info.Config.Metadata, cfg.Metadata)
+	// JetStream cannot turn message schedules off, and schedules need
+	// roll-ups.
+	merged.AllowMsgSchedules = cfg.AllowMsgSchedules || info.Config.AllowMsgSchedules
+	merged.AllowRollup = cfg.AllowRollup || merged.AllowMsgSchedules
 	s, err = p.js.UpdateStream(ctx, merged)
 	if err != nil {
 		return nil, fmt.Errorf("update stream %s: %w", cfg.Name, refused(err))
@@ -446,6 +450,8 @@ func StreamConfigEqual(have, want jetstream.StreamConfig) bool {
 		have.MaxAge == want.MaxAge &&
 		have.MaxMsgSize == want.MaxMsgSize &&
 		have.Duplicates == want.Duplicates &&
+		(have.AllowMsgSchedules || !want.AllowMsgSchedules) &&
+		(have.AllowRollup || !want.AllowRollup) &&
 		metadataHas(have.Metadata, want.Metadata)
 }
 

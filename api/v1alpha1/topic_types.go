@@ -159,6 +159,7 @@ type DispatcherTLS struct {
 }
 
 // TopicSpec declares a durable event stream.
+// +kubebuilder:validation:XValidation:rule="!has(self.scheduling) || !has(self.retention) || !has(self.retention.discard) || self.retention.discard != 'new'",message="scheduling needs retention.discard old: JetStream cannot schedule messages in a stream that refuses new ones when full"
 type TopicSpec struct {
 	// Storage is file (default, survives restarts) or memory. It cannot change
 	// once the Topic exists.
@@ -219,6 +220,24 @@ type TopicSpec struct {
 	// attempt and its outcome, for `herald history`. Off unless enabled.
 	// +optional
 	History *TopicHistory `json:"history,omitempty"`
+
+	// Scheduling bounds delayed delivery: events carrying the deliverat or
+	// deliverafter extension are stored at once and delivered to the
+	// Subscriptions at that time. Without it, events may ask for up to P7D.
+	// +optional
+	Scheduling *TopicScheduling `json:"scheduling,omitempty"`
+}
+
+// TopicScheduling bounds the delayed delivery of a Topic's events. A
+// delayed event waits in the Topic's stream as a JetStream message
+// schedule, so it counts against retention like any event, and is
+// delivered at most retention.maxAge ahead.
+type TopicScheduling struct {
+	// MaxDelay is the furthest ahead an event may ask to be delivered;
+	// events asking for more are refused with 400 naming the attribute.
+	// PT0S refuses every delayed event. Default P7D.
+	// +optional
+	MaxDelay *Duration `json:"maxDelay,omitempty"`
 }
 
 // TopicHistory is the delivery history of a Topic's events: for each event

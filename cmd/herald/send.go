@@ -16,6 +16,7 @@ import (
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 	"github.com/google/uuid"
 
+	"github.com/herald-dev/herald/api/v1alpha1"
 	"github.com/herald-dev/herald/internal/ce"
 )
 
@@ -28,6 +29,7 @@ type sendConfig struct {
 	to, typ, source, id, subject, specVersion string
 	contentType, data, dataFile               string
 	token, tokenFile                          string
+	at, after                                 string
 	extensions                                stringList
 	timeout                                   time.Duration
 }
@@ -40,6 +42,11 @@ body, if any). Exits non-zero unless the answer is 2xx.
 Example:
   herald send --to http://127.0.0.1:8080/default/orders \
     --type com.example.order.created --source /cli --data '{"id":1}'
+
+Delivered to the Subscriptions in ten minutes, or at a time:
+  herald send --to http://127.0.0.1:8080/default/orders \
+    --type com.example.order.reminder --source /cli --after PT10M
+  herald send ... --at 2030-01-02T09:00:00Z
 
 To a Topic that authenticates producers, with a token for its audience
 (kubectl get htopic orders -o jsonpath='{.status.address.audience}'):
@@ -65,6 +72,8 @@ func parseSendFlags(args []string, stderr io.Writer) (sendConfig, error) {
 	fs.StringVar(&c.contentType, "content-type", "", "datacontenttype of the data (default application/json when there is data)")
 	fs.Var(&c.extensions, "H", "extension attribute as name=value; may repeat")
 	fs.Var(&c.extensions, "extension", "same as -H")
+	fs.StringVar(&c.at, "at", "", "deliver at this RFC 3339 time (sets the deliverat extension)")
+	fs.StringVar(&c.after, "after", "", "deliver after this duration, ISO-8601 (PT10M) or Go (10m) (sets the deliverafter extension)")
 	fs.DurationVar(&c.timeout, "timeout", 30*time.Second, "how long to wait for the answer")
 	fs.StringVar(&c.token, "token", "", "bearer token sent as Authorization: Bearer, e.g. from kubectl create token SA --audience AUDIENCE")
 	fs.StringVar(&c.tokenFile, "token-file", "", "read the bearer token from a file, e.g. a projected ServiceAccount token")
@@ -93,6 +102,19 @@ func parseSendFlags(args []string, stderr io.Writer) (sendConfig, error) {
 	if c.token != "" && c.tokenFile != "" {
 		return c, errors.New("give --token or --token-file, not both")
 	}
+	if c.at != "" && c.after != "" {
+		return c, errors.New("give --at or --after, not both")
+	}
+	if c.at != "" {
+		if _, err := time.Parse(time.RFC3339Nano, c.at); err != nil {
+			return c, fmt.Errorf("--at %q: want an RFC 3339 time such as 2030-01-02T09:00:00Z", c.at)
+		}
+	}
+	if c.after != "" {
+		if _, err := v1alpha1.Duration(c.after).Parse(); err != nil {
+			return c, fmt.Errorf("--after: %w", err)
+		}
+	}
 	return c, nil
 }
 
@@ -119,6 +141,13 @@ func (c *sendConfig) buildEvent(stdin io.Reader) (event.Event, error) {
 		}
 		if err := e.Context.SetExtension(strings.TrimPrefix(strings.ToLower(name), "ce-"), value); err != nil {
 			return e, fmt.Errorf("-H %q: %w", x, err)
+		}
+	}
+	for name, v := range map[string]string{ce.AttrDeliverAt: c.at, ce.AttrDeliverAfter: c.after} {
+		if v != "" {
+			if err := e.Context.SetExtension(name, v); err != nil {
+				return e, fmt.Errorf("%s: %w", name, err)
+			}
 		}
 	}
 	var data []byte

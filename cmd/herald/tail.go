@@ -94,7 +94,9 @@ func runTail(ctx context.Context, c tailConfig, out io.Writer) error {
 		return err
 	}
 	defer nc.Close()
-	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverNewPolicy}
+	// Delayed events show when they are due, not while their schedule waits.
+	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverNewPolicy,
+		FilterSubjects: []string{plan.Subject(c.Namespace, c.Topic), plan.RedeliverySubjects(c.Namespace, c.Topic)}}
 	switch {
 	case c.From == "earliest":
 		cfg.DeliverPolicy = jetstream.DeliverAllPolicy

@@ -58,6 +58,12 @@ func (e *AttributeError) Error() string {
 	return e.Attribute + ": " + e.msg
 }
 
+// NewAttributeError says why attribute attr of an event is refused; index
+// is the event's position in a batch, -1 for a single event.
+func NewAttributeError(attr string, index int, msg string) *AttributeError {
+	return &AttributeError{Attribute: attr, Index: index, msg: msg}
+}
+
 func attrErr(attr, format string, args ...any) *AttributeError {
 	return &AttributeError{Attribute: attr, Index: -1, msg: fmt.Sprintf(format, args...)}
 }

@@ -30,6 +30,13 @@ const (
 	AttrDataEncoding    = "datacontentencoding"
 	// AttrPartitionKey is the partitioning extension's key.
 	AttrPartitionKey = "partitionkey"
+	// AttrDeliverAt asks for delivery at a time (RFC 3339), Herald's
+	// delayed-delivery extension.
+	AttrDeliverAt = "deliverat"
+	// AttrDeliverAfter asks for delivery after a duration from receipt
+	// (ISO-8601 such as PT30S, or Go such as 30s), Herald's
+	// delayed-delivery extension.
+	AttrDeliverAfter = "deliverafter"
 )
 
 // Attribute is one context attribute, value decoded.
