@@ -58,6 +58,9 @@ const (
 // (reason "forbidden") naming the rules involved; in a batch every event
 // must be admitted, the first refused one is named by "index".
 //
+// POST /<namespace>/<topic>/subscriptions/<name>:<verb> is the pull API
+// of the Topic's pull Subscriptions (see pull.go).
+//
 // A batch is validated as a whole: one invalid event refuses it all (400
 // with "index"). If storing some events of a valid batch fails, the answer
 // is 503 (429 when the stream is full) with a per-event report; resending
@@ -74,6 +77,9 @@ func (d *Dispatcher) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var t *topicState
 	if ok {
 		t = d.topic(ns, name)
+	} else if pp, isPull := splitPullPath(r.URL.Path); isPull {
+		d.servePull(w, r, pp)
+		return
 	}
 	if t == nil {
 		d.metrics.rejected.WithLabelValues("", "", reasonUnknownTopic).Inc()
@@ -87,7 +93,7 @@ func (d *Dispatcher) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	var adm *admission
 	if t.publish != nil && t.publish.authenticate {
-		a, ok := d.authenticate(w, r, t)
+		a, ok := d.authenticate(w, r, t, t.publish)
 		if !ok {
 			return
 		}
