@@ -357,8 +357,8 @@ func (p *TopicPlan) Validate() error {
 	return nil
 }
 
-// AckWait is the AckWait of every Subscription's consumer, whatever its
-// timeout: dispatchers send InProgress every third of it for each message
+// AckWait is the AckWait of every push Subscription's consumer, whatever
+// its timeout (a pull Subscription's is its AckDeadline): dispatchers send InProgress every third of it for each message
 // they hold (queued for a worker, being delivered, waiting for a retry or a
 // rate limit), so it only decides how soon JetStream redelivers the
 // messages of a dispatcher that died.
