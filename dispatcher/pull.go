@@ -14,8 +14,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/herald-dev/herald/api/v1alpha1"
 	"github.com/herald-dev/herald/internal/ce"
+	"github.com/herald-dev/herald/internal/duration"
 )
 
 // Pull subscriptions. A Subscription in pull mode has no delivery loop:
@@ -413,7 +413,7 @@ func (r *subRunner) serveAcks(w http.ResponseWriter, t *topicState, cfg *subConf
 	var delay time.Duration
 	if req.Delay != "" {
 		var err error
-		if delay, err = v1alpha1.Duration(req.Delay).Parse(); err != nil || delay > maxNackDelay {
+		if delay, err = duration.Parse(req.Delay); err != nil || delay > maxNackDelay {
 			writeError(w, http.StatusBadRequest, fmt.Sprintf("delay %q: want an ISO-8601 or Go duration of at most %s", req.Delay, maxNackDelay), "")
 			return
 		}
