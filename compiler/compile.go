@@ -41,6 +41,17 @@ const (
 	// stops new deliveries once the backlog is full.
 	RetryBacklog = 1000
 
+	// DefaultAckDeadline, MinAckDeadline and MaxAckDeadline bound a pull
+	// Subscription's spec.pull.ackDeadline (Pub/Sub's default and limits
+	// but for the minimum, which JetStream's redelivery timer makes 1s).
+	DefaultAckDeadline = 10 * time.Second
+	MinAckDeadline     = time.Second
+	MaxAckDeadline     = 10 * time.Minute
+	// PullMaxAckPending is the MaxAckPending of a pull Subscription's
+	// consumer: how many of its events may be pulled and not yet
+	// acknowledged at once, across every consumer.
+	PullMaxAckPending = 10000
+
 	// headerAllowance is room for message headers on top of MaxEventSize in
 	// the stream's MaxMsgSize.
 	headerAllowance = 64 << 10
@@ -69,6 +80,10 @@ type ResolvedSubscription struct {
 	// (resolve.DeadLetterSink), for messages; empty means
 	// delivery.deadLetterSink.
 	DeadLetterField string
+	// ConsumeMode is the policy of a pull Subscription without consumers
+	// (the operator's --default-publish-policy); empty means
+	// DefaultPublishMode.
+	ConsumeMode plan.PublishMode
 	// SigningKeyDir is where the dispatcher finds the keys of the
 	// Subscription's spec.signing Secret (plan.SubscriptionPlan.SigningKeyDir):
 	// plan.SigningKeyDir in a cluster, a data-dir path in herald dev. Compile
@@ -300,6 +315,15 @@ func HistoryStreamConfig(t *v1alpha1.Topic) (*jetstream.StreamConfig, error) {
 // and durable consumer configuration.
 func CompileSubscription(topic *v1alpha1.Topic, rs ResolvedSubscription) (plan.SubscriptionPlan, jetstream.ConsumerConfig, error) {
 	s := rs.Subscription
+	if s.Spec.Mode == v1alpha1.ModePull {
+		return compilePull(topic, rs)
+	}
+	if s.Spec.Mode != "" && s.Spec.Mode != v1alpha1.ModePush {
+		return plan.SubscriptionPlan{}, jetstream.ConsumerConfig{}, fmt.Errorf("mode %q: want push or pull", s.Spec.Mode)
+	}
+	if s.Spec.Pull != nil || len(s.Spec.Consumers) > 0 {
+		return plan.SubscriptionPlan{}, jetstream.ConsumerConfig{}, errors.New("pull and consumers apply to mode pull only")
+	}
 	if rs.SubscriberURI == "" {
 		return plan.SubscriptionPlan{}, jetstream.ConsumerConfig{}, errors.New("subscriber has no resolved URI")
 	}
@@ -317,13 +341,9 @@ func CompileSubscription(topic *v1alpha1.Topic, rs ResolvedSubscription) (plan.S
 		}
 		signingDir = rs.SigningKeyDir
 	}
-	filters := make([]plan.Filter, 0, len(s.Spec.Filters))
-	for i := range s.Spec.Filters {
-		f := FromAPI(&s.Spec.Filters[i])
-		if err := f.Validate(); err != nil {
-			return plan.SubscriptionPlan{}, jetstream.ConsumerConfig{}, fmt.Errorf("filters[%d]: %w", i, err)
-		}
-		filters = append(filters, f)
+	filters, err := compileFilters(s)
+	if err != nil {
+		return plan.SubscriptionPlan{}, jetstream.ConsumerConfig{}, err
 	}
 	ordering := s.Spec.Ordering
 	if ordering == "" {
@@ -374,6 +394,19 @@ func CompileSubscription(topic *v1alpha1.Topic, rs ResolvedSubscription) (plan.S
 		return plan.SubscriptionPlan{}, jetstream.ConsumerConfig{}, err
 	}
 	return sp, cc, nil
+}
+
+// compileFilters validates and converts a Subscription's filters.
+func compileFilters(s *v1alpha1.Subscription) ([]plan.Filter, error) {
+	filters := make([]plan.Filter, 0, len(s.Spec.Filters))
+	for i := range s.Spec.Filters {
+		f := FromAPI(&s.Spec.Filters[i])
+		if err := f.Validate(); err != nil {
+			return nil, fmt.Errorf("filters[%d]: %w", i, err)
+		}
+		filters = append(filters, f)
+	}
+	return filters, nil
 }
 
 // compileBatch checks b against the rest of sp (the API server checks the
@@ -453,6 +486,12 @@ func consumerConfig(topic *v1alpha1.Topic, s *v1alpha1.Subscription, sp plan.Sub
 		Metadata: map[string]string{
 			"herald.dev/subscription": s.Namespace + "/" + s.Name,
 		},
+	}
+	if sp.IsPull() {
+		// The consumer's AckWait is the ack deadline the HTTP consumers
+		// get; the dispatcher holds no messages and sends no InProgress.
+		cc.AckWait = sp.AckDeadline.Duration()
+		cc.MaxAckPending = PullMaxAckPending
 	}
 	switch s.Spec.StartPosition {
 	case "", "latest":

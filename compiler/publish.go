@@ -93,16 +93,48 @@ func PublishPolicy(t *v1alpha1.Topic, mode plan.PublishMode, selected map[int][]
 	if len(t.Spec.Publishers) == 0 {
 		return ModePolicy(t.Namespace, mode)
 	}
-	pol := plan.PublishPolicy{Source: v1alpha1.PublishSourcePublishers, Authenticate: true}
-	for i := range t.Spec.Publishers {
-		p := &t.Spec.Publishers[i]
-		name := PublisherRuleName(i)
+	return listedPolicy(t.Namespace, t.Spec.Publishers, v1alpha1.PublishSourcePublishers, PublisherRuleName, selected)
+}
+
+// ConsumerRuleName is the name of the rule compiled from a Subscription's
+// i-th consumer, as 403 answers name it.
+func ConsumerRuleName(i int) string { return fmt.Sprintf("consumers[%d]", i) }
+
+// ConsumerSource is the plan.PublishPolicy.Source of a pull
+// Subscription's policy compiled from its spec.consumers.
+const ConsumerSource = "consumers"
+
+// ConsumePolicy compiles who may pull from the pull Subscription s: one
+// rule per consumer, named ConsumerRuleName(i), admitting the subjects it
+// names, or, without consumers, mode as for a Topic without publishers
+// (see ModePolicy). Consumers take no filters and no namespaceSelector
+// (the API server refuses them; so does ConsumePolicy).
+func ConsumePolicy(s *v1alpha1.Subscription, mode plan.PublishMode) (plan.PublishPolicy, error) {
+	if len(s.Spec.Consumers) == 0 {
+		return ModePolicy(s.Namespace, mode)
+	}
+	for i, c := range s.Spec.Consumers {
+		if len(c.Filters) > 0 || c.NamespaceSelector != nil {
+			return plan.PublishPolicy{}, fmt.Errorf("%s: filters and namespaceSelector apply to a Topic's publishers only", ConsumerRuleName(i))
+		}
+	}
+	return listedPolicy(s.Namespace, s.Spec.Consumers, ConsumerSource, ConsumerRuleName, nil)
+}
+
+// listedPolicy compiles entries, declared in namespace, into one rule each
+// named ruleName(i); selected holds the namespaces each namespaceSelector
+// matches.
+func listedPolicy(namespace string, entries []v1alpha1.Publisher, source string, ruleName func(int) string, selected map[int][]string) (plan.PublishPolicy, error) {
+	pol := plan.PublishPolicy{Source: source, Authenticate: true}
+	for i := range entries {
+		p := &entries[i]
+		name := ruleName(i)
 		rule := plan.PublishRule{Name: name, Subjects: []string{}}
 		switch {
 		case p.ServiceAccount != nil:
 			ns := p.ServiceAccount.Namespace
 			if ns == "" {
-				ns = t.Namespace
+				ns = namespace
 			}
 			rule.Subjects = append(rule.Subjects, plan.ServiceAccountSubject(ns, p.ServiceAccount.Name))
 		case p.Namespace != "":

@@ -76,8 +76,13 @@ func (r *SubscriptionReconciler) Reconcile(ctx context.Context, req ctrl.Request
 					func(ctx context.Context) error { return r.reconcileDestinations(ctx, s, st) },
 					func(ctx context.Context) error { return r.reconcileConsumer(ctx, s, st) },
 				},
-				ready:   []string{v1alpha1.ConditionTopicReady, v1alpha1.ConditionSubscriberResolved, v1alpha1.ConditionConsumerReady},
-				message: func() string { return fmt.Sprintf("delivering to %s", s.Status.SubscriberURI) },
+				ready: []string{v1alpha1.ConditionTopicReady, v1alpha1.ConditionSubscriberResolved, v1alpha1.ConditionConsumerReady},
+				message: func() string {
+					if s.Spec.Mode == v1alpha1.ModePull {
+						return fmt.Sprintf("consumers pull at /%s/%s/subscriptions/%s:pull on the Topic's address", s.Namespace, s.Spec.Topic, s.Name)
+					}
+					return fmt.Sprintf("delivering to %s", s.Status.SubscriberURI)
+				},
 				// The figuresRefresher wakes it when its lag or dead
 				// letters change; kinds not watched resolve again.
 				refresh: func() time.Duration {
@@ -139,6 +144,10 @@ func (r *SubscriptionReconciler) reconcileDestinations(ctx context.Context, s *v
 		return err
 	}
 	st.resolved = true
+	if s.Spec.Mode == v1alpha1.ModePull {
+		st.conds.setTrue(v1alpha1.ConditionSubscriberResolved, "pull Subscription: consumers fetch over HTTP")
+		return nil
+	}
 	st.conds.setTrue(v1alpha1.ConditionSubscriberResolved, "subscriber resolved to %s", rs.SubscriberURI)
 	return nil
 }
@@ -160,7 +169,8 @@ func (r *SubscriptionReconciler) reconcileConsumer(ctx context.Context, s *v1alp
 		topic = &v1alpha1.Topic{ObjectMeta: metav1.ObjectMeta{Namespace: s.Namespace, Name: s.Spec.Topic}}
 	}
 	rs := st.rs
-	if rs.SubscriberURI == "" {
+	rs.ConsumeMode = r.Config.DefaultPublishMode
+	if rs.SubscriberURI == "" && s.Spec.Mode != v1alpha1.ModePull {
 		rs.SubscriberURI = unresolvedURI
 	}
 	if _, _, err := compiler.CompileSubscription(topic, rs); err != nil {

@@ -140,6 +140,7 @@ func (r *TopicReconciler) reconcileJetStream(ctx context.Context, t *v1alpha1.To
 			continue
 		}
 		rs, err := resolve.Subscription(ctx, r.Resolver, t, s)
+		rs.ConsumeMode = r.Config.DefaultPublishMode
 		if err != nil {
 			keep = append(keep, s.Name)
 			left[s.Name] = err.Error()

@@ -70,7 +70,7 @@ func WriteBanner(w io.Writer, ep Endpoints, st *Status) {
 	if len(st.Subscriptions) > 0 {
 		b.WriteString("\nSubscriptions:\n")
 		for _, s := range st.Subscriptions {
-			fmt.Fprintf(&b, "  %s/%s: topic %s -> %s\n", s.Namespace, s.Name, s.Topic, s.Plan.SubscriberURI)
+			fmt.Fprintf(&b, "  %s/%s: topic %s -> %s\n", s.Namespace, s.Name, s.Topic, deliveryTarget(s.Namespace, s.Topic, &s.Plan))
 			fmt.Fprintf(&b, "      filters: %s\n", FilterSummary(s.Plan.Filters))
 			if s.Plan.DeadLetterURI != "" {
 				fmt.Fprintf(&b, "      dead letters -> %s after %d retr%s\n", s.Plan.DeadLetterURI, s.Plan.Delivery.Retry, pluralY(s.Plan.Delivery.Retry))
@@ -272,7 +272,7 @@ func Changes(prev, cur *Status) []string {
 		if !ok {
 			out = append(out, "+ topic "+k+" at "+t.URL)
 			for _, s := range t.Plan.Subscriptions {
-				out = append(out, "+ subscription "+t.Namespace+"/"+s.Name+" -> "+s.SubscriberURI+", filters: "+FilterSummary(s.Filters))
+				out = append(out, "+ subscription "+t.Namespace+"/"+s.Name+" -> "+deliveryTarget(t.Namespace, t.Name, &s)+", filters: "+FilterSummary(s.Filters))
 			}
 			continue
 		}
@@ -298,7 +298,7 @@ func Changes(prev, cur *Status) []string {
 			o, ok := oldSubs[s.Name]
 			delete(oldSubs, s.Name)
 			if !ok {
-				out = append(out, "+ subscription "+name+" -> "+s.SubscriberURI+", filters: "+FilterSummary(s.Filters))
+				out = append(out, "+ subscription "+name+" -> "+deliveryTarget(t.Namespace, t.Name, &s)+", filters: "+FilterSummary(s.Filters))
 				continue
 			}
 			if d := diffFields(o, s); len(d) > 0 {
@@ -398,4 +398,13 @@ func mergeKeys(a, b map[string]any) map[string]bool {
 		out[k] = true
 	}
 	return out
+}
+
+// deliveryTarget is where sp's events go: the subscriber, or, for a pull
+// Subscription of Topic ns/topic, the path its consumers pull from.
+func deliveryTarget(ns, topic string, sp *plan.SubscriptionPlan) string {
+	if sp.IsPull() {
+		return "pull: POST /" + ns + "/" + topic + "/subscriptions/" + sp.Name + ":pull"
+	}
+	return sp.SubscriberURI
 }

@@ -300,6 +300,7 @@ func (l *loader) resolveSubscriptions(ctx context.Context, r *loadRun) {
 			r.keepOf[tk] = append(r.keepOf[tk], s.Name)
 			continue
 		}
+		rs.ConsumeMode = l.publishMode
 		r.subsOf[tk] = append(r.subsOf[tk], rs)
 	}
 	if err := pruneSigningKeys(l.dataDir, r.subsOf); err != nil {
@@ -323,6 +324,22 @@ func (l *loader) publishPolicy(t *v1alpha1.Topic, namespaces map[string]map[stri
 	return compiler.ModePolicy(t.Namespace, plan.PublishAllowAll)
 }
 
+// openPulls lets anyone pull from p's pull Subscriptions unless herald dev
+// authenticates, as publishPolicy lets anyone publish; their consumers
+// compiled, so a Subscription the operator would refuse is refused here
+// too.
+func (l *loader) openPulls(p *plan.TopicPlan) {
+	if l.authenticate {
+		return
+	}
+	for i := range p.Subscriptions {
+		if sp := &p.Subscriptions[i]; sp.IsPull() {
+			open, _ := compiler.ModePolicy(p.Namespace, plan.PublishAllowAll)
+			sp.Consume = &open
+		}
+	}
+}
+
 // applyTopics compiles each Topic with the operator's compiler and applies
 // it with the operator's applier. A Subscription that does not compile or
 // whose consumer JetStream refuses is reported and left out of the plan;
@@ -344,6 +361,7 @@ func (l *loader) applyTopics(ctx context.Context, r *loadRun) {
 			r.fail(origin, "topic "+tk, err)
 			continue
 		}
+		l.openPulls(&cr.Plan)
 		keep := r.keepOf[tk]
 		for _, name := range slices.Sorted(maps.Keys(cr.Errors)) {
 			keep = append(keep, name)

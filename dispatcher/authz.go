@@ -15,7 +15,8 @@ import (
 // Reason of a 403 in the ingress's error answers.
 const reasonForbiddenBody = "forbidden"
 
-// publishPolicy is a Topic's plan.PublishPolicy compiled for the ingress.
+// publishPolicy is a plan.PublishPolicy compiled for the ingress: a
+// Topic's (who may publish) or a pull Subscription's (who may pull).
 type publishPolicy struct {
 	// authenticate is plan.PublishPolicy.Authenticate: false admits every
 	// request without looking at credentials.
@@ -24,6 +25,9 @@ type publishPolicy struct {
 	audience string
 	source   string
 	rules    []publishRule
+	// action ("publish" or "pull") and listed (the Source of a policy
+	// from listed identities, "publishers" or "consumers") word 403s.
+	action, listed, owner string
 }
 
 // publishRule is a plan.PublishRule with its filters compiled; a rule
@@ -41,31 +45,48 @@ type publishRule struct {
 // validates them, so this is a plan from a newer or broken compiler); the
 // errors are returned for logging.
 func compilePublishPolicy(p *plan.TopicPlan) (*publishPolicy, error) {
-	pp := &publishPolicy{
-		authenticate: p.Publish.Authenticate,
-		audience:     p.Audience,
-		source:       p.Publish.Source,
+	pp := &publishPolicy{action: "publish", listed: "publishers", owner: "Topic"}
+	return pp, pp.compile(&p.Publish, topicAudience(p))
+}
+
+// compileConsumePolicy compiles who may pull from the pull Subscription
+// sp of Topic p; a plan without its Consume admits nobody.
+func compileConsumePolicy(p *plan.TopicPlan, sp *plan.SubscriptionPlan) (*publishPolicy, error) {
+	pp := &publishPolicy{action: "pull", listed: "consumers", owner: "Subscription"}
+	pol := sp.Consume
+	if pol == nil {
+		pol = &plan.PublishPolicy{Source: "deny-all", Authenticate: true}
 	}
-	if pp.audience == "" {
-		pp.audience = plan.TopicAudience(p.Namespace, p.Name)
+	return pp, pp.compile(pol, topicAudience(p))
+}
+
+func topicAudience(p *plan.TopicPlan) string {
+	if p.Audience != "" {
+		return p.Audience
 	}
+	return plan.TopicAudience(p.Namespace, p.Name)
+}
+
+// compile fills pp from pol; see compilePublishPolicy.
+func (pp *publishPolicy) compile(pol *plan.PublishPolicy, audience string) error {
+	pp.authenticate, pp.audience, pp.source = pol.Authenticate, audience, pol.Source
 	if pp.source == "" {
-		pp.source = "publishers"
+		pp.source = pp.listed
 	}
 	var errs []error
-	for i, r := range p.Publish.Rules {
+	for i, r := range pol.Rules {
 		name := r.Name
 		if name == "" {
 			name = fmt.Sprintf("rules[%d]", i)
 		}
 		m, err := compileFilters(r.Filters)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("publish rule %s: %w", name, err))
+			errs = append(errs, fmt.Errorf("%s rule %s: %w", pp.action, name, err))
 			m = not{matchAll{}}
 		}
 		pp.rules = append(pp.rules, publishRule{name: name, subjects: r.Subjects, filter: m, filtered: len(r.Filters) > 0 || err != nil})
 	}
-	return pp, errors.Join(errs...)
+	return errors.Join(errs...)
 }
 
 // admission is what a policy says about one authenticated producer: the
@@ -130,28 +151,28 @@ func (a *admission) refusal(e *ce.Event) string {
 
 func (a *admission) noRule() string {
 	pp := a.policy
-	if pp.source != "publishers" {
-		return fmt.Sprintf("no publish rule admits %s (policy %s)", a.subject, pp.source)
+	if pp.source != pp.listed {
+		return fmt.Sprintf("no %s rule admits %s (policy %s)", pp.action, a.subject, pp.source)
 	}
 	names := make([]string, len(pp.rules))
 	for i := range pp.rules {
 		names[i] = pp.rules[i].name
 	}
 	if len(names) == 0 {
-		return fmt.Sprintf("no publish rule admits %s (the Topic's publishers admit nobody)", a.subject)
+		return fmt.Sprintf("no %s rule admits %s (the %s's %s admit nobody)", pp.action, a.subject, pp.owner, pp.listed)
 	}
-	return fmt.Sprintf("no publish rule admits %s (the Topic's publishers: %s)", a.subject, strings.Join(names, ", "))
+	return fmt.Sprintf("no %s rule admits %s (the %s's %s: %s)", pp.action, a.subject, pp.owner, pp.listed, strings.Join(names, ", "))
 }
 
-// authenticate checks the request's bearer token when t's policy asks for
-// one. ok false means the answer was written: 401 for a refused token, 503
-// (with Retry-After) when it cannot be checked.
-func (d *Dispatcher) authenticate(w http.ResponseWriter, r *http.Request, t *topicState) (adm admission, ok bool) {
-	pp := t.publish
+// authenticate checks the request's bearer token against pp, t's publish
+// policy or the consume policy of one of its pull Subscriptions, which
+// asks for one. ok false means the answer was written: 401 for a refused
+// token, 503 (with Retry-After) when it cannot be checked.
+func (d *Dispatcher) authenticate(w http.ResponseWriter, r *http.Request, t *topicState, pp *publishPolicy) (adm admission, ok bool) {
 	if d.verifier == nil {
 		t.metrics.reject(reasonUnavailable)
 		w.Header().Set("Retry-After", retryAfterUnavailable)
-		writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: "this Topic accepts authenticated producers only and the dispatcher has no token verifier", Reason: string(auth.ReasonUnavailable)})
+		writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: "this " + pp.owner + " admits authenticated clients only and the dispatcher has no token verifier", Reason: string(auth.ReasonUnavailable)})
 		return admission{}, false
 	}
 	token, err := auth.BearerToken(r.Header)

@@ -46,6 +46,8 @@ type subConfig struct {
 	signer *signer
 	// history: the Topic keeps delivery history (plan.TopicPlan.History).
 	history bool
+	// consume is who may pull from a pull Subscription; nil for push.
+	consume *publishPolicy
 }
 
 // compileSubscription prepares sp for delivery, keeping old's signer when
@@ -56,6 +58,11 @@ func (d *Dispatcher) compileSubscription(tp *plan.TopicPlan, sp *plan.Subscripti
 		return nil, err
 	}
 	cfg := &subConfig{plan: *sp, maxEventSize: tp.MaxEventSize, filter: f, history: tp.History}
+	if sp.IsPull() {
+		if cfg.consume, err = compileConsumePolicy(tp, sp); err != nil {
+			d.log.Error("consume rules admit nothing where their filters do not compile", "subscription", tp.Namespace+"/"+sp.Name, "error", err)
+		}
+	}
 	for _, u := range []struct {
 		field, uri, caCerts string
 		client              **http.Client
@@ -120,6 +127,11 @@ type subRunner struct {
 	// shares, while the loop runs, splits the Subscription's limits with
 	// the other replicas; nil when this replica applies them whole.
 	shares atomic.Pointer[shares]
+	// pullMode: consumers fetch the Subscription's events over HTTP (pull.go)
+	// and the loop only finds the consumer (pullCons, nil until found)
+	// and reads its lag.
+	pullMode bool
+	pullCons atomic.Pointer[jetstream.Consumer]
 }
 
 func (d *Dispatcher) newRunner(key string, p *plan.TopicPlan, sp *plan.SubscriptionPlan, cfg *subConfig, prev *subRunner) *subRunner {
@@ -129,10 +141,10 @@ func (d *Dispatcher) newRunner(key string, p *plan.TopicPlan, sp *plan.Subscript
 		ns: p.Namespace, topic: p.Name, name: sp.Name,
 		stream: p.Stream, consumer: sp.Consumer,
 		ordering: sp.Ordering, maxInFlight: max(sp.MaxInFlight, 1), paused: sp.Paused,
-		batch: sp.Batch,
-		m:     d.metrics.forSubscription(p.Namespace, p.Name, sp.Name),
-		log:   d.log.With("topic", p.Namespace+"/"+p.Name, "subscription", sp.Name),
-		ctx:   ctx, cancel: cancel,
+		batch: sp.Batch, pullMode: sp.IsPull(),
+		m:   d.metrics.forSubscription(p.Namespace, p.Name, sp.Name),
+		log: d.log.With("topic", p.Namespace+"/"+p.Name, "subscription", sp.Name),
+		ctx: ctx, cancel: cancel,
 		done: make(chan struct{}),
 		prev: prev,
 	}
@@ -157,7 +169,7 @@ func (r *subRunner) needsRestart(p *plan.TopicPlan, sp *plan.SubscriptionPlan) b
 		ordering = plan.OrderingUnordered
 	}
 	return r.stream != p.Stream || r.consumer != sp.Consumer || r.ordering != ordering ||
-		r.maxInFlight != max(sp.MaxInFlight, 1) || r.paused != sp.Paused ||
+		r.maxInFlight != max(sp.MaxInFlight, 1) || r.paused != sp.Paused || r.pullMode != sp.IsPull() ||
 		!sameBatch(r.batch, sp.Batch)
 }
 
@@ -196,6 +208,13 @@ func (r *subRunner) run() {
 		r.pollLag(cons)
 	}()
 	defer aux.Wait()
+	if r.pullMode {
+		r.pullCons.Store(&cons)
+		r.log.Info("serving pull requests", "consumer", r.consumer)
+		<-r.ctx.Done()
+		r.pullCons.Store(nil)
+		return
+	}
 	if r.paused {
 		r.log.Info("subscription paused; not pulling")
 		<-r.ctx.Done()

@@ -63,6 +63,9 @@ const (
 // the Subscriptions at that time; a bad value, both attributes, or a time
 // beyond the Topic's MaxDelay get 400 naming the attribute.
 //
+// POST /<namespace>/<topic>/subscriptions/<name>:<verb> is the pull API
+// of the Topic's pull Subscriptions (see pull.go).
+//
 // A batch is validated as a whole: one invalid event refuses it all (400
 // with "index"). If storing some events of a valid batch fails, the answer
 // is 503 (429 when the stream is full) with a per-event report; resending
@@ -79,6 +82,9 @@ func (d *Dispatcher) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var t *topicState
 	if ok {
 		t = d.topic(ns, name)
+	} else if pp, isPull := splitPullPath(r.URL.Path); isPull {
+		d.servePull(w, r, pp)
+		return
 	}
 	if t == nil {
 		d.metrics.rejected.WithLabelValues("", "", reasonUnknownTopic).Inc()
@@ -92,7 +98,7 @@ func (d *Dispatcher) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	var adm *admission
 	if t.publish != nil && t.publish.authenticate {
-		a, ok := d.authenticate(w, r, t)
+		a, ok := d.authenticate(w, r, t, t.publish)
 		if !ok {
 			return
 		}

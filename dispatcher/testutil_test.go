@@ -100,6 +100,8 @@ type subscription struct {
 	// subscriberAudience, replyAudience and deadLetterAudience are the
 	// token audiences of uri, reply and deadLetter.
 	subscriberAudience, replyAudience, deadLetterAudience string
+	// consumeMode is the policy of a pull Subscription without consumers.
+	consumeMode plan.PublishMode
 }
 
 // provision compiles topic and subs as the control plane does and applies
@@ -117,7 +119,8 @@ func (e *env) provision(topic *v1alpha1.Topic, subs []subscription, tweak func(*
 		}
 		rs = append(rs, compiler.ResolvedSubscription{Subscription: sub, SubscriberURI: s.uri, ReplyURI: s.reply, DeadLetterURI: s.deadLetter,
 			SubscriberCACerts: s.subscriberCA, DeadLetterCACerts: s.deadLetterCA, SigningKeyDir: s.signingDir,
-			SubscriberAudience: s.subscriberAudience, ReplyAudience: s.replyAudience, DeadLetterAudience: s.deadLetterAudience})
+			SubscriberAudience: s.subscriberAudience, ReplyAudience: s.replyAudience, DeadLetterAudience: s.deadLetterAudience,
+			ConsumeMode: s.consumeMode})
 	}
 	res, err := compiler.Compile(topic, rs)
 	if err != nil {

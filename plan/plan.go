@@ -125,7 +125,11 @@ type SubscriptionPlan struct {
 	Consumer string `json:"consumer"`
 	// Generation of the Subscription this plan was compiled from.
 	Generation int64 `json:"generation,omitempty"`
-	// SubscriberURI receives the events.
+	// Mode is ModePush (empty means push: the dispatcher delivers to
+	// SubscriberURI) or ModePull (consumers fetch over HTTP from the
+	// Topic's ingress; the dispatcher runs no delivery loop).
+	Mode Mode `json:"mode,omitempty"`
+	// SubscriberURI receives the events; empty for a pull Subscription.
 	SubscriberURI string `json:"subscriberUri"`
 	// ReplyURI receives CloudEvents returned in 200 responses; empty drops them.
 	ReplyURI string `json:"replyUri,omitempty"`
@@ -166,12 +170,30 @@ type SubscriptionPlan struct {
 	RateLimit *RateLimit `json:"rateLimit,omitempty"`
 	// Paused stops delivery; the consumer keeps its position.
 	Paused bool `json:"paused,omitempty"`
+	// AckDeadline is a pull Subscription's ack deadline, the AckWait of
+	// its consumer.
+	AckDeadline Millis `json:"ackDeadlineMs,omitempty"`
+	// Consume is who may pull from a pull Subscription, with the Topic's
+	// Audience; a pull Subscription without one admits nobody.
+	Consume *PublishPolicy `json:"consume,omitempty"`
 	// SigningKeyDir, when set, is the directory holding the files
 	// SigningKeyFile and, during a rotation, PreviousSigningKeyFile:
 	// every delivery to SubscriberURI is signed with them (see
 	// ParseSigningKey). Empty means deliveries are not signed.
 	SigningKeyDir string `json:"signingKeyDir,omitempty"`
 }
+
+// Mode says how a Subscription's events reach its consumers.
+type Mode string
+
+// Modes, as in the Subscription API.
+const (
+	ModePush Mode = "push"
+	ModePull Mode = "pull"
+)
+
+// IsPull reports whether consumers pull sp's events over HTTP.
+func (sp *SubscriptionPlan) IsPull() bool { return sp.Mode == ModePull }
 
 // Ordering says in which order a Subscription's events are delivered.
 type Ordering string
@@ -340,15 +362,24 @@ func (p *TopicPlan) Validate() error {
 		}
 	}
 	for _, s := range p.Subscriptions {
-		if s.Consumer == "" || s.SubscriberURI == "" {
-			return fmt.Errorf("subscription %q lacks a consumer or subscriber URI", s.Name)
+		switch {
+		case s.Consumer == "":
+			return fmt.Errorf("subscription %q lacks a consumer", s.Name)
+		case s.Mode == ModePull:
+			if s.AckDeadline <= 0 {
+				return fmt.Errorf("pull subscription %q lacks an ack deadline", s.Name)
+			}
+		case s.Mode != "" && s.Mode != ModePush:
+			return fmt.Errorf("subscription %q has unknown mode %q", s.Name, s.Mode)
+		case s.SubscriberURI == "":
+			return fmt.Errorf("subscription %q lacks a subscriber URI", s.Name)
 		}
 	}
 	return nil
 }
 
-// AckWait is the AckWait of every Subscription's consumer, whatever its
-// timeout: dispatchers send InProgress every third of it for each message
+// AckWait is the AckWait of every push Subscription's consumer, whatever
+// its timeout (a pull Subscription's is its AckDeadline): dispatchers send InProgress every third of it for each message
 // they hold (queued for a worker, being delivered, waiting for a retry or a
 // rate limit), so it only decides how soon JetStream redelivers the
 // messages of a dispatcher that died.

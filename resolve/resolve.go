@@ -213,8 +213,8 @@ func DeadLetterTopic(topic *v1alpha1.Topic, s *v1alpha1.Subscription) string {
 	return ns + "/" + d.Ref.Name
 }
 
-// Subscription resolves a Subscription's subscriber, reply and effective
-// dead-letter sink (see DeadLetterSink; topic may be nil). It resolves what
+// Subscription resolves a Subscription's subscriber (none in pull mode),
+// reply and effective dead-letter sink (see DeadLetterSink; topic may be nil). It resolves what
 // it can; the error is about the first Destination that did not resolve,
 // its message prefixed with the field, and is a *Error when that
 // Destination's was. A Subscription with spec.signing gets the directory
@@ -237,10 +237,12 @@ func Subscription(ctx context.Context, l Lookup, topic *v1alpha1.Topic, s *v1alp
 		}
 		first = fmt.Errorf("%s: %w", field, err)
 	}
-	sub, err := Destination(ctx, l, s.Namespace, &s.Spec.Subscriber)
-	note("subscriber", err)
-	rs.SubscriberURI, rs.SubscriberAudience = sub.URI, sub.Audience
-	rs.SubscriberCACerts = CACerts(&s.Spec.Subscriber)
+	if s.Spec.Mode != v1alpha1.ModePull {
+		sub, err := Destination(ctx, l, s.Namespace, &s.Spec.Subscriber)
+		note("subscriber", err)
+		rs.SubscriberURI, rs.SubscriberAudience = sub.URI, sub.Audience
+		rs.SubscriberCACerts = CACerts(&s.Spec.Subscriber)
+	}
 	reply, err := Destination(ctx, l, s.Namespace, s.Spec.Reply)
 	note("reply", err)
 	rs.ReplyURI, rs.ReplyAudience = reply.URI, reply.Audience

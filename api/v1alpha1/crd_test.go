@@ -29,7 +29,7 @@ func TestServedCRDs(t *testing.T) {
 		wide []string
 	}{
 		{"topics.eventing.herald.dev", "htopic", []string{"Ready", "URL", "Age"}, []string{"Reason", "Messages", "Publishers", "Dispatcher", "History"}},
-		{"subscriptions.eventing.herald.dev", "hsub", []string{"Topic", "Subscriber", "Ready", "Age"}, nil},
+		{"subscriptions.eventing.herald.dev", "hsub", []string{"Topic", "Mode", "Subscriber", "Ready", "Age"}, nil},
 		{"eventsources.eventing.herald.dev", "hsrc", []string{"Type", "Sink", "Ready", "Age"}, nil},
 	} {
 		crd := &apiextensionsv1.CustomResourceDefinition{}

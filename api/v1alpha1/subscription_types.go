@@ -22,6 +22,28 @@ const (
 	OrderingPerKey Ordering = "perKey"
 )
 
+// SubscriptionMode says how a Subscription's events reach its consumers.
+// +kubebuilder:validation:Enum=push;pull
+type SubscriptionMode string
+
+const (
+	// ModePush delivers each event to the subscriber as an HTTP POST.
+	ModePush SubscriptionMode = "push"
+	// ModePull keeps the events until consumers fetch them over HTTP from
+	// the Topic's ingress (POST .../subscriptions/<name>:pull) and
+	// acknowledge them (:ack); there is no subscriber.
+	ModePull SubscriptionMode = "pull"
+)
+
+// Pull shapes a pull Subscription.
+type Pull struct {
+	// AckDeadline is how long a consumer has to acknowledge (or nack, or
+	// extend) a pulled event before it is delivered again: between 1s and
+	// PT10M. Default PT10S.
+	// +optional
+	AckDeadline *Duration `json:"ackDeadline,omitempty"`
+}
+
 // RateLimit bounds how fast Herald delivers to a subscriber.
 type RateLimit struct {
 	// EventsPerSecond is the sustained delivery rate, attempts and retries together.
@@ -40,6 +62,10 @@ type RateLimit struct {
 // SubscriptionSpec declares which events of a Topic go to which subscriber, and how.
 // +kubebuilder:validation:XValidation:rule="!has(self.batch) || !has(self.ordering) || self.ordering == 'unordered'",message="batch needs ordering unordered: a batch is delivered and acknowledged as a whole, so its events cannot keep an order"
 // +kubebuilder:validation:XValidation:rule="!has(self.batch) || !has(self.reply)",message="batch cannot be combined with reply: the response to a batch carries no reply event"
+// +kubebuilder:validation:XValidation:rule="(has(self.mode) && self.mode == 'pull') || has(self.subscriber)",message="subscriber is required unless mode is pull"
+// +kubebuilder:validation:XValidation:rule="!(has(self.mode) && self.mode == 'pull') || !has(self.subscriber)",message="a pull Subscription has no subscriber: its consumers fetch events over HTTP; remove subscriber or set mode push"
+// +kubebuilder:validation:XValidation:rule="!(has(self.mode) && self.mode == 'pull') || (!has(self.reply) && !has(self.batch) && !has(self.signing) && !has(self.rateLimit) && (!has(self.ordering) || self.ordering == 'unordered'))",message="reply, batch, signing, rateLimit and ordering ordered or perKey shape deliveries to a subscriber; a pull Subscription takes none of them"
+// +kubebuilder:validation:XValidation:rule="(has(self.mode) && self.mode == 'pull') || (!has(self.pull) && !has(self.consumers))",message="pull and consumers apply to mode pull only"
 type SubscriptionSpec struct {
 	// Topic is the name of a Topic in the Subscription's namespace. It cannot
 	// change once the Subscription exists.
@@ -48,8 +74,34 @@ type SubscriptionSpec struct {
 	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="topic cannot change once the Subscription exists; delete and recreate the Subscription to subscribe to another Topic"
 	Topic string `json:"topic"`
 
-	// Subscriber receives the events, as HTTP POSTs in CloudEvents binary mode.
-	Subscriber Destination `json:"subscriber"`
+	// Mode is push (default: Herald POSTs each event to the subscriber)
+	// or pull (consumers fetch events over HTTP from the Topic's ingress,
+	// at POST /<namespace>/<topic>/subscriptions/<name>:pull, and
+	// acknowledge them; see the README's "Pull subscriptions").
+	// +optional
+	// +kubebuilder:default=push
+	Mode SubscriptionMode `json:"mode,omitempty"`
+
+	// Subscriber receives the events, as HTTP POSTs in CloudEvents binary
+	// mode. Required in push mode, refused in pull mode.
+	// +optional
+	Subscriber Destination `json:"subscriber,omitzero"`
+
+	// Pull shapes a pull Subscription: its ack deadline.
+	// +optional
+	Pull *Pull `json:"pull,omitempty"`
+
+	// Consumers name who may pull from a pull Subscription, each entry
+	// exactly one of serviceAccount (namespace defaulting to the
+	// Subscription's), namespace or sub, as a Topic's publishers do;
+	// consumers authenticate like producers, with a bearer token for the
+	// Topic's status.address.audience. Without consumers the operator's
+	// default publish policy applies (--default-publish-policy).
+	// +optional
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:XValidation:rule="self.all(c, !has(c.filters) && !has(c.namespaceSelector))",message="consumers name identities by serviceAccount, namespace or sub; filters and namespaceSelector apply to a Topic's publishers only"
+	Consumers []Publisher `json:"consumers,omitempty"`
 
 	// Reply receives the CloudEvent a subscriber returns in a 200 response.
 	// Without it, such replies are dropped.
@@ -213,6 +265,7 @@ type DeadLetterStatus struct {
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=hsub,categories=herald
 // +kubebuilder:printcolumn:name="Topic",type=string,JSONPath=`.spec.topic`
+// +kubebuilder:printcolumn:name="Mode",type=string,JSONPath=`.spec.mode`
 // +kubebuilder:printcolumn:name="Subscriber",type=string,JSONPath=`.status.subscriberUri`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1

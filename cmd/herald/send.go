@@ -185,17 +185,20 @@ func (c *sendConfig) buildEvent(stdin io.Reader) (event.Event, error) {
 
 // bearer returns the token c names, read from --token-file at each call
 // (a projected token is rotated in place); "" when none is given.
-func (c *sendConfig) bearer() (string, error) {
-	if c.tokenFile == "" {
-		return c.token, nil
+func (c *sendConfig) bearer() (string, error) { return readBearer(c.token, c.tokenFile) }
+
+// readBearer returns token, or the token in file when file is set.
+func readBearer(token, file string) (string, error) {
+	if file == "" {
+		return token, nil
 	}
-	b, err := os.ReadFile(c.tokenFile)
+	b, err := os.ReadFile(file)
 	if err != nil {
 		return "", fmt.Errorf("--token-file: %w", err)
 	}
 	t := strings.TrimSpace(string(b))
 	if t == "" {
-		return "", fmt.Errorf("--token-file %s is empty", c.tokenFile)
+		return "", fmt.Errorf("--token-file %s is empty", file)
 	}
 	return t, nil
 }
