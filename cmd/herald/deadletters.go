@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -256,9 +255,7 @@ func printDeadLetters(out io.Writer, format string, dls []replay.DeadLetter) err
 		if dls == nil {
 			dls = []replay.DeadLetter{}
 		}
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(dls)
+		return printJSON(out, dls)
 	}
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "DEAD-LETTERED AT\tID\tTYPE\tSOURCE\tCODE\tATTEMPTS\tREDRIVEN")
@@ -277,9 +274,7 @@ func printDeadLetters(out io.Writer, format string, dls []replay.DeadLetter) err
 
 func showDeadLetter(out io.Writer, format string, dl *replay.DeadLetter) error {
 	if format == "json" {
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(dl)
+		return printJSON(out, dl)
 	}
 	fmt.Fprintf(out, "Dead-lettered at: %s\nDestination:      %s\n", dl.DeadLetteredAt.Format(time.RFC3339), dl.Destination)
 	code := dl.Code

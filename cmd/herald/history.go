@@ -280,9 +280,7 @@ func journeysOf(recs []plan.HistoryRecord) []journey {
 
 func printJourneys(out io.Writer, format string, journeys []journey) error {
 	if format == "json" {
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(journeys)
+		return printJSON(out, journeys)
 	}
 	for i, j := range journeys {
 		if i > 0 {
@@ -309,9 +307,7 @@ func printHistoryRecords(out io.Writer, format string, recs []plan.HistoryRecord
 		if recs == nil {
 			recs = []plan.HistoryRecord{}
 		}
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(recs)
+		return printJSON(out, recs)
 	}
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "TIME\tSUBSCRIPTION\tID\tSOURCE\tATTEMPT\tOUTCOME\tSTATUS\tLATENCY\tDETAIL")

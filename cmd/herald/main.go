@@ -7,8 +7,10 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"sort"
 
@@ -40,6 +42,13 @@ func run(ctx context.Context, args []string) error {
 		return fmt.Errorf("unknown subcommand %q", args[0])
 	}
 	return cmd(ctx, args[1:])
+}
+
+// printJSON writes v to out as indented JSON, the -o json of the tools.
+func printJSON(out io.Writer, v any) error {
+	enc := json.NewEncoder(out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
 
 func usage() {
