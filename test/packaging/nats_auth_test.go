@@ -192,7 +192,8 @@ func TestNATSChartUsers(t *testing.T) {
 		w.WriteHeader(http.StatusAccepted)
 	}))
 	defer deadLetters.Close()
-	topic := &v1alpha1.Topic{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "orders", Generation: 1}}
+	topic := &v1alpha1.Topic{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "orders", Generation: 1},
+		Spec: v1alpha1.TopicSpec{History: &v1alpha1.TopicHistory{Enabled: true}}}
 	retry := int32(0)
 	subs := []compiler.ResolvedSubscription{
 		{Subscription: &v1alpha1.Subscription{
@@ -265,10 +266,13 @@ func TestNATSChartUsers(t *testing.T) {
 		t.Errorf("the dispatchers' user cannot delete its share: %v", err)
 	}
 
-	post := func(id, typ string) {
+	post := func(id, typ string, extra ...string) {
 		t.Helper()
 		for {
 			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, ingress.URL+"/shop/orders", strings.NewReader("{}"))
+			for i := 0; i+1 < len(extra); i += 2 {
+				req.Header.Set(extra[i], extra[i+1])
+			}
 			req.Header.Set("Ce-Specversion", "1.0")
 			req.Header.Set("Ce-Id", id)
 			req.Header.Set("Ce-Type", typ)
@@ -304,7 +308,15 @@ func TestNATSChartUsers(t *testing.T) {
 		}
 		return c
 	}
-	waitFor(t, func() bool { return count("e1") == 2 && count("e2") == 2 }, "both events delivered to both Subscriptions")
+	// A delayed event: its schedule is published by the dispatchers' user.
+	post("e3", "com.example.ok", "Ce-Deliverafter", "PT1S")
+	waitFor(t, func() bool { return count("e1") == 2 && count("e2") == 2 && count("e3") == 2 }, "the events delivered to both Subscriptions")
+	// The delivery history, written by the dispatchers' user: one record
+	// per Subscription and event at least.
+	waitFor(t, func() bool {
+		info, err := prov.StreamInfo(ctx, plan.HistoryStream("shop", "orders"))
+		return err == nil && info != nil && info.State.Msgs >= 6
+	}, "the delivery history of the three events")
 	waitFor(t, func() bool {
 		n, _, err := prov.DeadLetterCount(ctx, "shop", "orders", "audit")
 		return err == nil && n == 1
@@ -397,8 +409,8 @@ func TestNATSChartUsers(t *testing.T) {
 			}
 		})
 	}
-	if info, err := prov.StreamInfo(ctx, stream); err != nil || info == nil || info.State.Msgs != 2 || info.Config.MaxMsgs == 1 {
-		t.Errorf("the Topic's stream after the refusals: %+v, %v; want it unchanged with its 2 events", info, err)
+	if info, err := prov.StreamInfo(ctx, stream); err != nil || info == nil || info.State.Msgs != 3 || info.Config.MaxMsgs == 1 {
+		t.Errorf("the Topic's stream after the refusals: %+v, %v; want it unchanged with its 3 events", info, err)
 	}
 	if info, err := prov.ConsumerInfo(ctx, stream, consumer); err != nil || info == nil {
 		t.Errorf("consumer %s after the refusals: %v", consumer, err)
