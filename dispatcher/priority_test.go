@@ -140,7 +140,9 @@ func TestPriorityOvertakesABacklog(t *testing.T) {
 		t.Errorf("last low event delivered at %d, last normal at %d: low events did not progress during the backlog", lastLow, lastNormal)
 	}
 	t.Logf("priority Subscription: %d deliveries, last low at %d, last normal at %d", got, lastLow, lastNormal)
-	eventually(t, 30*time.Second, func() bool { return plain.counts()[""] == normal && plain.counts()["high"] == high && plain.counts()["low"] == low },
+	eventually(t, 30*time.Second, func() bool {
+		return plain.counts()[""] == normal && plain.counts()["high"] == high && plain.counts()["low"] == low
+	},
 		"every event delivered to the Subscription without priority")
 }
 
@@ -204,4 +206,3 @@ func TestDelayedEventFiresIntoItsLane(t *testing.T) {
 		}
 	}
 }
-
