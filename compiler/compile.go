@@ -101,6 +101,11 @@ type Result struct {
 	// Consumers holds the desired consumer of each compiled Subscription, by
 	// Subscription name.
 	Consumers map[string]jetstream.ConsumerConfig
+	// LaneConsumers holds, by Subscription name, the desired consumers of
+	// the high and low lanes of each Subscription delivering by priority
+	// (LaneConsumerConfigs); its consumer in Consumers reads the normal
+	// lane.
+	LaneConsumers map[string][]jetstream.ConsumerConfig
 	// Plan is what the Topic's dispatchers execute.
 	Plan plan.TopicPlan
 	// Errors holds, by Subscription name, why a Subscription was left out of
@@ -128,9 +133,10 @@ func Compile(topic *v1alpha1.Topic, subs []ResolvedSubscription) (*Result, error
 		return nil, err
 	}
 	res := &Result{
-		Stream:    stream,
-		History:   history,
-		Consumers: map[string]jetstream.ConsumerConfig{},
+		Stream:        stream,
+		History:       history,
+		Consumers:     map[string]jetstream.ConsumerConfig{},
+		LaneConsumers: map[string][]jetstream.ConsumerConfig{},
 		Plan: plan.TopicPlan{
 			Version:      plan.Version,
 			Namespace:    topic.Namespace,
@@ -141,6 +147,7 @@ func Compile(topic *v1alpha1.Topic, subs []ResolvedSubscription) (*Result, error
 			Audience:     plan.TopicAudience(topic.Namespace, topic.Name),
 			History:      history != nil,
 			MaxDelay:     plan.ToMillis(maxDelay),
+			Lanes:        true,
 		},
 		Errors: map[string]error{},
 	}
@@ -156,6 +163,9 @@ func Compile(topic *v1alpha1.Topic, subs []ResolvedSubscription) (*Result, error
 		}
 		res.Plan.Subscriptions = append(res.Plan.Subscriptions, sp)
 		res.Consumers[s.Name] = cc
+		if sp.Priority != nil {
+			res.LaneConsumers[s.Name] = LaneConsumerConfigs(topic, cc)
+		}
 	}
 	return res, nil
 }
@@ -176,7 +186,7 @@ func StreamConfig(t *v1alpha1.Topic) (jetstream.StreamConfig, error) {
 	cfg := jetstream.StreamConfig{
 		Name:              plan.StreamName(t.Namespace, t.Name),
 		Description:       fmt.Sprintf("Herald Topic %s/%s", t.Namespace, t.Name),
-		Subjects:          []string{plan.Subject(t.Namespace, t.Name), plan.RedeliverySubjects(t.Namespace, t.Name)},
+		Subjects:          []string{plan.Subject(t.Namespace, t.Name), plan.RedeliverySubjects(t.Namespace, t.Name), plan.LaneSubjects(t.Namespace, t.Name)},
 		Retention:         jetstream.LimitsPolicy,
 		Discard:           jetstream.DiscardOld,
 		Storage:           jetstream.FileStorage,
@@ -382,6 +392,9 @@ func CompileSubscription(topic *v1alpha1.Topic, rs ResolvedSubscription) (plan.S
 			return plan.SubscriptionPlan{}, jetstream.ConsumerConfig{}, err
 		}
 	}
+	if sp.Priority, err = compilePriority(s.Spec.Priority, sp); err != nil {
+		return plan.SubscriptionPlan{}, jetstream.ConsumerConfig{}, err
+	}
 	if rl := s.Spec.RateLimit; rl != nil {
 		burst := int(rl.EventsPerSecond)
 		if rl.Burst != nil {
@@ -478,9 +491,9 @@ func consumerConfig(topic *v1alpha1.Topic, s *v1alpha1.Subscription, sp plan.Sub
 		// Unlimited: the dispatcher counts attempts and dead-letters the
 		// event itself, so a message is never stranded by MaxDeliver.
 		MaxDeliver: -1,
-		// The Topic's events, and those replayed or redriven to this
-		// Subscription alone.
-		FilterSubjects: []string{plan.Subject(topic.Namespace, topic.Name), plan.RedeliverySubject(topic.Namespace, topic.Name, s.Name)},
+		// The Topic's events of every priority, and those replayed or
+		// redriven to this Subscription alone.
+		FilterSubjects: []string{plan.Subject(topic.Namespace, topic.Name), plan.RedeliverySubject(topic.Namespace, topic.Name, s.Name), plan.LaneSubjects(topic.Namespace, topic.Name)},
 		ReplayPolicy:   jetstream.ReplayInstantPolicy,
 		MaxAckPending:  sp.MaxInFlight*batchSize(sp) + RetryBacklog,
 		Metadata: map[string]string{
@@ -521,6 +534,11 @@ func consumerConfig(topic *v1alpha1.Topic, s *v1alpha1.Subscription, sp plan.Sub
 	if sp.Paused {
 		t := plan.PausedUntil
 		cc.PauseUntil = &t
+	}
+	if sp.Priority != nil {
+		// The normal lane: the high and low ones have consumers of their
+		// own (LaneConsumerConfigs).
+		cc.FilterSubjects = cc.FilterSubjects[:2]
 	}
 	return cc, nil
 }

@@ -27,6 +27,8 @@ func compilePull(topic *v1alpha1.Topic, rs ResolvedSubscription) (plan.Subscript
 	case s.Spec.Reply != nil || s.Spec.Batch != nil || s.Spec.Signing != nil || s.Spec.RateLimit != nil ||
 		(s.Spec.Ordering != "" && s.Spec.Ordering != v1alpha1.OrderingUnordered):
 		return fail(errors.New("reply, batch, signing, rateLimit and ordering ordered or perKey shape deliveries to a subscriber; a pull Subscription takes none of them"))
+	case s.Spec.Priority != nil && s.Spec.Priority.Enabled:
+		return fail(errors.New("priority applies to mode push only: a pull Subscription's consumers fetch in stream order"))
 	}
 	d, err := EffectiveDelivery(topic.Spec.Delivery, s.Spec.Delivery)
 	if err != nil {

@@ -250,14 +250,17 @@ func planHas(tp *plan.TopicPlan, s *v1alpha1.Subscription) bool {
 	return false
 }
 
-// finalize deletes the Subscription's consumer. The Topic reconciler sees
+// finalize deletes the Subscription's consumers (its priority lanes'
+// too). The Topic reconciler sees
 // the deletion through its watch and publishes the plan without it.
 func (r *SubscriptionReconciler) finalize(ctx context.Context, s *v1alpha1.Subscription) error {
 	if !controllerutil.ContainsFinalizer(s, v1alpha1.Finalizer) {
 		return nil
 	}
-	if err := r.Provisioner.DeleteConsumer(ctx, plan.StreamName(s.Namespace, s.Spec.Topic), plan.ConsumerName(s.Name)); err != nil {
-		return err
+	for _, l := range plan.Lanes {
+		if err := r.Provisioner.DeleteConsumer(ctx, plan.StreamName(s.Namespace, s.Spec.Topic), plan.LaneConsumer(plan.ConsumerName(s.Name), l)); err != nil {
+			return err
+		}
 	}
 	if err := r.Provisioner.ResetDeadLetterCount(ctx, s.Namespace, s.Spec.Topic, s.Name); err != nil {
 		return err

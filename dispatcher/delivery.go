@@ -109,7 +109,10 @@ type subRunner struct {
 	paused           bool
 	// batch shapes the batches of a Subscription delivered in batches;
 	// nil for one event per request.
-	batch     *plan.Batch
+	batch *plan.Batch
+	// weights, when set, deliver by priority from the lanes' consumers
+	// (priority.go).
+	weights   *plan.LaneWeights
 	cfg       atomic.Pointer[subConfig]
 	m         *subMetrics
 	log       *slog.Logger
@@ -141,7 +144,7 @@ func (d *Dispatcher) newRunner(key string, p *plan.TopicPlan, sp *plan.Subscript
 		ns: p.Namespace, topic: p.Name, name: sp.Name,
 		stream: p.Stream, consumer: sp.Consumer,
 		ordering: sp.Ordering, maxInFlight: max(sp.MaxInFlight, 1), paused: sp.Paused,
-		batch: sp.Batch, pullMode: sp.IsPull(),
+		batch: sp.Batch, weights: sp.Priority, pullMode: sp.IsPull(),
 		m:   d.metrics.forSubscription(p.Namespace, p.Name, sp.Name),
 		log: d.log.With("topic", p.Namespace+"/"+p.Name, "subscription", sp.Name),
 		ctx: ctx, cancel: cancel,
@@ -170,7 +173,7 @@ func (r *subRunner) needsRestart(p *plan.TopicPlan, sp *plan.SubscriptionPlan) b
 	}
 	return r.stream != p.Stream || r.consumer != sp.Consumer || r.ordering != ordering ||
 		r.maxInFlight != max(sp.MaxInFlight, 1) || r.paused != sp.Paused || r.pullMode != sp.IsPull() ||
-		!sameBatch(r.batch, sp.Batch)
+		!sameBatch(r.batch, sp.Batch) || !sameWeights(r.weights, sp.Priority)
 }
 
 func sameBatch(a, b *plan.Batch) bool {
@@ -201,10 +204,20 @@ func (r *subRunner) run() {
 	if cons == nil {
 		return
 	}
+	var lanes []*lane
+	if r.weights != nil && !r.pullMode {
+		if lanes = r.lookupLanes(cons); lanes == nil {
+			return
+		}
+	}
 	var aux sync.WaitGroup
 	aux.Add(1)
 	go func() {
 		defer aux.Done()
+		if lanes != nil {
+			r.pollLaneLag(lanes)
+			return
+		}
 		r.pollLag(cons)
 	}()
 	defer aux.Wait()
@@ -223,7 +236,12 @@ func (r *subRunner) run() {
 	r.log.Info("delivering", "consumer", r.consumer, "ordering", r.ordering, "maxInFlight", r.maxInFlight)
 	p := r.newPool()
 	sh := r.startShares(p)
-	r.pull(cons, p)
+	if lanes != nil {
+		r.log.Info("delivering by priority", "high", r.weights.High, "normal", r.weights.Normal, "low", r.weights.Low)
+		r.pullLanes(lanes, p)
+	} else {
+		r.pull(cons, p)
+	}
 	p.closeAndWait()
 	sh.stop()
 	r.unpin()
@@ -231,11 +249,15 @@ func (r *subRunner) run() {
 
 // lookup returns the Subscription's consumer, waiting until it exists;
 // nil once the loop is stopped.
-func (r *subRunner) lookup() jetstream.Consumer {
+func (r *subRunner) lookup() jetstream.Consumer { return r.lookupConsumer(r.consumer) }
+
+// lookupConsumer returns the named consumer of the Subscription's stream,
+// waiting until it exists; nil once the loop is stopped.
+func (r *subRunner) lookupConsumer(name string) jetstream.Consumer {
 	bo := newBackoff(100*time.Millisecond, 5*time.Second)
 	for r.ctx.Err() == nil {
 		ctx, cancel := context.WithTimeout(r.ctx, 5*time.Second)
-		cons, err := r.d.js.Consumer(ctx, r.stream, r.consumer)
+		cons, err := r.d.js.Consumer(ctx, r.stream, name)
 		cancel()
 		if err == nil {
 			if ci := cons.CachedInfo(); ci != nil && ci.Config.AckWait > 0 {
@@ -247,7 +269,7 @@ func (r *subRunner) lookup() jetstream.Consumer {
 			return nil
 		}
 		if bo.n == 0 {
-			r.log.Info("waiting for consumer", "stream", r.stream, "consumer", r.consumer, "error", err)
+			r.log.Info("waiting for consumer", "stream", r.stream, "consumer", name, "error", err)
 		}
 		bo.wait(r.ctx)
 	}

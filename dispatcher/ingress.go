@@ -170,6 +170,9 @@ func (d *Dispatcher) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	when, err := deliveryTime(e, start, t.plan.MaxDelay.Duration(), -1)
+	if err == nil {
+		err = checkPriority(t.plan, e, -1)
+	}
 	if err != nil {
 		t.metrics.reject(reasonInvalid)
 		writeEventError(w, err)
@@ -232,7 +235,7 @@ func readBody(r io.Reader, contentLength, limit int64) ([]byte, error) {
 // HeaderDedupScope, empty for most producers).
 func storedMsg(t *topicState, e *ce.Event, scope string) *nats.Msg {
 	h := e.Header(jetstream.MsgIDHeader, msgID(e, scope), jetstream.ExpectedStreamHeader, t.plan.Stream)
-	return &nats.Msg{Subject: t.plan.Subject, Header: h, Data: e.Data}
+	return &nats.Msg{Subject: eventSubject(t.plan, e), Header: h, Data: e.Data}
 }
 
 // eventMsg is the message storing e: storedMsg, or scheduledMsg when

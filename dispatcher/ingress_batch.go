@@ -68,7 +68,10 @@ func (d *Dispatcher) serveBatch(w http.ResponseWriter, r *http.Request, t *topic
 	}
 	whens := make([]time.Time, len(events))
 	for i, e := range events {
-		if whens[i], err = deliveryTime(e, start, t.plan.MaxDelay.Duration(), i); err != nil {
+		if whens[i], err = deliveryTime(e, start, t.plan.MaxDelay.Duration(), i); err == nil {
+			err = checkPriority(t.plan, e, i)
+		}
+		if err != nil {
 			t.metrics.reject(reasonInvalid)
 			writeEventError(w, err)
 			return

@@ -59,6 +59,7 @@ type metrics struct {
 	history         *prometheus.CounterVec
 	paused          *prometheus.GaugeVec
 	scheduled       *prometheus.GaugeVec
+	lanes           *prometheus.GaugeVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -128,9 +129,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "herald_scheduled_events_pending",
 			Help: "Delayed events stored and waiting for their delivery time (deliverat, deliverafter), as JetStream last reported.",
 		}, topic),
+		lanes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "herald_lane_pending",
+			Help: "Events of one priority lane (high, normal, low) not yet delivered to a Subscription delivering by priority, as JetStream last reported; herald_consumer_pending is their sum.",
+		}, append(sub, "lane")),
 	}
 	for _, c := range []prometheus.Collector{m.received, m.duplicates, m.rejected, m.ingressDuration,
-		m.deliveries, m.deadLetters, m.replies, m.duration, m.batchEvents, m.pending, m.ackPending, m.share, m.history, m.paused, m.scheduled} {
+		m.deliveries, m.deadLetters, m.replies, m.duration, m.batchEvents, m.pending, m.ackPending, m.share, m.history, m.paused, m.scheduled, m.lanes} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {
@@ -154,6 +159,7 @@ func (m *metrics) forgetSubscription(ns, topic, sub string) {
 	m.ackPending.DeletePartialMatch(l)
 	m.share.DeletePartialMatch(l)
 	m.paused.DeletePartialMatch(l)
+	m.lanes.DeletePartialMatch(l)
 }
 
 // topicMetrics are the ingress series of one Topic, bound once.
@@ -240,6 +246,11 @@ func (s *subMetrics) lag(pending uint64, ackPending int, paused bool) {
 		p = 1
 	}
 	s.m.paused.WithLabelValues(s.ns, s.topic, s.sb).Set(p)
+}
+
+// lanePending records the lag of one priority lane.
+func (s *subMetrics) lanePending(lane string, pending uint64) {
+	s.m.lanes.WithLabelValues(s.ns, s.topic, s.sb, lane).Set(float64(pending))
 }
 
 // Values of the limit label of herald_delivery_share.

@@ -17,8 +17,8 @@ import (
 // deliverafter (a duration from receipt, ISO-8601 or Go) for a time ahead
 // is stored at once as a JetStream message schedule ("@at") on a
 // plan.ScheduleSubject of the Topic's stream, targeting the Topic's
-// Subject, deduplicated like any event. At that time JetStream stores a
-// copy on the Subject (with the event's headers, without Nats-Msg-Id) and
+// Subject (the LaneSubject of its priority), deduplicated like any event.
+// At that time JetStream stores a copy on that subject (with the event's headers, without Nats-Msg-Id) and
 // removes the schedule; the Subscriptions' consumers read only the copy, at
 // its own stream position. Schedules live in the stream, so they survive
 // restarts of the dispatcher and of NATS. The extension stays on the
@@ -75,7 +75,7 @@ func scheduledMsg(t *topicState, e *ce.Event, scope string, when time.Time) *nat
 	id := msgID(e, scope)
 	h := e.Header(jetstream.MsgIDHeader, id, jetstream.ExpectedStreamHeader, t.plan.Stream,
 		jetstream.ScheduleHeader, "@at "+when.UTC().Format(time.RFC3339Nano),
-		jetstream.ScheduleTargetHeader, t.plan.Subject)
+		jetstream.ScheduleTargetHeader, eventSubject(t.plan, e))
 	return &nats.Msg{Subject: plan.ScheduleSubject(t.plan.Namespace, t.plan.Name, id), Header: h, Data: e.Data}
 }
 

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -133,12 +134,14 @@ func (e *env) provision(topic *v1alpha1.Topic, subs []subscription, tweak func(*
 	if _, err := e.js.CreateOrUpdateStream(ctx, res.Stream); err != nil {
 		e.t.Fatal(err)
 	}
-	for _, cc := range res.Consumers {
-		if tweak != nil {
-			tweak(&cc)
-		}
-		if _, err := e.js.CreateOrUpdateConsumer(ctx, res.Stream.Name, cc); err != nil {
-			e.t.Fatal(err)
+	for name, cc := range res.Consumers {
+		for _, cc := range append(slices.Clone(res.LaneConsumers[name]), cc) {
+			if tweak != nil {
+				tweak(&cc)
+			}
+			if _, err := e.js.CreateOrUpdateConsumer(ctx, res.Stream.Name, cc); err != nil {
+				e.t.Fatal(err)
+			}
 		}
 	}
 	e.putPlan(&res.Plan)

@@ -115,6 +115,11 @@ type TopicPlan struct {
 	// Topic's stream may then not allow message schedules. Delayed events
 	// are published to a ScheduleSubject.
 	MaxDelay Millis `json:"maxDelayMs,omitempty"`
+	// Lanes says the Topic's stream holds LaneSubjects: the ingress stores
+	// an event of priority high or low on its LaneSubject, and refuses an
+	// event whose priority extension names no Priority. Without it (a plan
+	// of a stream from before lanes) every event goes to Subject.
+	Lanes bool `json:"lanes,omitempty"`
 }
 
 // SubscriptionPlan says how one Subscription's events are delivered.
@@ -181,6 +186,12 @@ type SubscriptionPlan struct {
 	// every delivery to SubscriberURI is signed with them (see
 	// ParseSigningKey). Empty means deliveries are not signed.
 	SigningKeyDir string `json:"signingKeyDir,omitempty"`
+	// Priority, when set, delivers by priority: the dispatcher pulls from
+	// the LaneConsumer of each of Lanes (Consumer reads the normal lane and
+	// the redelivery subject) and shares free delivery slots between the
+	// lanes holding events by these weights. Only for unordered push
+	// Subscriptions; nil reads every lane through Consumer, in stream order.
+	Priority *LaneWeights `json:"priority,omitempty"`
 }
 
 // Mode says how a Subscription's events reach its consumers.
@@ -373,6 +384,9 @@ func (p *TopicPlan) Validate() error {
 			return fmt.Errorf("subscription %q has unknown mode %q", s.Name, s.Mode)
 		case s.SubscriberURI == "":
 			return fmt.Errorf("subscription %q lacks a subscriber URI", s.Name)
+		}
+		if w := s.Priority; w != nil && (w.High < 1 || w.Normal < 1 || w.Low < 1) {
+			return fmt.Errorf("subscription %q has a priority weight below 1", s.Name)
 		}
 	}
 	return nil

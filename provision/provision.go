@@ -271,25 +271,39 @@ func (p *Provisioner) Apply(ctx context.Context, res *compiler.Result, keep ...s
 	next := &streamMemo{created: rep.Stream.Created, consumers: map[string]string{}}
 	names := map[string]bool{}
 	for _, name := range keep {
-		names[plan.ConsumerName(name)] = true
+		// A kept Subscription may deliver by priority: keep its lanes too.
+		for _, l := range plan.Lanes {
+			names[plan.LaneConsumer(plan.ConsumerName(name), l)] = true
+		}
 	}
 	changed := prev == nil
 	for _, name := range slices.Sorted(maps.Keys(res.Consumers)) {
-		cc := res.Consumers[name]
-		names[cc.Durable] = true
-		fp := fingerprint(cc)
-		if prev != nil && prev.consumers[cc.Durable] == fp {
+		// The lanes first: a lane created for a Subscription turning
+		// priority on starts where its consumer stood, before that stops
+		// reading the lane.
+		for _, cc := range append(slices.Clone(res.LaneConsumers[name]), res.Consumers[name]) {
+			names[cc.Durable] = true
+			fp := fingerprint(cc)
+			if prev != nil && prev.consumers[cc.Durable] == fp {
+				next.consumers[cc.Durable] = fp
+				continue
+			}
+			changed = true
+			var err error
+			if cc.Durable != res.Consumers[name].Durable {
+				_, err = p.ensureLane(ctx, stream, res.Consumers[name].Durable, cc)
+			} else {
+				_, err = p.ensureMain(ctx, stream, cc)
+			}
+			if err != nil {
+				rep.Subscriptions[name] = errors.Join(rep.Subscriptions[name], err)
+				continue
+			}
 			next.consumers[cc.Durable] = fp
+		}
+		if _, failed := rep.Subscriptions[name]; !failed {
 			rep.Subscriptions[name] = nil
-			continue
 		}
-		changed = true
-		if _, err := p.EnsureConsumer(ctx, stream, cc); err != nil {
-			rep.Subscriptions[name] = err
-			continue
-		}
-		next.consumers[cc.Durable] = fp
-		rep.Subscriptions[name] = nil
 	}
 	next.names = fingerprint(slices.Sorted(maps.Keys(names)))
 	changed = changed || prev.names != next.names

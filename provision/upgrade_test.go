@@ -14,8 +14,8 @@ import (
 )
 
 // TestUpgradeAddsRedeliverySubjects: a stream and consumer created before
-// Topics had redelivery subjects (one subject, FilterSubject) are updated in
-// place, keeping the consumer's position.
+// Topics had redelivery and priority lane subjects (one subject,
+// FilterSubject) are updated in place, keeping the consumer's position.
 func TestUpgradeAddsRedeliverySubjects(t *testing.T) {
 	js, p := setup(t)
 	ctx := context.Background()
@@ -63,7 +63,7 @@ func TestUpgradeAddsRedeliverySubjects(t *testing.T) {
 		t.Fatal(err)
 	}
 	ci := info.CachedInfo()
-	if want := []string{plan.Subject("shop", "orders"), plan.RedeliverySubject("shop", "orders", "audit")}; !slices.Equal(ci.Config.FilterSubjects, want) {
+	if want := []string{plan.Subject("shop", "orders"), plan.RedeliverySubject("shop", "orders", "audit"), plan.LaneSubjects("shop", "orders")}; !slices.Equal(ci.Config.FilterSubjects, want) {
 		t.Errorf("consumer filter subjects = %v (filter subject %q), want %v", ci.Config.FilterSubjects, ci.Config.FilterSubject, want)
 	}
 	if ci.NumPending != 1 || ci.AckFloor.Stream != 2 {

@@ -59,13 +59,15 @@ type marker struct {
 	Seq uint64 `json:"seq"`
 }
 
-// deadLetterStream returns the stream and subject of t's dead-letter Topic.
-func deadLetterStream(t *Target) (stream, subject string, err error) {
+// deadLetterStream returns the stream of t's dead-letter Topic and the
+// subjects its events are stored on (every priority lane: a dead letter
+// keeps the event's priority extension).
+func deadLetterStream(t *Target) (stream string, subjects []string, err error) {
 	ns, name, ok := strings.Cut(t.DeadLetterTopic, "/")
 	if !ok || ns == "" || name == "" {
-		return "", "", fmt.Errorf("subscription %s/%s has no dead-letter Topic: its delivery.deadLetterSink (or its Topic's) must be a ref to a Topic", t.Namespace, t.Subscription)
+		return "", nil, fmt.Errorf("subscription %s/%s has no dead-letter Topic: its delivery.deadLetterSink (or its Topic's) must be a ref to a Topic", t.Namespace, t.Subscription)
 	}
-	return plan.StreamName(ns, name), plan.Subject(ns, name), nil
+	return plan.StreamName(ns, name), plan.EventSubjects(ns, name), nil
 }
 
 // ListDeadLetters returns the dead letters of t's Subscription held by its
@@ -77,7 +79,7 @@ func ListDeadLetters(ctx context.Context, js jetstream.JetStream, t *Target) ([]
 // listDeadLetters is ListDeadLetters over the sequences [from, until] of
 // the dead-letter stream (until 0: to its end).
 func listDeadLetters(ctx context.Context, js jetstream.JetStream, t *Target, from, until uint64) ([]DeadLetter, error) {
-	stream, subject, err := deadLetterStream(t)
+	stream, subjects, err := deadLetterStream(t)
 	if err != nil {
 		return nil, err
 	}
@@ -88,7 +90,7 @@ func listDeadLetters(ctx context.Context, js jetstream.JetStream, t *Target, fro
 	who := t.Namespace + "/" + t.Subscription
 	var out []DeadLetter
 	var decodeErr error
-	err = readStream(ctx, js, stream, subject, from, until, func(m jetstream.Msg) bool {
+	err = readStream(ctx, js, stream, subjects, from, until, func(m jetstream.Msg) bool {
 		ev, err := ce.SDKEvent(m.Headers(), m.Data())
 		if err != nil {
 			return true

@@ -34,16 +34,16 @@ type Job struct {
 	Rate float64
 }
 
-// StartSeq returns the sequence of the first event of stream on subject
+// StartSeq returns the sequence of the first event of stream on subjects
 // stored at or after t; one past the last message when there is none.
-func StartSeq(ctx context.Context, js jetstream.JetStream, stream, subject string, t time.Time) (uint64, error) {
+func StartSeq(ctx context.Context, js jetstream.JetStream, stream string, subjects []string, t time.Time) (uint64, error) {
 	s, err := js.Stream(ctx, stream)
 	if err != nil {
 		return 0, err
 	}
 	last := s.CachedInfo().State.LastSeq
 	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{subject}, DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &t,
+		FilterSubjects: subjects, DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &t,
 	})
 	if err != nil {
 		return 0, err
@@ -71,10 +71,10 @@ func LastSeq(ctx context.Context, js jetstream.JetStream, stream string) (uint64
 	return s.CachedInfo().State.LastSeq, nil
 }
 
-// UntilSeq returns the sequence of the last event of stream on subject
+// UntilSeq returns the sequence of the last event of stream on subjects
 // stored at or before t.
-func UntilSeq(ctx context.Context, js jetstream.JetStream, stream, subject string, t time.Time) (uint64, error) {
-	next, err := StartSeq(ctx, js, stream, subject, t.Add(time.Nanosecond))
+func UntilSeq(ctx context.Context, js jetstream.JetStream, stream string, subjects []string, t time.Time) (uint64, error) {
+	next, err := StartSeq(ctx, js, stream, subjects, t.Add(time.Nanosecond))
 	if err != nil {
 		return 0, err
 	}
@@ -97,7 +97,7 @@ func (j *Job) Step(ctx context.Context, js jetstream.JetStream, limit int) (int,
 	lim := Options{Rate: j.Rate}.limiter()
 	n := 0
 	var stepErr error
-	err := readStream(ctx, js, j.Target.Stream, plan.Subject(j.Target.Namespace, j.Target.Topic), from, j.Until, func(m jetstream.Msg) bool {
+	err := readStream(ctx, js, j.Target.Stream, plan.EventSubjects(j.Target.Namespace, j.Target.Topic), from, j.Until, func(m jetstream.Msg) bool {
 		if n >= limit {
 			return false
 		}

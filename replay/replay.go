@@ -151,13 +151,13 @@ func recordCopy(js jetstream.JetStream, t *Target, kind string, at time.Time, se
 	_ = js.Conn().Publish(plan.HistorySubject(t.Namespace, t.Topic, rec.ID, t.Subscription, outcome), data)
 }
 
-// readStream calls fn for each message of stream on subject with a stream
+// readStream calls fn for each message of stream on subjects with a stream
 // sequence in [from, until] (until 0: up to the last one when the read
 // began), in order, until fn returns false. It reads through an ephemeral
 // consumer that acknowledges nothing and is deleted when it returns. A
 // read that gets nothing while messages remain is an error, never an early
 // end: callers record how far they got and try again.
-func readStream(ctx context.Context, js jetstream.JetStream, stream, subject string, from, until uint64, fn func(m jetstream.Msg) bool) error {
+func readStream(ctx context.Context, js jetstream.JetStream, stream string, subjects []string, from, until uint64, fn func(m jetstream.Msg) bool) error {
 	s, err := js.Stream(ctx, stream)
 	if err != nil {
 		return err
@@ -171,7 +171,7 @@ func readStream(ctx context.Context, js jetstream.JetStream, stream, subject str
 		return nil
 	}
 	cfg := jetstream.ConsumerConfig{
-		FilterSubjects:    []string{subject},
+		FilterSubjects:    subjects,
 		DeliverPolicy:     jetstream.DeliverAllPolicy,
 		AckPolicy:         jetstream.AckNonePolicy,
 		MemoryStorage:     true,

@@ -107,9 +107,9 @@ func SelectionFor(dl *v1alpha1.DeadLetterSelector) (*Selection, error) {
 // bounds resolves the first and last sequence r covers.
 func bounds(ctx context.Context, js jetstream.JetStream, r *v1alpha1.Replay, t *Target) (from, until uint64, err error) {
 	from, until = 1, 0
-	stream, subject := t.Stream, plan.Subject(t.Namespace, t.Topic)
+	stream, subjects := t.Stream, plan.EventSubjects(t.Namespace, t.Topic)
 	if r.Spec.From.DeadLetters != nil {
-		if stream, subject, err = deadLetterStream(t); err != nil {
+		if stream, subjects, err = deadLetterStream(t); err != nil {
 			return 0, 0, err
 		}
 		if _, err := SelectionFor(r.Spec.From.DeadLetters); err != nil {
@@ -118,7 +118,7 @@ func bounds(ctx context.Context, js jetstream.JetStream, r *v1alpha1.Replay, t *
 	}
 	switch f := r.Spec.From; {
 	case f.Time != nil:
-		if from, err = StartSeq(ctx, js, stream, subject, f.Time.Time); err != nil {
+		if from, err = StartSeq(ctx, js, stream, subjects, f.Time.Time); err != nil {
 			return 0, 0, err
 		}
 	case f.Sequence != nil:
@@ -126,7 +126,7 @@ func bounds(ctx context.Context, js jetstream.JetStream, r *v1alpha1.Replay, t *
 	}
 	switch u := r.Spec.Until; {
 	case u != nil && u.Time != nil:
-		until, err = UntilSeq(ctx, js, stream, subject, u.Time.Time)
+		until, err = UntilSeq(ctx, js, stream, subjects, u.Time.Time)
 	case u != nil && u.Sequence != nil:
 		until = uint64(*u.Sequence)
 		var last uint64

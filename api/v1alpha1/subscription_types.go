@@ -66,6 +66,8 @@ type RateLimit struct {
 // +kubebuilder:validation:XValidation:rule="!(has(self.mode) && self.mode == 'pull') || !has(self.subscriber)",message="a pull Subscription has no subscriber: its consumers fetch events over HTTP; remove subscriber or set mode push"
 // +kubebuilder:validation:XValidation:rule="!(has(self.mode) && self.mode == 'pull') || (!has(self.reply) && !has(self.batch) && !has(self.signing) && !has(self.rateLimit) && (!has(self.ordering) || self.ordering == 'unordered'))",message="reply, batch, signing, rateLimit and ordering ordered or perKey shape deliveries to a subscriber; a pull Subscription takes none of them"
 // +kubebuilder:validation:XValidation:rule="(has(self.mode) && self.mode == 'pull') || (!has(self.pull) && !has(self.consumers))",message="pull and consumers apply to mode pull only"
+// +kubebuilder:validation:XValidation:rule="!has(self.priority) || !self.priority.enabled || !has(self.ordering) || self.ordering == 'unordered'",message="priority needs ordering unordered: ordered and perKey Subscriptions keep strict order and ignore the priority extension"
+// +kubebuilder:validation:XValidation:rule="!has(self.priority) || !self.priority.enabled || !has(self.mode) || self.mode == 'push'",message="priority applies to mode push only: a pull Subscription's consumers fetch in stream order"
 type SubscriptionSpec struct {
 	// Topic is the name of a Topic in the Subscription's namespace. It cannot
 	// change once the Subscription exists.
@@ -171,6 +173,55 @@ type SubscriptionSpec struct {
 	// and dead-letter sinks are not signed.
 	// +optional
 	Signing *Signing `json:"signing,omitempty"`
+
+	// Priority, when enabled, delivers events by their priority extension
+	// (high, normal or low; none is normal): each priority is read from a
+	// lane of its own, and free delivery slots go to the lanes holding
+	// events in proportion to their weights, so high events overtake a
+	// backlog of normal ones and low ones still progress. Only with
+	// ordering unordered and mode push. Without it, events are delivered
+	// in the order the Topic stored them, whatever their priority.
+	// +optional
+	Priority *Priority `json:"priority,omitempty"`
+}
+
+// Priority turns on priority lanes for a Subscription.
+type Priority struct {
+	// Enabled delivers by priority; false (or no priority) delivers in the
+	// order the Topic stored the events.
+	Enabled bool `json:"enabled"`
+
+	// Weights share the delivery slots between the lanes holding events.
+	// +optional
+	Weights *PriorityWeights `json:"weights,omitempty"`
+}
+
+// PriorityWeights are the relative shares of the delivery slots each lane
+// gets while it holds events: with high 8, normal 3 and low 1, twelve
+// deliveries started while every lane has a backlog take 8 high, 3 normal
+// and 1 low event. A lane without events leaves its share to the others.
+type PriorityWeights struct {
+	// High is the weight of events with priority high. Default 8.
+	// +optional
+	// +kubebuilder:default=8
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	High int32 `json:"high,omitempty"`
+
+	// Normal is the weight of events with priority normal or none.
+	// Default 3.
+	// +optional
+	// +kubebuilder:default=3
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	Normal int32 `json:"normal,omitempty"`
+
+	// Low is the weight of events with priority low. Default 1.
+	// +optional
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	Low int32 `json:"low,omitempty"`
 }
 
 // Batch shapes the batches of a Subscription that takes events in batches.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/herald-dev/herald/api/v1alpha1"
 	"github.com/herald-dev/herald/internal/ce"
+	"github.com/herald-dev/herald/plan"
 )
 
 func init() {
@@ -29,7 +30,7 @@ type sendConfig struct {
 	to, typ, source, id, subject, specVersion string
 	contentType, data, dataFile               string
 	token, tokenFile                          string
-	at, after                                 string
+	at, after, priority                       string
 	extensions                                stringList
 	timeout                                   time.Duration
 }
@@ -47,6 +48,10 @@ Delivered to the Subscriptions in ten minutes, or at a time:
   herald send --to http://127.0.0.1:8080/default/orders \
     --type com.example.order.reminder --source /cli --after PT10M
   herald send ... --at 2030-01-02T09:00:00Z
+
+Ahead of a backlog, to Subscriptions with priority enabled:
+  herald send --to http://127.0.0.1:8080/default/orders \
+    --type com.example.order.cancelled --source /cli --priority high
 
 To a Topic that authenticates producers, with a token for its audience
 (kubectl get htopic orders -o jsonpath='{.status.address.audience}'):
@@ -74,6 +79,7 @@ func parseSendFlags(args []string, stderr io.Writer) (sendConfig, error) {
 	fs.Var(&c.extensions, "extension", "same as -H")
 	fs.StringVar(&c.at, "at", "", "deliver at this RFC 3339 time (sets the deliverat extension)")
 	fs.StringVar(&c.after, "after", "", "deliver after this duration, ISO-8601 (PT10M) or Go (10m) (sets the deliverafter extension)")
+	fs.StringVar(&c.priority, "priority", "", "high, normal or low (sets the priority extension; Subscriptions with priority deliver high events first)")
 	fs.DurationVar(&c.timeout, "timeout", 30*time.Second, "how long to wait for the answer")
 	fs.StringVar(&c.token, "token", "", "bearer token sent as Authorization: Bearer, e.g. from kubectl create token SA --audience AUDIENCE")
 	fs.StringVar(&c.tokenFile, "token-file", "", "read the bearer token from a file, e.g. a projected ServiceAccount token")
@@ -115,6 +121,11 @@ func parseSendFlags(args []string, stderr io.Writer) (sendConfig, error) {
 			return c, fmt.Errorf("--after: %w", err)
 		}
 	}
+	if c.priority != "" {
+		if _, err := plan.ParsePriority(c.priority); err != nil {
+			return c, fmt.Errorf("--priority: %w", err)
+		}
+	}
 	return c, nil
 }
 
@@ -143,7 +154,7 @@ func (c *sendConfig) buildEvent(stdin io.Reader) (event.Event, error) {
 			return e, fmt.Errorf("-H %q: %w", x, err)
 		}
 	}
-	for name, v := range map[string]string{ce.AttrDeliverAt: c.at, ce.AttrDeliverAfter: c.after} {
+	for name, v := range map[string]string{ce.AttrDeliverAt: c.at, ce.AttrDeliverAfter: c.after, ce.AttrPriority: c.priority} {
 		if v != "" {
 			if err := e.Context.SetExtension(name, v); err != nil {
 				return e, fmt.Errorf("%s: %w", name, err)

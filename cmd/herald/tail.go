@@ -96,7 +96,7 @@ func runTail(ctx context.Context, c tailConfig, out io.Writer) error {
 	defer nc.Close()
 	// Delayed events show when they are due, not while their schedule waits.
 	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverNewPolicy,
-		FilterSubjects: []string{plan.Subject(c.Namespace, c.Topic), plan.RedeliverySubjects(c.Namespace, c.Topic)}}
+		FilterSubjects: append(plan.EventSubjects(c.Namespace, c.Topic), plan.RedeliverySubjects(c.Namespace, c.Topic))}
 	switch {
 	case c.From == "earliest":
 		cfg.DeliverPolicy = jetstream.DeliverAllPolicy

@@ -37,6 +37,8 @@ const (
 	// (ISO-8601 such as PT30S, or Go such as 30s), Herald's
 	// delayed-delivery extension.
 	AttrDeliverAfter = "deliverafter"
+	// AttrPriority is Herald's priority extension: high, normal or low.
+	AttrPriority = "priority"
 )
 
 // Attribute is one context attribute, value decoded.
