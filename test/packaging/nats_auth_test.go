@@ -310,13 +310,15 @@ func TestNATSChartUsers(t *testing.T) {
 	}
 	// A delayed event: its schedule is published by the dispatchers' user.
 	post("e3", "com.example.ok", "Ce-Deliverafter", "PT1S")
-	waitFor(t, func() bool { return count("e1") == 2 && count("e2") == 2 && count("e3") == 2 }, "the events delivered to both Subscriptions")
+	// An urgent event, stored on the Topic's high lane.
+	post("e4", "com.example.ok", "Ce-Priority", "high")
+	waitFor(t, func() bool { return count("e1") == 2 && count("e2") == 2 && count("e3") == 2 && count("e4") == 2 }, "the events delivered to both Subscriptions")
 	// The delivery history, written by the dispatchers' user: one record
 	// per Subscription and event at least.
 	waitFor(t, func() bool {
 		info, err := prov.StreamInfo(ctx, plan.HistoryStream("shop", "orders"))
-		return err == nil && info != nil && info.State.Msgs >= 6
-	}, "the delivery history of the three events")
+		return err == nil && info != nil && info.State.Msgs >= 8
+	}, "the delivery history of the four events")
 	waitFor(t, func() bool {
 		n, _, err := prov.DeadLetterCount(ctx, "shop", "orders", "audit")
 		return err == nil && n == 1
@@ -409,8 +411,8 @@ func TestNATSChartUsers(t *testing.T) {
 			}
 		})
 	}
-	if info, err := prov.StreamInfo(ctx, stream); err != nil || info == nil || info.State.Msgs != 3 || info.Config.MaxMsgs == 1 {
-		t.Errorf("the Topic's stream after the refusals: %+v, %v; want it unchanged with its 3 events", info, err)
+	if info, err := prov.StreamInfo(ctx, stream); err != nil || info == nil || info.State.Msgs != 4 || info.Config.MaxMsgs == 1 {
+		t.Errorf("the Topic's stream after the refusals: %+v, %v; want it unchanged with its 4 events", info, err)
 	}
 	if info, err := prov.ConsumerInfo(ctx, stream, consumer); err != nil || info == nil {
 		t.Errorf("consumer %s after the refusals: %v", consumer, err)
