@@ -148,16 +148,51 @@ func subscriptionStatusOf(prev, cur *statusSample, tp *plan.TopicPlan, sp *plan.
 		ss.Problem = problemNoConsumer
 		return ss
 	}
-	ss.Pending, ss.AckPending, ss.Redelivered, ss.WaitingPulls = info.NumPending, info.NumAckPending, info.NumRedelivered, info.NumWaiting
 	ss.Paused = ss.Paused || info.Paused
 	if info.Delivered.Last != nil {
 		ss.LastDeliveryTime = utcPtr(*info.Delivered.Last)
 	}
-	if prev == nil {
-		return ss
+	// A priority Subscription reads each lane with a consumer of its own
+	// (plan.LaneConsumer); its figures are their sums.
+	names := []string{sp.Consumer}
+	if sp.Priority != nil {
+		names = names[:0]
+		for _, l := range plan.Lanes {
+			names = append(names, plan.LaneConsumer(sp.Consumer, l))
+		}
 	}
-	if p := prev.consumers[tp.Stream][sp.Consumer]; p != nil && p.Created.Equal(info.Created) {
-		ss.DeliveriesPerSecond = perSecond(p.Delivered.Consumer, info.Delivered.Consumer, serverTime(p.TimeStamp, prev.at), serverTime(info.TimeStamp, cur.at))
+	var rate float64
+	rated := prev != nil
+	for _, name := range names {
+		c := cur.consumers[tp.Stream][name]
+		if c == nil {
+			rated = false
+			continue
+		}
+		ss.Pending += c.NumPending
+		ss.AckPending += c.NumAckPending
+		ss.Redelivered += c.NumRedelivered
+		ss.WaitingPulls += c.NumWaiting
+		if c.Delivered.Last != nil && (ss.LastDeliveryTime == nil || c.Delivered.Last.After(*ss.LastDeliveryTime)) {
+			ss.LastDeliveryTime = utcPtr(*c.Delivered.Last)
+		}
+		if !rated {
+			continue
+		}
+		p := prev.consumers[tp.Stream][name]
+		if p == nil || !p.Created.Equal(c.Created) {
+			rated = false
+			continue
+		}
+		r := perSecond(p.Delivered.Consumer, c.Delivered.Consumer, serverTime(p.TimeStamp, prev.at), serverTime(c.TimeStamp, cur.at))
+		if r == nil {
+			rated = false
+			continue
+		}
+		rate += *r
+	}
+	if rated {
+		ss.DeliveriesPerSecond = &rate
 	}
 	return ss
 }
