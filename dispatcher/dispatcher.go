@@ -31,6 +31,7 @@ import (
 
 	"github.com/herald-dev/herald/internal/auth"
 	"github.com/herald-dev/herald/internal/ce"
+	"github.com/herald-dev/herald/internal/contract"
 	"github.com/herald-dev/herald/plan"
 )
 
@@ -151,8 +152,12 @@ type Dispatcher struct {
 type topicState struct {
 	plan    *plan.TopicPlan
 	publish *publishPolicy
-	key     string
-	metrics *topicMetrics
+	// contract checks events against the plan's contract; nil when it has
+	// none. contractLog samples the logs of its violations in warn mode.
+	contract    *contract.Checker
+	contractLog *sampler
+	key         string
+	metrics     *topicMetrics
 	// pending counts the Topic's publishes awaiting acknowledgement
 	// (maxTopicPendingPublishes); the states of one Topic share it across
 	// plan changes.

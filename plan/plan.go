@@ -115,6 +115,8 @@ type TopicPlan struct {
 	// Topic's stream may then not allow message schedules. Delayed events
 	// are published to a ScheduleSubject.
 	MaxDelay Millis `json:"maxDelayMs,omitempty"`
+	// Contract, when set, is what the ingress checks events against.
+	Contract *Contract `json:"contract,omitempty"`
 }
 
 // SubscriptionPlan says how one Subscription's events are delivered.
