@@ -100,7 +100,9 @@ func CompileSchema(text string) (*jsonschema.Schema, error) {
 	}
 	s, err := c.Compile(schemaURL)
 	if err != nil {
-		return nil, errors.New(strings.ReplaceAll(err.Error(), schemaURL, "schema"))
+		// One line, for a condition message.
+		msg := strings.ReplaceAll(err.Error(), schemaURL, "schema")
+		return nil, errors.New(strings.Join(strings.Fields(strings.ReplaceAll(msg, "\n- ", "; ")), " "))
 	}
 	return s, nil
 }

@@ -1,0 +1,88 @@
+package controllers_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/herald-dev/herald/api/v1alpha1"
+)
+
+// TestTopicBadSchemaStalls: a contract schema that does not compile stalls
+// the Topic with the schema library's explanation; a fixed one recovers.
+func TestTopicBadSchemaStalls(t *testing.T) {
+	t.Parallel()
+	ns := namespace(t)
+	topic := newTopic(ns, "badschema")
+	topic.Spec.Contract = v1alpha1.ContractEnforce
+	topic.Spec.EventTypes = []v1alpha1.EventTypeSpec{{Type: "order.created", Schema: `{"type": "integr"}`}}
+	create(t, topic)
+	makeAvailable(t, ns, "badschema-dispatcher")
+	eventually(t, func() error {
+		if err := get(topic); err != nil {
+			return err
+		}
+		if err := wantCondition(topic.Status.Conditions, v1alpha1.ConditionStalled, metav1.ConditionTrue, v1alpha1.ReasonInvalidSpec, `event type "order.created": schema:`); err != nil {
+			return err
+		}
+		return wantCondition(topic.Status.Conditions, v1alpha1.ConditionStreamReady, metav1.ConditionFalse, v1alpha1.ReasonInvalidSpec, "value must be one of")
+	})
+	update(t, topic, func(tp *v1alpha1.Topic) { tp.Spec.EventTypes[0].Schema = `{"type": "integer"}` })
+	eventually(t, func() error {
+		if err := get(topic); err != nil {
+			return err
+		}
+		return wantCondition(topic.Status.Conditions, v1alpha1.ConditionReady, metav1.ConditionTrue, "", "")
+	})
+	p, err := publishedPlan(ns, "badschema")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Contract == nil || p.Contract.Mode != "enforce" || p.Contract.Types[0].Schema != `{"type":"integer"}` {
+		t.Fatalf("plan contract %+v", p.Contract)
+	}
+}
+
+// TestTopicSchemaFromConfigMap: a schema read from a ConfigMap waits for the
+// ConfigMap, is published once it exists and follows its changes.
+func TestTopicSchemaFromConfigMap(t *testing.T) {
+	t.Parallel()
+	ns := namespace(t)
+	topic := newTopic(ns, "cmschema")
+	topic.Spec.Contract = v1alpha1.ContractWarn
+	topic.Spec.EventTypes = []v1alpha1.EventTypeSpec{{Type: "order.created", SchemaFrom: &v1alpha1.SchemaSource{
+		ConfigMapKeyRef: corev1.ConfigMapKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "schemas"}, Key: "order.yaml"}}}}
+	create(t, topic)
+	makeAvailable(t, ns, "cmschema-dispatcher")
+	eventually(t, func() error {
+		if err := get(topic); err != nil {
+			return err
+		}
+		return wantCondition(topic.Status.Conditions, v1alpha1.ConditionStreamReady, metav1.ConditionFalse, v1alpha1.ReasonNotFound,
+			fmt.Sprintf("ConfigMap %s/schemas not found", ns))
+	})
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "schemas"}, Data: map[string]string{"order.yaml": "type: object\n"}}
+	create(t, cm)
+	wantSchema := func(want string) {
+		t.Helper()
+		eventually(t, func() error {
+			p, err := publishedPlan(ns, "cmschema")
+			if err != nil {
+				return err
+			}
+			if p.Contract == nil || p.Contract.Types[0].Schema != want {
+				return fmt.Errorf("plan contract %+v, want schema %s", p.Contract, want)
+			}
+			return nil
+		})
+	}
+	wantSchema(`{"type":"object"}`)
+	update(t, cm, func(c *corev1.ConfigMap) { c.Data["order.yaml"] = "type: array\n" })
+	wantSchema(`{"type":"array"}`)
+	if err := k8s.Delete(context.Background(), cm); err != nil {
+		t.Fatal(err)
+	}
+}
