@@ -456,5 +456,8 @@ func writeEventError(w http.ResponseWriter, err error) {
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set(ce.HeaderContentType, "application/json")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	enc := json.NewEncoder(w)
+	// Messages quote schema rules such as ">= 1" as they are.
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
 }
