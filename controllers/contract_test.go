@@ -2,13 +2,16 @@ package controllers_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/herald-dev/herald/api/v1alpha1"
+	"github.com/herald-dev/herald/plan"
 )
 
 // TestTopicBadSchemaStalls: a contract schema that does not compile stalls
@@ -85,4 +88,54 @@ func TestTopicSchemaFromConfigMap(t *testing.T) {
 	if err := k8s.Delete(context.Background(), cm); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestTopicCatalog: the catalog entries dispatchers write to the catalog
+// bucket (dispatcher.TestCatalogFlush covers the writing) reach the
+// Topic's status.eventTypes with their counts, and go with the Topic.
+func TestTopicCatalog(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	ns := namespace(t)
+	topic := readyTopic(t, ns, "catalog")
+	kv, err := js.KeyValue(ctx, plan.CatalogBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC().Truncate(time.Second)
+	for i, en := range []plan.CatalogEntry{
+		{Type: "order.created", SourcePattern: "/shop/*", Count: 2, DataContentType: "application/json"},
+		{Type: "order.shipped", SourcePattern: "/warehouse", Count: 2},
+		{Type: "order.cancelled", SourcePattern: "/shop/eu", Count: 1},
+	} {
+		en.FirstSeen, en.LastSeen = now.Add(-time.Minute), now.Add(time.Duration(i)*time.Second)
+		b, _ := json.Marshal(en)
+		if _, err := kv.Put(ctx, plan.CatalogKey(ns, "catalog", fmt.Sprint("t", i)), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, func() error {
+		if err := get(topic); err != nil {
+			return err
+		}
+		ets := topic.Status.EventTypes
+		if topic.Status.EventTypeCount != 3 || len(ets) != 3 || ets[0].Type != "order.cancelled" || ets[0].Count != 1 ||
+			ets[2].Type != "order.created" || ets[2].Count != 2 || ets[2].SourcePattern != "/shop/*" || ets[2].DataContentType != "application/json" {
+			return fmt.Errorf("status lists %d types: %+v", topic.Status.EventTypeCount, ets)
+		}
+		return nil
+	})
+	if err := k8s.Delete(ctx, topic); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, func() error {
+		keys, err := kv.ListKeysFiltered(ctx, plan.CatalogKeys(ns, "catalog"))
+		if err != nil {
+			return err
+		}
+		for k := range keys.Keys() {
+			return fmt.Errorf("catalog key %s left after the Topic's deletion", k)
+		}
+		return nil
+	})
 }

@@ -210,6 +210,11 @@ func (r *TopicReconciler) reconcileJetStream(ctx context.Context, t *v1alpha1.To
 	r.notifyPlan(ctx, t, &rep.Plan)
 	t.Status.Subscriptions = int32(len(rep.Plan.Subscriptions))
 	t.Status.PublishPolicy = publishPolicyStatus(pol, selected)
+	if cat, err := r.Provisioner.Catalog(ctx, t.Namespace, t.Name); err == nil {
+		t.Status.EventTypes, t.Status.EventTypeCount = catalogStatus(cat)
+	} else {
+		log.FromContext(ctx).V(1).Info("event type catalog not read", "error", err)
+	}
 	if rep.PlanErr != nil {
 		errs = append(errs, rep.PlanErr)
 	}

@@ -1,7 +1,9 @@
 package dispatcher
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -9,6 +11,8 @@ import (
 
 	"github.com/herald-dev/herald/api/v1alpha1"
 	"github.com/herald-dev/herald/internal/ce"
+	"github.com/herald-dev/herald/plan"
+	"github.com/herald-dev/herald/provision"
 )
 
 const orderSchema = `
@@ -142,5 +146,44 @@ func TestContractWarn(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(m.violations.WithLabelValues("default", "lenient", undeclaredTypeLabel, "undeclared_type")); got != 1 {
 		t.Errorf("undeclared_type violations = %v, want 1", got)
+	}
+}
+
+// TestCatalogFlush: the event types a dispatcher accepts reach the catalog
+// bucket with their counts, source patterns and a sample content type,
+// within plan.CatalogFlush; refused events are not recorded.
+func TestCatalogFlush(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	res := e.provision(contractTopic("seen", v1alpha1.ContractEnforce), nil, nil)
+	kv, err := e.js.CreateOrUpdateKeyValue(context.Background(), provision.CatalogBucketConfig(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := e.start(nil, Options{})
+	r.waitDelivering(t, &res.Plan)
+	url := r.url + "/default/seen"
+	for i, ev := range [][3]string{
+		{"order.created", "/shop/eu", `{"order":{"qty":1}}`},
+		{"order.created", "/shop/us", `{"order":{"qty":2}}`},
+		{"order.created", "/shop/us", `{"order":{"qty":0}}`}, // refused
+		{"order.shipped", "/warehouse", `{}`},
+	} {
+		post(t, url, binary(fmt.Sprint(i), "Ce-Type", ev[0], "Ce-Source", ev[1], "Ce-Partitionkey", "k"), []byte(ev[2]))
+	}
+	var got []plan.CatalogEntry
+	eventually(t, 3*plan.CatalogFlush, func() bool {
+		got, err = provision.ReadCatalog(context.Background(), kv, "default", "seen")
+		return err == nil && len(got) == 2
+	}, "two catalog entries")
+	byType := map[string]plan.CatalogEntry{}
+	for _, en := range got {
+		byType[en.Type] = en
+	}
+	if c := byType["order.created"]; c.Count != 2 || c.SourcePattern != "/shop/*" || c.DataContentType != "application/json" || c.FirstSeen.After(c.LastSeen) {
+		t.Errorf("order.created: %+v", c)
+	}
+	if s := byType["order.shipped"]; s.Count != 1 || s.SourcePattern != "/warehouse" {
+		t.Errorf("order.shipped: %+v", s)
 	}
 }

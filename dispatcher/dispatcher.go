@@ -156,8 +156,11 @@ type topicState struct {
 	// none. contractLog samples the logs of its violations in warn mode.
 	contract    *contract.Checker
 	contractLog *sampler
-	key         string
-	metrics     *topicMetrics
+	// catalog records the event types accepted, shared across plan
+	// changes.
+	catalog *catalog
+	key     string
+	metrics *topicMetrics
 	// pending counts the Topic's publishes awaiting acknowledgement
 	// (maxTopicPendingPublishes); the states of one Topic share it across
 	// plan changes.
@@ -281,10 +284,14 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	d.runCtx = ctx
 	d.mu.Unlock()
 	defer d.stopRunners()
-	d.wg.Add(1)
+	d.wg.Add(2)
 	go func() {
 		defer d.wg.Done()
 		d.pollScheduled(ctx)
+	}()
+	go func() {
+		defer d.wg.Done()
+		d.flushCatalogs(ctx)
 	}()
 
 	bo := newBackoff(100*time.Millisecond, 5*time.Second)

@@ -198,6 +198,7 @@ func (d *Dispatcher) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if dup {
 			t.metrics.duplicates.Inc()
 		}
+		t.catalog.record(e, start)
 		t.metrics.duration.Observe(time.Since(start).Seconds())
 		w.WriteHeader(http.StatusAccepted)
 		return

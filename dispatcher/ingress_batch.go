@@ -149,6 +149,7 @@ func (d *Dispatcher) serveBatch(w http.ResponseWriter, r *http.Request, t *topic
 		if dup {
 			t.metrics.duplicates.Inc()
 		}
+		t.catalog.record(events[i], start)
 	}
 	t.release(len(events) - len(abandoned))
 	if len(abandoned) > 0 {

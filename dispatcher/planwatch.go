@@ -140,10 +140,10 @@ func (d *Dispatcher) apply(e jetstream.KeyValueEntry) bool {
 		d.log.Error("publish rules admit nothing where their filters do not compile", "topic", p.Namespace+"/"+p.Name, "error", err)
 	}
 	if old := d.topic(p.Namespace, p.Name); old != nil {
-		ts.metrics, ts.pending, ts.contractLog = old.metrics, old.pending, old.contractLog
+		ts.metrics, ts.pending, ts.contractLog, ts.catalog = old.metrics, old.pending, old.contractLog, old.catalog
 	} else {
 		ts.metrics, ts.pending = d.metrics.forTopic(p.Namespace, p.Name), new(atomic.Int64)
-		ts.contractLog = &sampler{period: contractLogPeriod}
+		ts.contractLog, ts.catalog = &sampler{period: contractLogPeriod}, &catalog{}
 	}
 	d.setTopic(p.Namespace, p.Name, ts)
 	d.log.Info("topic plan applied", "topic", p.Namespace+"/"+p.Name, "revision", e.Revision(), "subscriptions", len(p.Subscriptions))
