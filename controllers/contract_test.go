@@ -139,3 +139,38 @@ func TestTopicCatalog(t *testing.T) {
 		return nil
 	})
 }
+
+// TestSubscriptionTypesDeclared: a Subscription naming a type its Topic's
+// contract does not declare gets TypesDeclared False (UndeclaredType), and
+// stays Ready; declaring the types clears it.
+func TestSubscriptionTypesDeclared(t *testing.T) {
+	t.Parallel()
+	ns := namespace(t)
+	topic := newTopic(ns, "typed")
+	topic.Spec.Contract = v1alpha1.ContractWarn
+	topic.Spec.EventTypes = []v1alpha1.EventTypeSpec{{Type: "order.created"}}
+	create(t, topic)
+	makeAvailable(t, ns, "typed-dispatcher")
+	sub := newSubscription(ns, "reader", "typed", "http://reader.example/")
+	sub.Spec.Types = []string{"order.created", "order.refunded"}
+	sub.Spec.Filters = []v1alpha1.SubscriptionsAPIFilter{{FilterAttributes: v1alpha1.FilterAttributes{Prefix: map[string]string{"type": "invoice."}}}}
+	create(t, sub)
+	eventually(t, func() error {
+		if err := get(sub); err != nil {
+			return err
+		}
+		if err := wantCondition(sub.Status.Conditions, v1alpha1.ConditionTypesDeclared, metav1.ConditionFalse, v1alpha1.ReasonUndeclaredType, "order.refunded, invoice.*"); err != nil {
+			return err
+		}
+		return wantCondition(sub.Status.Conditions, v1alpha1.ConditionReady, metav1.ConditionTrue, "", "")
+	})
+	update(t, topic, func(tp *v1alpha1.Topic) {
+		tp.Spec.EventTypes = append(tp.Spec.EventTypes, v1alpha1.EventTypeSpec{Type: "order.refunded"}, v1alpha1.EventTypeSpec{Type: "invoice.paid"})
+	})
+	eventually(t, func() error {
+		if err := get(sub); err != nil {
+			return err
+		}
+		return wantCondition(sub.Status.Conditions, v1alpha1.ConditionTypesDeclared, metav1.ConditionTrue, "", "")
+	})
+}
