@@ -115,7 +115,9 @@ type Result struct {
 
 // Compile turns a Topic and its resolved Subscriptions into the stream,
 // consumers and plan. Subscriptions that belong to another Topic or
-// namespace are ignored. An error means the Topic itself cannot be compiled.
+// namespace are ignored. An error means the Topic itself cannot be compiled,
+// such as a contract schema that does not compile; schemaFrom must have
+// been inlined with InlineSchemas.
 // The plan's Audience is the Topic's; its Publish is left zero (allow-all)
 // for the caller to set from PublishPolicy, which needs the default mode
 // and the namespaces selectors match.
@@ -129,6 +131,10 @@ func Compile(topic *v1alpha1.Topic, subs []ResolvedSubscription) (*Result, error
 		return nil, err
 	}
 	maxDelay, err := MaxDelay(topic)
+	if err != nil {
+		return nil, err
+	}
+	ctr, err := Contract(topic)
 	if err != nil {
 		return nil, err
 	}
@@ -148,6 +154,7 @@ func Compile(topic *v1alpha1.Topic, subs []ResolvedSubscription) (*Result, error
 			History:      history != nil,
 			MaxDelay:     plan.ToMillis(maxDelay),
 			Lanes:        true,
+			Contract:     ctr,
 		},
 		Errors: map[string]error{},
 	}

@@ -24,9 +24,11 @@ import (
 // every stream (a few paged requests), every consumer of the streams of
 // Topics with Subscriptions (one paged request per stream) and, when the
 // counter stream changed, every dead-letter counter (one ordered
-// consumer), compares them with the cached objects' status and wakes the
+// consumer), and, when the catalog bucket changed, every Topic's event type
+// catalog, compares them with the cached objects' status and wakes the
 // reconciler of exactly the objects whose figures differ: a Topic's
-// status.stream, a Subscription's status.consumer and status.deadLetters.
+// status.stream and status.eventTypes, a Subscription's status.consumer
+// and status.deadLetters.
 // It also wakes a Topic whose stream is gone or holds another number of
 // consumers than the last provision.Apply left (drift repair). Objects
 // being deleted, stalled or not yet reconciled at their generation are
@@ -42,6 +44,10 @@ type figuresRefresher struct {
 	// when counters was read.
 	counterState [2]uint64
 	counters     map[string]provision.DeadLetters
+	// catalogState is the catalog bucket's stream's last sequence and
+	// message count when catalogs was read.
+	catalogState [2]uint64
+	catalogs     map[string][]plan.CatalogEntry
 }
 
 // NeedLeaderElection implements manager.LeaderElectionRunnable: only the
@@ -104,6 +110,19 @@ func (f *figuresRefresher) stale(ctx context.Context) (topics, subs []types.Name
 		}
 	}
 
+	if cs := streams["KV_"+plan.CatalogBucket]; cs != nil {
+		state := [2]uint64{cs.State.LastSeq, cs.State.Msgs}
+		if f.catalogs == nil || state != f.catalogState {
+			catalogs := map[string][]plan.CatalogEntry{}
+			if cs.State.Msgs > 0 {
+				if catalogs, err = f.prov.Catalogs(ctx); err != nil {
+					return nil, nil, err
+				}
+			}
+			f.catalogs, f.catalogState = catalogs, state
+		}
+	}
+
 	var tl v1alpha1.TopicList
 	if err := f.client.List(ctx, &tl, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, nil, err
@@ -133,7 +152,8 @@ func (f *figuresRefresher) stale(ctx context.Context) (topics, subs []types.Name
 			}
 			continue
 		}
-		if inSync, known := f.prov.InSync(info); (known && !inSync) || !streamFiguresEqual(t.Status.Stream, info) {
+		if inSync, known := f.prov.InSync(info); (known && !inSync) || !streamFiguresEqual(t.Status.Stream, info) ||
+			(f.catalogs != nil && !catalogEqual(t, f.catalogs[t.Namespace+"/"+t.Name])) {
 			topics = append(topics, key)
 		}
 		mine := byTopic[key]

@@ -113,6 +113,7 @@ func (r *SubscriptionReconciler) reconcileTopic(ctx context.Context, s *v1alpha1
 		return nil
 	}
 	st.topic = t
+	reconcileTypesDeclared(s, t, st.conds)
 	ready := meta.FindStatusCondition(t.Status.Conditions, v1alpha1.ConditionReady)
 	switch {
 	case ready == nil || t.Status.ObservedGeneration != t.Generation:

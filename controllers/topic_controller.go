@@ -152,7 +152,17 @@ func (r *TopicReconciler) reconcileJetStream(ctx context.Context, t *v1alpha1.To
 		}
 		resolved = append(resolved, rs)
 	}
-	res, err := compiler.Compile(t, resolved)
+	ct, err := compiler.InlineSchemas(t, r.configMapKey(ctx))
+	if err != nil {
+		conds.setFalse(v1alpha1.ConditionStreamReady, v1alpha1.ReasonNotFound, "%v", err)
+		conds.setFalse(v1alpha1.ConditionPlanPublished, v1alpha1.ReasonProgressing, "waiting for the schemas")
+		if errors.Is(err, compiler.ErrSchemaSource) {
+			// The ConfigMap watch reconciles the Topic when it appears.
+			return &Waiting{Reason: v1alpha1.ReasonNotFound, Err: err}
+		}
+		return err
+	}
+	res, err := compiler.Compile(ct, resolved)
 	if err != nil {
 		conds.setFalse(v1alpha1.ConditionStreamReady, v1alpha1.ReasonInvalidSpec, "%v", err)
 		conds.setFalse(v1alpha1.ConditionPlanPublished, v1alpha1.ReasonProgressing, "waiting for the stream")
@@ -200,6 +210,11 @@ func (r *TopicReconciler) reconcileJetStream(ctx context.Context, t *v1alpha1.To
 	r.notifyPlan(ctx, t, &rep.Plan)
 	t.Status.Subscriptions = int32(len(rep.Plan.Subscriptions))
 	t.Status.PublishPolicy = publishPolicyStatus(pol, selected)
+	if cat, err := r.Provisioner.Catalog(ctx, t.Namespace, t.Name); err == nil {
+		t.Status.EventTypes, t.Status.EventTypeCount = catalogStatus(cat)
+	} else {
+		log.FromContext(ctx).V(1).Info("event type catalog not read", "error", err)
+	}
 	if rep.PlanErr != nil {
 		errs = append(errs, rep.PlanErr)
 	}
@@ -595,8 +610,10 @@ func (r *TopicReconciler) finalize(ctx context.Context, t *v1alpha1.Topic) error
 }
 
 // SetupWithManager registers the reconciler: Topics, their owned dispatcher
-// objects, their Subscriptions (whose changes change the plan), and
-// Namespaces whose labels a publisher's namespaceSelector matches.
+// objects, their Subscriptions (whose changes change the plan),
+// Namespaces whose labels a publisher's namespaceSelector matches, and the
+// metadata of ConfigMaps (those schemaFrom names are read when a Topic is
+// reconciled).
 func (r *TopicReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	b := ctrl.NewControllerManagedBy(mgr).
 		Named("topic").
@@ -614,6 +631,7 @@ func (r *TopicReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			}),
 			builder.WithPredicates(subscriptionPlanChanged())).
 		Watches(&corev1.Namespace{}, r.namespaceHandler(), builder.WithPredicates(namespaceLabelsChanged())).
+		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.configMapTopics), builder.OnlyMetadata).
 		Watches(&appsv1.Deployment{}, handler.EnqueueRequestsFromMapFunc(r.sharedDispatcherTopics),
 			builder.WithPredicates(isSharedDispatcherObject())).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.Config.Workers})

@@ -3,8 +3,8 @@
 // operator's plan compiler, applies them to an embedded NATS JetStream server
 // and serves ingress and delivery with the dispatcher in the same process,
 // and runs the ping and webhook EventSources in-process too. v1 Secrets in
-// the same files hold the webhooks' signature keys. It backs the herald dev
-// command.
+// the same files hold the webhooks' signature keys, v1 ConfigMaps the
+// Topics' contract schemas. It backs the herald dev command.
 package devmode
 
 import (
@@ -45,6 +45,10 @@ const (
 // KindSecret is the kind of the core v1 Secrets herald dev reads, only to
 // find the keys webhook EventSources name in signature.secretKeyRef.
 const KindSecret = "Secret"
+
+// KindConfigMap is the kind of the core v1 ConfigMaps herald dev reads, only
+// to find the schemas Topics name in eventTypes[].schemaFrom.
+const KindConfigMap = "ConfigMap"
 
 // manifestExts are the file name extensions Load reads in a directory.
 var manifestExts = []string{".yaml", ".yml", ".json"}
@@ -91,6 +95,8 @@ type Object struct {
 	// Secret is a v1 Secret, its stringData merged into data as the API
 	// server does. Its values are never printed.
 	Secret *corev1.Secret
+	// ConfigMap is a v1 ConfigMap.
+	ConfigMap *corev1.ConfigMap
 
 	// content is a Topic's, Subscription's or EventSource's manifest as the
 	// API server would store it (namespace set, defaults applied), which
@@ -111,6 +117,8 @@ func (o *Object) Key() Key {
 		return Key{KindReplay, o.Replay.Namespace, o.Replay.Name}
 	case o.Secret != nil:
 		return Key{KindSecret, o.Secret.Namespace, o.Secret.Name}
+	case o.ConfigMap != nil:
+		return Key{KindConfigMap, o.ConfigMap.Namespace, o.ConfigMap.Name}
 	}
 	return Key{}
 }
@@ -196,8 +204,8 @@ func ListFiles(paths []string) ([]string, error) {
 // groups or kinds are skipped. Documents of eventing.herald.dev are decoded
 // into the v1alpha1 types as the API server decodes them on create: a
 // duplicate field, or one the CRD's schema does not know, is an error, status
-// is dropped and the schema's defaults are applied. v1 Secrets are decoded
-// strictly into corev1.Secret. The namespace defaults to DefaultNamespace. A
+// is dropped and the schema's defaults are applied. v1 Secrets and
+// ConfigMaps are decoded strictly into corev1.Secret and corev1.ConfigMap. The namespace defaults to DefaultNamespace. A
 // v1 List is read item by item. An error reading the file is returned as the
 // only entry of Errors.
 func LoadFile(file string) *FileResult {
@@ -261,6 +269,10 @@ func (r *FileResult) decodeDocument(origin Origin, doc []byte) {
 	}
 	if tm.APIVersion == "v1" && tm.Kind == KindSecret {
 		r.decodeSecret(origin, j, tm)
+		return
+	}
+	if tm.APIVersion == "v1" && tm.Kind == KindConfigMap {
+		r.decodeConfigMap(origin, j, tm)
 		return
 	}
 	herald := tm.Kind == KindTopic || tm.Kind == KindSubscription || tm.Kind == KindEventSource || tm.Kind == KindReplay
@@ -409,6 +421,34 @@ func (r *FileResult) decodeSecret(origin Origin, j []byte, tm typeMeta) {
 		sec.StringData = nil
 	}
 	r.Objects = append(r.Objects, &Object{Origin: origin, Secret: sec})
+}
+
+// decodeConfigMap reads a v1 ConfigMap strictly, as the API server would.
+func (r *FileResult) decodeConfigMap(origin Origin, j []byte, tm typeMeta) {
+	ns := tm.Metadata.Namespace
+	if ns == "" {
+		ns = DefaultNamespace
+	}
+	name := Key{KindConfigMap, ns, tm.Metadata.Name}.String()
+	cm := &corev1.ConfigMap{}
+	strict, err := kjson.UnmarshalStrict(j, cm, kjson.DisallowDuplicateFields, kjson.DisallowUnknownFields)
+	if err == nil && len(strict) > 0 {
+		msgs := make([]string, len(strict))
+		for i, e := range strict {
+			msgs[i] = e.Error()
+		}
+		err = errors.New(strings.Join(msgs, "; "))
+	}
+	if err != nil {
+		r.Errors = append(r.Errors, &ManifestError{Origin: origin, Object: name, Err: err})
+		return
+	}
+	if tm.Metadata.Name == "" {
+		r.Errors = append(r.Errors, &ManifestError{Origin: origin, Object: "configmap", Err: errors.New("metadata.name is required")})
+		return
+	}
+	cm.Namespace = ns
+	r.Objects = append(r.Objects, &Object{Origin: origin, ConfigMap: cm})
 }
 
 // decodeList reads the items of a v1 List, as kubectl does.

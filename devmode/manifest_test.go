@@ -152,7 +152,7 @@ items:
 			errs: []string{`items[1]: unknown field "spec.bogus"`},
 		},
 		{
-			name: "v1 Secrets are read, other v1 kinds skipped",
+			name: "v1 Secrets and ConfigMaps are read, other v1 kinds skipped",
 			file: "secret.yaml",
 			content: `apiVersion: v1
 kind: Secret
@@ -162,6 +162,11 @@ stringData: {key: value}
 apiVersion: v1
 kind: ConfigMap
 metadata: {name: c}
+data: {schema.json: "{}"}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: svc}
 ---
 apiVersion: v1
 kind: Secret
@@ -173,10 +178,10 @@ kind: Secret
 metadata: {name: bad64}
 data: {key: "%%%"}
 `,
-			want:    []string{"secret shop/hooks"},
-			skipped: []string{"ConfigMap"},
-			errs: []string{`secret.yaml:10 (document 3): secret default/bad: unknown field "strngData"`,
-				`secret.yaml:15 (document 4): secret default/bad64: data: a value is not valid base64 (at byte 0); put plain text in stringData instead`},
+			want:    []string{"secret shop/hooks", "configmap default/c"},
+			skipped: []string{"Service"},
+			errs: []string{`secret.yaml:15 (document 4): secret default/bad: unknown field "strngData"`,
+				`secret.yaml:20 (document 5): secret default/bad64: data: a value is not valid base64 (at byte 0); put plain text in stringData instead`},
 		},
 		{
 			name:    "yaml syntax error",

@@ -174,7 +174,7 @@ metadata:
   labels: {team: shop}
 ---
 apiVersion: v1
-kind: ConfigMap
+kind: Service
 metadata:
   name: odd
   labels: {version: 1}

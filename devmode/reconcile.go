@@ -352,7 +352,14 @@ func (l *loader) applyTopics(ctx context.Context, r *loadRun) {
 			r.st.Notes = append(r.st.Notes, fmt.Sprintf("topic %s: replicas %d is served with 1 by herald dev's single NATS server", tk, t.Spec.Replicas))
 			t.Spec.Replicas = 1
 		}
-		cr, err := compiler.Compile(t, r.subsOf[tk])
+		ct, err := compiler.InlineSchemas(t, func(ns string, ref corev1.ConfigMapKeySelector) (string, error) {
+			return configMapKey(r.valid, r.declared, ns, ref)
+		})
+		if err != nil {
+			r.fail(origin, "topic "+tk, err)
+			continue
+		}
+		cr, err := compiler.Compile(ct, r.subsOf[tk])
 		if err != nil {
 			r.fail(origin, "topic "+tk, err)
 			continue
@@ -528,6 +535,24 @@ func secretKey(valid, declared map[Key]*Object, namespace string, ref corev1.Sec
 	}
 	if len(v) == 0 {
 		return nil, fmt.Errorf("key %q of secret %s/%s is empty", ref.Key, namespace, ref.Name)
+	}
+	return v, nil
+}
+
+// configMapKey returns the value of ref's key in a ConfigMap of the
+// manifests in namespace.
+func configMapKey(valid, declared map[Key]*Object, namespace string, ref corev1.ConfigMapKeySelector) (string, error) {
+	k := Key{KindConfigMap, namespace, ref.Name}
+	o, ok := valid[k]
+	if !ok {
+		if _, d := declared[k]; d {
+			return "", fmt.Errorf("configmap %s/%s has errors", namespace, ref.Name)
+		}
+		return "", fmt.Errorf("%w (herald dev reads v1 ConfigMaps from the same files)", compiler.MissingConfigMapKey(namespace, ref, false))
+	}
+	v, ok := o.ConfigMap.Data[ref.Key]
+	if !ok {
+		return "", compiler.MissingConfigMapKey(namespace, ref, true)
 	}
 	return v, nil
 }

@@ -76,12 +76,18 @@ func Validate(o *Object) error {
 		return nil
 	case o.Secret != nil:
 		return validateSecret(o.Secret.Namespace, o.Secret.Name, o.Secret.Data)
+	case o.ConfigMap != nil:
+		data := make(map[string][]byte, len(o.ConfigMap.Data))
+		for k, v := range o.ConfigMap.Data {
+			data[k] = []byte(v)
+		}
+		return validateSecret(o.ConfigMap.Namespace, o.ConfigMap.Name, data)
 	}
 	return errors.New("empty object")
 }
 
-// validateSecret checks what the API server checks of a Secret's metadata
-// and keys, with its messages.
+// validateSecret checks what the API server checks of a Secret's (or a
+// ConfigMap's) metadata and keys, with its messages.
 func validateSecret(ns, name string, data map[string][]byte) error {
 	var errs field.ErrorList
 	meta := field.NewPath("metadata")

@@ -31,6 +31,7 @@ import (
 
 	"github.com/herald-dev/herald/internal/auth"
 	"github.com/herald-dev/herald/internal/ce"
+	"github.com/herald-dev/herald/internal/contract"
 	"github.com/herald-dev/herald/plan"
 )
 
@@ -151,6 +152,13 @@ type Dispatcher struct {
 type topicState struct {
 	plan    *plan.TopicPlan
 	publish *publishPolicy
+	// contract checks events against the plan's contract; nil when it has
+	// none. contractLog samples the logs of its violations in warn mode.
+	contract    *contract.Checker
+	contractLog *sampler
+	// catalog records the event types accepted, shared across plan
+	// changes.
+	catalog *catalog
 	key     string
 	metrics *topicMetrics
 	// pending counts the Topic's publishes awaiting acknowledgement
@@ -276,10 +284,14 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	d.runCtx = ctx
 	d.mu.Unlock()
 	defer d.stopRunners()
-	d.wg.Add(1)
+	d.wg.Add(2)
 	go func() {
 		defer d.wg.Done()
 		d.pollScheduled(ctx)
+	}()
+	go func() {
+		defer d.wg.Done()
+		d.flushCatalogs(ctx)
 	}()
 
 	bo := newBackoff(100*time.Millisecond, 5*time.Second)

@@ -58,6 +58,12 @@ const (
 // (reason "forbidden") naming the rules involved; in a batch every event
 // must be admitted, the first refused one is named by "index".
 //
+// With a contract (plan.Contract), an event it does not allow is refused
+// with 400 in enforce mode, "attribute" naming the culprit ("type", "data",
+// "datacontenttype" or an extension) and "rule" the rule it breaks, the
+// error a JSON pointer into the data and what the schema wants there, such
+// as "/order/qty: must be >= 1"; in warn mode it is stored and counted.
+//
 // An event asking for delayed delivery (deliverat, deliverafter; see
 // deliveryTime) is answered 202 once its schedule is stored and reaches
 // the Subscriptions at that time; a bad value, both attributes, or a time
@@ -163,6 +169,10 @@ func (d *Dispatcher) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if v := d.checkContract(t, e, -1); v != nil {
+		refuseContract(w, t, v, -1)
+		return
+	}
 	if !d.nc.IsConnected() {
 		t.metrics.reject(reasonUnavailable)
 		w.Header().Set("Retry-After", retryAfterUnavailable)
@@ -191,6 +201,7 @@ func (d *Dispatcher) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if dup {
 			t.metrics.duplicates.Inc()
 		}
+		t.catalog.record(e, start)
 		t.metrics.duration.Observe(time.Since(start).Seconds())
 		w.WriteHeader(http.StatusAccepted)
 		return
@@ -417,6 +428,10 @@ type errorBody struct {
 	Reason string `json:"reason,omitempty"`
 	// Index is the position of the offending event in a batch.
 	Index *int `json:"index,omitempty"`
+	// Rule is the contract rule an event breaks (400): a JSON Schema
+	// keyword, undeclared_type, missing_extension, datacontenttype or
+	// invalid_json.
+	Rule string `json:"rule,omitempty"`
 }
 
 func writeError(w http.ResponseWriter, status int, msg, attribute string) {
@@ -445,5 +460,8 @@ func writeEventError(w http.ResponseWriter, err error) {
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set(ce.HeaderContentType, "application/json")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	enc := json.NewEncoder(w)
+	// Messages quote schema rules such as ">= 1" as they are.
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
 }

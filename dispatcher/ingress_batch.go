@@ -51,6 +51,9 @@ type batchReport struct {
 // (maxTopicPendingPublishes) is refused at once with 503 and Retry-After,
 // nothing stored.
 //
+// With an enforced contract every event must satisfy it, else the batch is
+// refused with 400 and "index" naming the first event that does not.
+//
 // With adm set (the Topic authenticates producers), every event must be
 // admitted by the publish policy, else the batch is refused with 403 and
 // "index" naming the first refused event.
@@ -102,6 +105,12 @@ func (d *Dispatcher) serveBatch(w http.ResponseWriter, r *http.Request, t *topic
 			}
 		}
 	}
+	for i, e := range events {
+		if v := d.checkContract(t, e, i); v != nil {
+			refuseContract(w, t, v, i)
+			return
+		}
+	}
 	if !d.nc.IsConnected() {
 		t.metrics.reject(reasonUnavailable)
 		w.Header().Set("Retry-After", retryAfterUnavailable)
@@ -143,6 +152,7 @@ func (d *Dispatcher) serveBatch(w http.ResponseWriter, r *http.Request, t *topic
 		if dup {
 			t.metrics.duplicates.Inc()
 		}
+		t.catalog.record(events[i], start)
 	}
 	t.release(len(events) - len(abandoned))
 	if len(abandoned) > 0 {

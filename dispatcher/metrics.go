@@ -31,6 +31,8 @@ const (
 	// reasonForbidden: the publish policy admits not the producer or not
 	// this event (403).
 	reasonForbidden = "forbidden"
+	// reasonContract: the event breaks the Topic's enforced contract (400).
+	reasonContract = "contract"
 )
 
 // Values of the outcome label of herald_replies_total.
@@ -60,6 +62,7 @@ type metrics struct {
 	paused          *prometheus.GaugeVec
 	scheduled       *prometheus.GaugeVec
 	lanes           *prometheus.GaugeVec
+	violations      *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -133,9 +136,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "herald_lane_pending",
 			Help: "Events of one priority lane (high, normal, low) not yet delivered to a Subscription delivering by priority, as JetStream last reported; herald_consumer_pending is their sum.",
 		}, append(sub, "lane")),
+		violations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_contract_violations_total",
+			Help: "Events breaking their Topic's contract, accepted (contract warn) or refused (enforce), by type (" + undeclaredTypeLabel + " for a type the contract does not declare) and rule: a JSON Schema keyword, undeclared_type, missing_extension, datacontenttype or invalid_json.",
+		}, append(topic, "type", "rule")),
 	}
 	for _, c := range []prometheus.Collector{m.received, m.duplicates, m.rejected, m.ingressDuration,
-		m.deliveries, m.deadLetters, m.replies, m.duration, m.batchEvents, m.pending, m.ackPending, m.share, m.history, m.paused, m.scheduled, m.lanes} {
+		m.deliveries, m.deadLetters, m.replies, m.duration, m.batchEvents, m.pending, m.ackPending, m.share, m.history, m.paused, m.scheduled, m.lanes, m.violations} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {
@@ -167,6 +174,7 @@ type topicMetrics struct {
 	received, duplicates prometheus.Counter
 	duration             prometheus.Observer
 	rejected             *prometheus.CounterVec
+	violations           *prometheus.CounterVec
 	ns, topic            string
 }
 
@@ -176,12 +184,26 @@ func (m *metrics) forTopic(ns, topic string) *topicMetrics {
 		duplicates: m.duplicates.WithLabelValues(ns, topic),
 		duration:   m.ingressDuration.WithLabelValues(ns, topic),
 		rejected:   m.rejected,
+		violations: m.violations,
 		ns:         ns, topic: topic,
 	}
 }
 
 func (t *topicMetrics) reject(reason string) {
 	t.rejected.WithLabelValues(t.ns, t.topic, reason).Inc()
+}
+
+// undeclaredTypeLabel is the type label of violations by events of a type
+// the contract does not declare, which keeps the label's values bounded by
+// the declared types.
+const undeclaredTypeLabel = "(undeclared)"
+
+// violation counts an event breaking the Topic's contract.
+func (t *topicMetrics) violation(typ string, declared bool, rule string) {
+	if !declared {
+		typ = undeclaredTypeLabel
+	}
+	t.violations.WithLabelValues(t.ns, t.topic, typ, rule).Inc()
 }
 
 // subMetrics are the delivery series of one Subscription.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/herald-dev/herald/internal/contract"
 	"github.com/herald-dev/herald/plan"
 )
 
@@ -127,13 +128,22 @@ func (d *Dispatcher) apply(e jetstream.KeyValueEntry) bool {
 	}
 	ts := &topicState{plan: p, key: key}
 	var err error
+	if p.Contract != nil {
+		// The compiler compiled the same schemas before publishing the
+		// plan; failing here means a dispatcher of another version.
+		if ts.contract, err = contract.Compile(p.Contract); err != nil {
+			d.log.Error("ignoring plan whose contract does not compile", "key", key, "revision", e.Revision(), "error", err)
+			return d.topic(ns, name) != nil
+		}
+	}
 	if ts.publish, err = compilePublishPolicy(p); err != nil {
 		d.log.Error("publish rules admit nothing where their filters do not compile", "topic", p.Namespace+"/"+p.Name, "error", err)
 	}
 	if old := d.topic(p.Namespace, p.Name); old != nil {
-		ts.metrics, ts.pending = old.metrics, old.pending
+		ts.metrics, ts.pending, ts.contractLog, ts.catalog = old.metrics, old.pending, old.contractLog, old.catalog
 	} else {
 		ts.metrics, ts.pending = d.metrics.forTopic(p.Namespace, p.Name), new(atomic.Int64)
+		ts.contractLog, ts.catalog = &sampler{period: contractLogPeriod}, &catalog{}
 	}
 	d.setTopic(p.Namespace, p.Name, ts)
 	d.log.Info("topic plan applied", "topic", p.Namespace+"/"+p.Name, "revision", e.Revision(), "subscriptions", len(p.Subscriptions))

@@ -120,6 +120,8 @@ type TopicPlan struct {
 	// event whose priority extension names no Priority. Without it (a plan
 	// of a stream from before lanes) every event goes to Subject.
 	Lanes bool `json:"lanes,omitempty"`
+	// Contract, when set, is what the ingress checks events against.
+	Contract *Contract `json:"contract,omitempty"`
 }
 
 // SubscriptionPlan says how one Subscription's events are delivered.

@@ -76,7 +76,8 @@ type decodedPlan struct {
 }
 
 // New returns a Provisioner, creating the plan bucket, the shares bucket
-// (SharesBucketConfig) and the counter stream when they are missing.
+// (SharesBucketConfig), the counter stream and the catalog bucket
+// (CatalogBucketConfig) when they are missing.
 // replicas is their replica count (1 or 3 for a NATS cluster).
 func New(ctx context.Context, js jetstream.JetStream, replicas int) (*Provisioner, error) {
 	if replicas < 1 {
@@ -97,6 +98,9 @@ func New(ctx context.Context, js jetstream.JetStream, replicas int) (*Provisione
 	}
 	if _, err := js.CreateOrUpdateStream(ctx, CounterStreamConfig(replicas)); err != nil {
 		return nil, fmt.Errorf("counter stream: %w", err)
+	}
+	if _, err := js.CreateOrUpdateKeyValue(ctx, CatalogBucketConfig(replicas)); err != nil {
+		return nil, fmt.Errorf("catalog bucket: %w", err)
 	}
 	return &Provisioner{js: js, kv: kv, applied: map[string]*streamMemo{}, plans: map[string]decodedPlan{}, historyOff: map[string]bool{}}, nil
 }
@@ -743,6 +747,9 @@ func (p *Provisioner) DeleteTopic(ctx context.Context, namespace, topic string) 
 		return err
 	}
 	if err := p.purgeCounters(ctx, plan.DeadLetterCounters(namespace, topic)); err != nil {
+		return err
+	}
+	if err := p.purgeCatalog(ctx, namespace, topic); err != nil {
 		return err
 	}
 	if err := p.DeleteStream(ctx, plan.HistoryStream(namespace, topic)); err != nil {

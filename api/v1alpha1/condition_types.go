@@ -46,6 +46,11 @@ const (
 	// Deployment has its minimum available replicas.
 	ConditionDeploymentAvailable = "DeploymentAvailable"
 
+	// ConditionTypesDeclared is True when every event type a Subscription
+	// names (spec.types, exact and prefix filters on type) is declared by
+	// its Topic's contract, or the Topic has none. It does not affect Ready.
+	ConditionTypesDeclared = "TypesDeclared"
+
 	// ConditionComplete is True when a Replay handed every selected event to
 	// its Subscription.
 	ConditionComplete = "Complete"
@@ -74,6 +79,9 @@ const (
 	ReasonDeploymentUnavailable = "DeploymentUnavailable"
 	// ReasonDeleting: the object is being deleted.
 	ReasonDeleting = "Deleting"
+	// ReasonUndeclaredType: a Subscription names an event type its Topic's
+	// contract does not declare.
+	ReasonUndeclaredType = "UndeclaredType"
 	// ReasonReplaying: a Replay is handing events to its Subscription.
 	ReasonReplaying = "Replaying"
 )

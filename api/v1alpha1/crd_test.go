@@ -28,7 +28,7 @@ func TestServedCRDs(t *testing.T) {
 		// wide are the columns only -o wide shows; nil is not checked.
 		wide []string
 	}{
-		{"topics.eventing.herald.dev", "htopic", []string{"Ready", "URL", "Age"}, []string{"Reason", "Messages", "Publishers", "Dispatcher", "History"}},
+		{"topics.eventing.herald.dev", "htopic", []string{"Ready", "URL", "Age"}, []string{"Reason", "Messages", "Publishers", "Dispatcher", "History", "Contract", "Types"}},
 		{"subscriptions.eventing.herald.dev", "hsub", []string{"Topic", "Mode", "Subscriber", "Ready", "Age"}, nil},
 		{"eventsources.eventing.herald.dev", "hsrc", []string{"Type", "Sink", "Ready", "Age"}, nil},
 	} {

@@ -183,6 +183,18 @@ type SubscriptionSpec struct {
 	// in the order the Topic stored them, whatever their priority.
 	// +optional
 	Priority *Priority `json:"priority,omitempty"`
+
+	// Types names the event types the subscriber consumes, for people and
+	// for the contract check: when the Topic has a contract (warn or
+	// enforce), a type named here or in an exact or prefix filter on type
+	// that the Topic's eventTypes do not declare sets the condition
+	// TypesDeclared False (reason UndeclaredType). Types filter nothing;
+	// filters do.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MaxLength=253
+	Types []string `json:"types,omitempty"`
 }
 
 // Priority turns on priority lanes for a Subscription.
@@ -271,7 +283,7 @@ type SubscriptionStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// Conditions: Ready, TopicReady, SubscriberResolved, ConsumerReady.
+	// Conditions: Ready, TopicReady, SubscriberResolved, ConsumerReady, TypesDeclared.
 	// +optional
 	// +listType=map
 	// +listMapKey=type

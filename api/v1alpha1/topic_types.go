@@ -159,6 +159,7 @@ type DispatcherTLS struct {
 }
 
 // TopicSpec declares a durable event stream.
+// +kubebuilder:validation:XValidation:rule="!has(self.contract) || self.contract == 'off' || (has(self.eventTypes) && size(self.eventTypes) > 0)",message="contract warn or enforce needs eventTypes: declare the event types the Topic carries"
 // +kubebuilder:validation:XValidation:rule="!has(self.scheduling) || !has(self.retention) || !has(self.retention.discard) || self.retention.discard != 'new'",message="scheduling needs retention.discard old: JetStream cannot schedule messages in a stream that refuses new ones when full"
 type TopicSpec struct {
 	// Storage is file (default, survives restarts) or memory. It cannot change
@@ -226,6 +227,24 @@ type TopicSpec struct {
 	// Subscriptions at that time. Without it, events may ask for up to P7D.
 	// +optional
 	Scheduling *TopicScheduling `json:"scheduling,omitempty"`
+
+	// EventTypes declares the event types the Topic carries: with contract
+	// warn or enforce, an event of another type, or one whose data, content
+	// type or extensions its declaration does not allow, violates the
+	// contract. A schema that does not compile stalls the Topic.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	// +kubebuilder:validation:MaxItems=128
+	EventTypes []EventTypeSpec `json:"eventTypes,omitempty"`
+
+	// Contract is what the ingress does with an event eventTypes do not
+	// allow: off (default: nothing), warn (accept it, count it in
+	// herald_contract_violations_total and log a sample) or enforce
+	// (refuse it with 400 naming the failing rule).
+	// +optional
+	// +kubebuilder:default=off
+	Contract ContractMode `json:"contract,omitempty"`
 }
 
 // TopicScheduling bounds the delayed delivery of a Topic's events. A
@@ -306,6 +325,18 @@ type TopicStatus struct {
 	// Dispatcher is the dispatcher serving the Topic at status.address.
 	// +optional
 	Dispatcher *DispatcherStatus `json:"dispatcher,omitempty"`
+
+	// EventTypes is the catalog of the event types the Topic accepted, the
+	// latest seen first, at most MaxObservedEventTypes (50) of them.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=50
+	EventTypes []ObservedEventType `json:"eventTypes,omitempty"`
+
+	// EventTypeCount is how many distinct event types the Topic accepted,
+	// including those status.eventTypes leaves out.
+	// +optional
+	EventTypeCount int32 `json:"eventTypeCount,omitempty"`
 }
 
 // DispatcherStatus names the dispatcher serving a Topic.
@@ -346,6 +377,8 @@ func (t *Topic) EffectiveDispatcherMode(def DispatcherMode) DispatcherMode {
 // +kubebuilder:printcolumn:name="Publishers",type=string,JSONPath=`.status.publishPolicy.source`,priority=1
 // +kubebuilder:printcolumn:name="Dispatcher",type=string,JSONPath=`.status.dispatcher.mode`,priority=1
 // +kubebuilder:printcolumn:name="History",type=boolean,JSONPath=`.spec.history.enabled`,priority=1
+// +kubebuilder:printcolumn:name="Contract",type=string,JSONPath=`.spec.contract`,priority=1
+// +kubebuilder:printcolumn:name="Types",type=integer,JSONPath=`.status.eventTypeCount`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:validation:XValidation:rule="self.metadata.name.size() <= 52",message="Topic names are at most 52 characters so that the dispatcher's Service name (<name>-dispatcher) fits 63"
 // +kubebuilder:validation:XValidation:rule="self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",message="Topic names start with a letter and hold only lower-case letters, digits and '-', because they name a Service"

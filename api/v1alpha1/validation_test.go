@@ -128,6 +128,13 @@ var objects = []struct {
 	// Subscription
 	{"subscription minimal", head(subHead, "minimal") + "spec:\n  topic: orders\n  subscriber:\n    uri: http://sink.example/\n", ""},
 	{"subscription without subscriber", head(subHead, "nosub") + "spec:\n  topic: orders\n", "subscriber is required unless mode is pull"},
+	{"topic contract", head(topicHead, "contract") + "spec:\n  contract: enforce\n  eventTypes:\n  - type: order.created\n    description: An order was placed.\n    dataContentType: application/json\n    requiredExtensions: [partitionkey]\n    schema: |\n      type: object\n      required: [order]\n  - type: order.shipped\n    schemaFrom: {configMapKeyRef: {name: schemas, key: shipped.json}}\n", ""},
+	{"topic contract without event types", head(topicHead, "contractnotypes") + "spec:\n  contract: warn\n", "contract warn or enforce needs eventTypes"},
+	{"topic contract mode enum", head(topicHead, "contractmode") + "spec:\n  contract: strict\n  eventTypes:\n  - type: a\n", `Unsupported value: "strict"`},
+	{"topic event type with schema and schemaFrom", head(topicHead, "contractboth") + "spec:\n  eventTypes:\n  - type: a\n    schema: '{}'\n    schemaFrom: {configMapKeyRef: {name: s, key: k}}\n", "schema and schemaFrom exclude each other"},
+	{"topic event type declared twice", head(topicHead, "contractdup") + "spec:\n  eventTypes:\n  - type: a\n  - type: a\n", "Duplicate value"},
+	{"topic event type bad extension name", head(topicHead, "contractext") + "spec:\n  eventTypes:\n  - type: a\n    requiredExtensions: [Partition-Key]\n", "should match"},
+	{"subscription types", head(subHead, "types") + "spec:\n  topic: orders\n  types: [order.created, order.shipped]\n  subscriber:\n    uri: http://s.example/\n", ""},
 	{"subscription pull", head(subHead, "pull") + "spec:\n  topic: orders\n  mode: pull\n  pull: {ackDeadline: PT30S}\n  consumers:\n  - serviceAccount: {name: worker}\n  - namespace: jobs\n  - sub: 'system:serviceaccount:ci:*'\n  delivery: {retry: 2, deadLetterSink: {uri: 'http://dls.example/'}}\n  filters:\n  - prefix: {type: com.shop.}\n", ""},
 	{"subscription pull minimal", head(subHead, "pullmin") + "spec:\n  topic: orders\n  mode: pull\n", ""},
 	{"subscription mode enum", head(subHead, "modeenum") + "spec:\n  topic: orders\n  mode: poll\n", `Unsupported value: "poll"`},

@@ -42,7 +42,8 @@ when the files change), ingress at http://<listen>/<namespace>/<topic>, and a
 display sink that prints the events it receives. Ping and webhook
 EventSources run in-process, webhooks at
 http://<webhook-listen>/<namespace>/<name>; v1 Secrets in the manifests hold
-their signature keys. apiServer and container sources need a cluster.
+their signature keys, v1 ConfigMaps the Topics' contract schemas (schemaFrom).
+apiServer and container sources need a cluster.
 
 With --auth, producers authenticate as in a cluster: tokens of a local
 issuer whose key lives in the data directory, printed by herald dev token.
