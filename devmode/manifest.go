@@ -379,6 +379,20 @@ func decodeHerald(j []byte, kind, ns string) (*Object, error) {
 	return obj, nil
 }
 
+// unmarshalStrict decodes j into obj as the API server would: duplicate
+// and unknown fields are errors, all of them named in one.
+func unmarshalStrict(j []byte, obj any) error {
+	strict, err := kjson.UnmarshalStrict(j, obj, kjson.DisallowDuplicateFields, kjson.DisallowUnknownFields)
+	if err == nil && len(strict) > 0 {
+		msgs := make([]string, len(strict))
+		for i, e := range strict {
+			msgs[i] = e.Error()
+		}
+		err = errors.New(strings.Join(msgs, "; "))
+	}
+	return err
+}
+
 // decodeSecret reads a v1 Secret strictly, as the API server would. Error
 // messages name fields, never values.
 func (r *FileResult) decodeSecret(origin Origin, j []byte, tm typeMeta) {
@@ -388,14 +402,7 @@ func (r *FileResult) decodeSecret(origin Origin, j []byte, tm typeMeta) {
 	}
 	name := Key{KindSecret, ns, tm.Metadata.Name}.String()
 	sec := &corev1.Secret{}
-	strict, err := kjson.UnmarshalStrict(j, sec, kjson.DisallowDuplicateFields, kjson.DisallowUnknownFields)
-	if err == nil && len(strict) > 0 {
-		msgs := make([]string, len(strict))
-		for i, e := range strict {
-			msgs[i] = e.Error()
-		}
-		err = errors.New(strings.Join(msgs, "; "))
-	}
+	err := unmarshalStrict(j, sec)
 	if err != nil {
 		// A bad base64 value makes encoding/json quote nothing of it, but
 		// keep the message generic in case a decoder ever does.
@@ -431,14 +438,7 @@ func (r *FileResult) decodeConfigMap(origin Origin, j []byte, tm typeMeta) {
 	}
 	name := Key{KindConfigMap, ns, tm.Metadata.Name}.String()
 	cm := &corev1.ConfigMap{}
-	strict, err := kjson.UnmarshalStrict(j, cm, kjson.DisallowDuplicateFields, kjson.DisallowUnknownFields)
-	if err == nil && len(strict) > 0 {
-		msgs := make([]string, len(strict))
-		for i, e := range strict {
-			msgs[i] = e.Error()
-		}
-		err = errors.New(strings.Join(msgs, "; "))
-	}
+	err := unmarshalStrict(j, cm)
 	if err != nil {
 		r.Errors = append(r.Errors, &ManifestError{Origin: origin, Object: name, Err: err})
 		return
