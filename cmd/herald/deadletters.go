@@ -109,12 +109,8 @@ func parseDeadLettersConfig(args []string, getenv func(string) string) (deadLett
 		}
 		return c, errors.New("name one Subscription as [namespace/]subscription")
 	}
-	c.Namespace, c.Name = "default", pos[0]
-	if ns, name, ok := strings.Cut(pos[0], "/"); ok {
-		c.Namespace, c.Name = ns, name
-	}
-	if c.Namespace == "" || c.Name == "" || strings.Contains(c.Name, "/") {
-		return c, fmt.Errorf("%q is not [namespace/]subscription", pos[0])
+	if c.Namespace, c.Name, err = parseRef(pos[0], "subscription"); err != nil {
+		return c, err
 	}
 	if want == 2 {
 		c.ID = pos[1]

@@ -81,12 +81,8 @@ func parseHistoryConfig(args []string, getenv func(string) string, now time.Time
 		fs.Usage()
 		return c, errors.New("name a Topic as [namespace/]topic, and optionally an event ID")
 	}
-	c.Namespace, c.Topic = "default", pos[0]
-	if ns, name, ok := strings.Cut(pos[0], "/"); ok {
-		c.Namespace, c.Topic = ns, name
-	}
-	if c.Namespace == "" || c.Topic == "" || strings.Contains(c.Topic, "/") {
-		return c, fmt.Errorf("%q is not [namespace/]topic", pos[0])
+	if c.Namespace, c.Topic, err = parseRef(pos[0], "topic"); err != nil {
+		return c, err
 	}
 	if len(pos) == 2 {
 		c.ID = pos[1]

@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"sort"
+	"strings"
 
 	"github.com/herald-dev/herald/internal/cli"
 )
@@ -42,6 +43,25 @@ func run(ctx context.Context, args []string) error {
 		return fmt.Errorf("unknown subcommand %q", args[0])
 	}
 	return cmd(ctx, args[1:])
+}
+
+// parseRef reads [namespace/]name naming a Topic (what "topic") or a
+// Subscription (what "subscription"), the namespace defaulting to
+// "default". Names with characters no Kubernetes name holds, among them
+// NATS wildcards and, for Topics, '.', are refused.
+func parseRef(arg, what string) (namespace, name string, err error) {
+	namespace, name = "default", arg
+	if ns, n, ok := strings.Cut(arg, "/"); ok {
+		namespace, name = ns, n
+	}
+	bad := "/*> \t"
+	if what == "topic" {
+		bad += "."
+	}
+	if namespace == "" || name == "" || strings.ContainsAny(name, bad) || strings.ContainsAny(namespace, "./*> \t") {
+		return "", "", fmt.Errorf("%q is not [namespace/]%s", arg, what)
+	}
+	return namespace, name, nil
 }
 
 // printJSON writes v to out as indented JSON, the -o json of the tools.

@@ -81,13 +81,11 @@ func parsePullConfig(args []string, stderr io.Writer) (pullConfig, error) {
 	if fs.NArg() != 1 {
 		return c, errors.New("name one Subscription as [namespace/]subscription")
 	}
-	c.namespace, c.subscription = "default", fs.Arg(0)
-	if ns, name, ok := strings.Cut(fs.Arg(0), "/"); ok {
-		c.namespace, c.subscription = ns, name
+	var err error
+	if c.namespace, c.subscription, err = parseRef(fs.Arg(0), "subscription"); err != nil {
+		return c, err
 	}
 	switch {
-	case c.namespace == "" || c.subscription == "" || strings.Contains(c.subscription, "/"):
-		return c, fmt.Errorf("%q is not [namespace/]subscription", fs.Arg(0))
 	case c.topic == "":
 		return c, errors.New("missing --topic")
 	case c.max < 1 || c.max > 1000:

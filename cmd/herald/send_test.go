@@ -171,3 +171,30 @@ func TestSendToken(t *testing.T) {
 		t.Errorf("empty token file: err = %v", err)
 	}
 }
+
+func TestParseRef(t *testing.T) {
+	for _, tc := range []struct {
+		arg, what, ns, name, err string
+	}{
+		{"orders", "topic", "default", "orders", ""},
+		{"shop/orders", "topic", "shop", "orders", ""},
+		{"shop/billing.v2", "subscription", "shop", "billing.v2", ""},
+		{"shop/orders.v2", "topic", "", "", `"shop/orders.v2" is not [namespace/]topic`},
+		{"shop/*", "topic", "", "", `"shop/*" is not [namespace/]topic`},
+		{"a.b/orders", "topic", "", "", `"a.b/orders" is not [namespace/]topic`},
+		{"a/b/c", "subscription", "", "", `"a/b/c" is not [namespace/]subscription`},
+		{"/orders", "topic", "", "", `"/orders" is not [namespace/]topic`},
+		{"shop/", "subscription", "", "", `"shop/" is not [namespace/]subscription`},
+	} {
+		ns, name, err := parseRef(tc.arg, tc.what)
+		if tc.err != "" {
+			if err == nil || err.Error() != tc.err {
+				t.Errorf("parseRef(%q, %s): %v, want %s", tc.arg, tc.what, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || ns != tc.ns || name != tc.name {
+			t.Errorf("parseRef(%q, %s) = %s, %s, %v; want %s, %s", tc.arg, tc.what, ns, name, err, tc.ns, tc.name)
+		}
+	}
+}

@@ -66,12 +66,9 @@ func parseTailConfig(args []string, getenv func(string) string) (tailConfig, err
 		fs.Usage()
 		return tailConfig{}, errors.New("name one Topic as [namespace/]topic")
 	}
-	c.Namespace, c.Topic = "default", fs.Arg(0)
-	if ns, name, ok := strings.Cut(fs.Arg(0), "/"); ok {
-		c.Namespace, c.Topic = ns, name
-	}
-	if c.Namespace == "" || c.Topic == "" || strings.Contains(c.Topic, "/") {
-		return tailConfig{}, fmt.Errorf("%q is not [namespace/]topic", fs.Arg(0))
+	var err error
+	if c.Namespace, c.Topic, err = parseRef(fs.Arg(0), "topic"); err != nil {
+		return tailConfig{}, err
 	}
 	switch c.From {
 	case "new", "earliest":

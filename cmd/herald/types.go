@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -61,12 +60,8 @@ func parseTypesConfig(args []string, getenv func(string) string) (typesConfig, e
 		fs.Usage()
 		return c, errors.New("name a Topic as [namespace/]topic")
 	}
-	c.Namespace, c.Topic = "default", pos[0]
-	if ns, name, ok := strings.Cut(pos[0], "/"); ok {
-		c.Namespace, c.Topic = ns, name
-	}
-	if c.Namespace == "" || c.Topic == "" || strings.ContainsAny(c.Topic, "/.*>") || strings.ContainsAny(c.Namespace, ".*>") {
-		return c, fmt.Errorf("%q is not [namespace/]topic", pos[0])
+	if c.Namespace, c.Topic, err = parseRef(pos[0], "topic"); err != nil {
+		return c, err
 	}
 	if c.Output != "table" && c.Output != "json" {
 		return c, fmt.Errorf("--output %q: want table or json", c.Output)
