@@ -58,6 +58,23 @@ func TestSubscriptionPriorityLanes(t *testing.T) {
 		return nil
 	})
 
+	// status.consumer counts the events of every lane.
+	for _, subject := range []string{plan.LaneSubject(ns, "urgent", plan.PriorityHigh), plan.LaneSubject(ns, "urgent", plan.PriorityHigh),
+		plan.Subject(ns, "urgent"), plan.LaneSubject(ns, "urgent", plan.PriorityLow)} {
+		if _, err := js.Publish(ctx, subject, []byte("{}")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, func() error {
+		if err := get(s); err != nil {
+			return err
+		}
+		if c := s.Status.Consumer; c == nil || c.Pending != 4 || c.Name != main {
+			return fmt.Errorf("status.consumer %+v, want %s with 4 pending over its lanes", c, main)
+		}
+		return nil
+	})
+
 	update(t, s, func(s *v1alpha1.Subscription) { s.Spec.Priority.Enabled = false })
 	eventually(t, func() error {
 		if err := lanes(false); err != nil {

@@ -165,7 +165,11 @@ func (f *figuresRefresher) stale(ctx context.Context) (topics, subs []types.Name
 			return topics, subs, err
 		}
 		for _, s := range mine {
-			if !subscriptionFiguresEqual(s, consumers[plan.ConsumerName(s.Name)], f.counters[plan.DeadLetterCounter(s.Namespace, s.Spec.Topic, s.Name)]) {
+			var infos []*jetstream.ConsumerInfo
+			for _, c := range subscriptionConsumers(s) {
+				infos = append(infos, consumers[c])
+			}
+			if !subscriptionFiguresEqual(s, infos, f.counters[plan.DeadLetterCounter(s.Namespace, s.Spec.Topic, s.Name)]) {
 				subs = append(subs, client.ObjectKeyFromObject(s))
 			}
 		}
@@ -189,10 +193,11 @@ func streamFiguresEqual(st *v1alpha1.StreamStatus, info *jetstream.StreamInfo) b
 
 // subscriptionFiguresEqual reports whether s's status.consumer and
 // status.deadLetters are what SubscriptionReconciler.reconcileConsumer
-// records for info (nil: no consumer) and dl. Times compare at the
+// records for infos (subscriptionConsumers'; the first nil: no consumer)
+// and dl. Times compare at the
 // second, the precision the status keeps.
-func subscriptionFiguresEqual(s *v1alpha1.Subscription, info *jetstream.ConsumerInfo, dl provision.DeadLetters) bool {
-	want := consumerStatus(info)
+func subscriptionFiguresEqual(s *v1alpha1.Subscription, infos []*jetstream.ConsumerInfo, dl provision.DeadLetters) bool {
+	want := consumerStatus(infos...)
 	have := s.Status.Consumer
 	if (want == nil) != (have == nil) || (want != nil && *want != *have) {
 		return false
@@ -202,20 +207,6 @@ func subscriptionFiguresEqual(s *v1alpha1.Subscription, info *jetstream.Consumer
 		return false
 	}
 	return d.LastTime == nil || d.LastTime.Unix() == dl.Last.Unix()
-}
-
-// consumerStatus is status.consumer of a Subscription whose consumer info
-// describes; nil when there is none.
-func consumerStatus(info *jetstream.ConsumerInfo) *v1alpha1.ConsumerStatus {
-	if info == nil {
-		return nil
-	}
-	return &v1alpha1.ConsumerStatus{
-		Name:        info.Name,
-		Pending:     info.NumPending,
-		AckPending:  int64(info.NumAckPending),
-		Redelivered: int64(info.NumRedelivered),
-	}
 }
 
 // refersToUnwatched reports whether a Destination of s, or its Topic's

@@ -27,7 +27,6 @@ import (
 
 	"github.com/herald-dev/herald/api/v1alpha1"
 	"github.com/herald-dev/herald/controllers/resources"
-	"github.com/herald-dev/herald/plan"
 )
 
 // SharedDispatcherReconciler runs the shared dispatcher of each namespace
@@ -134,11 +133,7 @@ func (r *SharedDispatcherReconciler) Reconcile(ctx context.Context, req ctrl.Req
 	if err := r.applied.apply(ctx, r.Client, owned(desired), nil); err != nil {
 		return ctrl.Result{}, err
 	}
-	triggers := make([]resources.ScaleTrigger, 0, len(subs))
-	for _, s := range subs {
-		triggers = append(triggers, resources.ScaleTrigger{Stream: plan.StreamName(ns, s.Spec.Topic), Consumer: plan.ConsumerName(s.Name)})
-	}
-	if err := reconcileScaledObject(ctx, r.Client, d, scaler, autoscaling, triggers, r.Config.KEDA, prev, &owner); err != nil {
+	if err := reconcileScaledObject(ctx, r.Client, d, scaler, autoscaling, scaleTriggers(subs), r.Config.KEDA, prev, &owner); err != nil {
 		return ctrl.Result{}, err
 	}
 	return ctrl.Result{}, nil

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -183,13 +184,18 @@ func (r *SubscriptionReconciler) reconcileConsumer(ctx context.Context, s *v1alp
 		s.Status.Consumer = nil
 		return &Waiting{Reason: v1alpha1.ReasonProgressing, Err: fmt.Errorf("waiting for Topic %s/%s", s.Namespace, s.Spec.Topic)}
 	}
-	stream, consumer := plan.StreamName(s.Namespace, s.Spec.Topic), plan.ConsumerName(s.Name)
-	info, err := r.Provisioner.ConsumerInfo(ctx, stream, consumer)
-	if err != nil {
-		st.conds.setFalse(v1alpha1.ConditionConsumerReady, v1alpha1.ReasonNATSError, "consumer %s: %v", consumer, err)
-		return err
+	stream := plan.StreamName(s.Namespace, s.Spec.Topic)
+	var infos []*jetstream.ConsumerInfo
+	for _, consumer := range subscriptionConsumers(s) {
+		info, err := r.Provisioner.ConsumerInfo(ctx, stream, consumer)
+		if err != nil {
+			st.conds.setFalse(v1alpha1.ConditionConsumerReady, v1alpha1.ReasonNATSError, "consumer %s: %v", consumer, err)
+			return err
+		}
+		infos = append(infos, info)
 	}
-	s.Status.Consumer = consumerStatus(info)
+	info, consumer := infos[0], plan.ConsumerName(s.Name)
+	s.Status.Consumer = consumerStatus(infos...)
 	count, last, err := r.Provisioner.DeadLetterCount(ctx, s.Namespace, s.Spec.Topic, s.Name)
 	if err != nil {
 		st.conds.setFalse(v1alpha1.ConditionConsumerReady, v1alpha1.ReasonNATSError, "dead-letter count: %v", err)

@@ -486,12 +486,7 @@ func (r *TopicReconciler) applyDedicated(ctx context.Context, t *v1alpha1.Topic,
 		}
 		return fail(err)
 	}
-	stream := plan.StreamName(t.Namespace, t.Name)
-	triggers := make([]resources.ScaleTrigger, 0, len(subs))
-	for _, s := range subs {
-		triggers = append(triggers, resources.ScaleTrigger{Stream: stream, Consumer: plan.ConsumerName(s.Name)})
-	}
-	if err := reconcileScaledObject(ctx, r.Client, d, scaler, autoscaling, triggers, r.Config.KEDA, prev, nil); err != nil {
+	if err := reconcileScaledObject(ctx, r.Client, d, scaler, autoscaling, scaleTriggers(subs), r.Config.KEDA, prev, nil); err != nil {
 		return fail(err)
 	}
 	return dep, scaling, nil
