@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/herald-dev/herald/dispatcher"
@@ -66,6 +67,9 @@ type Config struct {
 	// TracerProvider, when set, records the dispatcher's spans
 	// (dispatcher.Options.TracerProvider).
 	TracerProvider trace.TracerProvider
+	// Registry, when set, receives the dispatcher's Prometheus metrics
+	// (dispatcher.Options.Registry).
+	Registry prometheus.Registerer
 	// Verifier, when set, turns authentication on: Topics get the publish
 	// policy the operator would compile with DefaultPublishMode (or their
 	// own spec.publishers), and the ingress checks producers' tokens with
@@ -252,7 +256,7 @@ func (rt *Runtime) startDataPlane() (*provision.Provisioner, error) {
 		return nil, err
 	}
 	if rt.disp, err = dispatcher.New(rt.nc, dispatcher.Options{Logger: rt.cfg.Log, HTTPClient: rt.cfg.HTTPClient,
-		Verifier: rt.cfg.Verifier, Tokens: rt.cfg.Tokens, TracerProvider: rt.cfg.TracerProvider}); err != nil {
+		Verifier: rt.cfg.Verifier, Tokens: rt.cfg.Tokens, TracerProvider: rt.cfg.TracerProvider, Registry: rt.cfg.Registry}); err != nil {
 		return nil, fmt.Errorf("dispatcher: %w", err)
 	}
 	rt.ep = Endpoints{

@@ -17,6 +17,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/herald-dev/herald/devmode"
 	"github.com/herald-dev/herald/internal/cli"
 	"github.com/herald-dev/herald/internal/logging"
@@ -59,6 +62,9 @@ type devOptions struct {
 	auth bool
 	// pprofListen serves net/http/pprof; empty (the default) disables it.
 	pprofListen string
+	// metricsListen serves the dispatcher's Prometheus metrics at
+	// /metrics; empty (the default) disables it.
+	metricsListen string
 	// otel records OpenTelemetry spans.
 	otel bool
 }
@@ -77,6 +83,7 @@ func parseDevFlags(args []string, stderr io.Writer) (devmode.Config, devOptions,
 	webhookListen := fs.String("webhook-listen", "127.0.0.1:8082", "host:port serving the webhook EventSources at /<namespace>/<name>; empty disables them")
 	var logFlags logging.Flags
 	logFlags.BindFlags(fs, nil)
+	metricsListen := fs.String("metrics-listen", "", "host:port serving the data plane's Prometheus metrics at /metrics, as a dispatcher's metrics port does; empty (the default) disables it")
 	pprofListen := fs.String("pprof-listen", "", "host:port serving Go's profiler at /debug/pprof/; empty (the default) disables it")
 	otelOn := fs.Bool("otel", false, "record OpenTelemetry spans of the ingress, delivery attempts, replies and dead letters: "+
 		"printed to stderr, or exported as the OTEL_* environment says (OTEL_TRACES_EXPORTER=otlp and OTEL_EXPORTER_OTLP_ENDPOINT for a local collector)")
@@ -113,7 +120,7 @@ func parseDevFlags(args []string, stderr io.Writer) (devmode.Config, devOptions,
 		DisplayListen: *displayListen,
 		WebhookListen: *webhookListen,
 		NATSOverTCP:   !*natsInProcess,
-	}, devOptions{level: level, pprofListen: *pprofListen, auth: *authOn, otel: *otelOn}, nil
+	}, devOptions{level: level, pprofListen: *pprofListen, metricsListen: *metricsListen, auth: *authOn, otel: *otelOn}, nil
 }
 
 // parseNATSListen reads --nats-listen: host:port, or random / -1 for a free
@@ -182,6 +189,20 @@ func devMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		go func() { _ = srv.Serve(ln) }()
 		defer srv.Close()
 		cfg.Log.Info("serving the profiler", "url", "http://"+ln.Addr().String()+"/debug/pprof/")
+	}
+	if o.metricsListen != "" {
+		ln, err := net.Listen("tcp", o.metricsListen)
+		if err != nil {
+			return fmt.Errorf("--metrics-listen: %w", err)
+		}
+		reg := prometheus.NewRegistry()
+		cfg.Registry = reg
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = srv.Serve(ln) }()
+		defer srv.Close()
+		cfg.Log.Info("serving metrics", "url", "http://"+ln.Addr().String()+"/metrics")
 	}
 	if o.auth {
 		iss, err := devIssuerFor(cfg.DataDir)

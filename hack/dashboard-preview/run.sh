@@ -1,29 +1,23 @@
 #!/usr/bin/env bash
 # Renders Herald's Grafana dashboard and alerts as text against real
 # metrics, on one machine: runs `herald dev` on the config/samples/dev
-# manifests, a second dispatcher (`herald dispatcher`, as dispatcher Pods
-# run it) serving the same Topics from herald dev's NATS with its metrics
-# on, sends it a stream of events (order.created, which created-only fails
-# to deliver and dead-letters, and order.shipped, which shipped-nowhere
-# fails to deliver and drops), a few invalid requests and posts to an
-# unknown Topic, and meanwhile scrapes its /metrics with
-# hack/dashboard-preview, which then evaluates every panel and alert with
-# Prometheus's PromQL engine.
-#
-# herald dev's own dispatcher delivers too (it has no metrics endpoint), so
-# the two split the Subscriptions' deliveries and the figures show about
-# half of them; the ingress figures are all of them.
+# manifests with its metrics on (--metrics-listen), sends it a stream of
+# events (order.created, which created-only fails to deliver and
+# dead-letters, and order.shipped, which shipped-nowhere fails to deliver
+# and drops), a few invalid requests and posts to an unknown Topic, and
+# meanwhile scrapes its /metrics with hack/dashboard-preview, which then
+# evaluates every panel and alert with Prometheus's PromQL engine.
 #
 # Usage: [DURATION=90s] [RATE=10] [BASE=18080] hack/dashboard-preview/run.sh
 #   DURATION  how long events flow and metrics are scraped
 #   RATE      events sent per second
-#   BASE      first of the six local ports used (BASE..BASE+5)
+#   BASE      first of the local ports used (BASE..BASE+5)
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 DURATION=${DURATION:-90s} RATE=${RATE:-10} BASE=${BASE:-18080}
 ingress=$((BASE)) display=$((BASE + 1)) nats=$((BASE + 2))
-dingress=$((BASE + 3)) dmetrics=$((BASE + 4)) webhook=$((BASE + 5))
+dmetrics=$((BASE + 4)) webhook=$((BASE + 5))
 
 work=$(mktemp -d)
 pids=()
@@ -75,6 +69,7 @@ EOF
 "$work/herald" dev -f "$work/manifests" --data-dir "$work/data" \
   --listen "127.0.0.1:$ingress" --display-listen "127.0.0.1:$display" \
   --nats-listen "127.0.0.1:$nats" --webhook-listen "127.0.0.1:$webhook" \
+  --metrics-listen "127.0.0.1:$dmetrics" \
   >"$work/dev.out" 2>"$work/dev.err" &
 pids+=($!)
 
@@ -90,13 +85,9 @@ wait_for() { # URL [STATUS]: until it answers (with STATUS), at most 30 s
 # herald dev serves once its ingress answers at all (404 for no Topic).
 wait_for "http://127.0.0.1:$ingress/" || { cat "$work/dev.err" >&2; exit 1; }
 
-HERALD_LOG_LEVEL=warn "$work/herald" dispatcher --nats-url "nats://127.0.0.1:$nats" \
-  --listen "127.0.0.1:$dingress" --metrics-listen "127.0.0.1:$dmetrics" \
-  --drain-delay 0s --drain-max 1s 2>"$work/dispatcher.err" &
-pids+=($!)
-wait_for "http://127.0.0.1:$dmetrics/readyz" 200 || { cat "$work/dispatcher.err" >&2; exit 1; }
+wait_for "http://127.0.0.1:$dmetrics/metrics" 200 || { cat "$work/dev.err" >&2; exit 1; }
 
-to="http://127.0.0.1:$dingress/default/orders"
+to="http://127.0.0.1:$ingress/default/orders"
 (
   i=0
   while :; do
@@ -107,7 +98,7 @@ to="http://127.0.0.1:$dingress/default/orders"
     # Every 20th request is refused: no ce-id (400), or an unknown Topic (404).
     if [ $((i % 20)) = 0 ]; then
       curl -s -o /dev/null -X POST "$to" -H 'ce-specversion: 1.0' -H 'ce-type: t' -H 'ce-source: /preview' || true
-      curl -s -o /dev/null -X POST "http://127.0.0.1:$dingress/default/nope" -H 'ce-specversion: 1.0' || true
+      curl -s -o /dev/null -X POST "http://127.0.0.1:$ingress/default/nope" -H 'ce-specversion: 1.0' || true
     fi
     sleep "$(awk "BEGIN{print 1/$RATE}")"
   done
