@@ -8,19 +8,27 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/herald-dev/herald/plan"
 )
 
+// CatalogTTL is how long a type stays in the catalog after a dispatcher
+// last saw it: the catalog shows what flows, and a Topic sent ever new
+// types does not grow it without end.
+const CatalogTTL = 30 * 24 * time.Hour
+
 // CatalogBucketConfig is the bucket of the event types each Topic accepted
-// (plan.CatalogBucket): one value per key, on file, like the plans.
+// (plan.CatalogBucket): one value per key, on file, like the plans, each
+// key kept for CatalogTTL after its last update.
 func CatalogBucketConfig(replicas int) jetstream.KeyValueConfig {
 	return jetstream.KeyValueConfig{
 		Bucket:      plan.CatalogBucket,
 		Description: "Herald event type catalog, one key per Topic and type",
 		History:     1,
+		TTL:         CatalogTTL,
 		Storage:     jetstream.FileStorage,
 		Replicas:    max(replicas, 1),
 	}

@@ -88,3 +88,32 @@ func waitMsgs(t *testing.T, s jetstream.Stream, n uint64) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// The catalog forgets a type a month after it was last seen, also in a
+// bucket made before the TTL was set.
+func TestCatalogBucketTTL(t *testing.T) {
+	ctx := context.Background()
+	js, _ := setup(t)
+	kv, err := js.KeyValue(ctx, plan.CatalogBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := kv.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.TTL() != provision.CatalogTTL {
+		t.Errorf("catalog TTL %v, want %v", st.TTL(), provision.CatalogTTL)
+	}
+	old := provision.CatalogBucketConfig(1)
+	old.TTL = 0
+	if _, err := js.UpdateKeyValue(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := provision.New(ctx, js, 1); err != nil {
+		t.Fatal(err)
+	}
+	if st, err = kv.Status(ctx); err != nil || st.TTL() != provision.CatalogTTL {
+		t.Errorf("catalog TTL after New on an old bucket: %v (%v), want %v", st.TTL(), err, provision.CatalogTTL)
+	}
+}
