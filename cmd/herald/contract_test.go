@@ -88,26 +88,9 @@ func TestDevTypes(t *testing.T) {
 	natsAddr := freeLocalAddr(t)
 	d := startDev(t, dir, "--nats-listen", natsAddr)
 	for i, typ := range []string{"a.created", "a.created", "b.updated", "c.deleted", "a.created"} {
-		req, _ := http.NewRequest(http.MethodPost, "http://"+d.listen+"/default/mixed", strings.NewReader(`{}`))
-		for k, v := range map[string]string{"ce-specversion": "1.0", "ce-type": typ, "ce-source": "/app",
-			"ce-id": fmt.Sprint(i), "content-type": "application/json"} {
-			req.Header.Set(k, v)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusAccepted {
-			t.Fatalf("send %s: %s", typ, resp.Status)
-		}
+		d.sendWith(t, "default/mixed", map[string]string{"ce-type": typ, "ce-source": "/app", "ce-id": fmt.Sprint(i)})
 	}
-	env := func(k string) string {
-		if k == "NATS_URL" {
-			return "nats://" + natsAddr
-		}
-		return ""
-	}
+	env := natsEnv(natsAddr)
 	var entries []plan.CatalogEntry
 	deadline := time.Now().Add(3 * plan.CatalogFlush)
 	for {

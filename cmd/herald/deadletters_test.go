@@ -102,12 +102,7 @@ spec:
 	for i := range n {
 		dev.send(t, "default/orders", fmt.Sprintf("order-%d", i))
 	}
-	env := func(k string) string {
-		if k == "NATS_URL" {
-			return "nats://" + natsAddr
-		}
-		return ""
-	}
+	env := natsEnv(natsAddr)
 	cli := func(args ...string) string {
 		t.Helper()
 		var out bytes.Buffer

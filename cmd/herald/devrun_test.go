@@ -43,9 +43,20 @@ func startDev(t *testing.T, dir string, extra ...string) *devRun {
 // namespace/topic and fails the test unless it is accepted.
 func (d *devRun) send(t *testing.T, topic, id string) {
 	t.Helper()
+	d.sendWith(t, topic, map[string]string{"ce-id": id})
+}
+
+// sendWith posts a binary-mode event to namespace/topic, its headers
+// those of send overridden by headers, and fails the test unless it is
+// accepted.
+func (d *devRun) sendWith(t *testing.T, topic string, headers map[string]string) {
+	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, "http://"+d.listen+"/"+topic, strings.NewReader(`{}`))
 	for k, v := range map[string]string{"ce-specversion": "1.0", "ce-type": "com.example.order.created", "ce-source": "/shop",
-		"ce-id": id, "content-type": "application/json"} {
+		"content-type": "application/json"} {
+		req.Header.Set(k, v)
+	}
+	for k, v := range headers {
 		req.Header.Set(k, v)
 	}
 	resp, err := http.DefaultClient.Do(req)
@@ -54,6 +65,17 @@ func (d *devRun) send(t *testing.T, topic, id string) {
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("POST %s to %s: %s", id, topic, resp.Status)
+		t.Fatalf("POST %v to %s: %s", headers, topic, resp.Status)
+	}
+}
+
+// natsEnv is the environment of a terminal tool pointed at the NATS
+// server at addr.
+func natsEnv(addr string) func(string) string {
+	return func(k string) string {
+		if k == "NATS_URL" {
+			return "nats://" + addr
+		}
+		return ""
 	}
 }

@@ -96,12 +96,7 @@ spec:
 	dev.send(t, "default/orders", "order-1")
 	dev.send(t, "default/orders", "order-2")
 
-	env := func(k string) string {
-		if k == "NATS_URL" {
-			return "nats://" + natsAddr
-		}
-		return ""
-	}
+	env := natsEnv(natsAddr)
 	cli := func(args ...string) (string, error) {
 		var out bytes.Buffer
 		err := runHistory(context.Background(), args, env, &out)

@@ -4,10 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"net/http"
+	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 )
@@ -39,26 +38,9 @@ spec:
 	natsAddr := freeLocalAddr(t)
 	dev := startDev(t, dir, "--nats-listen", natsAddr)
 	for i, prio := range []string{"high", "high", "normal", "low"} {
-		req, _ := http.NewRequest(http.MethodPost, "http://"+dev.listen+"/default/orders", strings.NewReader(`{}`))
-		for k, v := range map[string]string{"ce-specversion": "1.0", "ce-type": "com.example.order.created", "ce-source": "/shop",
-			"ce-id": "e" + string(rune('0'+i)), "ce-priority": prio, "content-type": "application/json"} {
-			req.Header.Set(k, v)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusAccepted {
-			t.Fatalf("POST with priority %s: %s", prio, resp.Status)
-		}
+		dev.sendWith(t, "default/orders", map[string]string{"ce-id": fmt.Sprint("e", i), "ce-priority": prio})
 	}
-	env := func(k string) string {
-		if k == "NATS_URL" {
-			return "nats://" + natsAddr
-		}
-		return ""
-	}
+	env := natsEnv(natsAddr)
 	var ss subscriptionStatus
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		var out bytes.Buffer
