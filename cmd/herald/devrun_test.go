@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -51,6 +52,15 @@ func (d *devRun) send(t *testing.T, topic, id string) {
 // accepted.
 func (d *devRun) sendWith(t *testing.T, topic string, headers map[string]string) {
 	t.Helper()
+	if code, body := d.post(t, topic, headers); code != http.StatusAccepted {
+		t.Fatalf("POST %v to %s: %d %s", headers, topic, code, body)
+	}
+}
+
+// post posts a binary-mode event to namespace/topic, its headers those of
+// send overridden by headers, and returns the answer's status and body.
+func (d *devRun) post(t *testing.T, topic string, headers map[string]string) (int, string) {
+	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, "http://"+d.listen+"/"+topic, strings.NewReader(`{}`))
 	for k, v := range map[string]string{"ce-specversion": "1.0", "ce-type": "com.example.order.created", "ce-source": "/shop",
 		"content-type": "application/json"} {
@@ -63,10 +73,9 @@ func (d *devRun) sendWith(t *testing.T, topic string, headers map[string]string)
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("POST %v to %s: %s", headers, topic, resp.Status)
-	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }
 
 // natsEnv is the environment of a terminal tool pointed at the NATS

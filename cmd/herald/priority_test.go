@@ -54,35 +54,10 @@ spec:
 	if err := os.WriteFile(filepath.Join(dir, "orders.yaml"), []byte(manifest), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	listen := freeLocalAddr(t)
-	ingress := "http://" + listen + "/default/orders"
-	var stderr lockedBuffer
-	defer func() {
-		if t.Failed() {
-			t.Logf("herald dev's stderr:\n%s", stderr.String())
-		}
-	}()
-	args := []string{"-f", dir, "--data-dir", t.TempDir(), "--listen", listen,
-		"--display-listen", "", "--webhook-listen", "", "--nats-listen", "random", "--log-level", "warn"}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- devMain(ctx, args, &stderr, &stderr) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("herald dev: %v", err)
-		}
-	}()
-	waitFor(t, 30*time.Second, func() bool {
-		resp, err := http.Post(ingress, "application/json", strings.NewReader(`{}`))
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusBadRequest
-	}, "herald dev serving the Topic")
+	dev := startDev(t, dir)
+	ingress := "http://" + dev.listen + "/default/orders"
 
-	c, err := parseSendFlags([]string{"--to", ingress, "--type", "com.example.order.cancelled", "--source", "/cli", "--id", "by-send", "--priority", "high"}, &stderr)
+	c, err := parseSendFlags([]string{"--to", ingress, "--type", "com.example.order.cancelled", "--source", "/cli", "--id", "by-send", "--priority", "high"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,18 +69,7 @@ spec:
 		t.Fatalf("herald send --priority high: %d %q, %v", code, status, err)
 	}
 	post := func(id, priority string) (int, string) {
-		req, _ := http.NewRequest(http.MethodPost, ingress, strings.NewReader(`{}`))
-		for k, v := range map[string]string{"ce-specversion": "1.0", "ce-type": "com.example.order.created", "ce-source": "/curl",
-			"ce-id": id, "ce-priority": priority, "content-type": "application/json"} {
-			req.Header.Set(k, v)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		return dev.post(t, "default/orders", map[string]string{"ce-source": "/curl", "ce-id": id, "ce-priority": priority})
 	}
 	for id, p := range map[string]string{"by-curl-low": "low", "by-curl-normal": "normal"} {
 		if code, body := post(id, p); code != http.StatusAccepted {
