@@ -2,8 +2,6 @@ package dispatcher
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"sync"
@@ -63,12 +61,6 @@ func (c *catalog) take() map[string]*plan.CatalogEntry {
 	return t
 }
 
-// catalogToken is the key token of an event type in plan.CatalogBucket.
-func catalogToken(typ string) string {
-	sum := sha256.Sum256([]byte(typ))
-	return base64.RawURLEncoding.EncodeToString(sum[:18])
-}
-
 // flushCatalogs merges what the dispatcher saw into plan.CatalogBucket every
 // plan.CatalogFlush until ctx ends, and once more then. Entries that cannot
 // be written (the bucket missing, NATS unreachable) are dropped: the catalog
@@ -99,7 +91,7 @@ func (d *Dispatcher) flushCatalogs(ctx context.Context) {
 					continue
 				}
 				for _, en := range seen {
-					key := plan.CatalogKey(ts.plan.Namespace, ts.plan.Name, catalogToken(en.Type))
+					key := plan.CatalogKey(ts.plan.Namespace, ts.plan.Name, en.Type)
 					if err := mergeCatalogEntry(fctx, kv, key, *en); err != nil {
 						d.log.Debug("catalog entry not written", "key", key, "error", err)
 					}

@@ -95,11 +95,10 @@ func trimStar(p string) string {
 	return p
 }
 
-// CatalogKey is the CatalogBucket key of an event type of a Topic; token
-// is a digest of the type made of key-safe characters (the dispatcher's
-// choice), so that any type fits a key.
-func CatalogKey(namespace, topic, token string) string {
-	return namespace + "." + topic + "." + token
+// CatalogKey is the CatalogBucket key of event type typ of a Topic: the
+// type's Token, so that any type fits a key.
+func CatalogKey(namespace, topic, typ string) string {
+	return namespace + "." + topic + "." + Token(typ)
 }
 
 // CatalogKeys is the CatalogBucket key filter matching every key of a Topic.

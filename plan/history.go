@@ -2,7 +2,7 @@ package plan
 
 import (
 	"crypto/sha256"
-	"encoding/hex"
+	"encoding/base64"
 	"time"
 )
 
@@ -58,17 +58,18 @@ func HistorySubject(namespace, topic, eventID, subscription, outcome string) str
 	}
 	id := eventID
 	if id != "*" {
-		id = HistoryEventToken(eventID)
+		id = Token(eventID)
 	}
 	return "herald.history." + namespace + "." + topic + "." + id + "." + sub + "." + outcome
 }
 
-// HistoryEventToken is the subject token standing for an event id: ids may
-// hold any character, subject tokens not. It is a hash, so events of
-// different sources with the same id share it; records carry the source.
-func HistoryEventToken(eventID string) string {
-	sum := sha256.Sum256([]byte(eventID))
-	return hex.EncodeToString(sum[:12])
+// Token is a digest of s made of characters that subject tokens and
+// key-value keys allow, standing for s where s may hold any character (an
+// event id, an event type). Different strings may, very rarely, share one:
+// what is stored under it carries s itself.
+func Token(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return base64.RawURLEncoding.EncodeToString(sum[:18])
 }
 
 // HistoryRecord is one entry of an event's delivery history.
