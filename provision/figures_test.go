@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -41,9 +42,20 @@ func TestBulkFigures(t *testing.T) {
 	if streams[plan.CounterStream] == nil {
 		t.Errorf("counter stream not listed")
 	}
-	infos, err := p.Consumers(ctx, stream)
-	if err != nil {
-		t.Fatal(err)
+	// The server counts a new message into its consumers' pending
+	// asynchronously: list until the count reached every consumer.
+	var infos map[string]*jetstream.ConsumerInfo
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if infos, err = p.Consumers(ctx, stream); err != nil {
+			t.Fatal(err)
+		}
+		all := len(infos) == consumers
+		for _, c := range infos {
+			all = all && c.NumPending == 1
+		}
+		if all || time.Now().After(deadline) {
+			break
+		}
 	}
 	if len(infos) != consumers {
 		t.Errorf("listed %d consumers, want %d", len(infos), consumers)
